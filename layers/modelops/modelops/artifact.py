@@ -1,0 +1,168 @@
+"""Model artifacts: model.joblib + manifest.json (+ golden.json), with integrity and version checks.
+
+joblib/pickle can run arbitrary code while loading, so nothing reaches joblib.load until the
+bytes match the sha256 recorded in the manifest and the manifest's scikit-learn major.minor
+matches the runtime's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ArtifactIntegrityError, ModelOpsError, VersionSkewError
+from .schema import FeatureSchema
+
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+GOLDEN_FILE = "golden.json"
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def runtime_versions() -> dict[str, str]:
+    """Versions of the libraries that decide whether a pickle loads correctly (read without importing sklearn)."""
+    from importlib.metadata import version
+
+    return {
+        "python": platform.python_version(),
+        "scikit_learn": version("scikit-learn"),
+        "numpy": version("numpy"),
+        "joblib": version("joblib"),
+    }
+
+
+def major_minor(ver: str) -> str:
+    return ".".join(ver.split(".")[:2])
+
+
+@dataclass
+class Manifest:
+    name: str
+    version: str
+    created_at: str
+    task: str
+    estimator: str
+    features: list[dict[str, Any]]
+    target: str
+    metrics: dict[str, float]
+    training_data: dict[str, Any]
+    runtime: dict[str, str]
+    baseline: dict[str, dict[str, Any]]
+    recipe: dict[str, Any]
+    classes: list[Any] | None = None
+    artifact: dict[str, Any] = field(default_factory=dict)
+    golden: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def schema(self) -> FeatureSchema:
+        return FeatureSchema.from_list(self.features)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Manifest:
+        try:
+            raw = json.loads(data)
+            known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+            return cls(**known)
+        except (ValueError, TypeError) as exc:
+            raise ArtifactIntegrityError(f"manifest.json is not a valid manifest: {exc}") from exc
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "task": self.task,
+            "estimator": self.estimator,
+            "created_at": self.created_at,
+            "classes": self.classes,
+            "target": self.target,
+            "features": [{"name": f["name"], "dtype": f["dtype"]} for f in self.features],
+            "metrics": self.metrics,
+        }
+
+
+@dataclass
+class LoadedModel:
+    manifest: Manifest
+    estimator: Any
+    golden: dict[str, Any] | None = None
+
+
+def write_artifact(directory: str | Path, estimator: Any, manifest: Manifest, golden: dict[str, Any] | None) -> Manifest:
+    """Serialize the estimator, fill in the checksums and write all files into directory."""
+    import joblib
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    model_bytes = buffer.getvalue()
+    (directory / MODEL_FILE).write_bytes(model_bytes)
+    manifest.artifact = {"file": MODEL_FILE, "sha256": sha256_bytes(model_bytes), "bytes": len(model_bytes)}
+    if golden is not None:
+        golden_bytes = json.dumps(golden, indent=1).encode()
+        (directory / GOLDEN_FILE).write_bytes(golden_bytes)
+        manifest.golden = {"file": GOLDEN_FILE, "sha256": sha256_bytes(golden_bytes), "rows": len(golden["instances"])}
+    (directory / MANIFEST_FILE).write_bytes(manifest.to_json())
+    return manifest
+
+
+def verify(manifest: Manifest, model_bytes: bytes) -> None:
+    """Refuse tampered, truncated or version-skewed artifacts. Never unpickles anything."""
+    expected = manifest.artifact.get("sha256")
+    if not expected:
+        raise ArtifactIntegrityError(f"model {manifest.name}/{manifest.version}: manifest has no sha256 for {MODEL_FILE}")
+    actual = sha256_bytes(model_bytes)
+    if actual != expected:
+        raise ArtifactIntegrityError(
+            f"model {manifest.name}/{manifest.version}: {MODEL_FILE} sha256 {actual[:12]}… does not match "
+            f"the manifest's {expected[:12]}… ({len(model_bytes)} bytes); refusing to load it"
+        )
+    trained = manifest.runtime.get("scikit_learn", "unknown")
+    from importlib.metadata import version
+
+    running = version("scikit-learn")
+    if major_minor(trained) != major_minor(running):
+        raise VersionSkewError(
+            f"model {manifest.name}/{manifest.version} was trained with scikit-learn {trained} "
+            f"but this runtime has scikit-learn {running}; retrain it or use a matching runtime"
+        )
+
+
+def load_from_bytes(manifest_bytes: bytes, model_bytes: bytes, golden_bytes: bytes | None = None) -> LoadedModel:
+    manifest = Manifest.from_json(manifest_bytes)
+    verify(manifest, model_bytes)
+    import joblib
+
+    estimator = joblib.load(io.BytesIO(model_bytes))
+    golden = None
+    if golden_bytes is not None:
+        if manifest.golden.get("sha256") != sha256_bytes(golden_bytes):
+            raise ArtifactIntegrityError(f"model {manifest.name}/{manifest.version}: {GOLDEN_FILE} does not match its sha256")
+        golden = json.loads(golden_bytes)
+    return LoadedModel(manifest=manifest, estimator=estimator, golden=golden)
+
+
+def load_from_dir(directory: str | Path) -> LoadedModel:
+    directory = Path(directory)
+    try:
+        manifest_bytes = (directory / MANIFEST_FILE).read_bytes()
+        model_bytes = (directory / MODEL_FILE).read_bytes()
+    except FileNotFoundError as exc:
+        raise ModelOpsError(f"model directory {directory} is incomplete: {os.path.basename(exc.filename)} is missing") from exc
+    golden_path = directory / GOLDEN_FILE
+    golden_bytes = golden_path.read_bytes() if golden_path.exists() else None
+    return load_from_bytes(manifest_bytes, model_bytes, golden_bytes)

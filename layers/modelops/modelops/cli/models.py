@@ -1,0 +1,123 @@
+"""`modelops models list|show|promote|rollback|history`: read and change the registry."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..registry import ANY, require_registry
+from .output import emit_json, key_values, table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list, show, promote and roll back registered models",
+                       description="Inspect and change the S3 model registry.")
+    ms = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+
+    ls = ms.add_parser("list", help="list models, or the versions of one model")
+    ls.add_argument("name", nargs="?", help="model name: list its versions")
+    ls.set_defaults(func=list_cmd)
+
+    show = ms.add_parser("show", help="show a version's manifest summary")
+    show.add_argument("name")
+    show.add_argument("version", nargs="?", default="champion", help="version or alias (default: champion)")
+    show.set_defaults(func=show_cmd)
+
+    promote = ms.add_parser("promote", help="point an alias at a version (conditional on its current value)")
+    promote.add_argument("name")
+    promote.add_argument("version")
+    promote.add_argument("--alias", default="champion")
+    promote.add_argument("--expect", help="fail unless the alias currently points here ('none' for unset)")
+    promote.add_argument("--reason", default="manual promotion")
+    promote.set_defaults(func=promote_cmd)
+
+    rollback = ms.add_parser("rollback", help="return an alias to its previous version")
+    rollback.add_argument("name")
+    rollback.add_argument("--alias", default="champion")
+    rollback.add_argument("--reason", default="")
+    rollback.set_defaults(func=rollback_cmd)
+
+    history = ms.add_parser("history", help="the append-only audit log of a model")
+    history.add_argument("name")
+    history.add_argument("--limit", type=int, default=20)
+    history.set_defaults(func=history_cmd)
+
+
+def list_cmd(args: argparse.Namespace) -> int:
+    registry = require_registry(args.registry)
+    if not args.name:
+        names = registry.list_models()
+        rows = []
+        for n in names:
+            aliases = registry.aliases(n)
+            rows.append({"model": n, "versions": len(registry.list_versions(n)),
+                         **{a: s.version for a, s in aliases.items()}})
+        if args.json:
+            emit_json(rows)
+        else:
+            table(rows, ["model", "versions", "champion", "challenger"], title=f"models in {registry.uri}")
+        return 0
+    versions = registry.list_versions(args.name)
+    by_version: dict[str, list[str]] = {}
+    for alias, state in registry.aliases(args.name).items():
+        by_version.setdefault(state.version or "", []).append(alias)
+    rows = []
+    for v in versions:
+        m = registry.manifest(args.name, v)
+        main_metric = "accuracy" if m.task == "classification" else "rmse"
+        rows.append({"version": v, "created": m.created_at, "estimator": m.estimator,
+                     main_metric: m.metrics.get(main_metric), "aliases": by_version.get(v, [])})
+    if args.json:
+        emit_json(rows)
+    else:
+        metric = [c for c in ("accuracy", "rmse") if rows and c in rows[0]]
+        table(rows, ["version", "created", "estimator", *metric, "aliases"], title=f"{args.name} in {registry.uri}")
+    return 0
+
+
+def show_cmd(args: argparse.Namespace) -> int:
+    registry = require_registry(args.registry)
+    m = registry.manifest(args.name, args.version)
+    summary = m.summary() | {"training_data": m.training_data, "runtime": m.runtime, "sha256": m.artifact.get("sha256")}
+    if args.json:
+        emit_json(summary)
+        return 0
+    key_values({k: summary[k] for k in ("name", "version", "task", "estimator", "created_at", "target", "classes", "sha256")})
+    key_values({f"metric.{k}": v for k, v in m.metrics.items()})
+    key_values({"training_data": f"{m.training_data.get('uri')} ({m.training_data.get('rows')} rows, "
+                                 f"sha256 {str(m.training_data.get('sha256'))[:12]}…)",
+                "runtime": ", ".join(f"{k} {v}" for k, v in m.runtime.items())})
+    table([{"feature": f["name"], "dtype": f["dtype"], "min": f.get("min"), "max": f.get("max")} for f in m.features],
+          ["feature", "dtype", "min", "max"])
+    return 0
+
+
+def promote_cmd(args: argparse.Namespace) -> int:
+    registry = require_registry(args.registry)
+    expected = ANY if args.expect is None else (None if args.expect == "none" else args.expect)
+    state = registry.set_alias(args.name, args.alias, args.version, expected=expected, reason=args.reason,
+                               trigger="cli:promote")
+    out = {"model": args.name, "alias": args.alias, "version": state.version,
+           "previous": state.previous[-1] if state.previous else None}
+    emit_json(out) if args.json else key_values(out)
+    return 0
+
+
+def rollback_cmd(args: argparse.Namespace) -> int:
+    registry = require_registry(args.registry)
+    state = registry.rollback(args.name, args.alias, reason=args.reason, trigger="cli:rollback")
+    out = {"model": args.name, "alias": args.alias, "version": state.version}
+    emit_json(out) if args.json else key_values(out)
+    return 0
+
+
+def history_cmd(args: argparse.Namespace) -> int:
+    registry = require_registry(args.registry)
+    events = registry.history(args.name, limit=args.limit)
+    if args.json:
+        emit_json(events)
+    else:
+        rows = [{"at": e["at"], "event": e["event"], "alias": e.get("alias"), "from": e.get("from"),
+                 "to": e.get("to") or e.get("version"), "trigger": e.get("trigger"), "reason": e.get("reason")}
+                for e in events]
+        table(rows, ["at", "event", "alias", "from", "to", "trigger", "reason"])
+    return 0

@@ -1,0 +1,66 @@
+"""`modelops train`: train a model, write its artifact, register it, optionally set an alias."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from ..artifact import CLASSIFICATION, REGRESSION, write_artifact
+from ..dataset import load_builtin, read_csv
+from ..errors import ModelOpsError
+from ..registry import require_registry
+from ..training import train
+from .output import emit_json, key_values, progress
+
+DEFAULT_NAMES = {CLASSIFICATION: "breast-cancer", REGRESSION: "diabetes"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model and register it",
+                       description="Train a model (the bundled breast-cancer classifier by default, or any CSV), "
+                                   "register it in the S3 registry and optionally point an alias at it.")
+    p.add_argument("--registry", default=argparse.SUPPRESS, help="s3://bucket/prefix (overrides the global option)")
+    p.add_argument("--data", help="training CSV with a header row; numeric and categorical columns")
+    p.add_argument("--target", help="target column in --data")
+    p.add_argument("--model-name", help="registry name (default: breast-cancer, diabetes, or the CSV's file name)")
+    p.add_argument("--task", choices=[CLASSIFICATION, REGRESSION], help="default: inferred from the target")
+    p.add_argument("--estimator", help="logistic|ridge (default), hgb or random_forest")
+    p.add_argument("--alias", help="point this alias (e.g. champion) at the new version")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", help="also keep the artifact in this directory")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = require_registry(args.registry)
+    if args.data and not args.target:
+        raise ModelOpsError("--data needs --target COL")
+    if args.target and not args.data:
+        raise ModelOpsError("--target is only used with --data")
+    if args.data:
+        dataset = read_csv(args.data, args.target)
+        name = args.model_name or Path(args.data).stem
+    else:
+        builtin = "diabetes" if args.task == REGRESSION else "breast_cancer"
+        dataset = load_builtin(builtin)
+        name = args.model_name or DEFAULT_NAMES[args.task or CLASSIFICATION]
+    registry.check_bucket()
+    step = progress(f"training {name}", 4)
+    trained = train(dataset, name, task=args.task, estimator_kind=args.estimator, seed=args.seed, progress=step)
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(args.out) if args.out else Path(tmp)
+        manifest = write_artifact(directory, trained.estimator, trained.manifest, trained.golden)
+        step("register")
+        registry.register(directory)
+    if args.alias:
+        registry.set_alias(name, args.alias, manifest.version, reason="trained with --alias", trigger="cli:train")
+    result = {"name": manifest.name, "version": manifest.version, "task": manifest.task,
+              "estimator": manifest.estimator, "metrics": manifest.metrics, "alias": args.alias,
+              "uri": f"{registry.uri}/models/{manifest.name}/{manifest.version}/"}
+    if args.json:
+        emit_json(result)
+    else:
+        key_values({k: v for k, v in result.items() if k != "metrics"})
+        key_values({f"metric.{k}": v for k, v in manifest.metrics.items()})
+    return 0

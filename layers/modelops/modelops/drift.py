@@ -1,0 +1,102 @@
+"""Baseline feature statistics and the Population Stability Index (PSI).
+
+At training time each numeric feature is cut into quantile bins (edges from the training
+data); each categorical feature keeps its category counts. Later, any sample can be binned
+the same way and compared: PSI = sum((a - e) * ln(a / e)) over bins, with a small floor on
+proportions so that an empty bin does not produce an infinite value.
+Rules of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 significant shift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+DEFAULT_BINS = 10
+PROPORTION_FLOOR = 1e-4
+OTHER = "__other__"
+
+
+def numeric_baseline(values: np.ndarray, bins: int = DEFAULT_BINS) -> dict[str, Any]:
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    inner = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])) if values.size else np.array([])
+    counts = numeric_counts(values, inner)
+    return {"kind": "numeric", "edges": inner.tolist(), "counts": counts.tolist()}
+
+
+def numeric_counts(values: np.ndarray, edges: np.ndarray | list[float]) -> np.ndarray:
+    """Counts per bin; bin i holds edges[i-1] < x <= edges[i], with open outer bins."""
+    edges = np.asarray(edges, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    index = np.searchsorted(edges, values, side="left")
+    return np.bincount(index, minlength=edges.size + 1)
+
+
+def categorical_baseline(values: np.ndarray) -> dict[str, Any]:
+    cats, counts = np.unique(np.asarray([str(v) for v in values if v == v and v is not None]), return_counts=True)
+    return {"kind": "categorical", "categories": cats.tolist(), "counts": counts.tolist()}
+
+
+def categorical_counts(values: np.ndarray, categories: list[str]) -> np.ndarray:
+    index = {c: i for i, c in enumerate(categories)}
+    counts = np.zeros(len(categories) + 1, dtype=np.int64)
+    for v in values:
+        if v is None or v != v:
+            continue
+        counts[index.get(str(v), len(categories))] += 1
+    return counts
+
+
+def psi(expected_counts: np.ndarray | list[float], actual_counts: np.ndarray | list[float]) -> float:
+    expected = np.asarray(expected_counts, dtype=np.float64)
+    actual = np.asarray(actual_counts, dtype=np.float64)
+    if expected.shape != actual.shape:
+        raise ValueError(f"bin counts differ in length: {expected.shape} vs {actual.shape}")
+    if expected.sum() <= 0 or actual.sum() <= 0:
+        return 0.0
+    e = np.maximum(expected / expected.sum(), PROPORTION_FLOOR)
+    a = np.maximum(actual / actual.sum(), PROPORTION_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def baseline_for(values: np.ndarray, dtype: str) -> dict[str, Any]:
+    return numeric_baseline(values) if dtype == "number" else categorical_baseline(values)
+
+
+class DriftAccumulator:
+    """Counts values per baseline bin over many chunks, so drift needs no second pass."""
+
+    def __init__(self, baseline: dict[str, dict[str, Any]], feature_names: list[str] | tuple[str, ...]):
+        self.names = list(feature_names)
+        self.baseline = baseline
+        self._edges = {}
+        self.counts: dict[str, np.ndarray] = {}
+        for name in self.names:
+            base = baseline[name]
+            size = len(base["counts"]) + (1 if base["kind"] == "categorical" else 0)
+            self.counts[name] = np.zeros(size, dtype=np.int64)
+            if base["kind"] == "numeric":
+                self._edges[name] = np.asarray(base["edges"], dtype=np.float64)
+
+    def add(self, matrix: np.ndarray) -> None:
+        for j, name in enumerate(self.names):
+            column = matrix[:, j]
+            if name in self._edges:
+                self.counts[name] += numeric_counts(column, self._edges[name])
+            else:
+                self.counts[name] += categorical_counts(column, self.baseline[name]["categories"])
+
+    def merge(self, other_counts: dict[str, list[int]]) -> None:
+        for name, counts in other_counts.items():
+            self.counts[name] += np.asarray(counts, dtype=np.int64)
+
+    def psi_by_feature(self) -> dict[str, float]:
+        out = {}
+        for name in self.names:
+            base = self.baseline[name]
+            expected = list(base["counts"]) + ([0] if base["kind"] == "categorical" else [])
+            out[name] = psi(expected, self.counts[name])
+        return out
