@@ -26,3 +26,6 @@ test: venv  ## run every test (no AWS account, no Docker)
 
 clean:  ## remove build output and the virtualenv
 	rm -rf $(VENV) .aws-sam .pytest_cache
+
+bench: venv  ## run the benchmarks under bench/ and print a summary table
+	$(BIN)/python bench/run_all.py $(BENCH)
