@@ -78,8 +78,11 @@ class Registry:
         return out
 
     def check_bucket(self) -> None:
-        with aws_errors(f"registry {self.uri}", self.bucket):
-            self.s3.head_bucket(Bucket=self.bucket)
+        try:
+            with aws_errors(f"registry {self.uri}", self.bucket):
+                self.s3.head_bucket(Bucket=self.bucket)
+        except NotFoundError:  # HeadBucket answers a bare 404 without an error code
+            raise NotFoundError(f"registry {self.uri}: bucket '{self.bucket}' does not exist") from None
 
     # ---- versions ---------------------------------------------------------------------
     def register(self, directory: str | Path) -> Manifest:
