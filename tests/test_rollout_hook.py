@@ -1,0 +1,211 @@
+"""Pre-traffic hook: pass, wrong predictions, invoke error and its own crash, each reporting to CodeDeploy.
+
+moto does not implement CodeDeploy's PutLifecycleEventHookExecutionStatus, so a botocore Stubber on a real
+codedeploy client checks the exact report. The "new function version" is a small fake Lambda client with the
+get_function_configuration/invoke interface that answers with the real model loaded from the artifact; the
+golden sets come from a moto S3 registry.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from modelops import hook
+from modelops.artifact import load_from_dir
+from modelops.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENT = json.loads((ROOT / "events" / "pretraffic_hook.json").read_text())
+TARGET = "arn:aws:lambda:us-east-1:123456789012:function:predict:7"
+
+
+class FakePredictFunction:
+    """Answers like the predict function: API Gateway proxy responses computed by the real model."""
+
+    def __init__(self, model_dir: Path, *, pinned: str | None = None, tamper=None, function_error: bool = False,
+                 status: int = 200):
+        self.model = load_from_dir(model_dir)
+        self.pinned = pinned or self.model.manifest.version
+        self.tamper = tamper
+        self.function_error = function_error
+        self.status = status
+        self.invocations: list[dict] = []
+
+    def get_function_configuration(self, FunctionName):
+        assert FunctionName == TARGET
+        return {"Environment": {"Variables": {"MODELOPS_MODEL_VERSION": self.pinned}}}
+
+    def invoke(self, FunctionName, InvocationType, Payload):
+        event = json.loads(Payload)
+        self.invocations.append(event)
+        if self.function_error:
+            return {"StatusCode": 200, "FunctionError": "Unhandled",
+                    "Payload": io.BytesIO(b'{"errorMessage": "boom", "errorType": "RuntimeError"}')}
+        instances = json.loads(event["body"])["instances"]
+        m = self.model
+        names = [f["name"] for f in m.manifest.features]
+        import numpy as np
+
+        X = np.array([[row[n] for n in names] for row in instances], dtype=float)
+        body = {"model": {"name": m.manifest.name, "version": m.manifest.version},
+                "predictions": m.estimator.predict(X).tolist(),
+                "probabilities": [dict(zip(m.manifest.classes, p, strict=True)) for p in m.estimator.predict_proba(X).tolist()]}
+        if self.tamper:
+            self.tamper(body)
+        if self.status != 200:
+            body = {"error": {"code": "model_unavailable", "message": "cannot load model"}}
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps({"statusCode": self.status, "body": json.dumps(body)}).encode())}
+
+
+@pytest.fixture
+def codedeploy():
+    client = boto3.client("codedeploy", region_name="us-east-1")
+    with Stubber(client) as stub:
+        yield client, stub
+
+
+def expect_report(stub: Stubber, status: str) -> None:
+    stub.add_response("put_lifecycle_event_hook_execution_status", {"lifecycleEventHookExecutionId": "x"},
+                      {"deploymentId": EVENT["DeploymentId"],
+                       "lifecycleEventHookExecutionId": EVENT["LifecycleEventHookExecutionId"], "status": status})
+
+
+def make_context(registry, fake, codedeploy_client):
+    def build():
+        return hook.HookContext(codedeploy=codedeploy_client, lambda_client=fake,
+                                load_golden=hook.registry_golden_loader(registry, "breast-cancer"), target_function=TARGET)
+    return build
+
+
+def test_pass_reports_succeeded(registry, classifier_dir, codedeploy):
+    client, stub = codedeploy
+    registry.register(classifier_dir)
+    fake = FakePredictFunction(classifier_dir)
+    expect_report(stub, "Succeeded")
+    result = hook.run_hook(EVENT, make_context(registry, fake, client))
+    stub.assert_no_pending_responses()
+    assert result.status == "Succeeded", result.problems
+    golden_rows = json.loads((classifier_dir / "golden.json").read_text())["instances"]
+    assert result.checked == {fake.model.manifest.version: len(golden_rows)}
+    sent = json.loads(fake.invocations[0]["body"])["instances"]
+    assert sent == golden_rows and fake.invocations[0]["httpMethod"] == "POST"
+
+
+def test_wrong_predictions_report_failed(registry, classifier_dir, codedeploy):
+    client, stub = codedeploy
+    registry.register(classifier_dir)
+
+    def flip_first(body):
+        body["predictions"][0] = "malignant" if body["predictions"][0] == "benign" else "benign"
+
+    expect_report(stub, "Failed")
+    result = hook.run_hook(EVENT, make_context(registry, FakePredictFunction(classifier_dir, tamper=flip_first), client))
+    stub.assert_no_pending_responses()
+    assert result.status == "Failed"
+    assert any(p.startswith("row 0: prediction") for p in result.problems)
+
+
+def test_probability_outside_tolerance_reports_failed(registry, classifier_dir, codedeploy):
+    client, stub = codedeploy
+    registry.register(classifier_dir)
+
+    def nudge(body):
+        first = body["probabilities"][3]
+        k = next(iter(first))
+        first[k] += 1e-3
+
+    expect_report(stub, "Failed")
+    result = hook.run_hook(EVENT, make_context(registry, FakePredictFunction(classifier_dir, tamper=nudge), client))
+    assert result.status == "Failed" and any("row 3: probabilities" in p for p in result.problems)
+
+
+def test_model_version_other_than_pinned_fails(registry, classifier_dir, classifier_v2_dir, codedeploy):
+    client, stub = codedeploy
+    registry.register(classifier_dir)
+    registry.register(classifier_v2_dir)
+    v2 = json.loads((classifier_v2_dir / "manifest.json").read_text())["version"]
+    fake = FakePredictFunction(classifier_dir, pinned=v2)  # pinned to v2 but serves v1
+    expect_report(stub, "Failed")
+    result = hook.run_hook(EVENT, make_context(registry, fake, client))
+    assert result.status == "Failed" and "not the pinned" in result.problems[0]
+
+
+def test_invoke_error_reports_failed(registry, classifier_dir, codedeploy):
+    client, stub = codedeploy
+    registry.register(classifier_dir)
+    expect_report(stub, "Failed")
+    result = hook.run_hook(EVENT, make_context(registry, FakePredictFunction(classifier_dir, function_error=True), client))
+    stub.assert_no_pending_responses()
+    assert result.status == "Failed" and "raised Unhandled" in result.problems[0]
+
+
+def test_503_from_new_version_reports_failed(registry, classifier_dir, codedeploy):
+    client, stub = codedeploy
+    registry.register(classifier_dir)
+    expect_report(stub, "Failed")
+    result = hook.run_hook(EVENT, make_context(registry, FakePredictFunction(classifier_dir, status=503), client))
+    assert result.status == "Failed" and "answered 503" in result.problems[0]
+
+
+def test_own_crash_still_reports_failed(codedeploy):
+    client, stub = codedeploy
+
+    def broken_context():
+        raise KeyError("MODELOPS_REGISTRY")
+
+    expect_report(stub, "Failed")
+    result = hook.run_hook(EVENT, broken_context, codedeploy=client)
+    stub.assert_no_pending_responses()
+    assert result.status == "Failed" and "KeyError" in result.problems[0]
+
+
+def test_missing_golden_set_in_registry_reports_failed(registry, classifier_dir, codedeploy):
+    """The registry has no such model version: a crash inside validation, reported as Failed."""
+    client, stub = codedeploy
+    expect_report(stub, "Failed")
+    result = hook.run_hook(EVENT, make_context(registry, FakePredictFunction(classifier_dir), client))
+    assert result.status == "Failed" and "not found" in result.problems[0]
+
+
+def test_event_without_ids_is_rejected():
+    with pytest.raises(InputError) as err:
+        hook.run_hook({"DeploymentId": "d-1"}, lambda: None)
+    assert err.value.field == "LifecycleEventHookExecutionId"
+
+
+def test_regression_golden_comparison_uses_tolerance():
+    golden = {"predictions": [100.0, 2.5], "tolerance": 1e-6}
+    assert hook.compare_with_golden(golden, {"predictions": [100.00000001, 2.5]}, None) == []
+    problems = hook.compare_with_golden(golden, {"predictions": [100.0, 2.6]}, None)
+    assert len(problems) == 1 and problems[0].startswith("row 1")
+    assert hook.compare_with_golden(golden, {"predictions": [1.0]}, None) == ["answer has 1 predictions for 2 golden rows"]
+
+
+def test_handler_reports_through_codedeploy(monkeypatch, codedeploy):
+    """The Lambda handler itself: a missing environment is the hook's own crash and is still reported."""
+    client, stub = codedeploy
+    spec = importlib.util.spec_from_file_location("pretraffic_app", ROOT / "functions" / "pretraffic_hook" / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    monkeypatch.setattr(app, "client", lambda service: client if service == "codedeploy" else boto3.client(service))
+    monkeypatch.delenv("MODELOPS_TARGET_FUNCTION_VERSION", raising=False)
+    monkeypatch.setenv("MODELOPS_REGISTRY", "s3://modelops-test/registry")
+    monkeypatch.setenv("MODELOPS_MODEL_NAME", "breast-cancer")
+    expect_report(stub, "Failed")
+
+    class Ctx:
+        function_name = "CodeDeployHook_predict"
+        memory_limit_in_mb = 256
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:CodeDeployHook_predict"
+        aws_request_id = "req-1"
+
+    out = app.lambda_handler(EVENT, Ctx())
+    stub.assert_no_pending_responses()
+    assert out["status"] == "Failed" and "MODELOPS_TARGET_FUNCTION_VERSION" in out["problems"][0]
