@@ -1,0 +1,380 @@
+"""The retrain decision: assemble data, train a candidate with the champion's recipe, compare both on
+the same recent holdout, and roll the candidate out only when it is clearly better.
+
+Stages (each one that fails leaves the champion alias, the SSM pin and the live Lambda alias untouched):
+    lock        one run at a time (lock with expiry) and a cooldown between decisions
+    guard       no rollout of the function may be in flight
+    champion    resolve the champion and its recipe
+    data        original training set + labelled predictions from the recent window; the newest part of
+                the recent window is the holdout and is never trained on
+    train       modelops.training.train with the champion's estimator, task and seed
+    evaluate    candidate and champion on the same holdout
+    decide      candidate must beat the champion by `margin` on the primary metric and pass every floor
+    register    only a winning candidate is registered (challenger alias)
+    deploy      a new Lambda version pinned to it, moved in by CodeDeploy (canary)
+The champion alias and the SSM pin move only in `finalize`, after CodeDeploy reports success.
+Every run writes one `retrain_decision` (or `retrain_failed` / `retrain_skipped`) event to the registry
+history with the trigger, the data used, the metrics and the decision, and announces it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from . import training
+from .artifact import CLASSIFICATION, Manifest, write_artifact
+from .aws import aws_errors, parse_s3_uri
+from .dataset import Dataset, load_builtin, read_csv
+from .deploy import MODEL_VERSION_VAR, ChampionPin, Deployer
+from .errors import ConflictError, ModelOpsError, NotFoundError
+from .lock import CooldownActive, LockBusy, RetrainLock, iso
+from .monitoring import LabelledPrediction
+from .registry import CHALLENGER, CHAMPION, Registry
+
+log = logging.getLogger(__name__)
+
+LOWER_IS_BETTER = {"mae", "rmse", "log_loss"}
+DEFAULT_METRIC = {CLASSIFICATION: "accuracy", "regression": "mae"}
+
+
+@dataclass
+class RetrainConfig:
+    recent_days: float = 14.0  # labelled predictions from this window are used
+    holdout_fraction: float = 0.3  # newest share of the recent window, kept for evaluation only
+    min_recent_rows: int = 50
+    min_holdout_rows: int = 20
+    include_original: bool = True
+    original_max_rows: int | None = None  # cap on the original set (its last rows), None = all
+    metric: str | None = None  # default: accuracy (classification) or mae (regression)
+    margin: float = 0.01  # the candidate must beat the champion by at least this much on `metric`
+    floors: dict[str, float] = field(default_factory=dict)  # absolute bounds, e.g. {"accuracy": 0.8, "mae": 60}
+    cooldown_seconds: float = 24 * 3600
+    lock_ttl_seconds: float = 20 * 60
+
+
+@dataclass
+class RetrainResult:
+    outcome: str  # promoted | rejected | skipped | failed | dry_run
+    reason: str
+    model: str
+    champion: str | None = None
+    candidate: str | None = None
+    deployment_id: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    stage: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, {}, [])}
+
+
+class LabelledSource(Protocol):
+    def labelled(self, name: str, since: float, until: float) -> list[LabelledPrediction]: ...
+
+
+class Notifier(Protocol):
+    def publish(self, subject: str, message: dict[str, Any]) -> None: ...
+
+
+class SnsNotifier:
+    def __init__(self, sns: Any, topic_arn: str):
+        self.sns, self.topic = sns, topic_arn
+
+    def publish(self, subject: str, message: dict[str, Any]) -> None:
+        import json
+
+        with aws_errors(f"publishing to {self.topic}"):
+            self.sns.publish(TopicArn=self.topic, Subject=subject[:100], Message=json.dumps(message, default=str))
+
+
+class NullNotifier:
+    def publish(self, subject: str, message: dict[str, Any]) -> None:
+        log.info("announcement (no topic configured): %s", subject)
+
+
+# ---- data ----------------------------------------------------------------------------------
+def original_data_uri(manifest: Manifest) -> str:
+    return str(manifest.recipe.get("original_data") or manifest.training_data.get("uri") or "")
+
+
+def load_original(manifest: Manifest, s3: Any = None) -> Dataset:
+    """The champion's original training set, read the way it was recorded in its manifest."""
+    uri = original_data_uri(manifest)
+    recipe = manifest.recipe
+    if not uri:
+        raise NotFoundError(f"{manifest.name}/{manifest.version}: the manifest records no training data location")
+    if uri.startswith("sklearn:"):
+        dataset = load_builtin(uri.split(":", 1)[1])
+    elif uri.startswith("s3://"):
+        bucket, key = parse_s3_uri(uri)
+        with aws_errors(f"reading training data {uri}", bucket):
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        dataset = read_csv(body, recipe["target"], recipe.get("features"), recipe.get("dtypes"))
+        dataset.source = uri
+    else:
+        if not Path(uri).is_file():
+            raise NotFoundError(f"training data {uri} of {manifest.name}/{manifest.version} is not available")
+        dataset = read_csv(uri, recipe["target"], recipe.get("features"), recipe.get("dtypes"))
+    expected = manifest.training_data.get("sha256")
+    if expected and not manifest.recipe.get("original_data") and dataset.sha256 != expected:
+        raise ModelOpsError(f"training data {uri} changed since {manifest.name}/{manifest.version} was trained "
+                            f"(sha256 {dataset.sha256[:12]}… != {expected[:12]}…); refusing to retrain on it")
+    return dataset
+
+
+def labelled_dataset(manifest: Manifest, records: list[LabelledPrediction], source: str) -> Dataset:
+    from .artifact import sha256_bytes
+
+    names = list(manifest.recipe.get("features") or [f["name"] for f in manifest.features])
+    dtypes = list(manifest.recipe.get("dtypes") or [f["dtype"] for f in manifest.features])
+    numeric = all(d == "number" for d in dtypes)
+    X = np.empty((len(records), len(names)), dtype=np.float64 if numeric else object)
+    for i, r in enumerate(records):
+        for j, (n, d) in enumerate(zip(names, dtypes, strict=True)):
+            v = r.features.get(n)
+            X[i, j] = (np.nan if v is None else float(v)) if d == "number" else (np.nan if v is None else v)
+    task = manifest.task
+    y = np.asarray([float(r.actual) for r in records] if task != CLASSIFICATION else [r.actual for r in records],
+                   dtype=np.float64 if task != CLASSIFICATION else object)
+    digest = sha256_bytes(X.tobytes() + "\n".join(map(str, y)).encode()) if numeric else sha256_bytes(repr((X, y)).encode())
+    return Dataset(names, dtypes, X, y, manifest.target, source, digest)
+
+
+# ---- decision ------------------------------------------------------------------------------
+def better_by(metric: str, candidate: float, champion: float) -> float:
+    """How much better the candidate is (positive = better), whatever the metric's direction."""
+    return champion - candidate if metric in LOWER_IS_BETTER else candidate - champion
+
+
+def floor_failures(floors: dict[str, float], metrics: dict[str, float]) -> list[str]:
+    failures = []
+    for metric, bound in sorted(floors.items()):
+        value = metrics.get(metric)
+        if value is None:
+            failures.append(f"{metric} not available")
+        elif metric in LOWER_IS_BETTER and value > bound:
+            failures.append(f"{metric} {value:.4f} above the limit {bound}")
+        elif metric not in LOWER_IS_BETTER and value < bound:
+            failures.append(f"{metric} {value:.4f} below the floor {bound}")
+    return failures
+
+
+def decide(metric: str, margin: float, floors: dict[str, float], candidate: dict[str, float],
+           champion: dict[str, float]) -> tuple[bool, str]:
+    if metric not in candidate or metric not in champion:
+        return False, f"metric '{metric}' is not available on the holdout"
+    gain = better_by(metric, candidate[metric], champion[metric])
+    failures = floor_failures(floors, candidate)
+    summary = f"{metric}: candidate {candidate[metric]:.4f} vs champion {champion[metric]:.4f} (gain {gain:+.4f}, margin {margin})"
+    if failures:
+        return False, f"candidate fails the floors ({'; '.join(failures)}); {summary}"
+    if gain < margin:
+        return False, f"candidate does not beat the champion by the margin; {summary}"
+    return True, f"candidate beats the champion; {summary}"
+
+
+class Retrainer:
+    def __init__(self, registry: Registry, name: str, *, labelled: LabelledSource, deployer: Deployer,
+                 notifier: Notifier | None = None, config: RetrainConfig | None = None,
+                 lock: RetrainLock | None = None, clock: Callable[[], float] = time.time,
+                 train_fn: Callable[..., training.TrainedModel] = training.train, data_s3: Any = None):
+        self.registry, self.name = registry, name
+        self.labelled, self.deployer = labelled, deployer
+        self.notifier = notifier or NullNotifier()
+        self.config = config or RetrainConfig()
+        self.clock = clock
+        self.lock = lock or RetrainLock.for_registry(registry, name, ttl_seconds=self.config.lock_ttl_seconds,
+                                                     cooldown_seconds=self.config.cooldown_seconds, clock=clock)
+        self.train_fn = train_fn
+        self.data_s3 = data_s3 if data_s3 is not None else registry.s3
+
+    # ---- entry point -------------------------------------------------------------------------
+    def run(self, trigger: dict[str, Any], *, dry_run: bool = False, ignore_cooldown: bool = False) -> RetrainResult:
+        try:
+            lease = self.lock.acquire(ignore_cooldown=ignore_cooldown or dry_run)
+        except (LockBusy, CooldownActive) as exc:
+            result = RetrainResult("skipped", str(exc), self.name, stage="lock")
+            log.info("retrain skipped: %s", exc)
+            self._record("retrain_skipped", trigger, result)
+            return result
+        result: RetrainResult | None = None
+        try:
+            result = self._run_locked(trigger, dry_run)
+        except Exception as exc:  # any failure: record it, keep the champion
+            stage = getattr(exc, "stage", None)
+            reason = str(exc) if isinstance(exc, ModelOpsError) else f"{type(exc).__name__}: {exc}"
+            result = RetrainResult("failed", reason, self.name, stage=stage)
+            log.exception("retrain failed at stage %s", stage)
+        finally:
+            decided = result is not None and result.outcome in ("promoted", "rejected")
+            try:
+                if not self.lock.release(lease, outcome=result.outcome if decided and result else None):
+                    log.warning("retrain lock was lost (expired and taken over) before release")
+            except Exception:  # an unreleased lock expires by itself
+                log.exception("could not release the retrain lock; it expires at %s", iso(lease.expires_at))
+        event = {"promoted": "retrain_decision", "rejected": "retrain_decision", "dry_run": "retrain_dry_run",
+                 "skipped": "retrain_skipped"}.get(result.outcome, "retrain_failed")
+        self._record(event, trigger, result)
+        self._announce(result)
+        return result
+
+    # ---- stages ------------------------------------------------------------------------------
+    def _run_locked(self, trigger: dict[str, Any], dry_run: bool) -> RetrainResult:
+        cfg = self.config
+        with stage("guard"):
+            running = self.deployer.in_flight()
+            if running:
+                return RetrainResult("skipped", f"rollout {running} is still in progress", self.name, stage="guard")
+        with stage("champion"):
+            champion_version = self.registry.resolve(self.name, CHAMPION)
+            champion = self.registry.load(self.name, champion_version)
+            manifest = champion.manifest
+            metric = cfg.metric or DEFAULT_METRIC[manifest.task]
+        with stage("data"):
+            now = self.clock()
+            since = now - cfg.recent_days * 86400
+            records = sorted(self.labelled.labelled(self.name, since, now), key=lambda r: r.at)
+            data = {"recent_window": {"since": iso(since), "until": iso(now)}, "recent_rows": len(records)}
+            if len(records) < cfg.min_recent_rows:
+                return RetrainResult("skipped", f"only {len(records)} labelled predictions in the last "
+                                     f"{cfg.recent_days:g} days; {cfg.min_recent_rows} are needed", self.name,
+                                     champion=champion_version, data=data, stage="data")
+            n_holdout = max(cfg.min_holdout_rows, int(round(len(records) * cfg.holdout_fraction)))
+            if n_holdout >= len(records):
+                raise ModelOpsError(f"{len(records)} labelled rows cannot give a holdout of {n_holdout} and training rows")
+            recent_train, holdout = records[:-n_holdout], records[-n_holdout:]
+            recent_ds = labelled_dataset(manifest, recent_train, f"labelled:{iso(recent_train[0].at)}..{iso(recent_train[-1].at)}")
+            holdout_ds = labelled_dataset(manifest, holdout, f"labelled:{iso(holdout[0].at)}..{iso(holdout[-1].at)}")
+            if cfg.include_original:
+                original = load_original(manifest, self.data_s3)
+                if cfg.original_max_rows:
+                    original.X, original.y = original.X[-cfg.original_max_rows:], original.y[-cfg.original_max_rows:]
+                train_ds = original.concat(recent_ds)
+                data["original"] = {"uri": original.source, "sha256": original.sha256, "rows": original.rows}
+            else:
+                train_ds = recent_ds
+            data.update(train_rows=train_ds.rows, recent_train_rows=recent_ds.rows, holdout_rows=holdout_ds.rows,
+                        holdout_window={"since": iso(holdout[0].at), "until": iso(holdout[-1].at)})
+        with stage("train"):
+            recipe = manifest.recipe
+            trained = self.train_fn(train_ds, self.name, task=recipe.get("task", manifest.task),
+                                    estimator_kind=recipe.get("estimator"), seed=int(recipe.get("seed", training.SEED)),
+                                    test_size=float(recipe.get("test_size", training.TEST_SIZE)))
+            trained.manifest.recipe["original_data"] = original_data_uri(manifest)
+            trained.manifest.training_data["parts"] = {k: v for k, v in data.items() if k != "recent_window"}
+        with stage("evaluate"):
+            y_holdout = holdout_ds.y if manifest.task != CLASSIFICATION else _as_classes(holdout_ds.y, manifest.classes)
+            champion_metrics = training.evaluate(manifest.task, champion.estimator, holdout_ds.X, y_holdout)
+            candidate_metrics = training.evaluate(manifest.task, trained.estimator, holdout_ds.X, y_holdout)
+        metrics = {"metric": metric, "champion": champion_metrics, "candidate": candidate_metrics,
+                   "candidate_training": trained.manifest.metrics}
+        accept, reason = decide(metric, cfg.margin, cfg.floors, candidate_metrics, champion_metrics)
+        result = RetrainResult("rejected", reason, self.name, champion=champion_version,
+                               candidate=trained.manifest.version, metrics=metrics, data=data, stage="decide")
+        if not accept:
+            return result
+        if dry_run:
+            result.outcome, result.reason = "dry_run", f"would promote: {reason}"
+            return result
+        with stage("register"), tempfile.TemporaryDirectory() as tmp:
+            write_artifact(tmp, trained.estimator, trained.manifest, trained.golden)
+            self.registry.register(tmp)
+        with stage("deploy"):
+            rollout = self.deployer.start(trained.manifest.version,
+                                          f"retrain: {self.name} {champion_version} -> {trained.manifest.version}")
+        result.outcome, result.deployment_id, result.stage = "promoted", rollout.deployment_id, "deploy"
+        result.reason = f"{reason}; {rollout.mechanism} rollout {rollout.deployment_id} started " \
+                        f"(Lambda version {rollout.previous_version} -> {rollout.function_version})"
+        try:  # the alias is informational; the rollout already runs and finalize does not depend on it
+            self.registry.set_alias(self.name, CHALLENGER, trained.manifest.version, reason=reason[:200],
+                                    trigger=f"retrain:{rollout.deployment_id}")
+        except ModelOpsError:
+            log.exception("could not set the challenger alias")
+        return result
+
+    # ---- audit + announce --------------------------------------------------------------------
+    def _record(self, event: str, trigger: dict[str, Any], result: RetrainResult) -> None:
+        try:
+            self.registry.record(self.name, event, {"trigger": trigger, **result.to_dict()})
+        except Exception:  # the decision itself stands; the log keeps it
+            log.exception("could not record %s in the registry history: %s", event, result.to_dict())
+
+    def _announce(self, result: RetrainResult) -> None:
+        if result.outcome == "skipped" and result.stage == "lock":
+            return  # a second alarm during a run is a no-op, not news
+        subject = {"promoted": f"modelops: {self.name} candidate {result.candidate} is rolling out",
+                   "rejected": f"modelops: {self.name} candidate not promoted",
+                   "dry_run": f"modelops: {self.name} retrain dry run"}.get(
+            result.outcome, f"modelops: {self.name} retrain {result.outcome}")
+        try:
+            self.notifier.publish(subject, result.to_dict())
+        except Exception:
+            log.exception("could not announce the retrain outcome")
+
+
+def _as_classes(y: np.ndarray, classes: list[Any] | None) -> np.ndarray:
+    """Labels typed like the champion's classes (feedback may carry '1' for class 1)."""
+    if not classes:
+        return y
+    lookup = {str(c): c for c in classes}
+    unknown = sorted({str(v) for v in y} - set(lookup))
+    if unknown:
+        raise ModelOpsError(f"labelled data has classes the model does not know: {', '.join(unknown[:5])}")
+    return np.asarray([lookup[str(v)] for v in y], dtype=object if any(isinstance(c, str) for c in classes) else None)
+
+
+class stage:
+    """Context manager that tags an exception with the stage it happened in."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self) -> stage:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is not None and getattr(exc, "stage", None) is None:
+            with contextlib.suppress(AttributeError):
+                exc.stage = self.name  # type: ignore[attr-defined]
+        return False
+
+
+# ---- finalize after the rollout --------------------------------------------------------------
+def finalize(registry: Registry, name: str, deployer: Deployer, pin: ChampionPin, notifier: Notifier | None,
+             deployment_id: str, succeeded: bool, trigger: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Called when the rollout ends. On success the model the `live` alias now serves becomes the champion:
+    first the SSM pin (what a later `sam deploy` resolves), then the registry alias. On failure CodeDeploy has
+    already rolled traffic back; nothing moves."""
+    notifier = notifier or NullNotifier()
+    champion = registry.get_alias(name, CHAMPION).version
+    detail: dict[str, Any] = {"deployment_id": deployment_id, "trigger": trigger or {}, "champion_before": champion}
+    if not succeeded:
+        detail.update(outcome="rolled_back", reason="the rollout did not succeed; the champion keeps serving")
+        registry.record(name, "rollout_finished", detail)
+        notifier.publish(f"modelops: {name} rollout {deployment_id} rolled back", detail)
+        return detail
+    live = deployer.live_model_version()
+    if not live:
+        raise ModelOpsError(f"the live alias of {name}'s predict function has no {MODEL_VERSION_VAR} set")
+    pin.put(live)
+    if live != champion:
+        try:
+            registry.set_alias(name, CHAMPION, live, expected=champion, reason=f"rollout {deployment_id} succeeded",
+                               trigger=f"codedeploy:{deployment_id}")
+        except ConflictError:
+            detail["warning"] = "the champion alias changed during the rollout; the SSM pin follows what is live"
+    detail.update(outcome="promoted" if live != champion else "unchanged", champion=live)
+    registry.record(name, "rollout_finished", detail)
+    notifier.publish(f"modelops: {name} {live} is the champion" if live != champion
+                     else f"modelops: {name} rollout {deployment_id} finished", detail)
+    return detail
+
