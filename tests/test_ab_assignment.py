@@ -7,7 +7,6 @@ import json
 import random
 
 import pytest
-
 from modelops import experiment
 from modelops.errors import InputError, ModelOpsError
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import Stubber
-
 from modelops import hook
 from modelops.artifact import load_from_dir
 from modelops.errors import InputError

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 from aws_lambda_powertools import Logger
-
 from modelops import hook
 from modelops.aws import client
 from modelops.registry import Registry

@@ -1,0 +1,406 @@
+"""Ground truth ("feedback") stored append-only in S3, and its join to the predictions that were served.
+
+Layout under s3://<bucket>/<prefix>:
+    feedback/date=YYYY-MM-DD/<epoch-ns>-<random>.json
+        one feedback record per object, written with If-None-Match so nothing is ever overwritten:
+        {"at", "request_id", "entity_id", "row", "actual", "feedback_id"}
+    captures/date=YYYY-MM-DD/<any name>
+        prediction records as JSON lines (optionally gzip, or CloudWatch Logs subscription envelopes as
+        delivered by Firehose). The predict function logs one per request (see prediction_record):
+        {"capture": true, "request_id", "at", "variant", "model_version", "entity_id", "status",
+         "latency_ms", "instances", "predictions", "scores"}
+
+Module API (for the A/B report and for quality monitoring):
+    store = FeedbackStore(bucket, prefix)                # s3= to pass a client
+    store.append(actual, request_id=..., entity_id=..., row=None) -> FeedbackRecord
+    store.read(since=None, until=None) -> list[FeedbackRecord]     # oldest first
+    log = PredictionLog(bucket, prefix)
+    log.append([prediction_record(...), ...])            # one object per batch (tests, local demo)
+    log.read(since=None, until=None) -> list[PredictionRecord]
+    join(predictions, feedback) -> list[LabelledRow]     # one row per labelled prediction row
+    labelled_rows(bucket, prefix, since=None) -> list[LabelledRow]   # read both and join
+
+Join rules: feedback naming a request_id labels that request's row `row` (default: every row when
+`actual` is a list, else row 0). Feedback naming only an entity_id labels the latest prediction for that
+entity made before the feedback arrived. When several feedback records label the same row, the latest wins
+(so a correction is just another append).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import secrets
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from .aws import aws_errors, client
+from .errors import InputError
+
+FEEDBACK_DIR = "feedback"
+CAPTURE_DIR = "captures"
+MAX_ID_LENGTH = 256
+MAX_ROWS = 10_000
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def iso(ts: float) -> str:
+    return utc(ts).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: Any, field_name: str = "since") -> float:
+    """Epoch seconds from epoch seconds/milliseconds, an ISO date or time, or a relative '24h' / '7d' / '30m'."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) / (1000.0 if value > 1e11 else 1.0)
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    text = str(value).strip()
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if len(text) > 1 and text[-1] in units and text[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(text[:-1]) * units[text[-1]]
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"'{text}' is not a time: use ISO (2026-01-31 or 2026-01-31T12:00:00Z) or a relative "
+                         "age like 30m, 24h or 7d", field=field_name) from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _partition_key(prefix: str, directory: str, ts: float, name: str) -> str:
+    day = utc(ts).strftime("%Y-%m-%d")
+    return "/".join(p for p in (prefix, directory, f"date={day}", name) if p)
+
+
+def _list_partitions(s3: Any, bucket: str, prefix: str, directory: str, since: float | None,
+                     until: float | None) -> Iterator[str]:
+    """Keys under <prefix>/<directory>/date=.../, skipping whole days outside [since, until]."""
+    base = "/".join(p for p in (prefix, directory) if p) + "/"
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": base}
+    if since is not None:  # keys sort by day, so start listing at the first day that can match
+        kwargs["StartAfter"] = f"{base}date={(utc(since).date() - timedelta(days=1)).isoformat()}/~"
+    last_day = utc(until).date() if until is not None else None
+    with aws_errors(f"listing s3://{bucket}/{base}", bucket):
+        for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                day = _day_of(key[len(base):])
+                if last_day is not None and day is not None and day > last_day:
+                    return
+                yield key
+
+
+def _day_of(rest: str) -> date | None:
+    if not rest.startswith("date="):
+        return None
+    try:
+        return date.fromisoformat(rest[5:15])
+    except ValueError:
+        return None
+
+
+# ---- feedback ---------------------------------------------------------------------------------
+@dataclass
+class FeedbackRecord:
+    at: float
+    actual: Any
+    request_id: str | None = None
+    entity_id: str | None = None
+    row: int | None = None
+    feedback_id: str = ""
+
+    def to_json(self) -> bytes:
+        return json.dumps({**asdict(self), "at": iso(self.at)}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> FeedbackRecord:
+        raw = json.loads(data)
+        return cls(at=parse_time(raw["at"]), actual=raw["actual"], request_id=raw.get("request_id"),
+                   entity_id=raw.get("entity_id"), row=raw.get("row"), feedback_id=raw.get("feedback_id", ""))
+
+
+def _label(value: Any, name: str) -> Any:
+    if isinstance(value, bool) or value is None:
+        raise InputError(f"'{name}' must be a number or a class label", field=name)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"'{name}' must be finite", field=name)
+    if isinstance(value, str) and not (0 < len(value) <= MAX_ID_LENGTH):
+        raise InputError(f"'{name}' must be 1 to {MAX_ID_LENGTH} characters", field=name)
+    if not isinstance(value, (int, float, str)):
+        raise InputError(f"'{name}' must be a number or a class label", field=name)
+    return value
+
+
+def _identifier(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InputError(f"'{name}' must be a string", field=name)
+    value = str(value)
+    if not 0 < len(value) <= MAX_ID_LENGTH:
+        raise InputError(f"'{name}' must be 1 to {MAX_ID_LENGTH} characters", field=name)
+    return value
+
+
+def validate_feedback(body: Any, allowed_labels: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Check a POST /feedback body; returns keyword arguments for FeedbackStore.append."""
+    if not isinstance(body, dict):
+        raise InputError("the body must be a JSON object like {\"request_id\": \"...\", \"actual\": ...}", field="body")
+    unknown = sorted(set(body) - {"request_id", "entity_id", "row", "actual"})
+    if unknown:
+        raise InputError(f"unknown field '{unknown[0]}' (expected request_id, entity_id, row, actual)", field=unknown[0])
+    request_id = _identifier(body.get("request_id"), "request_id")
+    entity_id = _identifier(body.get("entity_id"), "entity_id")
+    if request_id is None and entity_id is None:
+        raise InputError("give 'request_id' or 'entity_id' to say which prediction this feedback is for", field="request_id")
+    if "actual" not in body:
+        raise InputError("'actual' is required: the true label or value", field="actual")
+    actual = body["actual"]
+    if isinstance(actual, list):
+        if not 0 < len(actual) <= MAX_ROWS:
+            raise InputError(f"'actual' must have 1 to {MAX_ROWS} values", field="actual")
+        actual = [_label(v, "actual") for v in actual]
+    else:
+        actual = _label(actual, "actual")
+    row = body.get("row")
+    if row is not None and (isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < MAX_ROWS):
+        raise InputError(f"'row' must be an integer from 0 to {MAX_ROWS - 1}", field="row")
+    if row is not None and isinstance(actual, list):
+        raise InputError("'row' labels one row: give a single 'actual' value with it", field="row")
+    if allowed_labels is not None:
+        allowed = {str(c) for c in allowed_labels}
+        for value in actual if isinstance(actual, list) else [actual]:
+            if str(value) not in allowed:
+                raise InputError(f"'actual' value {value!r} is not one of the model's classes "
+                                 f"({', '.join(sorted(allowed))})", field="actual")
+    return {"actual": actual, "request_id": request_id, "entity_id": entity_id, "row": row}
+
+
+class FeedbackStore:
+    def __init__(self, bucket: str, prefix: str = "", s3: Any = None):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.s3 = s3 if s3 is not None else client("s3")
+
+    def append(self, actual: Any, *, request_id: str | None = None, entity_id: str | None = None,
+               row: int | None = None, at: float | None = None) -> FeedbackRecord:
+        if request_id is None and entity_id is None:
+            raise InputError("feedback needs a request_id or an entity_id", field="request_id")
+        at = time.time() if at is None else at
+        record = FeedbackRecord(at=at, actual=actual, request_id=request_id, entity_id=entity_id, row=row,
+                                feedback_id=f"{time.time_ns():020d}-{secrets.token_hex(6)}")
+        key = _partition_key(self.prefix, FEEDBACK_DIR, at, f"{record.feedback_id}.json")
+        with aws_errors(f"storing feedback in s3://{self.bucket}", self.bucket):
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=record.to_json(), IfNoneMatch="*",
+                               ContentType="application/json")
+        return record
+
+    def read(self, since: float | None = None, until: float | None = None) -> list[FeedbackRecord]:
+        out = []
+        for key in _list_partitions(self.s3, self.bucket, self.prefix, FEEDBACK_DIR, since, until):
+            with aws_errors(f"reading s3://{self.bucket}/{key}", self.bucket):
+                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            try:
+                record = FeedbackRecord.from_json(body)
+            except (ValueError, KeyError, TypeError):
+                continue  # a foreign object in the prefix is not feedback
+            if (since is None or record.at >= since) and (until is None or record.at <= until):
+                out.append(record)
+        return sorted(out, key=lambda r: r.at)
+
+
+# ---- predictions -------------------------------------------------------------------------------
+@dataclass
+class PredictionRecord:
+    request_id: str
+    at: float
+    model_version: str
+    variant: str = "A"
+    entity_id: str | None = None
+    status: int = 200
+    latency_ms: float | None = None
+    predictions: list[Any] = field(default_factory=list)
+    scores: list[float] | None = None
+    instances: list[dict[str, Any]] | None = None
+
+
+def prediction_record(*, request_id: str, model_version: str, variant: str = "A", entity_id: str | None = None,
+                      status: int = 200, latency_ms: float | None = None, predictions: Sequence[Any] = (),
+                      scores: Sequence[float] | None = None, instances: Sequence[dict[str, Any]] | None = None,
+                      at: float | None = None) -> dict[str, Any]:
+    """One capture line (a dict ready for JSON) describing a served request."""
+    record: dict[str, Any] = {"capture": True, "request_id": request_id, "at": iso(time.time() if at is None else at),
+                              "variant": variant, "model_version": model_version, "status": status,
+                              "predictions": list(predictions)}
+    if entity_id is not None:
+        record["entity_id"] = entity_id
+    if latency_ms is not None:
+        record["latency_ms"] = round(float(latency_ms), 3)
+    if scores is not None:
+        record["scores"] = list(scores)
+    if instances is not None:
+        record["instances"] = list(instances)
+    return record
+
+
+def _record_from(obj: Any) -> PredictionRecord | None:
+    if not isinstance(obj, dict):
+        return None
+    if "capture" not in obj:
+        message = obj.get("message")  # nested in a structured log line
+        if isinstance(message, dict):
+            return _record_from(message)
+        if isinstance(message, str) and message.startswith("{"):
+            try:
+                return _record_from(json.loads(message))
+            except ValueError:
+                return None
+        return None
+    request_id = obj.get("request_id")
+    version = obj.get("model_version") or (obj.get("model") or {}).get("version")
+    if not request_id or not version:
+        return None
+    scores = obj.get("scores")
+    if scores is None and isinstance(obj.get("probabilities"), list) and obj["probabilities"]:
+        first = obj["probabilities"][0]
+        if isinstance(first, dict):
+            last = list(first)[-1]
+            scores = [float(p[last]) for p in obj["probabilities"]]
+        elif isinstance(first, list):
+            scores = [float(p[-1]) for p in obj["probabilities"]]
+    try:
+        at = parse_time(obj.get("at") or obj.get("ts") or obj.get("timestamp") or 0)
+    except InputError:
+        return None
+    return PredictionRecord(request_id=str(request_id), at=at, model_version=str(version),
+                            variant=str(obj.get("variant") or "A"), entity_id=obj.get("entity_id"),
+                            status=int(obj.get("status") or 200), latency_ms=obj.get("latency_ms"),
+                            predictions=list(obj.get("predictions") or []), scores=scores,
+                            instances=obj.get("instances"))
+
+
+def parse_records(data: bytes) -> Iterator[PredictionRecord]:
+    """Prediction records in one delivered object: JSON lines (or concatenated JSON), optionally gzip, or
+    CloudWatch Logs subscription envelopes; anything that is not a capture line is skipped."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    text = data.decode("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    pos = 0
+    while pos < len(text):
+        while pos < len(text) and text[pos] in " \r\n\t":
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            obj, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            nl = text.find("\n", pos)
+            pos = len(text) if nl < 0 else nl + 1
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("logEvents"), list):
+            for event in obj["logEvents"]:
+                message = str(event.get("message", ""))
+                start = message.find("{")
+                if start < 0:
+                    continue
+                try:
+                    record = _record_from(json.loads(message[start:]))
+                except ValueError:
+                    record = None
+                if record:
+                    yield record
+        else:
+            record = _record_from(obj)
+            if record:
+                yield record
+
+
+class PredictionLog:
+    """Reads captured prediction records (and writes them in batches, for tests and the local demo)."""
+
+    def __init__(self, bucket: str, prefix: str = "", s3: Any = None):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.s3 = s3 if s3 is not None else client("s3")
+
+    def append(self, records: Iterable[dict[str, Any]]) -> str | None:
+        lines = [json.dumps(r) for r in records]
+        if not lines:
+            return None
+        key = _partition_key(self.prefix, CAPTURE_DIR, time.time(), f"{time.time_ns():020d}-{secrets.token_hex(6)}.jsonl")
+        with aws_errors(f"storing predictions in s3://{self.bucket}", self.bucket):
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=("\n".join(lines) + "\n").encode(), IfNoneMatch="*",
+                               ContentType="application/x-ndjson")
+        return key
+
+    def read(self, since: float | None = None, until: float | None = None) -> list[PredictionRecord]:
+        out = []
+        for key in _list_partitions(self.s3, self.bucket, self.prefix, CAPTURE_DIR, since, until):
+            with aws_errors(f"reading s3://{self.bucket}/{key}", self.bucket):
+                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            out.extend(r for r in parse_records(body)
+                       if (since is None or r.at >= since) and (until is None or r.at <= until))
+        return sorted(out, key=lambda r: r.at)
+
+
+# ---- join ----------------------------------------------------------------------------------------
+@dataclass
+class LabelledRow:
+    request_id: str
+    row: int
+    at: float
+    variant: str
+    model_version: str
+    prediction: Any
+    score: float | None
+    actual: Any
+    feedback_at: float
+    entity_id: str | None = None
+    features: dict[str, Any] | None = None
+
+
+def join(predictions: Iterable[PredictionRecord], feedback: Iterable[FeedbackRecord]) -> list[LabelledRow]:
+    by_request = {p.request_id: p for p in predictions if p.status == 200}
+    by_entity: dict[str, list[PredictionRecord]] = {}
+    for p in sorted(by_request.values(), key=lambda p: p.at):
+        if p.entity_id is not None:
+            by_entity.setdefault(str(p.entity_id), []).append(p)
+    labels: dict[tuple[str, int], tuple[float, Any]] = {}
+    for fb in sorted(feedback, key=lambda f: f.at):
+        target = by_request.get(fb.request_id) if fb.request_id else None
+        if target is None and fb.entity_id is not None:
+            earlier = [p for p in by_entity.get(fb.entity_id, []) if p.at <= fb.at]
+            target = earlier[-1] if earlier else None
+        if target is None:
+            continue
+        if isinstance(fb.actual, list):
+            pairs = list(enumerate(fb.actual))
+        else:
+            pairs = [(fb.row or 0, fb.actual)]
+        for row, actual in pairs:
+            if row < len(target.predictions):
+                labels[(target.request_id, row)] = (fb.at, actual)  # later feedback overrides earlier
+    out = []
+    for (request_id, row), (fb_at, actual) in labels.items():
+        p = by_request[request_id]
+        out.append(LabelledRow(
+            request_id=request_id, row=row, at=p.at, variant=p.variant, model_version=p.model_version,
+            prediction=p.predictions[row], score=p.scores[row] if p.scores and row < len(p.scores) else None,
+            actual=actual, feedback_at=fb_at, entity_id=p.entity_id,
+            features=p.instances[row] if p.instances and row < len(p.instances) else None))
+    return sorted(out, key=lambda r: (r.at, r.request_id, r.row))
+
+
+def labelled_rows(bucket: str, prefix: str = "", since: float | None = None, s3: Any = None) -> list[LabelledRow]:
+    """Predictions made since `since`, joined to the feedback that labels them."""
+    s3 = s3 if s3 is not None else client("s3")
+    predictions = PredictionLog(bucket, prefix, s3).read(since=since)
+    feedback = FeedbackStore(bucket, prefix, s3).read(since=since)
+    return join(predictions, feedback)
