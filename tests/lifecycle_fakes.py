@@ -1,0 +1,71 @@
+"""Fakes shared by the lifecycle tests: labelled data, a deployer, a notifier, a settable clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelops.deploy import Rollout
+from modelops.monitoring import LabelledPrediction
+
+NOW = 1_800_000_000.0
+
+
+class Clock:
+    def __init__(self, t: float = NOW):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class ListLabelled:
+    def __init__(self, records: list[LabelledPrediction]):
+        self.records = records
+        self.calls = 0
+
+    def labelled(self, name: str, since: float, until: float) -> list[LabelledPrediction]:
+        self.calls += 1
+        return [r for r in self.records if since < r.at <= until]
+
+
+class FakeDeployer:
+    """Stands in for CodeDeploy (moto cannot run deployments); records what it was asked to roll out."""
+
+    mechanism = "fake"
+
+    def __init__(self, live: str | None = None):
+        self.started: list[str] = []
+        self.live = live
+        self.running: str | None = None
+        self.fail: Exception | None = None
+
+    def in_flight(self) -> str | None:
+        return self.running
+
+    def start(self, model_version: str, description: str) -> Rollout:
+        if self.fail:
+            raise self.fail
+        self.started.append(model_version)
+        return Rollout(f"d-{len(self.started)}", str(len(self.started) + 1), "1", model_version, self.mechanism)
+
+    def live_model_version(self) -> str | None:
+        return self.live
+
+
+class Notes:
+    def __init__(self):
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, subject: str, message: dict[str, Any]) -> None:
+        self.messages.append((subject, message))
+
+
+class MemoryPin:
+    def __init__(self, value: str | None = None):
+        self.value = value
+
+    def get(self) -> str | None:
+        return self.value
+
+    def put(self, version: str) -> None:
+        self.value = version
