@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from modelops.dataset import Dataset
-from modelops.monitoring import LabelledPrediction
+from modelops.feedback import LabelledRow
 
 SIZE_WORDS = ("radius", "perimeter", "area")
 
@@ -28,13 +27,14 @@ def drifted_rows(dataset: Dataset, n: int, factor: float, seed: int = 7) -> tupl
 
 
 def labelled_traffic(dataset: Dataset, served_by: Any, version: str, n: int, factor: float, start: float,
-                     spacing_seconds: float = 60.0, seed: int = 7) -> list[LabelledPrediction]:
+                     spacing_seconds: float = 60.0, seed: int = 7) -> list[LabelledRow]:
     """n served predictions (by `served_by`, a fitted classifier) joined to their true labels."""
     X, y = drifted_rows(dataset, n, factor, seed)
     predictions = served_by.predict(X)
     scores = served_by.predict_proba(X)[:, -1]
     names = dataset.feature_names
-    return [LabelledPrediction(at=start + i * spacing_seconds, model_version=version,
-                               features=dict(zip(names, X[i].tolist(), strict=True)), actual=y[i],
-                               prediction=predictions[i], score=float(scores[i]))
+    return [LabelledRow(request_id=f"sim-{seed}-{i}", row=0, at=start + i * spacing_seconds, variant="A",
+                        model_version=version, prediction=predictions[i], score=float(scores[i]), actual=y[i],
+                        feedback_at=start + i * spacing_seconds + 30,
+                        features=dict(zip(names, X[i].tolist(), strict=True)))
             for i in range(n)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelops.deploy import Rollout
-from modelops.monitoring import LabelledPrediction
+from modelops.feedback import LabelledRow
 
 NOW = 1_800_000_000.0
 
@@ -19,11 +19,11 @@ class Clock:
 
 
 class ListLabelled:
-    def __init__(self, records: list[LabelledPrediction]):
+    def __init__(self, records: list[LabelledRow]):
         self.records = records
         self.calls = 0
 
-    def labelled(self, name: str, since: float, until: float) -> list[LabelledPrediction]:
+    def labelled(self, name: str, since: float, until: float) -> list[LabelledRow]:
         self.calls += 1
         return [r for r in self.records if since < r.at <= until]
 

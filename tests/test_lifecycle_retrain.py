@@ -9,12 +9,12 @@ import threading
 
 import pytest
 from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, MemoryPin, Notes
-
-from devtools.lifecycle_sim import labelled_traffic
 from modelops import training
 from modelops.dataset import load_builtin
 from modelops.registry import CHALLENGER, CHAMPION
 from modelops.retrain import RetrainConfig, Retrainer, finalize
+
+from devtools.lifecycle_sim import labelled_traffic
 
 ALARM = {"source": "aws.cloudwatch", "alarm": "modelops-breast-cancer-quality", "state": "ALARM"}
 

@@ -14,14 +14,11 @@ working across promotions without editing their dimensions.
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,36 +32,25 @@ PREDICTION_PSI = "PredictionPSI"
 LABELLED_ROWS = "LabelledRows"
 QUALITY_METRICS = {"accuracy": "QualityAccuracy", "roc_auc": "QualityAUC", "mae": "QualityMAE", "rmse": "QualityRMSE"}
 PREDICTION_KEY = "__prediction__"
-CAPTURE_MARKER = "capture"
 
 
 # ---- quality -------------------------------------------------------------------------------
-@dataclass
-class LabelledPrediction:
-    """One served prediction joined to its ground truth."""
+class Labelled(Protocol):
+    """A served prediction joined to its ground truth (modelops.feedback.LabelledRow has this shape)."""
 
-    at: float  # epoch seconds of the prediction
+    at: float
     model_version: str
-    features: dict[str, Any]
+    prediction: Any
+    score: float | None
     actual: Any
-    prediction: Any = None
-    score: float | None = None  # positive-class probability (binary) or None
 
 
-def to_epoch(value: Any) -> float:
-    if isinstance(value, (int, float)):
-        return float(value) / (1000.0 if value > 1e11 else 1.0)  # milliseconds or seconds
-    text = str(value).replace("Z", "+00:00")
-    parsed = datetime.fromisoformat(text)
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-
-
-def window(records: Iterable[LabelledPrediction], now: float, seconds: float) -> list[LabelledPrediction]:
+def window(records: Iterable[Labelled], now: float, seconds: float) -> list[Labelled]:
     """The sliding window: records with now - seconds < at <= now."""
     return [r for r in records if now - seconds < r.at <= now]
 
 
-def quality(task: str, classes: list[Any] | None, records: list[LabelledPrediction]) -> dict[str, float]:
+def quality(task: str, classes: list[Any] | None, records: Sequence[Labelled]) -> dict[str, float]:
     """Accuracy and AUC (classification) or MAE and RMSE (regression) of the served predictions."""
     if not records:
         return {"rows": 0}
@@ -86,93 +72,19 @@ def quality(task: str, classes: list[Any] | None, records: list[LabelledPredicti
 
 
 def quality_by_version(task: str, classes: list[Any] | None,
-                       records: list[LabelledPrediction]) -> dict[str, dict[str, float]]:
-    versions: dict[str, list[LabelledPrediction]] = {}
+                       records: Sequence[Labelled]) -> dict[str, dict[str, float]]:
+    versions: dict[str, list[Labelled]] = {}
     for r in records:
         versions.setdefault(r.model_version, []).append(r)
     return {v: quality(task, classes, rs) for v, rs in sorted(versions.items())}
 
 
-# ---- online capture ------------------------------------------------------------------------
-@dataclass
-class CapturedRequest:
-    at: float
-    model_version: str
-    instances: list[dict[str, Any]]
-    predictions: list[Any] = field(default_factory=list)
-    scores: list[float] | None = None
+# ---- drift of captured online requests --------------------------------------------------------
+# Capture lines are parsed by modelops.feedback (parse_records / PredictionLog); any record with
+# instances, predictions and scores works here.
 
 
-def _capture_from(obj: dict[str, Any]) -> CapturedRequest | None:
-    if not isinstance(obj, dict):
-        return None
-    if CAPTURE_MARKER not in obj:
-        message = obj.get("message")  # a structured logger may nest the capture in its message field
-        if isinstance(message, dict):
-            return _capture_from(message)
-        if isinstance(message, str) and message.startswith("{"):
-            try:
-                return _capture_from(json.loads(message))
-            except ValueError:
-                return None
-        return None
-    version = obj.get("model_version") or obj.get("version") or (obj.get("model") or {}).get("version")
-    instances = obj.get("instances")
-    if instances is None and "columns" in obj and "data" in obj:
-        instances = [dict(zip(obj["columns"], row, strict=False)) for row in obj["data"]]
-    if not version or not isinstance(instances, list):
-        return None
-    probabilities = obj.get("probabilities")
-    scores = None
-    if isinstance(probabilities, list) and probabilities and isinstance(probabilities[0], dict):
-        last = list(probabilities[0])[-1]
-        scores = [float(p[last]) for p in probabilities]
-    elif isinstance(probabilities, list) and probabilities and isinstance(probabilities[0], list):
-        scores = [float(p[-1]) for p in probabilities]
-    at = obj.get("ts") or obj.get("timestamp") or obj.get("at") or time.time()
-    return CapturedRequest(at=to_epoch(at), model_version=str(version),
-                           instances=[i for i in instances if isinstance(i, dict)],
-                           predictions=list(obj.get("predictions") or []), scores=scores)
-
-
-def parse_capture(data: bytes) -> Iterator[CapturedRequest]:
-    """Captured requests from one delivered object: JSON lines, optionally gzip-compressed, either the
-    capture lines themselves or CloudWatch Logs subscription envelopes ({"logEvents": [...]}) holding them.
-    Lines that are not capture lines are skipped."""
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    text = data.decode("utf-8", errors="replace")
-    decoder = json.JSONDecoder()
-    pos = 0
-    while pos < len(text):  # Firehose may concatenate JSON objects without newlines
-        while pos < len(text) and text[pos] in " \r\n\t":
-            pos += 1
-        if pos >= len(text):
-            break
-        try:
-            obj, pos = decoder.raw_decode(text, pos)
-        except ValueError:
-            nl = text.find("\n", pos)
-            pos = len(text) if nl < 0 else nl + 1
-            continue
-        if isinstance(obj, dict) and isinstance(obj.get("logEvents"), list):
-            for event in obj["logEvents"]:
-                message = event.get("message", "")
-                start = message.find("{")
-                if start >= 0:
-                    try:
-                        captured = _capture_from(json.loads(message[start:]))
-                    except ValueError:
-                        captured = None
-                    if captured:
-                        yield captured
-        else:
-            captured = _capture_from(obj)
-            if captured:
-                yield captured
-
-
-def drift_report(manifest: Manifest, captured: Iterable[CapturedRequest]) -> dict[str, Any]:
+def drift_report(manifest: Manifest, captured: Iterable[Any]) -> dict[str, Any]:
     """Per-feature PSI of the captured inputs and PSI of the predicted scores, against the baseline bins
     the model was trained with."""
     names = [f["name"] for f in manifest.features]
@@ -188,8 +100,8 @@ def drift_report(manifest: Manifest, captured: Iterable[CapturedRequest]) -> dic
             matrix[:, j] = [_cell(i.get(n), dtypes[n]) for i in request.instances]
         acc.add(matrix)
         rows += len(request.instances)
-        if request.scores is not None:
-            scores.extend(request.scores)
+        if request.scores:
+            scores.extend(float(v) for v in request.scores)
         elif manifest.task != CLASSIFICATION:
             scores.extend(float(p) for p in request.predictions if isinstance(p, (int, float)))
     by_feature = acc.psi_by_feature() if rows else {}

@@ -36,8 +36,8 @@ from .aws import aws_errors, parse_s3_uri
 from .dataset import Dataset, load_builtin, read_csv
 from .deploy import MODEL_VERSION_VAR, ChampionPin, Deployer
 from .errors import ConflictError, ModelOpsError, NotFoundError
+from .feedback import LabelledRow, labelled_rows
 from .lock import CooldownActive, LockBusy, RetrainLock, iso
-from .monitoring import LabelledPrediction
 from .registry import CHALLENGER, CHAMPION, Registry
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,19 @@ class RetrainResult:
 
 
 class LabelledSource(Protocol):
-    def labelled(self, name: str, since: float, until: float) -> list[LabelledPrediction]: ...
+    def labelled(self, name: str, since: float, until: float) -> list[LabelledRow]: ...
+
+
+class FeedbackLabelled:
+    """Labelled predictions from the feedback store: captured requests joined to their ground truth.
+    Rows captured without their features cannot be trained on and are left out."""
+
+    def __init__(self, bucket: str, prefix: str, s3: Any):
+        self.bucket, self.prefix, self.s3 = bucket, prefix, s3
+
+    def labelled(self, name: str, since: float, until: float) -> list[LabelledRow]:
+        rows = labelled_rows(self.bucket, self.prefix, since=since, s3=self.s3)
+        return [r for r in rows if r.at <= until and r.features]
 
 
 class Notifier(Protocol):
@@ -131,7 +143,7 @@ def load_original(manifest: Manifest, s3: Any = None) -> Dataset:
     return dataset
 
 
-def labelled_dataset(manifest: Manifest, records: list[LabelledPrediction], source: str) -> Dataset:
+def labelled_dataset(manifest: Manifest, records: list[LabelledRow], source: str) -> Dataset:
     from .artifact import sha256_bytes
 
     names = list(manifest.recipe.get("features") or [f["name"] for f in manifest.features])
