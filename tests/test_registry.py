@@ -79,7 +79,10 @@ def test_alias_to_unknown_version_is_refused(registry, classifier_dir):
 
 
 def test_concurrent_promotions_exactly_one_wins(registry, classifier_dir, classifier_v2_dir, s3):
-    """Two writers read the same alias state, then both write: the S3 If-Match condition lets one through."""
+    """Two writers read the same alias state, then both write: the S3 If-Match condition lets one through.
+
+    moto checks the condition and stores the object without a lock, unlike S3, so the two PUTs are
+    serialized here; both still carry the same (for one of them stale) ETag."""
     v1 = registry.register(classifier_dir).version
     v2 = registry.register(classifier_v2_dir).version
     registry.set_alias("breast-cancer", "champion", v1)
@@ -92,10 +95,19 @@ def test_concurrent_promotions_exactly_one_wins(registry, classifier_dir, classi
         return state
 
     results = []
+    put_lock = threading.Lock()
+
+    class SerializedPuts:
+        def __getattr__(self, name):
+            return getattr(s3, name)
+
+        def put_object(self, **kwargs):
+            with put_lock:
+                return s3.put_object(**kwargs)
 
     def promote(target):
         try:
-            Registry("s3://modelops-test/registry", s3=s3).set_alias("breast-cancer", "champion", target, expected=v1)
+            Registry("s3://modelops-test/registry", s3=SerializedPuts()).set_alias("breast-cancer", "champion", target, expected=v1)
             results.append(("won", target))
         except ConflictError:
             results.append(("lost", target))

@@ -40,8 +40,11 @@ class AliasState:
     etag: str | None = None
 
     def to_json(self) -> bytes:
+        # A fresh revision id makes every write change the ETag, even a write that repeats the same
+        # version, so a concurrent writer holding the old ETag always fails its If-Match.
         return json.dumps({"alias": self.alias, "version": self.version, "previous": self.previous,
-                           "updated_at": self.updated_at, "reason": self.reason, "trigger": self.trigger}).encode()
+                           "updated_at": self.updated_at, "reason": self.reason, "trigger": self.trigger,
+                           "revision": secrets.token_hex(8)}).encode()
 
 
 class Registry:
