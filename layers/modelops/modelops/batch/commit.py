@@ -1,0 +1,132 @@
+"""Publish a run attempt: copy its parts to the final keys, merge rejects, write the manifest last.
+
+Order matters for readers of the output folder: an earlier manifest is removed first, stale files of
+earlier attempts are removed, the new files are copied, and only then is the manifest written.
+Downstream jobs read the manifest, so they never see a mix of attempts or a partial result.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import orjson
+
+from ..drift import DriftAccumulator, psi
+from ..errors import ConflictError, ModelOpsError
+from ..versioning import utc_now_iso
+from .config import BatchConfig
+from .part import PREDICTION, REJECTED_HEADER, part_keys
+from .store import Store
+from .writer import MultipartWriter
+
+
+def final_keys(config: BatchConfig, run_date: str, count: int) -> tuple[list[str], str]:
+    folder = config.output_folder(run_date)
+    return [folder + f"predictions/part-{i:05d}.csv" for i in range(count)], folder + "rejected.csv"
+
+
+def load_stats(config: BatchConfig, store: Store, run: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    out = []
+    for i in range(count):
+        key = part_keys(config, run["run_date"], run["attempt"], i)["stats"]
+        if not store.exists(key):
+            raise ModelOpsError(f"run {run['run_date']} attempt {run['attempt']}: part {i} has not finished; "
+                                "nothing was committed")
+        out.append(orjson.loads(store.get(key)))
+    return out
+
+
+def line_offsets(stats: list[dict[str, Any]]) -> dict[int, int]:
+    """Lines before each part within its object, so rejected line numbers are absolute."""
+    offsets, seen = {}, {}
+    for s in stats:
+        offsets[s["index"]] = seen.get(s["key"], 0)
+        seen[s["key"]] = seen.get(s["key"], 0) + s["lines"]
+    return offsets
+
+
+def merge_rejected(store: Store, stats: list[dict[str, Any]], target: str) -> None:
+    offsets = line_offsets(stats)
+    with MultipartWriter(store.s3, store.bucket, target) as out:
+        out.write(REJECTED_HEADER)
+        for s in stats:
+            body = store.get(s["rejected_key"])
+            if s["rows_rejected"] == 0:
+                continue
+            offset = offsets[s["index"]]
+            rows = list(csv.reader(io.StringIO(body.decode("utf-8"))))[1:]
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            writer.writerows([obj, int(line) + offset, reason] for obj, line, reason in rows)
+            out.write(buf.getvalue().encode())
+
+
+def drift_summary(baseline: dict[str, Any], features: list[str], stats: list[dict[str, Any]]) -> dict[str, Any]:
+    names = [n for n in features if n in baseline]
+    summary: dict[str, Any] = {"feature_psi": {}, "prediction_psi": None}
+    if names:
+        acc = DriftAccumulator(baseline, names)
+        for s in stats:
+            if s["drift"]:
+                acc.merge({n: s["drift"][n] for n in names})
+        summary["feature_psi"] = {n: round(v, 6) for n, v in acc.psi_by_feature().items()}
+    if PREDICTION in baseline:
+        counts = [s["prediction_drift"] for s in stats if s.get("prediction_drift")]
+        if counts:
+            total = [sum(c) for c in zip(*counts)]
+            summary["prediction_psi"] = round(psi(baseline[PREDICTION]["counts"], total), 6)
+    if summary["feature_psi"]:
+        worst = max(summary["feature_psi"], key=summary["feature_psi"].get)
+        summary["max_feature"] = {"name": worst, "psi": summary["feature_psi"][worst]}
+    return summary
+
+
+def commit(config: BatchConfig, store: Store, run: dict[str, Any], parts: list[dict[str, Any]],
+           baseline: dict[str, Any], features: list[str], started_at: str, started: float) -> dict[str, Any]:
+    import time
+
+    run_date = run["run_date"]
+    stats = load_stats(config, store, run, len(parts))
+    inputs = {}
+    for p in parts:
+        inputs.setdefault(p["key"], {"key": p["key"], "etag": p["etag"], "size": p["size"], "format": p["format"]})
+    for item in inputs.values():
+        now = store.head(item["key"])
+        if now is None or now.etag != item["etag"]:
+            raise ModelOpsError(f"{store.uri(item['key'])} changed or disappeared during the run; nothing was "
+                                "committed, rerun the date")
+    manifest_key = config.manifest_key(run_date)
+    if store.exists(manifest_key):
+        if not run.get("force"):
+            raise ConflictError(f"run {run_date} was committed by another run in the meantime")
+        store.delete([manifest_key])
+    predictions, rejected = final_keys(config, run_date, len(parts))
+    folder = config.output_folder(run_date)
+    keep = set(predictions) | {rejected}
+    stale = [o.key for o in store.list(folder) if o.key not in keep and "/_attempts/" not in o.key]
+    if stale:
+        store.delete(stale)
+    for s, target in zip(stats, predictions):
+        store.copy(s["predictions_key"], target)
+    merge_rejected(store, stats, rejected)
+
+    rows = {"read": sum(s["rows_read"] for s in stats), "scored": sum(s["rows_scored"] for s in stats),
+            "rejected": sum(s["rows_rejected"] for s in stats)}
+    manifest = {
+        "run_date": run_date, "status": "succeeded", "attempt": run["attempt"], "forced": bool(run.get("force")),
+        "model": run["model"], "inputs": list(inputs.values()),
+        "outputs": {"predictions": predictions, "rejected": rejected},
+        "rows": rows, "parts": len(parts), "chunks": sum(s["chunks"] for s in stats),
+        "peak_chunk_rows": max((s["peak_rows"] for s in stats), default=0),
+        "drift": drift_summary(baseline, features, stats),
+        "timings": {"started_at": started_at, "finished_at": utc_now_iso(),
+                    "seconds": round(time.time() - started, 3),
+                    "part_seconds": round(sum(s["seconds"] for s in stats), 3)},
+    }
+    store.put(manifest_key, orjson.dumps(manifest, option=orjson.OPT_INDENT_2), if_none_match=True)
+    attempts = [o.key for o in store.list(folder + "_attempts/")]
+    if attempts:
+        store.delete(attempts)
+    return manifest

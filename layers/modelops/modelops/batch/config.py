@@ -1,0 +1,98 @@
+"""Batch settings from environment variables, with explicit overrides (CLI flags, event fields)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import ModelOpsError
+
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(name: str, value: str | None, default: int) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ModelOpsError(f"{name}: expected a whole number, got '{value}'") from None
+    if number <= 0:
+        raise ModelOpsError(f"{name}: must be positive, got {number}")
+    return number
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    bucket: str
+    input_prefix: str = "batch/input"
+    output_prefix: str = "batch/output"
+    upstream_marker: str = "{date}/_SUCCESS"  # relative to input_prefix; empty = no upstream dependency
+    require_previous: bool = False
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    id_columns: tuple[str, ...] = ("id",)
+    timezone: str = "UTC"
+    registry: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None  # pinned version; otherwise the registry's champion
+    inline_max_bytes: int = 1024**3
+    part_bytes: int = 256 * 1024**2
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> BatchConfig:
+        env = dict(os.environ if env is None else env)
+        bucket = env.get("MODELOPS_DATA_BUCKET", "")
+        ids = env.get("MODELOPS_BATCH_ID_COLUMNS")
+        config = cls(
+            bucket=bucket,
+            input_prefix=env.get("MODELOPS_BATCH_INPUT_PREFIX", cls.input_prefix).strip("/"),
+            output_prefix=env.get("MODELOPS_BATCH_OUTPUT_PREFIX", cls.output_prefix).strip("/"),
+            upstream_marker=env.get("MODELOPS_BATCH_UPSTREAM_MARKER", cls.upstream_marker),
+            require_previous=_flag(env.get("MODELOPS_BATCH_REQUIRE_PREVIOUS")),
+            chunk_rows=_int("MODELOPS_BATCH_CHUNK_ROWS", env.get("MODELOPS_BATCH_CHUNK_ROWS"), DEFAULT_CHUNK_ROWS),
+            id_columns=tuple(c.strip() for c in ids.split(",") if c.strip()) if ids is not None else cls.id_columns,
+            timezone=env.get("MODELOPS_BATCH_TIMEZONE", cls.timezone) or "UTC",
+            registry=env.get("MODELOPS_REGISTRY") or None,
+            model_name=env.get("MODELOPS_MODEL_NAME") or None,
+            model_version=env.get("MODELOPS_MODEL_VERSION") or None,
+            inline_max_bytes=_int("MODELOPS_BATCH_INLINE_MAX_BYTES", env.get("MODELOPS_BATCH_INLINE_MAX_BYTES"),
+                                  cls.inline_max_bytes),
+            part_bytes=_int("MODELOPS_BATCH_PART_BYTES", env.get("MODELOPS_BATCH_PART_BYTES"), cls.part_bytes),
+        )
+        config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if not self.bucket:
+            raise ModelOpsError("no data bucket: set MODELOPS_DATA_BUCKET (or pass --bucket)")
+        if not self.registry:
+            raise ModelOpsError("no model registry: set MODELOPS_REGISTRY (or pass --registry)")
+        if not self.model_name:
+            raise ModelOpsError("no model: set MODELOPS_MODEL_NAME (or pass --model)")
+        if self.upstream_marker and "{date}" not in self.upstream_marker:
+            raise ModelOpsError(f"MODELOPS_BATCH_UPSTREAM_MARKER '{self.upstream_marker}' must contain {{date}}")
+
+    # ---- keys ---------------------------------------------------------------------------
+    def input_folder(self, run_date: str) -> str:
+        return f"{self.input_prefix}/{run_date}/".lstrip("/")
+
+    def output_folder(self, run_date: str) -> str:
+        return f"{self.output_prefix}/{run_date}/".lstrip("/")
+
+    def manifest_key(self, run_date: str) -> str:
+        return self.output_folder(run_date) + "_manifest.json"
+
+    def attempt_folder(self, run_date: str, attempt: str) -> str:
+        return self.output_folder(run_date) + f"_attempts/{attempt}/"
+
+    def marker_key(self, run_date: str) -> str | None:
+        if not self.upstream_marker:
+            return None
+        return f"{self.input_prefix}/{self.upstream_marker.format(date=run_date)}".lstrip("/")

@@ -1,0 +1,89 @@
+"""Score one part (an object, or a byte range of one) into the run attempt's work area.
+
+The part's files are written first and its stats file last, so a stats file means the part is
+complete. Re-running a part overwrites the same keys: retries never duplicate rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from ..drift import DriftAccumulator
+from .config import BatchConfig
+from .readers import Chunk, CsvParser, JsonLinesParser, csv_field, line_blocks, read_header
+from .scoring import Scorer
+from .store import Store
+from .writer import MultipartWriter
+
+REJECTED_HEADER = b"object,line,reason\n"
+PREDICTION = "__prediction__"
+
+
+def part_keys(config: BatchConfig, run_date: str, attempt: str, index: int) -> dict[str, str]:
+    base = config.attempt_folder(run_date, attempt) + f"part-{index:05d}"
+    return {"predictions": base + ".csv", "rejected": base + ".rejected.csv", "stats": base + ".json"}
+
+
+def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dict[str, Any], scorer: Scorer,
+               on_chunk: Callable[[Chunk], None] | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    keys = part_keys(config, run["run_date"], run["attempt"], part["index"])
+    key, etag, size = part["key"], part["etag"], part["size"]
+    where = store.uri(key)
+
+    def fetch(start: int, end: int) -> bytes:
+        return store.get_range(key, etag, start, end)
+
+    manifest = scorer.manifest
+    schema = manifest.schema
+    if part["format"] == "csv":
+        header, data_start = read_header(fetch, size, where)
+        parser: CsvParser | JsonLinesParser = CsvParser(header, schema, config.id_columns, where)
+        first_line, lines = (2, 1) if part["start"] == 0 else (1, 0)
+        start = data_start if part["start"] == 0 else part["start"]
+    else:
+        parser = JsonLinesParser(schema, config.id_columns)
+        first_line, lines, start = 1, 0, part["start"]
+    features = DriftAccumulator(manifest.baseline, schema.names) if schema.names[0] in manifest.baseline else None
+    prediction = DriftAccumulator(manifest.baseline, [PREDICTION]) if PREDICTION in manifest.baseline else None
+
+    scored = rejected = chunks = peak_rows = 0
+    with MultipartWriter(store.s3, store.bucket, keys["predictions"]) as out, \
+            MultipartWriter(store.s3, store.bucket, keys["rejected"]) as bad:
+        out.write(scorer.header(config.id_columns))
+        bad.write(REJECTED_HEADER)
+        for block in line_blocks(fetch, size, start, part["end"], config.chunk_rows):
+            chunk = parser.parse(block, first_line)
+            del block
+            chunks += 1
+            peak_rows = max(peak_rows, chunk.lines)
+            first_line += chunk.lines
+            lines += chunk.lines
+            body, tracked = scorer.score(chunk.ids, chunk.matrix)
+            out.write(body)
+            if chunk.rejected:
+                obj = csv_field(key)
+                bad.write("".join(f"{obj},{line},{csv_field(reason)}\n" for line, reason in chunk.rejected).encode())
+            if features is not None and len(chunk.matrix) and schema.all_numeric:
+                features.add(chunk.matrix)
+            if prediction is not None and len(tracked):
+                prediction.add(tracked.reshape(-1, 1))
+            scored += len(chunk.matrix)
+            rejected += len(chunk.rejected)
+            if on_chunk is not None:
+                on_chunk(chunk)
+    stats = {
+        "index": part["index"], "key": key, "etag": etag, "piece": part.get("piece", 0),
+        "rows_read": scored + rejected, "rows_scored": scored, "rows_rejected": rejected,
+        "lines": lines, "chunks": chunks, "peak_rows": peak_rows,
+        "predictions_key": keys["predictions"], "rejected_key": keys["rejected"],
+        "drift": {n: c.tolist() for n, c in features.counts.items()} if features else {},
+        "prediction_drift": prediction.counts[PREDICTION].tolist() if prediction else None,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    store.put(keys["stats"], orjson.dumps(stats))
+    return stats

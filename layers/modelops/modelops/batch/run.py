@@ -1,0 +1,145 @@
+"""Orchestration of a batch run: prepare (skip / wait / plan), score parts, commit.
+
+The same steps run inside one invocation (small inputs, the CLI) or as Step Functions states
+(prepare -> Distributed Map of score-part -> commit) for inputs above the inline threshold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from typing import Any
+
+import orjson
+
+from ..artifact import LoadedModel
+from ..registry import CHAMPION, Registry
+from ..versioning import utc_now_iso
+from . import deps, plan
+from .commit import commit
+from .config import BatchConfig
+from .dates import logical_run_date
+from .part import score_part
+from .scoring import Scorer
+from .store import Store
+
+_MODELS: dict[tuple[str, str, str], LoadedModel] = {}  # warm invocations reuse the loaded model
+
+
+class BatchRunner:
+    def __init__(self, config: BatchConfig, store: Store | None = None, registry: Registry | None = None):
+        self.config = config
+        self.store = store or Store(config.bucket)
+        self.registry = registry or Registry(config.registry or "", s3=self.store.s3)
+        self.on_chunk = None  # optional observer of each parsed chunk (tests, progress)
+
+    # ---- model ------------------------------------------------------------------------
+    def resolve_version(self) -> str:
+        name = self.config.model_name or ""
+        if self.config.model_version:
+            return self.registry.resolve_version(name, self.config.model_version)
+        return self.registry.resolve(name, CHAMPION)
+
+    def scorer(self, model: dict[str, str]) -> Scorer:
+        key = (self.registry.uri, model["name"], model["version"])
+        if key not in _MODELS:
+            _MODELS.clear()
+            _MODELS[key] = self.registry.load(model["name"], model["version"])
+        return Scorer(_MODELS[key])
+
+    # ---- steps ------------------------------------------------------------------------
+    def default_date(self, now: dt.datetime | None = None) -> str:
+        return logical_run_date(now or dt.datetime.now(dt.timezone.utc), self.config.timezone)
+
+    def prepare(self, run_date: str, force: bool = False) -> dict[str, Any]:
+        config, store = self.config, self.store
+        manifest_key = config.manifest_key(run_date)
+        if not force and store.exists(manifest_key):
+            return {"status": "skipped", "run_date": run_date,
+                    "reason": f"already succeeded ({store.uri(manifest_key)}); use force to rerun"}
+        readiness = deps.check(config, store, run_date)
+        if not readiness.ready:
+            return {"status": "waiting", "run_date": run_date, "waiting_for": readiness.waiting_for}
+        folder = config.input_folder(run_date)
+        objects = plan.input_objects(store.list(folder), store.uri(folder))
+        model = {"name": config.model_name or "", "version": self.resolve_version()}
+        attempt = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+        parts = plan.plan_parts(objects, config.part_bytes)
+        parts_key = config.attempt_folder(run_date, attempt) + "parts.json"
+        store.put(parts_key, orjson.dumps(parts))
+        run = {"run_date": run_date, "attempt": attempt, "force": force, "model": model, "bucket": store.bucket,
+               "parts_key": parts_key, "parts": len(parts), "started_at": utc_now_iso(), "started": time.time()}
+        return {"status": "ready", "mode": plan.choose_mode(objects, config.inline_max_bytes), "run": run}
+
+    def parts(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+        return orjson.loads(self.store.get(run["parts_key"]))
+
+    def score_part(self, run: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+        stats = score_part(self.config, self.store, run, part, self.scorer(run["model"]), self.on_chunk)
+        return {k: stats[k] for k in ("index", "rows_read", "rows_scored", "rows_rejected", "chunks", "seconds")}
+
+    def commit(self, run: dict[str, Any]) -> dict[str, Any]:
+        model = self.registry.manifest(run["model"]["name"], run["model"]["version"])
+        return commit(self.config, self.store, run, self.parts(run), model.baseline, list(model.schema.names),
+                      run["started_at"], run["started"])
+
+    def execute(self, run: dict[str, Any]) -> dict[str, Any]:
+        for part in self.parts(run):
+            self.score_part(run, part)
+        return self.commit(run)
+
+    def run(self, run_date: str, force: bool = False) -> dict[str, Any]:
+        """Prepare and score in this process, whatever the input size. Returns status + manifest."""
+        prepared = self.prepare(run_date, force)
+        if prepared["status"] != "ready":
+            return prepared
+        manifest = self.execute(prepared["run"])
+        return {"status": "succeeded", "run_date": run_date, "manifest": manifest}
+
+    def status(self, run_date: str) -> dict[str, Any]:
+        config, store = self.config, self.store
+        key = config.manifest_key(run_date)
+        if store.exists(key):
+            return {"status": "succeeded", "run_date": run_date, "manifest": orjson.loads(store.get(key))}
+        reasons = []
+        attempts = {o.key.split("/_attempts/")[1].split("/")[0]
+                    for o in store.list(config.output_folder(run_date) + "_attempts/")}
+        if attempts:
+            reasons.append(f"uncommitted attempt(s) {', '.join(sorted(attempts))}: running, or failed before commit")
+        readiness = deps.check(config, store, run_date)
+        if not readiness.ready:
+            reasons.append(readiness.message())
+        folder = config.input_folder(run_date)
+        data = [o for o in store.list(folder) if not plan.is_marker(o.key)]
+        if not data:
+            reasons.append(f"no input objects under {store.uri(folder)}")
+        if not reasons:
+            reasons.append("inputs are ready but no run has committed yet")
+        return {"status": "pending", "run_date": run_date, "manifest_key": store.uri(key), "reasons": reasons}
+
+
+def scheduled_step(runner: BatchRunner, run_date: str, force: bool, attempt: int, max_attempts: int,
+                   wait_seconds: int) -> dict[str, Any]:
+    """One scheduled invocation: small inputs are scored here; large ones are handed to the fan-out.
+
+    When dependencies are not ready the answer says "waiting" with the next attempt number; the
+    state machine waits `wait_seconds` and asks again, up to `max_attempts`, then fails visibly.
+    """
+    prepared = runner.prepare(run_date, force)
+    status = prepared["status"]
+    if status == "waiting":
+        base = {"run_date": run_date, "force": force, "waiting_for": prepared["waiting_for"],
+                "max_attempts": max_attempts, "wait_seconds": wait_seconds}
+        if attempt >= max_attempts:
+            return {"status": "timed_out", "attempt": attempt, **base,
+                    "error": f"run {run_date}: dependencies not ready after {attempt} attempts: "
+                             + "; ".join(prepared["waiting_for"])}
+        return {"status": "waiting", "attempt": attempt + 1, **base}
+    if status == "skipped":
+        return prepared
+    if prepared["mode"] == plan.FANOUT:
+        return {"status": "fanout", "run": prepared["run"]}
+    manifest = runner.execute(prepared["run"])
+    return {"status": "succeeded", "run_date": run_date, "manifest": manifest}
+

@@ -1,0 +1,81 @@
+"""The S3 calls batch scoring makes, in one small adapter that tests can wrap or stub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..aws import aws_errors, client, error_code
+from ..errors import ModelOpsError, NotFoundError
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    etag: str
+    size: int
+
+
+class Store:
+    def __init__(self, bucket: str, s3: Any = None):
+        self.bucket = bucket
+        self.s3 = s3 if s3 is not None else client("s3")
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        out: list[ObjectInfo] = []
+        with aws_errors(f"listing {self.uri(prefix)}", self.bucket):
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                out += [ObjectInfo(o["Key"], o["ETag"], o["Size"]) for o in page.get("Contents", [])]
+        return out
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            with aws_errors(f"reading {self.uri(key)}", self.bucket):
+                meta = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except NotFoundError:
+            return None
+        return ObjectInfo(key, meta["ETag"], meta["ContentLength"])
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def get(self, key: str) -> bytes:
+        with aws_errors(f"reading {self.uri(key)}", self.bucket):
+            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def get_range(self, key: str, etag: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the object as it was when planned (If-Match: a changed object fails)."""
+        what = f"reading {self.uri(key)}"
+        try:
+            with aws_errors(what, self.bucket):
+                return self.s3.get_object(Bucket=self.bucket, Key=key, IfMatch=etag,
+                                          Range=f"bytes={start}-{end - 1}")["Body"].read()
+        except ModelOpsError as exc:
+            if "changed concurrently" in str(exc):
+                raise ModelOpsError(f"{what}: the object changed after the run was planned; rerun the date") from None
+            raise
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json", if_none_match: bool = False) -> None:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": body, "ContentType": content_type}
+        if if_none_match:
+            kwargs["IfNoneMatch"] = "*"
+        with aws_errors(f"writing {self.uri(key)}", self.bucket):
+            self.s3.put_object(**kwargs)
+
+    def copy(self, source: str, target: str) -> None:
+        """Server-side copy (multipart for large objects, via the managed transfer)."""
+        with aws_errors(f"copying {self.uri(source)} to {target}", self.bucket):
+            self.s3.copy({"Bucket": self.bucket, "Key": source}, self.bucket, target)
+
+    def delete(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[i:i + 1000]]
+            with aws_errors(f"deleting under {self.uri(keys[0])}", self.bucket):
+                self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+
+def is_not_found(exc: Exception) -> bool:
+    return error_code(exc) in ("NoSuchKey", "404", "NotFound")
