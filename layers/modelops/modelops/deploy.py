@@ -105,22 +105,26 @@ class LambdaVersions:
             variables = dict((latest.get("Environment") or {}).get("Variables", {}))
             variables[MODEL_VERSION_VAR] = model_version
             updated = self.lam.update_function_configuration(
-                FunctionName=self.function, Environment={"Variables": variables}, RevisionId=latest["RevisionId"])
-            revision = updated["RevisionId"]
+                FunctionName=self.function, Environment={"Variables": variables}, **_revision(latest))
             for _ in range(120):  # configuration updates are asynchronous
                 if updated.get("LastUpdateStatus", "Successful") != "InProgress":
                     break
                 self.sleep(1.0)
                 updated = self.lam.get_function_configuration(FunctionName=self.function)
-                revision = updated["RevisionId"]
             if updated.get("LastUpdateStatus") == "Failed":
                 raise ModelOpsError(f"{what}: update failed: {updated.get('LastUpdateStatusReason')}")
-            published = self.lam.publish_version(FunctionName=self.function, RevisionId=revision,
-                                                 Description=f"model {model_version}")
+            published = self.lam.publish_version(FunctionName=self.function, Description=f"model {model_version}",
+                                                 **_revision(updated))
         return str(published["Version"])
 
     def live_model_version(self) -> str | None:
         return self.model_version_of(self.alias_version())
+
+
+def _revision(configuration: dict[str, Any]) -> dict[str, str]:
+    """Optimistic locking on the function's RevisionId (Lambda always returns it; some emulators do not)."""
+    revision = configuration.get("RevisionId")
+    return {"RevisionId": revision} if revision else {}
 
 
 class CodeDeployDeployer:

@@ -218,13 +218,20 @@ class Retrainer:
             log.info("retrain skipped: %s", exc)
             self._record("retrain_skipped", trigger, result)
             return result
+        except ModelOpsError as exc:  # the lock store itself failed: nothing ran
+            result = RetrainResult("failed", str(exc), self.name, stage="lock")
+            log.error("retrain not started: %s", exc)
+            self._record("retrain_failed", trigger, result)
+            self._announce(result)
+            return result
         result: RetrainResult | None = None
+        progress: dict[str, Any] = {}
         try:
-            result = self._run_locked(trigger, dry_run)
-        except Exception as exc:  # any failure: record it, keep the champion
+            result = self._run_locked(trigger, dry_run, progress)
+        except Exception as exc:  # any failure: record it with what was known so far, keep the champion
             stage = getattr(exc, "stage", None)
             reason = str(exc) if isinstance(exc, ModelOpsError) else f"{type(exc).__name__}: {exc}"
-            result = RetrainResult("failed", reason, self.name, stage=stage)
+            result = RetrainResult("failed", reason, self.name, stage=stage, **progress)
             log.exception("retrain failed at stage %s", stage)
         finally:
             decided = result is not None and result.outcome in ("promoted", "rejected")
@@ -240,7 +247,7 @@ class Retrainer:
         return result
 
     # ---- stages ------------------------------------------------------------------------------
-    def _run_locked(self, trigger: dict[str, Any], dry_run: bool) -> RetrainResult:
+    def _run_locked(self, trigger: dict[str, Any], dry_run: bool, progress: dict[str, Any]) -> RetrainResult:
         cfg = self.config
         with stage("guard"):
             running = self.deployer.in_flight()
@@ -251,11 +258,13 @@ class Retrainer:
             champion = self.registry.load(self.name, champion_version)
             manifest = champion.manifest
             metric = cfg.metric or DEFAULT_METRIC[manifest.task]
+            progress["champion"] = champion_version
         with stage("data"):
             now = self.clock()
             since = now - cfg.recent_days * 86400
             records = sorted(self.labelled.labelled(self.name, since, now), key=lambda r: r.at)
             data = {"recent_window": {"since": iso(since), "until": iso(now)}, "recent_rows": len(records)}
+            progress["data"] = data
             if len(records) < cfg.min_recent_rows:
                 return RetrainResult("skipped", f"only {len(records)} labelled predictions in the last "
                                      f"{cfg.recent_days:g} days; {cfg.min_recent_rows} are needed", self.name,
@@ -283,12 +292,14 @@ class Retrainer:
                                     test_size=float(recipe.get("test_size", training.TEST_SIZE)))
             trained.manifest.recipe["original_data"] = original_data_uri(manifest)
             trained.manifest.training_data["parts"] = {k: v for k, v in data.items() if k != "recent_window"}
+            progress["candidate"] = trained.manifest.version
         with stage("evaluate"):
             y_holdout = holdout_ds.y if manifest.task != CLASSIFICATION else _as_classes(holdout_ds.y, manifest.classes)
             champion_metrics = training.evaluate(manifest.task, champion.estimator, holdout_ds.X, y_holdout)
             candidate_metrics = training.evaluate(manifest.task, trained.estimator, holdout_ds.X, y_holdout)
         metrics = {"metric": metric, "champion": champion_metrics, "candidate": candidate_metrics,
                    "candidate_training": trained.manifest.metrics}
+        progress["metrics"] = metrics
         accept, reason = decide(metric, cfg.margin, cfg.floors, candidate_metrics, champion_metrics)
         result = RetrainResult("rejected", reason, self.name, champion=champion_version,
                                candidate=trained.manifest.version, metrics=metrics, data=data, stage="decide")

@@ -1,0 +1,163 @@
+"""Fault injection: a crash at each stage of a retrain leaves the champion serving (registry alias, SSM pin
+and the live Lambda alias unchanged), is recorded with its stage, and does not leave the lock held.
+Lambda, SSM and S3 are moto; CodeDeploy is a botocore Stubber (moto cannot run deployments) or the fake
+deployer from lifecycle_fakes."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, MemoryPin, Notes
+from test_lifecycle_deploy import FN, lam  # noqa: F401  (moto Lambda fixture)
+
+from devtools.lifecycle_sim import labelled_traffic
+from modelops import training
+from modelops.dataset import load_builtin
+from modelops.deploy import CodeDeployDeployer, LambdaVersions, SsmChampionPin
+from modelops.registry import CHAMPION
+from modelops.retrain import RetrainConfig, Retrainer
+
+ALARM = {"alarm": "quality"}
+
+
+class Boom(RuntimeError):
+    pass
+
+
+class FailingS3:
+    """Passes every call to the real (moto) client except the one chosen to fail."""
+
+    def __init__(self, s3, method: str, key_part: str):
+        self._s3, self._method, self._key_part = s3, method, key_part
+
+    def __getattr__(self, name):
+        attr = getattr(self._s3, name)
+        if name != self._method:
+            return attr
+
+        def failing(**kwargs):
+            if self._key_part in kwargs.get("Key", ""):
+                raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, name)
+            return attr(**kwargs)
+
+        return failing
+
+
+@pytest.fixture(scope="module")
+def records(classifier_dir):
+    from modelops.artifact import load_from_dir
+
+    champion = load_from_dir(classifier_dir)
+    return labelled_traffic(load_builtin("breast_cancer"), champion.estimator, champion.manifest.version, 300, 1.3,
+                            start=NOW - 300 * 60 - 10)
+
+
+@pytest.fixture
+def champion_version(registry, classifier_dir):
+    version = registry.register(classifier_dir).version
+    registry.set_alias("breast-cancer", CHAMPION, version)
+    return version
+
+
+class BrokenEstimator:
+    def predict(self, X):
+        raise Boom("predict crashed")
+
+    predict_proba = predict
+
+
+def broken_training(*args, **kwargs):
+    trained = training.train(*args, **kwargs)
+    trained.estimator = BrokenEstimator()
+    return trained
+
+
+def raising(exc):
+    def fn(*args, **kwargs):
+        raise exc
+
+    return fn
+
+
+STAGES = ["lock", "guard", "champion", "data", "train", "evaluate", "register-upload", "register-history", "deploy"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_crash_at_each_stage_keeps_the_champion(stage, registry, champion_version, records):
+    deployer, pin, notes = FakeDeployer(live=champion_version), MemoryPin(champion_version), Notes()
+    labelled = ListLabelled(records)
+    retrainer = Retrainer(registry, "breast-cancer", labelled=labelled, deployer=deployer, notifier=notes,
+                          config=RetrainConfig(margin=0.01), clock=Clock())
+    if stage == "lock":
+        retrainer.lock.s3 = FailingS3(registry.s3, "get_object", "locks/")
+    elif stage == "guard":
+        deployer.in_flight = raising(Boom("codedeploy unreachable"))
+    elif stage == "champion":
+        registry.s3 = FailingS3(registry.s3, "get_object", "model.joblib")
+    elif stage == "data":
+        labelled.labelled = raising(Boom("feedback store unreadable"))
+    elif stage == "train":
+        retrainer.train_fn = raising(MemoryError("out of memory while fitting"))
+    elif stage == "evaluate":
+        retrainer.train_fn = broken_training
+    elif stage == "register-upload":  # model file uploaded, manifest write fails: the version is never listed
+        registry.s3 = FailingS3(registry.s3, "put_object", "/manifest.json")
+    elif stage == "register-history":
+        registry.s3 = FailingS3(registry.s3, "put_object", "history/")
+    elif stage == "deploy":
+        deployer.fail = Boom("create_deployment crashed")
+
+    result = retrainer.run(ALARM)
+
+    assert result.outcome == "failed", result
+    expected_stage = {"register-upload": "register", "register-history": "register"}.get(stage, stage)
+    assert result.stage == expected_stage
+    registry.s3 = registry.s3._s3 if isinstance(registry.s3, FailingS3) else registry.s3
+    assert registry.resolve("breast-cancer", CHAMPION) == champion_version
+    versions = registry.list_versions("breast-cancer")
+    if stage in ("register-history", "deploy"):  # registered (immutable, audited) but never rolled out
+        assert versions == sorted([champion_version, result.candidate]) and result.metrics
+    else:
+        assert versions == [champion_version]
+    assert deployer.started == [] and pin.value == champion_version and deployer.live == champion_version
+    retrainer.lock.s3 = registry.s3
+    assert not retrainer.lock.status()["locked"]
+    assert "in_cooldown" not in retrainer.lock.status()  # a failure starts no cooldown
+    if stage != "register-history":
+        failed = [e for e in registry.history("breast-cancer") if e["event"] == "retrain_failed"]
+        assert failed and failed[-1]["stage"] == expected_stage
+    assert "failed" in notes.messages[-1][0]
+
+
+def test_announcement_failure_does_not_undo_the_decision(registry, champion_version, records):
+    notes = Notes()
+    notes.publish = raising(Boom("SNS down"))
+    deployer = FakeDeployer()
+    result = Retrainer(registry, "breast-cancer", labelled=ListLabelled(records), deployer=deployer, notifier=notes,
+                       config=RetrainConfig(margin=0.01), clock=Clock()).run(ALARM)
+    assert result.outcome == "promoted" and deployer.started == [result.candidate]
+
+
+def test_codedeploy_failure_after_publishing_keeps_live_alias_and_pin(registry, champion_version, records, lam):  # noqa: F811
+    """Real adapters: the Lambda version is published (moto), then CreateDeployment fails (Stubber)."""
+    lam.update_function_configuration(FunctionName=FN, Environment={"Variables": {"MODELOPS_MODEL_VERSION": champion_version}})
+    v = lam.publish_version(FunctionName=FN)["Version"]
+    lam.update_alias(FunctionName=FN, Name="live", FunctionVersion=v)
+    ssm = boto3.client("ssm")
+    pin = SsmChampionPin(ssm, "breast-cancer")
+    pin.put(champion_version)
+    cd = boto3.client("codedeploy")
+    stub = Stubber(cd)
+    stub.add_response("list_deployments", {"deployments": []})
+    stub.add_client_error("create_deployment", "InvalidDeploymentGroupNameException", "no such group")
+    deployer = CodeDeployDeployer(LambdaVersions(lam, FN, sleep=lambda s: None), cd, "app", "group")
+    with stub:
+        result = Retrainer(registry, "breast-cancer", labelled=ListLabelled(records), deployer=deployer,
+                           config=RetrainConfig(margin=0.01), clock=Clock()).run(ALARM)
+    assert result.outcome == "failed" and result.stage == "deploy"
+    assert "InvalidDeploymentGroupName" in result.reason
+    assert deployer.live_model_version() == champion_version
+    assert pin.get() == champion_version
+    assert registry.resolve("breast-cancer", CHAMPION) == champion_version
