@@ -29,3 +29,15 @@ clean:  ## remove build output and the virtualenv
 
 bench: venv  ## run the benchmarks under bench/ and print a summary table
 	$(BIN)/python bench/run_all.py $(BENCH)
+
+# ---- build: `sam build` without Docker, then the unzipped package-size gate --------------------------------
+# sam needs the runtime's interpreter (python3.12) on PATH; take it from PATH or from pyenv.
+PY312_BIN = $(shell for p in python3.12 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12; do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null && break; done)
+# Every function must fit Lambda's 262,144,000 bytes; the predict function is held to 200 MB.
+PACKAGE_LIMITS ?= --limit '*predict*=200000000'
+
+build: venv  ## sam build (no Docker), print each function's unzipped size, fail above its limit
+	@test -n "$(PY312_BIN)" || { echo "sam build needs python3.12 (the Lambda runtime): e.g. pyenv install 3.12" >&2; exit 2; }
+	PATH="$(dir $(PY312_BIN)):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build
+	$(BIN)/python -m devtools.package_size --build-dir .aws-sam/build $(PACKAGE_LIMITS) --json bench/results/package_size.json
