@@ -69,3 +69,21 @@ class MemoryPin:
 
     def put(self, version: str) -> None:
         self.value = version
+
+
+class SerializedPuts:
+    """S3 applies a conditional PUT atomically; moto checks the condition and stores without a lock.
+    Serializing PUTs restores S3's behaviour for tests that race threads (each PUT still carries the
+    condition its thread read)."""
+
+    def __init__(self, s3: Any):
+        import threading
+
+        self._s3, self._lock = s3, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+    def put_object(self, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._s3.put_object(**kwargs)

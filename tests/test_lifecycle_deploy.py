@@ -12,7 +12,6 @@ import zipfile
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-
 from modelops.deploy import (
     AliasShiftDeployer,
     CodeDeployDeployer,

@@ -10,14 +10,14 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, MemoryPin, Notes
-from test_lifecycle_deploy import FN, lam  # noqa: F401  (moto Lambda fixture)
-
-from devtools.lifecycle_sim import labelled_traffic
 from modelops import training
 from modelops.dataset import load_builtin
 from modelops.deploy import CodeDeployDeployer, LambdaVersions, SsmChampionPin
 from modelops.registry import CHAMPION
 from modelops.retrain import RetrainConfig, Retrainer
+from test_lifecycle_deploy import FN, lam  # noqa: F401  (moto Lambda fixture)
+
+from devtools.lifecycle_sim import labelled_traffic
 
 ALARM = {"alarm": "quality"}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from lifecycle_fakes import SerializedPuts
 from modelops.lock import CooldownActive, LockBusy, RetrainLock
 
 
@@ -65,6 +66,7 @@ def test_lost_race_on_conditional_write(lock, s3):
 
 
 def test_threads_racing_get_exactly_one_lease(lock):
+    lock.s3 = SerializedPuts(lock.s3)
     barrier = threading.Barrier(8)
     won, lost = [], []
 

@@ -8,7 +8,7 @@ import json
 import threading
 
 import pytest
-from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, MemoryPin, Notes
+from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, MemoryPin, Notes, SerializedPuts
 from modelops import training
 from modelops.dataset import load_builtin
 from modelops.registry import CHALLENGER, CHAMPION
@@ -145,6 +145,7 @@ def test_a_second_alarm_during_a_run_is_a_no_op(registry, champion, dataset):
 def test_concurrent_alarms_in_threads_produce_one_retrain(registry, champion, dataset):
     records = traffic(dataset, champion, 1.3)
     deployer = FakeDeployer()
+    registry.s3 = SerializedPuts(registry.s3)
     barrier = threading.Barrier(3)
     results = []
 
