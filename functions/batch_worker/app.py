@@ -1,0 +1,33 @@
+"""Step Functions steps of the batch fan-out: score one part (Distributed Map item), then commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from modelops.batch import metrics
+from modelops.batch.config import BatchConfig
+from modelops.batch.run import BatchRunner
+from modelops.errors import InputError
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    step = event.get("step") if isinstance(event, dict) else None
+    if step not in ("score_part", "commit") or not isinstance(event.get("run"), dict):
+        raise InputError("event: expected {'step': 'score_part'|'commit', 'run': {...}}", field="step")
+    runner = BatchRunner(BatchConfig.from_env())
+    run = event["run"]
+    if step == "score_part":
+        if not isinstance(event.get("part"), dict):
+            raise InputError("part: the Map item is missing", field="part")
+        stats = runner.score_part(run, event["part"])
+        logger.info("batch part scored", extra=stats)
+        return stats
+    manifest = runner.commit(run)
+    metrics.emit(metrics.run_documents(manifest))
+    logger.info("batch run committed", extra={"run_date": manifest["run_date"], "rows": manifest["rows"]})
+    return {"status": "succeeded", "run_date": manifest["run_date"], "rows": manifest["rows"]}
