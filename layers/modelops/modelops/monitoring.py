@@ -190,3 +190,22 @@ def publish_quality(sink: MetricsSink, model: str, version: str, metrics: dict[s
             sink.put(metric, metrics[key], sets)
             count += 1
     return count
+
+
+# ---- one monitoring pass --------------------------------------------------------------------
+def monitor_window(manifests: Callable[[str], Manifest], serving_version: str | None, model: str,
+                   captured: Sequence[Any], labelled: Sequence[Labelled], sink: MetricsSink) -> dict[str, Any]:
+    """Drift and quality per model version over one window of captured requests and labelled predictions,
+    published to sink. manifests(version) returns that version's manifest (its baseline bins)."""
+    versions = sorted({r.model_version for r in captured} | {r.model_version for r in labelled})
+    summary: dict[str, Any] = {"model": model, "serving": serving_version, "versions": {}, "metrics_published": 0}
+    for version in versions:
+        manifest = manifests(version)
+        serving = version == serving_version
+        report = drift_report(manifest, [r for r in captured if r.model_version == version])
+        scores = quality(manifest.task, manifest.classes, [r for r in labelled if r.model_version == version])
+        summary["metrics_published"] += publish_drift(sink, model, version, report, serving)
+        summary["metrics_published"] += publish_quality(sink, model, version, scores, serving)
+        summary["versions"][version] = {"drift": {k: report[k] for k in ("rows", "psi_max", "psi_max_feature")},
+                                        "prediction_psi": report.get("prediction_psi"), "quality": scores}
+    return summary

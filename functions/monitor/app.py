@@ -1,0 +1,39 @@
+"""Monitor function (scheduled): drift of captured online requests and quality from labelled predictions
+over a sliding window, per model version, published as CloudWatch metrics (EMF)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from modelops import feedback, monitoring
+from modelops.aws import parse_s3_uri
+from modelops.registry import CHAMPION, Registry
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    registry = Registry(os.environ["MODELOPS_REGISTRY"])
+    name = os.environ["MODELOPS_MODEL_NAME"]
+    window_seconds = float(os.environ.get("MODELOPS_MONITOR_WINDOW_HOURS", "24")) * 3600
+    bucket, prefix = parse_s3_uri(os.environ["MODELOPS_DATA_URI"])
+    now = time.time()
+    since = now - window_seconds
+    captured = feedback.PredictionLog(bucket, prefix, registry.s3).read(since=since, until=now)
+    labelled = feedback.join(captured, feedback.FeedbackStore(bucket, prefix, registry.s3).read(since=since))
+    serving = registry.get_alias(name, CHAMPION).version
+    manifests: dict = {}
+
+    def manifest(version: str):
+        if version not in manifests:
+            manifests[version] = registry.manifest(name, version)
+        return manifests[version]
+
+    summary = monitoring.monitor_window(manifest, serving, name, captured, labelled, monitoring.EmfSink())
+    summary.update(window_hours=window_seconds / 3600, captured_requests=len(captured), labelled_rows=len(labelled))
+    logger.info("monitoring window published", extra=summary)
+    return summary

@@ -1,0 +1,42 @@
+"""Retrain function: an alarm (or the weekly schedule) retrains and gates a candidate; a finished CodeDeploy
+deployment of the predict function pins the model it left serving as the champion."""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from modelops import lifecycle
+from modelops.errors import ModelOpsError
+from modelops.retrain import finalize
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(log_event=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    action, info = lifecycle.classify(event)
+    if action == "ignore":
+        logger.info("event ignored", extra=info)
+        return {"action": "ignored", **info}
+    if action == "finalize":
+        env = os.environ
+        if info.get("application") != env.get("MODELOPS_CODEDEPLOY_APPLICATION") or \
+                info.get("group") != env.get("MODELOPS_CODEDEPLOY_GROUP"):
+            logger.info("deployment of another application or group", extra=info)
+            return {"action": "ignored", "why": "another deployment group", **info}
+        registry, name = lifecycle.registry_from_env()
+        detail = finalize(registry, name, lifecycle.deployer_from_env(), lifecycle.champion_pin_from_env(),
+                          lifecycle.notifier_from_env(), info["deployment_id"], succeeded=info["state"] == "SUCCESS",
+                          trigger=info)
+        logger.info("rollout finished", extra=detail)
+        return {"action": "finalized", **detail}
+    try:
+        retrainer = lifecycle.retrainer_from_env()
+    except ModelOpsError as exc:
+        logger.error("retrain function is misconfigured: %s", exc)
+        return {"action": "retrain", "outcome": "failed", "reason": str(exc), "stage": "configuration"}
+    result = retrainer.run(info, dry_run=bool(info.get("dry_run")))
+    logger.info("retrain %s", result.outcome, extra={"result": result.to_dict()})
+    return {"action": "retrain", **result.to_dict()}

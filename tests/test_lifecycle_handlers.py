@@ -1,0 +1,153 @@
+"""The retrain and monitor handlers on real-shaped events, with the registry, captured predictions and
+feedback in moto S3 and the predict function's versions in moto Lambda. CodeDeploy is a botocore Stubber
+(moto never runs a deployment); alarms are not evaluated by moto, so the alarm event is the file in
+events/ that `sam local invoke RetrainFunction` uses."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from modelops import feedback, lifecycle
+from modelops.artifact import load_from_dir
+from modelops.dataset import load_builtin
+from modelops.deploy import CodeDeployDeployer, LambdaVersions, SsmChampionPin
+from modelops.registry import CHALLENGER, CHAMPION
+from test_lifecycle_deploy import FN, lam  # noqa: F401  (moto Lambda fixture)
+
+from devtools.lifecycle_sim import drifted_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTEXT = SimpleNamespace(function_name="f", memory_limit_in_mb=512, aws_request_id="req-1",
+                          invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:f")
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"lifecycle_{name}_app", ROOT / "functions" / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def alarm_event() -> dict:
+    return json.loads((ROOT / "events" / "alarm-state-change.json").read_text())
+
+
+@pytest.fixture
+def stack(registry, classifier_dir, lam, monkeypatch):  # noqa: F811
+    """A deployed stack's state: champion registered and pinned, predict function live on it, and a day of
+    drifted traffic captured with its feedback."""
+    champion = registry.register(classifier_dir)
+    registry.set_alias("breast-cancer", CHAMPION, champion.version)
+    SsmChampionPin(boto3.client("ssm"), "breast-cancer").put(champion.version)
+    lam.update_function_configuration(FunctionName=FN,
+                                      Environment={"Variables": {"MODELOPS_MODEL_VERSION": champion.version}})
+    lam.update_alias(FunctionName=FN, Name="live", FunctionVersion=lam.publish_version(FunctionName=FN)["Version"])
+    env = {"MODELOPS_REGISTRY": "s3://modelops-test/registry", "MODELOPS_MODEL_NAME": "breast-cancer",
+           "MODELOPS_DATA_URI": "s3://modelops-test/data", "MODELOPS_PREDICT_FUNCTION": FN,
+           "MODELOPS_CODEDEPLOY_APPLICATION": "modelops-app", "MODELOPS_CODEDEPLOY_GROUP": "modelops-group",
+           "MODELOPS_PRETRAFFIC_HOOK": "CodeDeployHook_modelops", "MODELOPS_RETRAIN_MIN_ACCURACY": "0.8",
+           "MODELOPS_RETRAIN_COOLDOWN_HOURS": "24"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    import time
+
+    estimator = load_from_dir(classifier_dir).estimator
+    X, y = drifted_rows(load_builtin("breast_cancer"), 400, 1.3)
+    names = [f["name"] for f in champion.features]
+    predictions, scores = estimator.predict(X), estimator.predict_proba(X)[:, 1]
+    now = time.time()
+    log, store = feedback.PredictionLog("modelops-test", "data", registry.s3), \
+        feedback.FeedbackStore("modelops-test", "data", registry.s3)
+    records = []
+    for i in range(400):
+        at = now - 3600 * 6 + i * 30
+        records.append(feedback.prediction_record(
+            request_id=f"r{i}", model_version=champion.version, at=at,
+            instances=[dict(zip(names, X[i].tolist(), strict=True))],
+            predictions=[str(predictions[i])], scores=[float(scores[i])]))
+        store.append(str(y[i]), request_id=f"r{i}", at=at + 5)
+    log.append(records)
+    return SimpleNamespace(champion=champion, registry=registry)
+
+
+def stub_codedeploy(monkeypatch):
+    cd = boto3.client("codedeploy")
+    stub = Stubber(cd)
+    versions = LambdaVersions(boto3.client("lambda"), FN, sleep=lambda s: None)
+    monkeypatch.setattr(lifecycle, "deployer_from_env", lambda env=None: CodeDeployDeployer(
+        versions, cd, "modelops-app", "modelops-group", pre_traffic_hook="CodeDeployHook_modelops"))
+    return stub
+
+
+def test_alarm_event_retrains_and_starts_a_codedeploy_rollout(stack, monkeypatch):
+    stub = stub_codedeploy(monkeypatch)
+    stub.add_response("list_deployments", {"deployments": []})
+    stub.add_response("create_deployment", {"deploymentId": "d-RETRAIN1"},
+                      {"applicationName": "modelops-app", "deploymentGroupName": "modelops-group",
+                       "description": ANY, "revision": ANY})
+    with stub:
+        out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
+    assert out["outcome"] == "promoted", out
+    assert out["deployment_id"] == "d-RETRAIN1"
+    assert out["data"]["recent_rows"] == 400 and out["data"]["holdout_rows"] == 120
+    registry = stack.registry
+    assert registry.resolve("breast-cancer", CHALLENGER) == out["candidate"]
+    assert registry.resolve("breast-cancer", CHAMPION) == stack.champion.version  # not before CodeDeploy succeeds
+    decision = [e for e in registry.history("breast-cancer") if e["event"] == "retrain_decision"][-1]
+    assert decision["trigger"]["alarm"] == "modelops-breast-cancer-quality"
+
+    # CodeDeploy reports success: the handler pins what `live` now serves
+    lam_client = boto3.client("lambda")
+    new_version = str(max(int(v["Version"]) for v in lam_client.list_versions_by_function(FunctionName=FN)["Versions"]
+                          if v["Version"] != "$LATEST"))
+    lam_client.update_alias(FunctionName=FN, Name="live", FunctionVersion=new_version)
+    success = {"source": "aws.codedeploy", "detail-type": "CodeDeploy Deployment State-change Notification",
+               "detail": {"deploymentId": "d-RETRAIN1", "state": "SUCCESS", "application": "modelops-app",
+                          "deploymentGroup": "modelops-group"}}
+    done = load("retrain").lambda_handler(success, CONTEXT)
+    assert done["outcome"] == "promoted" and done["champion"] == out["candidate"]
+    assert registry.resolve("breast-cancer", CHAMPION) == out["candidate"]
+    assert SsmChampionPin(boto3.client("ssm"), "breast-cancer").get() == out["candidate"]
+
+
+def test_ok_state_and_foreign_deployments_are_ignored(stack):
+    event = alarm_event()
+    event["detail"]["state"]["value"] = "OK"
+    assert load("retrain").lambda_handler(event, CONTEXT)["action"] == "ignored"
+    other = {"source": "aws.codedeploy", "detail-type": "CodeDeploy Deployment State-change Notification",
+             "detail": {"deploymentId": "d-X", "state": "SUCCESS", "application": "other", "deploymentGroup": "g"}}
+    assert load("retrain").lambda_handler(other, CONTEXT)["action"] == "ignored"
+    assert stack.registry.resolve("breast-cancer", CHAMPION) == stack.champion.version
+
+
+def test_misconfigured_function_reports_instead_of_crashing(stack, monkeypatch):
+    monkeypatch.delenv("MODELOPS_DATA_URI")
+    out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
+    assert out["outcome"] == "failed" and "MODELOPS_DATA_URI" in out["reason"]
+
+
+def test_monitor_publishes_drift_and_quality_per_version(stack, capsys):
+    summary = load("monitor").lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, CONTEXT)
+    version = stack.champion.version
+    assert summary["captured_requests"] == 400 and summary["labelled_rows"] == 400
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    by_name: dict = {}
+    for line in lines:
+        for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            by_name.setdefault(metric["Name"], []).append(line)
+    assert {"DriftPSI", "DriftPSIMax", "PredictionPSI", "QualityAccuracy", "QualityAUC", "LabelledRows"} <= set(by_name)
+    psi_max = by_name["DriftPSIMax"][0]
+    assert psi_max["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ModelName", "ModelVersion"], ["ModelName"]]
+    assert psi_max["ModelVersion"] == version and psi_max["DriftPSIMax"] > 0.25  # sizes scaled by 1.3
+    per_feature = {line["Feature"]: line["DriftPSI"] for line in by_name["DriftPSI"]}
+    assert len(per_feature) == 30 and max(per_feature, key=per_feature.get) in {
+        "mean_area", "worst_area", "area_error", "mean_radius", "worst_radius", "mean_perimeter", "worst_perimeter"}
+    accuracy = by_name["QualityAccuracy"][0]["QualityAccuracy"]
+    assert accuracy == pytest.approx(summary["versions"][version]["quality"]["accuracy"])
+    assert 0.5 < accuracy < 0.95  # the drift hurts the champion
