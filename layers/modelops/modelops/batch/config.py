@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ModelOpsError
@@ -42,7 +42,6 @@ class BatchConfig:
     model_version: str | None = None  # pinned version; otherwise the registry's champion
     inline_max_bytes: int = 1024**3
     part_bytes: int = 256 * 1024**2
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> BatchConfig:

@@ -14,10 +14,10 @@ PART_BYTES = 8 * 1024**2  # S3 needs >= 5 MiB for every part but the last
 
 
 class MultipartWriter:
-    def __init__(self, s3: Any, bucket: str, key: str, content_type: str = "text/csv", part_bytes: int = PART_BYTES):
+    def __init__(self, s3: Any, bucket: str, key: str, content_type: str = "text/csv", part_bytes: int | None = None):
         self.s3, self.bucket, self.key = s3, bucket, key
         self.content_type = content_type
-        self.part_bytes = part_bytes
+        self.part_bytes = part_bytes or PART_BYTES
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._parts: list[dict[str, Any]] = []
