@@ -1,0 +1,44 @@
+"""`modelops retrain` against moto: dry run, status, and one-line errors for missing settings."""
+
+from __future__ import annotations
+
+import json
+
+from modelops.cli import main
+from modelops.registry import CHAMPION
+from test_lifecycle_deploy import lam  # noqa: F401  (moto Lambda fixture used by stack)
+from test_lifecycle_handlers import stack  # noqa: F401  (champion + captured, labelled traffic)
+
+REG = "s3://modelops-test/registry"
+
+
+def test_dry_run_reports_the_decision_and_changes_nothing(stack, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.delenv("MODELOPS_PREDICT_FUNCTION")
+    code = main(["--registry", REG, "--json", "retrain", "--dry-run", "--data", "s3://modelops-test/data"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["outcome"] == "dry_run" and out["reason"].startswith("would promote")
+    assert out["metrics"]["candidate"]["accuracy"] > out["metrics"]["champion"]["accuracy"]
+    assert stack.registry.list_versions("breast-cancer") == [stack.champion.version]
+    assert stack.registry.resolve("breast-cancer", CHAMPION) == stack.champion.version
+
+
+def test_status_shows_lock_and_recent_decisions(stack, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.delenv("MODELOPS_PREDICT_FUNCTION")
+    main(["--registry", REG, "retrain", "--dry-run", "--data", "s3://modelops-test/data"])
+    capsys.readouterr()
+    assert main(["--registry", REG, "--json", "retrain", "--status"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["lock"]["locked"] is False
+    assert status["recent"][-1]["event"] == "retrain_dry_run"
+
+
+def test_missing_settings_give_one_line_errors(stack, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.delenv("MODELOPS_DATA_URI")
+    assert main(["--registry", REG, "retrain", "--dry-run"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "MODELOPS_DATA_URI" in err
+    monkeypatch.delenv("MODELOPS_PREDICT_FUNCTION")
+    assert main(["--registry", REG, "retrain", "--data", "s3://modelops-test/data"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "MODELOPS_PREDICT_FUNCTION" in err and "--dry-run" in err
