@@ -141,11 +141,14 @@ def test_monitor_publishes_drift_and_quality_per_version(stack, capsys):
     for line in lines:
         for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
             by_name.setdefault(metric["Name"], []).append(line)
-    assert {"DriftPSI", "DriftPSIMax", "PredictionPSI", "QualityAccuracy", "QualityAUC", "LabelledRows"} <= set(by_name)
+    assert {"FeaturePSI", "DriftPSIMax", "PredictionPSI", "QualityAccuracy", "QualityAUC", "LabelledRows"} <= set(by_name)
     psi_max = by_name["DriftPSIMax"][0]
     assert psi_max["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ModelName", "ModelVersion"], ["ModelName"]]
     assert psi_max["ModelVersion"] == version and psi_max["DriftPSIMax"] > 0.25  # sizes scaled by 1.3
-    per_feature = {line["Feature"]: line["DriftPSI"] for line in by_name["DriftPSI"]}
+    per_feature = {line["Feature"]: line["FeaturePSI"] for line in by_name["FeaturePSI"]}
+    # same metric name and ModelName+Feature dimensions as batch runs, plus the per-version set
+    assert by_name["FeaturePSI"][0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["Feature", "ModelName", "ModelVersion"], ["Feature", "ModelName"]]
     assert len(per_feature) == 30 and max(per_feature, key=per_feature.get) in {
         "mean_area", "worst_area", "area_error", "mean_radius", "worst_radius", "mean_perimeter", "worst_perimeter"}
     accuracy = by_name["QualityAccuracy"][0]["QualityAccuracy"]

@@ -2,7 +2,10 @@
 captured online requests, and publishing both as CloudWatch metrics per model version.
 
 Metric contract (namespace = POWERTOOLS_METRICS_NAMESPACE; the template's alarms and dashboard use it):
-    DriftPSI        dims ModelName, ModelVersion, Feature    per-feature PSI against the training baseline
+    FeaturePSI      dims ModelName, Feature / ModelName, ModelVersion, Feature
+                                                               per-feature PSI against the training baseline
+                                                               (batch runs publish the same name under
+                                                               ModelName, Feature)
     DriftPSIMax     dims ModelName / ModelName, ModelVersion  the largest per-feature PSI
     PredictionPSI   dims ModelName / ModelName, ModelVersion  PSI of the predicted score (positive-class
                                                                probability, or the regression output)
@@ -26,7 +29,7 @@ import numpy as np
 from . import drift
 from .artifact import CLASSIFICATION, Manifest
 
-DRIFT_PSI = "DriftPSI"
+DRIFT_PSI = "FeaturePSI"  # the name batch runs use too
 DRIFT_PSI_MAX = "DriftPSIMax"
 PREDICTION_PSI = "PredictionPSI"
 LABELLED_ROWS = "LabelledRows"
@@ -167,7 +170,7 @@ def publish_drift(sink: MetricsSink, model: str, version: str, report: dict[str,
     sets = [per_version, {"ModelName": model}] if serving else [per_version]
     count = 0
     for feature, value in report.get("psi", {}).items():
-        sink.put(DRIFT_PSI, value, [{**per_version, "Feature": feature}])
+        sink.put(DRIFT_PSI, value, [{**d, "Feature": feature} for d in sets])
         count += 1
     if report.get("rows"):
         sink.put(DRIFT_PSI_MAX, report["psi_max"], sets)
