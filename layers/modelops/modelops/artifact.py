@@ -101,7 +101,9 @@ class LoadedModel:
     golden: dict[str, Any] | None = None
 
 
-def write_artifact(directory: str | Path, estimator: Any, manifest: Manifest, golden: dict[str, Any] | None) -> Manifest:
+def write_artifact(
+    directory: str | Path, estimator: Any, manifest: Manifest, golden: dict[str, Any] | None
+) -> Manifest:
     """Serialize the estimator, fill in the checksums and write all files into directory."""
     import joblib
 
@@ -124,7 +126,9 @@ def verify(manifest: Manifest, model_bytes: bytes) -> None:
     """Refuse tampered, truncated or version-skewed artifacts. Never unpickles anything."""
     expected = manifest.artifact.get("sha256")
     if not expected:
-        raise ArtifactIntegrityError(f"model {manifest.name}/{manifest.version}: manifest has no sha256 for {MODEL_FILE}")
+        raise ArtifactIntegrityError(
+            f"model {manifest.name}/{manifest.version}: manifest has no sha256 for {MODEL_FILE}"
+        )
     actual = sha256_bytes(model_bytes)
     if actual != expected:
         raise ArtifactIntegrityError(
@@ -151,7 +155,9 @@ def load_from_bytes(manifest_bytes: bytes, model_bytes: bytes, golden_bytes: byt
     golden = None
     if golden_bytes is not None:
         if manifest.golden.get("sha256") != sha256_bytes(golden_bytes):
-            raise ArtifactIntegrityError(f"model {manifest.name}/{manifest.version}: {GOLDEN_FILE} does not match its sha256")
+            raise ArtifactIntegrityError(
+                f"model {manifest.name}/{manifest.version}: {GOLDEN_FILE} does not match its sha256"
+            )
         golden = json.loads(golden_bytes)
     return LoadedModel(manifest=manifest, estimator=estimator, golden=golden)
 
@@ -162,7 +168,9 @@ def load_from_dir(directory: str | Path) -> LoadedModel:
         manifest_bytes = (directory / MANIFEST_FILE).read_bytes()
         model_bytes = (directory / MODEL_FILE).read_bytes()
     except FileNotFoundError as exc:
-        raise ModelOpsError(f"model directory {directory} is incomplete: {os.path.basename(exc.filename)} is missing") from exc
+        raise ModelOpsError(
+            f"model directory {directory} is incomplete: {os.path.basename(exc.filename)} is missing"
+        ) from exc
     golden_path = directory / GOLDEN_FILE
     golden_bytes = golden_path.read_bytes() if golden_path.exists() else None
     return load_from_bytes(manifest_bytes, model_bytes, golden_bytes)

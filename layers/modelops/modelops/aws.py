@@ -9,14 +9,13 @@ from typing import Any
 
 from .errors import ConflictError, ModelOpsError, NotFoundError
 
-RETRIES = {"mode": "standard", "max_attempts": 5}
-
 
 def client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client(service, config=Config(retries=RETRIES))
+    config = Config(retries={"mode": "standard", "max_attempts": 5})
+    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

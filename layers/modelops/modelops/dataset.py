@@ -39,8 +39,15 @@ class Dataset:
             raise InputError("labelled data columns do not match the training data's features", field="columns")
         X = np.concatenate([self.X, other.X.astype(self.X.dtype)])
         y = np.concatenate([self.y, other.y.astype(self.y.dtype)])
-        return Dataset(self.feature_names, self.dtypes, X, y, self.target, f"{self.source}+{other.source}",
-                       sha256_bytes((self.sha256 + other.sha256).encode()))
+        return Dataset(
+            self.feature_names,
+            self.dtypes,
+            X,
+            y,
+            self.target,
+            f"{self.source}+{other.source}",
+            sha256_bytes((self.sha256 + other.sha256).encode()),
+        )
 
 
 def snake(name: str) -> str:
@@ -73,8 +80,9 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def read_csv(source: str | Path | bytes, target: str, feature_names: list[str] | None = None,
-             dtypes: list[str] | None = None) -> Dataset:
+def read_csv(
+    source: str | Path | bytes, target: str, feature_names: list[str] | None = None, dtypes: list[str] | None = None
+) -> Dataset:
     """Read a CSV with a header. Empty cells are missing values; columns are numeric when every
     non-empty cell parses as a finite number, categorical otherwise."""
     if isinstance(source, bytes):
@@ -106,8 +114,9 @@ def read_csv(source: str | Path | bytes, target: str, feature_names: list[str] |
     if not names:
         raise ModelOpsError(f"{label}: no feature columns besides the target '{target}'")
     if dtypes is None:
-        dtypes = [NUMBER if all(v == "" or _is_number(v) for v in columns[n]) and any(columns[n]) else CATEGORY
-                  for n in names]
+        dtypes = [
+            NUMBER if all(v == "" or _is_number(v) for v in columns[n]) and any(columns[n]) else CATEGORY for n in names
+        ]
     X = _feature_matrix([columns[n] for n in names], dtypes)
     y_text = columns[target]
     if any(v == "" for v in y_text):

@@ -42,9 +42,17 @@ class AliasState:
     def to_json(self) -> bytes:
         # A fresh revision id makes every write change the ETag, even a write that repeats the same
         # version, so a concurrent writer holding the old ETag always fails its If-Match.
-        return json.dumps({"alias": self.alias, "version": self.version, "previous": self.previous,
-                           "updated_at": self.updated_at, "reason": self.reason, "trigger": self.trigger,
-                           "revision": secrets.token_hex(8)}).encode()
+        return json.dumps(
+            {
+                "alias": self.alias,
+                "version": self.version,
+                "previous": self.previous,
+                "updated_at": self.updated_at,
+                "reason": self.reason,
+                "trigger": self.trigger,
+                "revision": secrets.token_hex(8),
+            }
+        ).encode()
 
 
 class Registry:
@@ -97,18 +105,27 @@ class Registry:
         try:
             for file in (MODEL_FILE, GOLDEN_FILE):
                 if (directory / file).exists():
-                    self._put_new(self.version_key(manifest.name, manifest.version, file), (directory / file).read_bytes(),
-                                  what, "application/octet-stream")
+                    self._put_new(
+                        self.version_key(manifest.name, manifest.version, file),
+                        (directory / file).read_bytes(),
+                        what,
+                        "application/octet-stream",
+                    )
             self._put_new(self.version_key(manifest.name, manifest.version, MANIFEST_FILE), manifest.to_json(), what)
         except ConflictError:
-            raise ConflictError(f"{manifest.name}/{manifest.version} is already registered; versions are never overwritten") from None
-        self.record(manifest.name, "registered", {"version": manifest.version, "metrics": manifest.metrics,
-                                                  "training_data": manifest.training_data})
+            raise ConflictError(
+                f"{manifest.name}/{manifest.version} is already registered; versions are never overwritten"
+            ) from None
+        self.record(
+            manifest.name,
+            "registered",
+            {"version": manifest.version, "metrics": manifest.metrics, "training_data": manifest.training_data},
+        )
         return manifest
 
     def list_models(self) -> list[str]:
         base = self._key("models") + "/"
-        return sorted(p["Prefix"][len(base):].strip("/") for p in self._list(base, "/"))
+        return sorted(p["Prefix"][len(base) :].strip("/") for p in self._list(base, "/"))
 
     def list_versions(self, name: str) -> list[str]:
         objects = self._list(self._key("models", name) + "/")
@@ -155,13 +172,19 @@ class Registry:
         except NotFoundError:
             return AliasState(alias=alias, version=None)
         data = json.loads(body)
-        return AliasState(alias=alias, version=data.get("version"), previous=list(data.get("previous", [])),
-                          updated_at=data.get("updated_at"), reason=data.get("reason"), trigger=data.get("trigger"),
-                          etag=etag)
+        return AliasState(
+            alias=alias,
+            version=data.get("version"),
+            previous=list(data.get("previous", [])),
+            updated_at=data.get("updated_at"),
+            reason=data.get("reason"),
+            trigger=data.get("trigger"),
+            etag=etag,
+        )
 
     def aliases(self, name: str) -> dict[str, AliasState]:
         base = self._key("aliases", name) + "/"
-        names = [o["Key"][len(base):-len(".json")] for o in self._list(base) if o["Key"].endswith(".json")]
+        names = [o["Key"][len(base) : -len(".json")] for o in self._list(base) if o["Key"].endswith(".json")]
         return {a: self.get_alias(name, a) for a in sorted(names)}
 
     def resolve(self, name: str, alias: str) -> str:
@@ -175,8 +198,17 @@ class Registry:
             return self.resolve(name, version_or_alias)
         return version_or_alias
 
-    def set_alias(self, name: str, alias: str, version: str, *, expected: Any = ANY, reason: str = "",
-                  trigger: str = "manual", _rollback: bool = False) -> AliasState:
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: str,
+        *,
+        expected: Any = ANY,
+        reason: str = "",
+        trigger: str = "manual",
+        _rollback: bool = False,
+    ) -> AliasState:
         """Point alias at version. With expected=<version or None>, fail unless the alias currently has that
         value. The write is conditional on the ETag read, so concurrent writers cannot both win."""
         if not _rollback:
@@ -184,25 +216,44 @@ class Registry:
         current = self.get_alias(name, alias)
         if expected is not ANY and current.version != expected:
             raise ConflictError(
-                f"alias {name}@{alias} is {current.version or 'unset'}, not {expected or 'unset'} as expected; not changed")
+                f"alias {name}@{alias} is {current.version or 'unset'}, not {expected or 'unset'} as expected; not changed"
+            )
         if _rollback:
             previous = current.previous[:-1]
         else:
-            previous = [*current.previous, current.version] if current.version and current.version != version else current.previous
-        new = AliasState(alias=alias, version=version, previous=previous[-50:], updated_at=utc_now_iso(),
-                         reason=reason, trigger=trigger)
+            previous = (
+                [*current.previous, current.version]
+                if current.version and current.version != version
+                else current.previous
+            )
+        new = AliasState(
+            alias=alias,
+            version=version,
+            previous=previous[-50:],
+            updated_at=utc_now_iso(),
+            reason=reason,
+            trigger=trigger,
+        )
         what = f"setting alias {name}@{alias}"
         with aws_errors(what, self.bucket):
             condition = {"IfMatch": current.etag} if current.etag else {"IfNoneMatch": "*"}
             try:
-                self.s3.put_object(Bucket=self.bucket, Key=self.alias_key(name, alias), Body=new.to_json(),
-                                   ContentType="application/json", **condition)
+                self.s3.put_object(
+                    Bucket=self.bucket,
+                    Key=self.alias_key(name, alias),
+                    Body=new.to_json(),
+                    ContentType="application/json",
+                    **condition,
+                )
             except Exception as exc:
                 if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
                     raise ConflictError(f"{what}: another change to {name}@{alias} won the race; not changed") from None
                 raise
-        self.record(name, "rollback" if _rollback else "alias_set",
-                    {"alias": alias, "from": current.version, "to": version, "reason": reason, "trigger": trigger})
+        self.record(
+            name,
+            "rollback" if _rollback else "alias_set",
+            {"alias": alias, "from": current.version, "to": version, "reason": reason, "trigger": trigger},
+        )
         return new
 
     def rollback(self, name: str, alias: str, *, reason: str = "", trigger: str = "manual") -> AliasState:
@@ -211,8 +262,15 @@ class Registry:
             raise NotFoundError(f"model '{name}' has no '{alias}' alias to roll back")
         if not current.previous:
             raise ModelOpsError(f"alias {name}@{alias} has no previous version to roll back to")
-        return self.set_alias(name, alias, current.previous[-1], expected=current.version,
-                              reason=reason or f"rollback from {current.version}", trigger=trigger, _rollback=True)
+        return self.set_alias(
+            name,
+            alias,
+            current.previous[-1],
+            expected=current.version,
+            reason=reason or f"rollback from {current.version}",
+            trigger=trigger,
+            _rollback=True,
+        )
 
     # ---- history ----------------------------------------------------------------------
     def record(self, name: str, event: str, detail: dict[str, Any]) -> dict[str, Any]:

@@ -140,10 +140,14 @@ class FeatureSchema:
     def _check_names(self, given: set[str], where: str) -> None:
         missing = [n for n in self.names if n not in given]
         if missing:
-            raise InputError(f"{where}: missing feature '{missing[0]}'", field=f"{where}.{missing[0]}", code="missing_feature")
+            raise InputError(
+                f"{where}: missing feature '{missing[0]}'", field=f"{where}.{missing[0]}", code="missing_feature"
+            )
         unknown = sorted(given - set(self.names))
         if unknown:
-            raise InputError(f"{where}: unknown feature '{unknown[0]}'", field=f"{where}.{unknown[0]}", code="unknown_feature")
+            raise InputError(
+                f"{where}: unknown feature '{unknown[0]}'", field=f"{where}.{unknown[0]}", code="unknown_feature"
+            )
 
     def _row_values(self, i: int, row: Any) -> list[Any]:
         where = f"instances[{i}]"

@@ -37,7 +37,9 @@ def make_estimator(task: str, kind: str, seed: int) -> Any:
     from sklearn import ensemble, linear_model
 
     if kind not in ESTIMATORS[task]:
-        raise ModelOpsError(f"estimator '{kind}' is not available for {task} (choose from {', '.join(ESTIMATORS[task])})")
+        raise ModelOpsError(
+            f"estimator '{kind}' is not available for {task} (choose from {', '.join(ESTIMATORS[task])})"
+        )
     if task == CLASSIFICATION:
         return {
             "logistic": lambda: linear_model.LogisticRegression(max_iter=2000),
@@ -67,12 +69,30 @@ def make_pipeline(dtypes: list[str], task: str, kind: str, seed: int) -> Any:
         return Pipeline([*steps, ("model", model)])
     transformers: list[tuple[str, Any, list[int]]] = []
     if numeric:
-        transformers.append(("num", Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                                              ("scale", StandardScaler())]), numeric))
-    transformers.append(("cat", Pipeline([
-        ("impute", SimpleImputer(strategy="most_frequent", missing_values=np.nan)),
-        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-    ]), categorical))
+        transformers.append(
+            (
+                "num",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            )
+        )
+    transformers.append(
+        (
+            "cat",
+            Pipeline(
+                [
+                    ("impute", SimpleImputer(strategy="most_frequent", missing_values=np.nan)),
+                    ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                ]
+            ),
+            categorical,
+        )
+    )
     return Pipeline([("prepare", ColumnTransformer(transformers)), ("model", model)])
 
 
@@ -84,8 +104,15 @@ def feature_schema(dataset: Dataset, X_train: np.ndarray) -> FeatureSchema:
         if dtype == NUMBER:
             values = column.astype(np.float64)
             finite = values[np.isfinite(values)]
-            features.append(Feature(name, NUMBER, float(finite.min()) if finite.size else None,
-                                    float(finite.max()) if finite.size else None, nullable=nullable))
+            features.append(
+                Feature(
+                    name,
+                    NUMBER,
+                    float(finite.min()) if finite.size else None,
+                    float(finite.max()) if finite.size else None,
+                    nullable=nullable,
+                )
+            )
         else:
             allowed = tuple(sorted({str(v) for v in column if isinstance(v, str)}))
             features.append(Feature(name, dtype, allowed=allowed, nullable=nullable))
@@ -132,16 +159,25 @@ def golden_set(task: str, estimator: Any, names: list[str], X: np.ndarray, rows:
     """Held-out rows with the predictions this exact model gives; the pre-traffic hook replays them."""
     X = X[:rows]
     instances = [{n: _json_value(v) for n, v in zip(names, row, strict=True)} for row in X]
-    out: dict[str, Any] = {"instances": instances,
-                           "predictions": [_json_value(p) for p in estimator.predict(X)],
-                           "tolerance": 1e-6}
+    out: dict[str, Any] = {
+        "instances": instances,
+        "predictions": [_json_value(p) for p in estimator.predict(X)],
+        "tolerance": 1e-6,
+    }
     if task == CLASSIFICATION:
         out["probabilities"] = estimator.predict_proba(X).tolist()
     return out
 
 
-def train(dataset: Dataset, name: str, task: str | None = None, estimator_kind: str | None = None,
-          seed: int = SEED, test_size: float = TEST_SIZE, progress: Any = None) -> TrainedModel:
+def train(
+    dataset: Dataset,
+    name: str,
+    task: str | None = None,
+    estimator_kind: str | None = None,
+    seed: int = SEED,
+    test_size: float = TEST_SIZE,
+    progress: Any = None,
+) -> TrainedModel:
     from sklearn.model_selection import train_test_split
 
     task = task or infer_task(dataset.y)
@@ -154,7 +190,8 @@ def train(dataset: Dataset, name: str, task: str | None = None, estimator_kind: 
     stratify = y if task == CLASSIFICATION and np.unique(y, return_counts=True)[1].min() >= 2 else None
     try:
         X_train, X_test, y_train, y_test = train_test_split(
-            dataset.X, y, test_size=test_size, random_state=seed, stratify=stratify)
+            dataset.X, y, test_size=test_size, random_state=seed, stratify=stratify
+        )
     except ValueError as exc:
         raise ModelOpsError(f"cannot split {dataset.rows} rows into train and test: {exc}") from None
     _step(progress, "fit")
@@ -163,8 +200,10 @@ def train(dataset: Dataset, name: str, task: str | None = None, estimator_kind: 
     _step(progress, "evaluate")
     metrics = evaluate(task, estimator, X_test, y_test)
     schema = feature_schema(dataset, X_train)
-    baseline = {n: drift.baseline_for(X_train[:, j], d)
-                for j, (n, d) in enumerate(zip(dataset.feature_names, dataset.dtypes, strict=True))}
+    baseline = {
+        n: drift.baseline_for(X_train[:, j], d)
+        for j, (n, d) in enumerate(zip(dataset.feature_names, dataset.dtypes, strict=True))
+    }
     if task == CLASSIFICATION:
         proba = estimator.predict_proba(X_train)
         baseline["__prediction__"] = drift.numeric_baseline(proba[:, -1])
@@ -183,8 +222,15 @@ def train(dataset: Dataset, name: str, task: str | None = None, estimator_kind: 
         training_data={"uri": dataset.source, "sha256": dataset.sha256, "rows": dataset.rows},
         runtime=runtime_versions(),
         baseline=baseline,
-        recipe={"estimator": kind, "task": task, "seed": seed, "test_size": test_size,
-                "features": dataset.feature_names, "dtypes": dataset.dtypes, "target": dataset.target},
+        recipe={
+            "estimator": kind,
+            "task": task,
+            "seed": seed,
+            "test_size": test_size,
+            "features": dataset.feature_names,
+            "dtypes": dataset.dtypes,
+            "target": dataset.target,
+        },
     )
     _step(progress, "golden")
     golden = golden_set(task, estimator, dataset.feature_names, X_test)

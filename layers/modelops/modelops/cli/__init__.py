@@ -18,8 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="modelops",
         description="Train, register, serve, batch-score and roll out scikit-learn models on AWS Lambda.",
     )
-    parser.add_argument("--registry", default=os.environ.get("MODELOPS_REGISTRY"),
-                        help="model registry as s3://bucket/prefix (default: $MODELOPS_REGISTRY)")
+    parser.add_argument(
+        "--registry",
+        default=os.environ.get("MODELOPS_REGISTRY"),
+        help="model registry as s3://bucket/prefix (default: $MODELOPS_REGISTRY)",
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..registry import ANY, require_registry
 from .output import emit_json, key_values, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list, show, promote and roll back registered models",
-                       description="Inspect and change the S3 model registry.")
+    p = sub.add_parser(
+        "models",
+        help="list, show, promote and roll back registered models",
+        description="Inspect and change the S3 model registry.",
+    )
     ms = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
     ls = ms.add_parser("list", help="list models, or the versions of one model")
@@ -46,11 +50,12 @@ def list_cmd(args: argparse.Namespace) -> int:
     registry = require_registry(args.registry)
     if not args.name:
         names = registry.list_models()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for n in names:
             aliases = registry.aliases(n)
-            rows.append({"model": n, "versions": len(registry.list_versions(n)),
-                         **{a: s.version for a, s in aliases.items()}})
+            rows.append(
+                {"model": n, "versions": len(registry.list_versions(n)), **{a: s.version for a, s in aliases.items()}}
+            )
         if args.json:
             emit_json(rows)
         else:
@@ -64,8 +69,15 @@ def list_cmd(args: argparse.Namespace) -> int:
     for v in versions:
         m = registry.manifest(args.name, v)
         main_metric = "accuracy" if m.task == "classification" else "rmse"
-        rows.append({"version": v, "created": m.created_at, "estimator": m.estimator,
-                     main_metric: m.metrics.get(main_metric), "aliases": by_version.get(v, [])})
+        rows.append(
+            {
+                "version": v,
+                "created": m.created_at,
+                "estimator": m.estimator,
+                main_metric: m.metrics.get(main_metric),
+                "aliases": by_version.get(v, []),
+            }
+        )
     if args.json:
         emit_json(rows)
     else:
@@ -81,23 +93,36 @@ def show_cmd(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(summary)
         return 0
-    key_values({k: summary[k] for k in ("name", "version", "task", "estimator", "created_at", "target", "classes", "sha256")})
+    key_values(
+        {k: summary[k] for k in ("name", "version", "task", "estimator", "created_at", "target", "classes", "sha256")}
+    )
     key_values({f"metric.{k}": v for k, v in m.metrics.items()})
-    key_values({"training_data": f"{m.training_data.get('uri')} ({m.training_data.get('rows')} rows, "
-                                 f"sha256 {str(m.training_data.get('sha256'))[:12]}…)",
-                "runtime": ", ".join(f"{k} {v}" for k, v in m.runtime.items())})
-    table([{"feature": f["name"], "dtype": f["dtype"], "min": f.get("min"), "max": f.get("max")} for f in m.features],
-          ["feature", "dtype", "min", "max"])
+    key_values(
+        {
+            "training_data": f"{m.training_data.get('uri')} ({m.training_data.get('rows')} rows, "
+            f"sha256 {str(m.training_data.get('sha256'))[:12]}…)",
+            "runtime": ", ".join(f"{k} {v}" for k, v in m.runtime.items()),
+        }
+    )
+    table(
+        [{"feature": f["name"], "dtype": f["dtype"], "min": f.get("min"), "max": f.get("max")} for f in m.features],
+        ["feature", "dtype", "min", "max"],
+    )
     return 0
 
 
 def promote_cmd(args: argparse.Namespace) -> int:
     registry = require_registry(args.registry)
     expected = ANY if args.expect is None else (None if args.expect == "none" else args.expect)
-    state = registry.set_alias(args.name, args.alias, args.version, expected=expected, reason=args.reason,
-                               trigger="cli:promote")
-    out = {"model": args.name, "alias": args.alias, "version": state.version,
-           "previous": state.previous[-1] if state.previous else None}
+    state = registry.set_alias(
+        args.name, args.alias, args.version, expected=expected, reason=args.reason, trigger="cli:promote"
+    )
+    out = {
+        "model": args.name,
+        "alias": args.alias,
+        "version": state.version,
+        "previous": state.previous[-1] if state.previous else None,
+    }
     emit_json(out) if args.json else key_values(out)
     return 0
 
@@ -116,8 +141,17 @@ def history_cmd(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(events)
     else:
-        rows = [{"at": e["at"], "event": e["event"], "alias": e.get("alias"), "from": e.get("from"),
-                 "to": e.get("to") or e.get("version"), "trigger": e.get("trigger"), "reason": e.get("reason")}
-                for e in events]
+        rows = [
+            {
+                "at": e["at"],
+                "event": e["event"],
+                "alias": e.get("alias"),
+                "from": e.get("from"),
+                "to": e.get("to") or e.get("version"),
+                "trigger": e.get("trigger"),
+                "reason": e.get("reason"),
+            }
+            for e in events
+        ]
         table(rows, ["at", "event", "alias", "from", "to", "trigger", "reason"])
     return 0

@@ -17,9 +17,12 @@ DEFAULT_NAMES = {CLASSIFICATION: "breast-cancer", REGRESSION: "diabetes"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model and register it",
-                       description="Train a model (the bundled breast-cancer classifier by default, or any CSV), "
-                                   "register it in the S3 registry and optionally point an alias at it.")
+    p = sub.add_parser(
+        "train",
+        help="train a model and register it",
+        description="Train a model (the bundled breast-cancer classifier by default, or any CSV), "
+        "register it in the S3 registry and optionally point an alias at it.",
+    )
     p.add_argument("--registry", default=argparse.SUPPRESS, help="s3://bucket/prefix (overrides the global option)")
     p.add_argument("--data", help="training CSV with a header row; numeric and categorical columns")
     p.add_argument("--target", help="target column in --data")
@@ -55,9 +58,15 @@ def run(args: argparse.Namespace) -> int:
         registry.register(directory)
     if args.alias:
         registry.set_alias(name, args.alias, manifest.version, reason="trained with --alias", trigger="cli:train")
-    result = {"name": manifest.name, "version": manifest.version, "task": manifest.task,
-              "estimator": manifest.estimator, "metrics": manifest.metrics, "alias": args.alias,
-              "uri": f"{registry.uri}/models/{manifest.name}/{manifest.version}/"}
+    result = {
+        "name": manifest.name,
+        "version": manifest.version,
+        "task": manifest.task,
+        "estimator": manifest.estimator,
+        "metrics": manifest.metrics,
+        "alias": args.alias,
+        "uri": f"{registry.uri}/models/{manifest.name}/{manifest.version}/",
+    }
     if args.json:
         emit_json(result)
     else:
