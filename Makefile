@@ -41,3 +41,45 @@ build: venv  ## sam build (no Docker), print each function's unzipped size, fail
 	@test -n "$(PY312_BIN)" || { echo "sam build needs python3.12 (the Lambda runtime): e.g. pyenv install 3.12" >&2; exit 2; }
 	PATH="$(dir $(PY312_BIN)):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build
 	$(BIN)/python -m devtools.package_size --build-dir .aws-sam/build $(PACKAGE_LIMITS) --json bench/results/package_size.json
+
+# ---- lint / audit: IaC scanning, code quality, dependency audit ---------------------------------------------
+# checkov and pip-audit conflict with requirements-dev.txt's pins, so they get their own virtualenv.
+LINT_VENV  := .venv-lint
+LINT_STAMP := $(LINT_VENV)/.installed-stamp
+PY_SOURCES := layers functions devtools tests bench
+PINNED_REQUIREMENTS := layers/mlruntime/requirements.txt layers/modelops/requirements.txt \
+	requirements-dev.txt requirements-lint.txt
+AUDIT_SERVICE ?= pypi
+.PHONY: audit format
+
+$(LINT_STAMP): requirements-lint.txt
+	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install -q -r requirements-lint.txt
+	touch $@
+
+lint: venv $(LINT_STAMP)  ## cfn-lint (+serverless rules), sam validate --lint, checkov, ruff, ruff format, mypy
+	@failed=""; \
+	run() { gate=$$1; shift; echo "== $$gate"; "$$@" || failed="$$failed $$gate"; }; \
+	run cfn-lint $(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules; \
+	run sam-validate env SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint --template template.yaml; \
+	run checkov $(LINT_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml; \
+	run ruff $(BIN)/ruff check $(PY_SOURCES); \
+	run ruff-format $(BIN)/ruff format --check $(PY_SOURCES); \
+	run mypy $(BIN)/mypy; \
+	if [ -n "$$failed" ]; then echo "lint failed:$$failed" >&2; exit 1; fi; \
+	echo "lint: all gates passed"
+
+format: venv  ## apply ruff's import sorting, safe fixes and formatting
+	$(BIN)/ruff check --fix $(PY_SOURCES)
+	$(BIN)/ruff format $(PY_SOURCES)
+
+# Fully pinned files are audited as they are; the layers' files are resolved to their transitive set first.
+# --strict: a package whose vulnerability data cannot be fetched fails the audit instead of passing unchecked.
+audit: $(LINT_STAMP)  ## pip-audit every pinned requirements file (PyPI vulnerability service by default)
+	@failed=""; for req in $(PINNED_REQUIREMENTS); do \
+		echo "== $$req"; \
+		case $$req in layers/*) deps="" ;; *) deps="--no-deps --disable-pip" ;; esac; \
+		$(LINT_VENV)/bin/pip-audit --strict -s $(AUDIT_SERVICE) --progress-spinner off $$deps -r $$req \
+			|| failed="$$failed $$req"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "audit failed:$$failed" >&2; exit 1; fi
