@@ -1,0 +1,239 @@
+"""The scheduled handler, the Step Functions steps, the state machine definition, the template and the CLI.
+
+moto's Step Functions interpreter cannot invoke Lambda functions without Docker, so the Distributed Map is
+exercised step by step: the test reads the ASL, resolves its ItemReader and ItemSelector paths against the
+real outputs of the Prepare step, and calls the worker handler exactly as each state would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from batch_helpers import BUCKET, DATE, csv_bytes, features_and_rows, keys, manifest, put_input, read_csv, register_champion
+
+from modelops.cli import main as cli_main
+from modelops.errors import ModelOpsError
+
+ROOT = Path(__file__).resolve().parents[1]
+ASL = json.loads((ROOT / "statemachine" / "batch.asl.json").read_text())
+OUT = f"batch/output/{DATE}/"
+CONTEXT = SimpleNamespace(function_name="batch", memory_limit_in_mb=3008, aws_request_id="req-1",
+                          invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:batch")
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_app", ROOT / "functions" / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def env(monkeypatch, registry, classifier_dir):
+    register_champion(registry, classifier_dir)
+    for k, v in {"MODELOPS_DATA_BUCKET": BUCKET, "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
+                 "MODELOPS_MODEL_NAME": "breast-cancer", "MODELOPS_BATCH_UPSTREAM_MARKER": "{date}/_SUCCESS",
+                 "MODELOPS_BATCH_TIMEZONE": "Asia/Shanghai", "MODELOPS_BATCH_CHUNK_ROWS": "100"}.items():
+        monkeypatch.setenv(k, v)
+    return monkeypatch
+
+
+def _emf(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+
+
+def test_scheduled_event_scores_yesterday_in_the_schedule_time_zone(s3, env, capsys):
+    names, X = features_and_rows(250)
+    put_input(s3, "a.csv", csv_bytes(names, X))
+    put_input(s3, "_SUCCESS", b"")
+    event = json.loads((ROOT / "events" / "batch-schedule.json").read_text())  # 02:00 Shanghai, 15 March
+    result = _load("batch").lambda_handler(event, CONTEXT)
+
+    assert result["status"] == "succeeded" and result["run_date"] == DATE
+    assert result["rows"] == {"read": 250, "scored": 250, "rejected": 0}
+    docs = _emf(capsys.readouterr().out)
+    psi = {d["Feature"]: d["FeaturePSI"] for d in docs if "FeaturePSI" in d}
+    assert set(psi) == set(names) and psi == manifest(s3)["drift"]["feature_psi"]
+    assert any("PredictionPSI" in d for d in docs)
+    counts = next(d for d in docs if "BatchRowsScored" in d)
+    assert counts["BatchRowsScored"] == 250 and counts["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ModelName"]]
+
+
+def test_waiting_is_bounded_then_fails_with_metric_and_log(s3, env, capsys, caplog):
+    names, X = features_and_rows(10)
+    put_input(s3, "a.csv", csv_bytes(names, X))  # data present, upstream marker missing
+    handler = _load("batch").lambda_handler
+    first = handler({"run_date": DATE, "max_attempts": 2, "wait_seconds": 60}, CONTEXT)
+    assert first["status"] == "waiting" and first["attempt"] == 2 and first["wait_seconds"] == 60
+    assert "upstream marker" in first["waiting_for"][0]
+    # the state machine feeds the answer back in after its Wait state
+    last = handler(first, CONTEXT)
+    assert last["status"] == "timed_out" and "not ready after 2 attempts" in last["error"]
+    out = capsys.readouterr().out
+    assert [d["BatchDependencyTimeout"] for d in _emf(out)] == [1]
+    assert any(r.levelname == "ERROR" and "dependencies not ready after 2 attempts" in r.getMessage()
+               for r in caplog.records)
+    assert keys(s3, "batch/output/") == []
+
+
+def _path(doc: dict, path: str):
+    assert path.startswith("$.")
+    for part in path[2:].split("."):
+        doc = doc[part]
+    return doc
+
+
+def _payload(params: dict, state: dict, item=None) -> dict:
+    out = {}
+    for k, v in params.items():
+        if k.endswith(".$"):
+            out[k[:-2]] = item if v == "$$.Map.Item.Value" else (state if v == "$" else _path(state, v))
+        elif isinstance(v, dict):
+            out[k] = _payload(v, state, item)
+        else:
+            out[k] = v
+    return out
+
+
+def test_distributed_map_steps_score_parts_and_commit_last(s3, env, capsys):
+    env.setenv("MODELOPS_BATCH_INLINE_MAX_BYTES", "1")  # force the fan-out
+    env.setenv("MODELOPS_BATCH_PART_BYTES", str(32 * 1024))
+    names, X = features_and_rows(600, seed=7)
+    put_input(s3, "a.csv", csv_bytes(names, X))
+    put_input(s3, "b.csv", csv_bytes(names, X[:40], ids=[f"b{i}" for i in range(40)]))
+    put_input(s3, "_SUCCESS", b"")
+    batch, worker = _load("batch").lambda_handler, _load("batch_worker").lambda_handler
+
+    prepared = batch(_payload(ASL["States"]["Prepare"]["Parameters"], {"run_date": DATE})["Payload"], CONTEXT)
+    assert prepared["status"] == "fanout"
+    assert next(c["Next"] for c in ASL["States"]["Route"]["Choices"] if c["StringEquals"] == "fanout") == "ScoreParts"
+    mapping = ASL["States"]["ScoreParts"]
+    reader = _payload(mapping["ItemReader"]["Parameters"], prepared)
+    items = json.loads(s3.get_object(Bucket=reader["Bucket"], Key=reader["Key"])["Body"].read())
+    assert len(items) > 2 and reader["Bucket"] == BUCKET
+
+    task = mapping["ItemProcessor"]["States"]["ScorePart"]
+    for item in reversed(items):  # children finish in any order
+        event = _payload(mapping["ItemSelector"], prepared, item)
+        worker(_payload(task["Parameters"], event)["Payload"], CONTEXT)
+    worker(_payload(task["Parameters"], _payload(mapping["ItemSelector"], prepared, items[0]))["Payload"], CONTEXT)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=OUT + "_manifest.json")  # not yet committed
+
+    commit = _payload(ASL["States"][mapping["Next"]]["Parameters"], prepared)["Payload"]
+    result = worker(commit, CONTEXT)
+    assert result["status"] == "succeeded" and result["rows"] == {"read": 640, "scored": 640, "rejected": 0}
+    m = manifest(s3)
+    ids = [r["id"] for key in m["outputs"]["predictions"] for r in read_csv(s3, key)]
+    assert ids == [f"r{i}" for i in range(600)] + [f"b{i}" for i in range(40)]  # a retried part adds nothing
+    assert any("FeaturePSI" in d for d in _emf(capsys.readouterr().out))
+
+
+def test_commit_refuses_while_a_part_is_missing(s3, env):
+    env.setenv("MODELOPS_BATCH_INLINE_MAX_BYTES", "1")
+    names, X = features_and_rows(50)
+    put_input(s3, "a.csv", csv_bytes(names, X))
+    put_input(s3, "b.csv", csv_bytes(names, X))
+    put_input(s3, "_SUCCESS", b"")
+    batch, worker = _load("batch").lambda_handler, _load("batch_worker").lambda_handler
+    prepared = batch({"run_date": DATE}, CONTEXT)
+    items = json.loads(s3.get_object(Bucket=BUCKET, Key=prepared["run"]["parts_key"])["Body"].read())
+    worker({"step": "score_part", "run": prepared["run"], "part": items[0]}, CONTEXT)
+    with pytest.raises(ModelOpsError, match="part 1 has not finished"):
+        worker({"step": "commit", "run": prepared["run"]}, CONTEXT)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=OUT + "_manifest.json")
+    with pytest.raises(ModelOpsError, match="expected"):
+        worker({"step": "dance"}, CONTEXT)
+
+
+def _next_states(state: dict) -> list[str]:
+    out = [state["Next"]] if "Next" in state else []
+    out += [c["Next"] for c in state.get("Choices", [])]
+    return out + ([state["Default"]] if "Default" in state else [])
+
+
+def test_state_machine_definition_is_valid_asl():
+    states = ASL["States"]
+    assert ASL["StartAt"] in states
+    seen, todo = set(), [ASL["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = states[name]
+        assert state["Type"] in {"Task", "Choice", "Wait", "Map", "Succeed", "Fail", "Pass"}
+        nexts = _next_states(state)
+        assert all(n in states for n in nexts), name
+        assert nexts or state.get("End") or state["Type"] in ("Succeed", "Fail"), f"{name} is a dead end"
+        todo += nexts
+    assert seen == set(states), f"unreachable: {set(states) - seen}"
+    # every status the scheduled step can answer is routed
+    routed = {c["StringEquals"] for c in states["Route"]["Choices"]}
+    assert routed == {"succeeded", "skipped", "waiting", "fanout", "timed_out"}
+    assert states["WaitForDependencies"] == {"Type": "Wait", "SecondsPath": "$.wait_seconds", "Next": "Prepare"}
+    assert states["DependenciesTimedOut"]["Type"] == "Fail"
+    mapping = states["ScoreParts"]
+    assert mapping["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert mapping["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert mapping["Next"] == "Commit" and states["Commit"]["Next"] == "Done"
+    inner = mapping["ItemProcessor"]
+    assert inner["StartAt"] in inner["States"] and inner["States"]["ScorePart"]["End"] is True
+
+
+def _template() -> dict:
+    from samtranslator.yaml_helper import yaml_parse
+
+    return yaml_parse((ROOT / "template.yaml").read_text())
+
+
+def test_template_wires_schedule_state_machine_and_functions():
+    t = _template()
+    params, res = t["Parameters"], t["Resources"]
+    assert params["BatchScheduleExpression"]["Default"] == "cron(0 2 * * ? *)"
+    assert params["BatchScheduleTimezone"]["Default"] == "Asia/Shanghai"
+    assert set(params["BatchScheduleState"]["AllowedValues"]) == {"ENABLED", "DISABLED"}
+    machine = res["BatchStateMachine"]["Properties"]
+    assert machine["DefinitionUri"] == "statemachine/batch.asl.json"
+    text = (ROOT / "statemachine" / "batch.asl.json").read_text()
+    for placeholder in machine["DefinitionSubstitutions"]:
+        assert "${" + placeholder + "}" in text
+    schedule = machine["Events"]["DailySchedule"]
+    assert schedule["Type"] == "ScheduleV2"
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"] == {"Ref": "BatchScheduleExpression"}
+    assert props["ScheduleExpressionTimezone"] == {"Ref": "BatchScheduleTimezone"}
+    assert props["State"] == {"Ref": "BatchScheduleState"}
+    assert json.loads(props["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
+    for name, path in (("BatchFunction", "functions/batch/"), ("BatchWorkerFunction", "functions/batch_worker/")):
+        fn = res[name]["Properties"]
+        assert fn["CodeUri"] == path and fn["Timeout"] == 900
+        statements = fn["Policies"][0]["Statement"]
+        assert all("*" != s["Resource"] for s in statements)  # scoped to the batch and registry prefixes
+        assert {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} == {
+            "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+
+
+def test_cli_batch_run_and_status(s3, env, capsys):
+    names, X = features_and_rows(30)
+    put_input(s3, "a.csv", csv_bytes(names, X))
+    assert cli_main(["batch", "status", "--date", DATE]) == 1
+    out = capsys.readouterr().out
+    assert "no manifest" in out and "upstream marker" in out
+    assert cli_main(["batch", "run", "--date", DATE]) == 75
+    assert "waiting for upstream marker" in capsys.readouterr().err
+    put_input(s3, "_SUCCESS", b"")
+    assert cli_main(["batch", "run", "--date", DATE]) == 0
+    assert "rows scored" in capsys.readouterr().out
+    assert cli_main(["batch", "run", "--date", DATE]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert cli_main(["--json", "batch", "run", "--date", DATE, "--force"]) == 0
+    assert json.loads(capsys.readouterr().out)["manifest"]["forced"] is True
+    assert cli_main(["--json", "batch", "status", "--date", DATE]) == 0
+    assert json.loads(capsys.readouterr().out)["manifest"]["rows"]["scored"] == 30
+    assert cli_main(["batch", "run", "--date", "2026-02-30"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--date: '2026-02-30' is not a date" in err

@@ -1,0 +1,96 @@
+"""Batch building blocks without S3: run dates, byte-range line splitting, bulk CSV parsing, formatting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import numpy as np
+import pytest
+
+from modelops.batch.dates import logical_run_date, parse_run_date
+from modelops.batch.events import run_request
+from modelops.batch.readers import CsvParser, line_blocks
+from modelops.batch.scoring import fixed_decimals
+from modelops.errors import InputError
+from modelops.schema import Feature, FeatureSchema
+
+
+def test_logical_run_date_is_yesterday_in_the_schedule_time_zone():
+    # 02:00 on the 15th in Shanghai is 18:00 UTC on the 14th: the run scores the 14th.
+    assert logical_run_date(dt.datetime(2026, 3, 14, 18, 0, tzinfo=dt.timezone.utc), "Asia/Shanghai") == "2026-03-14"
+    assert logical_run_date(dt.datetime(2026, 3, 14, 18, 0, tzinfo=dt.timezone.utc), "UTC") == "2026-03-13"
+    assert logical_run_date(dt.datetime(2026, 3, 1, 1, 0), "UTC") == "2026-02-28"
+    with pytest.raises(InputError, match="time zone 'Mars/Olympus' is unknown"):
+        logical_run_date(dt.datetime(2026, 3, 1), "Mars/Olympus")
+
+
+def test_run_request_from_scheduler_event_and_overrides():
+    assert run_request({"time": "2026-03-14T18:00:00Z"}, "Asia/Shanghai").run_date == "2026-03-14"
+    assert run_request({"scheduled_time": "2026-03-14T18:00:00Z"}, "UTC").run_date == "2026-03-13"
+    backfill = run_request({"run_date": "2025-01-02", "force": True, "attempt": 3}, "UTC")
+    assert (backfill.run_date, backfill.force, backfill.attempt) == ("2025-01-02", True, 3)
+    for bad, field in [({"run_date": "2025-13-01"}, "run_date"), ({"run_date": "yesterday"}, "run_date"),
+                       ({"force": "yes"}, "force"), ({"attempt": 0}, "attempt"), ({"time": "noon"}, "time")]:
+        with pytest.raises(InputError) as err:
+            run_request(bad, "UTC")
+        assert err.value.field == field
+    assert parse_run_date("2024-02-29") == "2024-02-29"
+
+
+@pytest.mark.parametrize("trailing_newline", [True, False])
+def test_byte_ranges_own_each_line_exactly_once(trailing_newline):
+    rng = np.random.default_rng(0)
+    lines = [("x" * int(rng.integers(0, 40))).encode() + b"%d" % i for i in range(300)]
+    data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")
+
+    def fetch(start, end):
+        return data[start:end]
+
+    for part_bytes in (1, 7, 64, 1000, len(data)):
+        got = []
+        for start in range(0, len(data), part_bytes):
+            for block in line_blocks(fetch, len(data), start, min(len(data), start + part_bytes), 17, read_bytes=50):
+                assert block.count(b"\n") <= 17
+                got += block.split(b"\n")[:-1]
+        assert got == lines, part_bytes
+
+
+def _parser(names, header):
+    schema = FeatureSchema(tuple(Feature(n, "number") for n in names))
+    return CsvParser(header, schema, ("id",), "test.csv")
+
+
+def test_bulk_parse_matches_float_and_isolates_bad_lines():
+    names = ["a", "b", "c"]
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(5000, 3)) * 10.0 ** rng.integers(-5, 5, size=(5000, 3))
+    text = io.StringIO()
+    for i, row in enumerate(X):
+        text.write(f"{i}," + ",".join(repr(float(v)) for v in row) + "\n")
+    lines = text.getvalue().encode().split(b"\n")[:-1]
+    lines[1234] = b"1234,1.0,oops,2.0"
+    lines[4321] = b"4321,1.0,2.0"
+    block = b"\n".join(lines) + b"\n"
+
+    chunk = _parser(names, ["id", "c", "a", "b"]).parse(block, first_line=2)
+    keep = [i for i in range(5000) if i not in (1234, 4321)]
+    # columns come back in schema order (a, b, c) although the file has c first
+    np.testing.assert_array_equal(chunk.matrix, X[keep][:, [1, 2, 0]])
+    assert chunk.ids == [str(i).encode() for i in keep]
+    assert chunk.rejected == [(1236, "column 'a': 'oops' is not a number"), (4323, "expected 4 fields, found 3")]
+
+
+def test_parse_when_id_column_is_not_first():
+    chunk = _parser(["a", "b"], ["a", "id", "b"]).parse(b"1.5,x1,2\n-3,\"x,2\",4e2\n", first_line=2)
+    np.testing.assert_array_equal(chunk.matrix, [[1.5, 2.0], [-3.0, 400.0]])
+    assert chunk.ids == [b"x1", b'"x,2"']
+
+
+def test_fixed_decimals_are_six_place_probabilities():
+    p = np.array([[0.0, 1.0], [1 / 3, 2 / 3], [0.25, 0.75]])
+    assert [bytes(r).decode() for r in fixed_decimals(p)] == [
+        ",0.000000,1.000000", ",0.333333,0.666667", ",0.250000,0.750000"]
+    q = np.random.default_rng(2).random((1000, 3))
+    back = np.array([[float(v) for v in bytes(r).decode().split(",")[1:]] for r in fixed_decimals(q)])
+    assert np.abs(back - q).max() <= 5e-7 + 1e-12
