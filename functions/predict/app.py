@@ -1,0 +1,24 @@
+"""Predict function: serves the one model version it is pinned to behind API Gateway.
+
+The model loads during init (module import), so a cold start is import + load; requests then go
+through modelops.serving.gateway (a direct path for POST /predict, Powertools routes for the rest).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelops.serving.gateway import Gateway
+
+gateway = Gateway.from_env()
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return gateway.handle(event, context)
+
+
+def reset() -> Gateway:
+    """Rebuild from the current environment (reloads the model); for local tools and tests."""
+    global gateway
+    gateway = Gateway.from_env()
+    return gateway

@@ -1,0 +1,179 @@
+"""The predict function's request loop: API Gateway REST proxy events in, proxy responses out.
+
+POST /predict takes a direct path (header checks, orjson, the feature schema's fast path, one
+predict_proba, orjson) that calls the same `service.handle_predict` as the documented Powertools
+route. Every other request (GET /model, GET /health, /openapi.json, /docs, unknown paths and
+methods) goes to a Powertools APIGatewayRestResolver that is imported and built on first use, so a
+cold start pays only for what predictions need.
+
+Environment (besides the model's, see model_holder):
+    MODELOPS_MAX_ROWS, MODELOPS_MAX_BODY_BYTES   request limits (default 1000 rows, 1 MiB)
+    MODELOPS_DOCS          on|off: serve /openapi.json and the Swagger UI at /docs (default on)
+    MODELOPS_CAPTURE       on|off: one capture line per answered request (see capture.py)
+    MODELOPS_CORS_ORIGIN   when set, responses carry Access-Control-Allow-Origin with this value
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .capture import capture_enabled, emit_capture
+from .errors import ApiError, model_unavailable
+from .metrics import RequestMetrics
+from .model_holder import ModelHolder
+from .negotiation import JSON, XML, check_json_body, choose_format, header, render
+from .service import CHAMPION_VARIANT, Limits, handle_predict, read_json
+
+PREDICT_PATH = "/predict"
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: str
+    content_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def proxy(self, extra_headers: Mapping[str, str]) -> dict[str, Any]:
+        return {"statusCode": self.status, "headers": {"Content-Type": self.content_type, **self.headers, **extra_headers},
+                "body": self.body, "isBase64Encoded": False}
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw in ("on", "1", "true", "yes", "enabled")
+
+
+def running_in_aws(env: Mapping[str, str]) -> bool:
+    """True inside a deployed Lambda with X-Ray available (not the local emulator, not tests)."""
+    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME") and env.get("AWS_XRAY_DAEMON_ADDRESS")
+                and not env.get("AWS_SAM_LOCAL")
+                and env.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true"))
+
+
+class Gateway:
+    def __init__(self, holder: ModelHolder, limits: Limits, *, docs_enabled: bool = True, capture: bool = False,
+                 cors_origin: str | None = None, model_name: str = "", pinned_version: str = "",
+                 log: Any = None, metrics: RequestMetrics | None = None):
+        self.holder = holder
+        self.limits = limits
+        self.docs_enabled = docs_enabled
+        self.capture = capture
+        self.extra_headers = {"Access-Control-Allow-Origin": cors_origin, "Vary": "Origin"} if cors_origin else {}
+        model = holder.model
+        self.model_name = model.model_ref["name"] if model else model_name or "unknown"
+        self.model_version = model.model_ref["version"] if model else pinned_version or "unknown"
+        self.log = log if log is not None else _powertools_logger()
+        self.metrics = metrics or RequestMetrics(self.model_name, self.model_version)
+        self._resolver: Any = None
+        self._resolver_model: Any = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Gateway:
+        """Configure from the environment and load the pinned model now (the function's init phase)."""
+        env = os.environ if env is None else env
+        holder = ModelHolder.from_env(env)
+        holder.load()
+        gateway = cls(holder, Limits.from_env(env), docs_enabled=_flag(env, "MODELOPS_DOCS", True),
+                      capture=capture_enabled(env), cors_origin=env.get("MODELOPS_CORS_ORIGIN", "").strip() or None,
+                      model_name=env.get("MODELOPS_MODEL_NAME", ""), pinned_version=env.get("MODELOPS_MODEL_VERSION", ""))
+        if running_in_aws(env):
+            gateway.handle = _traced(gateway.handle)  # type: ignore[method-assign]
+        return gateway
+
+    # ---- entry point ---------------------------------------------------------------------------
+    def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        if event.get("httpMethod") == "POST" and event.get("path") == PREDICT_PATH:
+            return self.predict_event(event)
+        return self.route_event(event, context)
+
+    def predict_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        request_id = (event.get("requestContext") or {}).get("requestId") or str(uuid.uuid4())
+        return self.predict(event.get("headers"), event.get("body"), bool(event.get("isBase64Encoded")),
+                            request_id).proxy(self.extra_headers)
+
+    # ---- POST /predict -------------------------------------------------------------------------
+    def predict(self, headers: Mapping[str, str] | None, body: Any, is_base64: bool, request_id: str) -> Reply:
+        started = time.perf_counter()
+        self.log.set_correlation_id(request_id)
+        fmt, rows, score = JSON, 0, None
+        try:
+            fmt = choose_format(header(headers, "accept"))
+            check_json_body(header(headers, "content-type"))
+            payload = read_json(body, is_base64, self.limits.max_body_bytes)
+            model = self.holder.get()
+            if model is None:
+                raise self._unavailable()
+            document, prediction = handle_predict(model, payload, request_id, self.limits, CHAMPION_VARIANT)
+            rows, score = len(prediction.predictions), prediction.score()
+            if self.capture:
+                emit_capture(model, prediction, payload, request_id, CHAMPION_VARIANT)
+            reply = Reply(200, render(document, fmt), fmt)
+        except ApiError as exc:
+            reply = self.error_reply(exc, fmt, request_id)
+        except Exception:  # a bug, never the client's input: log it with the request id, answer 500
+            self.log.exception("POST /predict failed")
+            reply = self.error_reply(ApiError(500, "internal_error", f"internal error (request {request_id})"),
+                                     fmt, request_id)
+        self.metrics.emit(reply.status, (time.perf_counter() - started) * 1000.0, rows, score)
+        return reply
+
+    def error_reply(self, exc: ApiError, fmt: str, request_id: str | None = None) -> Reply:
+        if exc.status < 500:
+            self.log.info("request refused", extra={"status": exc.status, "code": exc.code, "field": exc.field})
+        body = exc.body()
+        if request_id:
+            body["request_id"] = request_id
+        return Reply(exc.status, render(body, fmt if fmt in (JSON, XML) else JSON), fmt, dict(exc.headers))
+
+    def _unavailable(self) -> ApiError:
+        self.log.error("model unavailable", extra={"reason": self.holder.error})
+        return model_unavailable(self.holder.retry_after())
+
+    # ---- everything else -----------------------------------------------------------------------
+    def route_event(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        self.log.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
+        resolver = self.resolver()
+        response = resolver.resolve(dict(event), context if context is not None else _NoContext())
+        if self.extra_headers:
+            response.setdefault("multiValueHeaders", {}).update({k: [v] for k, v in self.extra_headers.items()})
+        return response
+
+    def resolver(self) -> Any:
+        model = self.holder.get()
+        if self._resolver is None or self._resolver_model is not model:  # the document describes the loaded model
+            from .routes import build_resolver
+
+            self._resolver = build_resolver(self, model)
+            self._resolver_model = model
+        return self._resolver
+
+
+class _NoContext:
+    """Stands in for the Lambda context when the gateway is driven directly (local tools, tests)."""
+
+    function_name = "predict"
+    aws_request_id = "local"
+    memory_limit_in_mb = 0
+    invoked_function_arn = ""
+
+
+def _powertools_logger() -> Any:
+    from aws_lambda_powertools import Logger
+
+    return Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "modelops")
+
+
+def _traced(handler: Callable[..., Any]) -> Callable[..., Any]:
+    from aws_lambda_powertools import Tracer
+
+    return Tracer().capture_lambda_handler(handler)

@@ -1,0 +1,56 @@
+"""Per-request CloudWatch metrics in Embedded Metric Format (EMF): one JSON line on stdout per request.
+
+The line has the same shape Powertools Metrics writes, but the static part (namespace, dimension
+sets, metric definitions) is built once, so a request costs one small orjson.dumps instead of
+Powertools' per-flush validation and serialisation (tens of microseconds on a sub-millisecond path).
+
+Namespace: POWERTOOLS_METRICS_NAMESPACE (default "modelops").
+Dimension sets: [ModelName, ModelVersion, Variant] and [ModelName].
+Metrics: Requests, Rows, Latency (ms, inside the handler), ClientErrors (4xx), ServerErrors (5xx),
+and Score on answered requests: the mean positive-class probability (binary classifiers) or the mean
+prediction (regressors), which tracks the prediction distribution of each version.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import IO, Any
+
+import orjson
+
+BASE_METRICS = [{"Name": "Requests", "Unit": "Count"}, {"Name": "Rows", "Unit": "Count"},
+                {"Name": "Latency", "Unit": "Milliseconds"}, {"Name": "ClientErrors", "Unit": "Count"},
+                {"Name": "ServerErrors", "Unit": "Count"}]
+SCORE_METRIC = {"Name": "Score", "Unit": "None"}
+DIMENSION_SETS = [["ModelName", "ModelVersion", "Variant"], ["ModelName"]]
+
+
+class RequestMetrics:
+    def __init__(self, model_name: str, model_version: str, variant: str = "A", *,
+                 namespace: str | None = None, stream: IO[str] | None = None):
+        self.namespace = namespace or os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "modelops"
+        self.stream = stream
+        self.dimensions = {"ModelName": model_name, "ModelVersion": model_version, "Variant": variant}
+        self._without_score = self._directive(BASE_METRICS)
+        self._with_score = self._directive([*BASE_METRICS, SCORE_METRIC])
+
+    def _directive(self, metrics: list[dict[str, str]]) -> dict[str, Any]:
+        return {"CloudWatchMetrics": [{"Namespace": self.namespace, "Dimensions": DIMENSION_SETS, "Metrics": metrics}]}
+
+    def line(self, status: int, latency_ms: float, rows: int, score: float | None = None,
+             dimensions: Mapping[str, str] | None = None) -> bytes:
+        directive = self._without_score if score is None else self._with_score
+        record: dict[str, Any] = {"_aws": {"Timestamp": int(time.time() * 1000), **directive},
+                                  **(dimensions or self.dimensions),
+                                  "Requests": 1, "Rows": rows, "Latency": round(latency_ms, 3),
+                                  "ClientErrors": int(400 <= status < 500), "ServerErrors": int(status >= 500)}
+        if score is not None:
+            record["Score"] = score
+        return orjson.dumps(record)
+
+    def emit(self, status: int, latency_ms: float, rows: int, score: float | None = None) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(self.line(status, latency_ms, rows, score).decode() + "\n")

@@ -1,0 +1,153 @@
+"""POST /predict as plain domain logic: request body in, response document out.
+
+Accepted bodies (1..max_rows rows):
+    {"instances": [{"<feature>": value, ...}, ...]}
+    {"columns": ["<feature>", ...], "data": [[value, ...], ...]}
+Other top-level fields are ignored (an A/B entity id may travel there).
+
+Answer:
+    {"model": {"name", "version"}, "variant": "A", "predictions": [...],
+     "probabilities": [{"<class>": p, ...}, ...]   (classifiers only), "request_id": "..."}
+
+Classifier labels are the argmax of predict_proba, so one pass over the model gives both.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ..errors import InputError
+from .errors import ApiError, from_input_error
+from .model_holder import ServedModel
+
+DEFAULT_MAX_ROWS = 1000
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+CHAMPION_VARIANT = "A"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
+        env = os.environ if env is None else env
+        return cls(max_rows=_positive_int(env.get("MODELOPS_MAX_ROWS"), DEFAULT_MAX_ROWS),
+                   max_body_bytes=_positive_int(env.get("MODELOPS_MAX_BODY_BYTES"), DEFAULT_MAX_BODY_BYTES))
+
+
+@dataclass
+class Prediction:
+    matrix: np.ndarray
+    predictions: list[Any]
+    probabilities: np.ndarray | None = None  # rows x classes, classifiers only
+
+    def score(self) -> float | None:
+        """One number per request that tracks the prediction distribution: the mean positive-class
+        probability of a binary classifier, or the mean prediction of a regressor."""
+        if self.probabilities is not None:
+            return float(self.probabilities[:, -1].mean()) if self.probabilities.shape[1] == 2 else None
+        try:
+            return float(np.mean(self.predictions))
+        except (TypeError, ValueError):
+            return None
+
+
+def read_json(body: str | bytes | None, is_base64: bool, max_bytes: int) -> Any:
+    """Parse a bounded JSON body. Size is checked before anything else touches it; orjson
+    refuses nesting deeper than 1024 levels, so a hostile body fails fast."""
+    if body is None or body == "" or body == b"":
+        raise ApiError(400, "malformed_json", "request body is empty: expected a JSON object", field="body")
+    if is_base64:
+        if len(body) > (max_bytes * 4) // 3 + 4:
+            raise _too_large(max_bytes)
+        try:
+            body = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "malformed_body", "request body is not valid base64", field="body") from None
+    size = len(body)
+    if size > max_bytes or (isinstance(body, str) and not body.isascii() and len(body.encode()) > max_bytes):
+        raise _too_large(max_bytes)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        text = str(exc)
+        if "depth limit" in text:
+            raise ApiError(400, "too_deep", "request body is nested too deeply", field="body") from None
+        if "infinity" in text:
+            raise ApiError(400, "not_finite", f"request body has a number too large to represent: {text}",
+                           field="body") from None
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {text}", field="body") from None
+
+
+def rows_matrix(model: ServedModel, payload: Any, max_rows: int) -> np.ndarray:
+    """Validate the request rows against the model's feature schema and return them as a matrix."""
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_body", "request body must be a JSON object with 'instances', "
+                                            "or 'columns' and 'data'", field="body")
+    try:
+        if "instances" in payload:
+            if "columns" in payload or "data" in payload:
+                raise ApiError(400, "invalid_body", "send either 'instances' or 'columns' and 'data', not both",
+                               field="instances")
+            return model.schema.matrix_from_instances(payload["instances"], max_rows)
+        if "columns" in payload or "data" in payload:
+            for name in ("columns", "data"):
+                if name not in payload:
+                    raise ApiError(400, "missing_field", f"'{name}' is required with the columnar form", field=name)
+            return model.schema.matrix_from_columns(payload["columns"], payload["data"], max_rows)
+    except InputError as exc:
+        raise from_input_error(exc) from None
+    raise ApiError(400, "missing_field", "request body needs 'instances' (a list of rows), "
+                                         "or 'columns' and 'data'", field="instances")
+
+
+def predict(model: ServedModel, matrix: np.ndarray) -> Prediction:
+    try:
+        if model.is_classifier:
+            probabilities = model.estimator.predict_proba(matrix)
+            classes = model.classes
+            assert classes is not None
+            labels = [classes[i] for i in probabilities.argmax(axis=1).tolist()]
+            return Prediction(matrix, labels, probabilities)
+        return Prediction(matrix, model.estimator.predict(matrix).tolist())
+    except (ValueError, TypeError) as exc:  # values the schema allows but the fitted model refuses
+        raise ApiError(400, "rejected_by_model", f"the model cannot score these rows: {exc}", field="instances") from None
+
+
+def response_document(model: ServedModel, prediction: Prediction, request_id: str,
+                      variant: str = CHAMPION_VARIANT) -> dict[str, Any]:
+    document: dict[str, Any] = {"model": model.model_ref, "variant": variant, "predictions": prediction.predictions}
+    if prediction.probabilities is not None:
+        keys = model.class_keys
+        document["probabilities"] = [dict(zip(keys, row, strict=True)) for row in prediction.probabilities.tolist()]
+    document["request_id"] = request_id
+    return document
+
+
+def handle_predict(model: ServedModel, payload: Any, request_id: str, limits: Limits,
+                   variant: str = CHAMPION_VARIANT) -> tuple[dict[str, Any], Prediction]:
+    """The whole of POST /predict after the body is parsed: validate, predict, build the answer."""
+    prediction = predict(model, rows_matrix(model, payload, limits.max_rows))
+    return response_document(model, prediction, request_id, variant), prediction
+
+
+def _too_large(max_bytes: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"request body exceeds {max_bytes} bytes", field="body")
+
+
+def _positive_int(raw: str | None, default: int) -> int:
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        return default
+    return value if value > 0 else default
