@@ -7,7 +7,6 @@ import io
 import json
 
 import numpy as np
-
 from modelops.batch.config import BatchConfig
 from modelops.batch.run import BatchRunner
 from modelops.batch.store import Store
@@ -27,12 +26,12 @@ def features_and_rows(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
 
 def csv_bytes(names: list[str], X: np.ndarray, ids: list[str] | None = None) -> bytes:
     ids = ids or [f"r{i}" for i in range(len(X))]
-    lines = ["id," + ",".join(names)] + [f"{i}," + ",".join(repr(float(v)) for v in row) for i, row in zip(ids, X)]
+    lines = ["id," + ",".join(names)] + [f"{i}," + ",".join(repr(float(v)) for v in row) for i, row in zip(ids, X, strict=True)]
     return ("\n".join(lines) + "\n").encode()
 
 
 def jsonl_bytes(names: list[str], X: np.ndarray) -> bytes:
-    return b"".join(json.dumps({"id": i, **dict(zip(names, map(float, row)))}).encode() + b"\n"
+    return b"".join(json.dumps({"id": i, **dict(zip(names, map(float, row), strict=True))}).encode() + b"\n"
                     for i, row in enumerate(X))
 
 

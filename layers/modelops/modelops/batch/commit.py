@@ -75,7 +75,7 @@ def drift_summary(baseline: dict[str, Any], features: list[str], stats: list[dic
     if PREDICTION in baseline:
         counts = [s["prediction_drift"] for s in stats if s.get("prediction_drift")]
         if counts:
-            total = [sum(c) for c in zip(*counts)]
+            total = [sum(c) for c in zip(*counts, strict=True)]
             summary["prediction_psi"] = round(psi(baseline[PREDICTION]["counts"], total), 6)
     if summary["feature_psi"]:
         worst = max(summary["feature_psi"], key=summary["feature_psi"].get)
@@ -108,7 +108,7 @@ def commit(config: BatchConfig, store: Store, run: dict[str, Any], parts: list[d
     stale = [o.key for o in store.list(folder) if o.key not in keep and "/_attempts/" not in o.key]
     if stale:
         store.delete(stale)
-    for s, target in zip(stats, predictions):
+    for s, target in zip(stats, predictions, strict=True):
         store.copy(s["predictions_key"], target)
     merge_rejected(store, stats, rejected)
 

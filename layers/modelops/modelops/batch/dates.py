@@ -30,7 +30,7 @@ def zone(name: str) -> ZoneInfo:
 def logical_run_date(now: dt.datetime, timezone: str) -> str:
     """The calendar day before `now` as seen in `timezone` (02:00 Asia/Shanghai on the 2nd -> the 1st)."""
     if now.tzinfo is None:
-        now = now.replace(tzinfo=dt.timezone.utc)
+        now = now.replace(tzinfo=dt.UTC)
     return (now.astimezone(zone(timezone)).date() - dt.timedelta(days=1)).isoformat()
 
 

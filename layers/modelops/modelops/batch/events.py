@@ -42,7 +42,7 @@ def run_request(event: dict[str, Any], timezone: str, now: dt.datetime | None = 
         run_date = parse_run_date(event["run_date"])
     else:
         stamp = event.get("scheduled_time") or event.get("time")
-        when = parse_event_time(stamp) if stamp else (now or dt.datetime.now(dt.timezone.utc))
+        when = parse_event_time(stamp) if stamp else (now or dt.datetime.now(dt.UTC))
         run_date = logical_run_date(when, timezone)
     force = event.get("force", False)
     if not isinstance(force, bool):

@@ -215,7 +215,7 @@ class CsvParser:
             rejected.append((line, f"expected {self.ncols} fields, found {len(fields)}"))
             return None
         values: list = []
-        for f, j in zip(self.schema.features, self.feature_idx):
+        for f, j in zip(self.schema.features, self.feature_idx, strict=True):
             value = fields[j].strip()
             if value == "":
                 rejected.append((line, f"column '{f.name}' is empty"))

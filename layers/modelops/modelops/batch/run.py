@@ -50,7 +50,7 @@ class BatchRunner:
 
     # ---- steps ------------------------------------------------------------------------
     def default_date(self, now: dt.datetime | None = None) -> str:
-        return logical_run_date(now or dt.datetime.now(dt.timezone.utc), self.config.timezone)
+        return logical_run_date(now or dt.datetime.now(dt.UTC), self.config.timezone)
 
     def prepare(self, run_date: str, force: bool = False) -> dict[str, Any]:
         config, store = self.config, self.store
@@ -64,7 +64,7 @@ class BatchRunner:
         folder = config.input_folder(run_date)
         objects = plan.input_objects(store.list(folder), store.uri(folder))
         model = {"name": config.model_name or "", "version": self.resolve_version()}
-        attempt = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+        attempt = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
         parts = plan.plan_parts(objects, config.part_bytes)
         parts_key = config.attempt_folder(run_date, attempt) + "parts.json"
         store.put(parts_key, orjson.dumps(parts))

@@ -65,9 +65,9 @@ class Scorer:
                 labels = [repr(v).encode() for v in tracked.tolist()]
                 tails = [self.version_field] * len(ids)
         if ids[0] or any(ids):
-            body = b"\n".join([i + b"," + lab + t for i, lab, t in zip(ids, labels, tails)])
+            body = b"\n".join([i + b"," + lab + t for i, lab, t in zip(ids, labels, tails, strict=True)])
         else:
-            body = b"\n".join([lab + t for lab, t in zip(labels, tails)])
+            body = b"\n".join([lab + t for lab, t in zip(labels, tails, strict=True)])
         return body + b"\n", tracked
 
 

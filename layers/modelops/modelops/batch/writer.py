@@ -6,6 +6,7 @@ fails is aborted, so no half-written object is ever left behind.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..aws import aws_errors
@@ -64,10 +65,9 @@ class MultipartWriter:
     def abort(self) -> None:
         self._buffer = []
         if self._upload_id is not None:
-            try:
+            # best effort: the original error matters more; an incomplete upload is never readable
+            with contextlib.suppress(Exception):
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
-            except Exception:  # best effort: a lifecycle rule removes abandoned uploads anyway
-                pass
 
     def __enter__(self) -> MultipartWriter:
         return self
