@@ -1,0 +1,109 @@
+"""A local API Gateway (REST, proxy integration) on 127.0.0.1: each HTTP request becomes a proxy
+event, is invoked on a borrowed emulator of the function whose route matches, and the function's
+answer goes back as the HTTP response. API keys are not enforced locally."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from .emulator import EmulatorPool, InvokeError
+from .proxy_event import HttpAnswer, Route, build_event, find_route, gateway_error, parse_answer
+
+MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's request payload limit
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"}
+
+
+class Gateway:
+    def __init__(self, routes: list[Route], pools: dict[str, EmulatorPool], stage: str = "Prod",
+                 port: int = 3000, log: Callable[[str], None] | None = None):
+        self.routes = routes
+        self.pools = pools
+        self.stage = stage
+        self.log = log
+        self.server = _Server(("127.0.0.1", port), _Handler)
+        self.server.gateway = self
+        self.port = int(self.server.server_address[1])
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> HttpAnswer:
+        parts = urlsplit(target)
+        path = parts.path or "/"
+        found = find_route(self.routes, method, path)
+        if found is None:
+            return gateway_error(403, "Missing Authentication Token")
+        route, params = found
+        event = build_event(method=method, path=path, query=parts.query, headers=headers, body=body,
+                            route=route, path_params=params, stage=self.stage)
+        try:
+            result = self.pools[route.target].invoke(json.dumps(event).encode())
+        except InvokeError as exc:
+            print(f"gateway: {exc}", file=sys.stderr)
+            return gateway_error(502, "Internal server error")
+        if result.function_error:
+            print(f"gateway: {route.target} raised: {result.payload[:500].decode(errors='replace')}", file=sys.stderr)
+            return gateway_error(502, "Internal server error")
+        return parse_answer(result.payload)
+
+    def start(self) -> Gateway:
+        self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    gateway: Gateway
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like API Gateway
+    server: _Server
+
+    def _serve(self) -> None:
+        started = time.perf_counter()
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            answer = gateway_error(411, "Length Required")
+            self.close_connection = True
+        elif length is not None and (not length.isdigit() or int(length) > MAX_PAYLOAD):
+            answer = gateway_error(413, "Request Too Long")
+            self.close_connection = True
+        else:
+            body = self.rfile.read(int(length)) if length else b""
+            headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
+            answer = self.server.gateway.handle(self.command, self.path, headers, body)
+        self.send_response(answer.status)
+        for name, value in answer.headers:
+            if name.lower() not in HOP_BY_HOP:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(answer.body)
+        log = self.server.gateway.log
+        if log is not None:
+            ms = (time.perf_counter() - started) * 1000
+            log(f"{self.command} {self.path} -> {answer.status} ({ms:.0f} ms)")
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass  # one line per request is written by _serve when a log function is set

@@ -1,0 +1,136 @@
+"""The whole stack on one machine, like `sam local start-api` against a deployed account: local AWS
+(moto server) seeded with the bucket, the champion model and its SSM pin; the template's functions
+under the Runtime Interface Emulator; and the local API Gateway in front of them."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .emulator import Emulator, EmulatorPool
+from .gateway import Gateway
+from .localaws import LocalAws
+from .proxy_event import Route, build_event
+from .seed import ensure_bucket, ensure_champion
+from .template import TEMPLATE, FunctionSpec, LocalContext, Template, TemplateError
+
+REPO = TEMPLATE.parent
+MODEL_CACHE = REPO / ".local" / "models"
+WARMUP_PATH = "/__local_warmup"
+
+
+class LocalStack:
+    def __init__(self, template: str | Path = TEMPLATE, *, pool_size: int = 2, port: int = 0,
+                 log: Callable[[str], None] = print, request_log: Callable[[str], None] | None = None,
+                 model_cache: Path | None = MODEL_CACHE, work_dir: Path | None = None):
+        self.template_path = Path(template)
+        self.pool_size = pool_size
+        self.port = port
+        self.log = log
+        self.request_log = request_log
+        self.model_cache = model_cache
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="modelops-local-"))
+        self.aws = LocalAws(log=self.work_dir / "moto.log")
+        self.template: Template | None = None
+        self.pools: dict[str, EmulatorPool] = {}
+        self.gateway: Gateway | None = None
+        self.champion: str | None = None
+
+    # ---- local AWS -------------------------------------------------------------------
+    def start_aws(self) -> LocalStack:
+        self.log(f"local AWS (moto server) on {self.aws.endpoint}")
+        self.aws.start()
+        ssm = self.aws.client("ssm")
+
+        def dynamic_ref(service: str, reference: str) -> str:
+            if service != "ssm":
+                raise TemplateError(f"{{{{resolve:{service}:...}}}} is not available locally")
+            name = reference.rsplit(":", 1)[0] if reference.rsplit(":", 1)[-1].isdigit() else reference
+            try:
+                return str(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+            except ssm.exceptions.ParameterNotFound:
+                raise TemplateError(f"SSM parameter {name} does not exist in the local AWS") from None
+
+        self.template = Template(self.template_path, LocalContext(dynamic_ref=dynamic_ref))
+        return self
+
+    def seed(self) -> str:
+        """Create the template's buckets and make sure the served model has a champion."""
+        from modelops.registry import Registry
+
+        t = self._template()
+        s3 = self.aws.client("s3")
+        for lid, res in t.resources.items():
+            if res.get("Type") == "AWS::S3::Bucket":
+                ensure_bucket(s3, t.resolve({"Ref": lid}))
+        params = t.parameters()
+        model_name = params.get("ModelName", "breast-cancer")
+        registry = Registry(self.registry_uri(), s3=s3)
+        cache = self.model_cache / model_name if self.model_cache else None
+        self.champion = ensure_champion(registry, self.aws.client("ssm"), model_name, cache, log=self.log)
+        return self.champion
+
+    def registry_uri(self) -> str:
+        t = self._template()
+        variables = (t._globals().get("Environment") or {}).get("Variables") or {}
+        if "MODELOPS_REGISTRY" in variables:
+            return str(t.resolve(variables["MODELOPS_REGISTRY"]))
+        bucket = t.resolve({"Ref": "ModelBucket"})
+        return f"s3://{bucket}/{t.parameters().get('RegistryPrefix', 'registry')}"
+
+    # ---- functions -------------------------------------------------------------------
+    def function(self, logical_id: str) -> FunctionSpec:
+        return self._template().function(logical_id)
+
+    def emulator(self, logical_id: str) -> Emulator:
+        """One started emulator for logical_id (caller stops it)."""
+        return Emulator(self.function(logical_id), self.aws.env(),
+                        log=self.work_dir / f"{logical_id}-single.log").start()
+
+    def start_api(self, api: str | None = None) -> Gateway:
+        """Serve every API route of the template (or of one RestApi) on 127.0.0.1:port."""
+        t = self._template()
+        specs = t.api_functions(api)
+        if not specs:
+            raise TemplateError(f"{self.template_path.name} has no function with an Api event"
+                                + (f" on {api}" if api else ""))
+        routes = [Route.build(r, s.logical_id) for s in specs for r in s.routes if api is None or r.api == api]
+        stage = t.api_stage(routes[0].route.api)
+        for spec in specs:
+            self.log(f"starting {self.pool_size} emulator(s) for {spec.logical_id} ({spec.handler})")
+            warm = build_event(method="GET", path=WARMUP_PATH, query="", headers=[], body=b"",
+                               route=Route.build(spec.routes[0], spec.logical_id), path_params={}, stage=stage)
+            pool = EmulatorPool(spec, self.aws.env(), size=self.pool_size, log_dir=self.work_dir)
+            self.pools[spec.logical_id] = pool
+            pool.start(warmup=json.dumps(warm).encode())
+        self.gateway = Gateway(routes, self.pools, stage=stage, port=self.port, log=self.request_log).start()
+        return self.gateway
+
+    def start(self, api: str | None = None) -> LocalStack:
+        self.start_aws()
+        self.seed()
+        self.start_api(api)
+        return self
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
+        for pool in self.pools.values():
+            pool.stop()
+        self.pools.clear()
+        self.aws.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def _template(self) -> Template:
+        if self.template is None:
+            raise RuntimeError("start_aws() first: the template resolves against the local AWS")
+        return self.template
