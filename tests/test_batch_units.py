@@ -7,7 +7,6 @@ import io
 
 import numpy as np
 import pytest
-
 from modelops.batch.dates import logical_run_date, parse_run_date
 from modelops.batch.events import run_request
 from modelops.batch.readers import CsvParser, line_blocks
@@ -18,8 +17,8 @@ from modelops.schema import Feature, FeatureSchema
 
 def test_logical_run_date_is_yesterday_in_the_schedule_time_zone():
     # 02:00 on the 15th in Shanghai is 18:00 UTC on the 14th: the run scores the 14th.
-    assert logical_run_date(dt.datetime(2026, 3, 14, 18, 0, tzinfo=dt.timezone.utc), "Asia/Shanghai") == "2026-03-14"
-    assert logical_run_date(dt.datetime(2026, 3, 14, 18, 0, tzinfo=dt.timezone.utc), "UTC") == "2026-03-13"
+    assert logical_run_date(dt.datetime(2026, 3, 14, 18, 0, tzinfo=dt.UTC), "Asia/Shanghai") == "2026-03-14"
+    assert logical_run_date(dt.datetime(2026, 3, 14, 18, 0, tzinfo=dt.UTC), "UTC") == "2026-03-13"
     assert logical_run_date(dt.datetime(2026, 3, 1, 1, 0), "UTC") == "2026-02-28"
     with pytest.raises(InputError, match="time zone 'Mars/Olympus' is unknown"):
         logical_run_date(dt.datetime(2026, 3, 1), "Mars/Olympus")
@@ -44,13 +43,11 @@ def test_byte_ranges_own_each_line_exactly_once(trailing_newline):
     lines = [("x" * int(rng.integers(0, 40))).encode() + b"%d" % i for i in range(300)]
     data = b"\n".join(lines) + (b"\n" if trailing_newline else b"")
 
-    def fetch(start, end):
-        return data[start:end]
-
     for part_bytes in (1, 7, 64, 1000, len(data)):
         got = []
         for start in range(0, len(data), part_bytes):
-            for block in line_blocks(fetch, len(data), start, min(len(data), start + part_bytes), 17, read_bytes=50):
+            stream = io.BytesIO(data[max(start - 1, 0):])
+            for block in line_blocks(stream, len(data), start, min(len(data), start + part_bytes), 17, read_bytes=50):
                 assert block.count(b"\n") <= 17
                 got += block.split(b"\n")[:-1]
         assert got == lines, part_bytes

@@ -6,13 +6,16 @@ complete. Re-running a part overwrites the same keys: retries never duplicate ro
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from ..aws import aws_errors
 from ..drift import DriftAccumulator
+from ..errors import ModelOpsError
 from .config import BatchConfig
 from .readers import Chunk, CsvParser, JsonLinesParser, csv_field, line_blocks, read_header
 from .scoring import Scorer
@@ -21,6 +24,31 @@ from .writer import MultipartWriter
 
 REJECTED_HEADER = b"object,line,reason\n"
 PREDICTION = "__prediction__"
+
+
+class ObjectStream:
+    """One streamed ranged GET; read errors become one-line ModelOpsErrors; closed when the part is done."""
+
+    def __init__(self, store: Store, key: str, etag: str, start: int):
+        self.store, self.key, self.etag, self.start = store, key, etag, start
+        self._body: Any = None
+
+    def read(self, n: int) -> bytes:
+        if self._body is None:
+            self._body = self.store.open_range(self.key, self.etag, self.start)
+        with aws_errors(f"reading {self.store.uri(self.key)}", self.store.bucket):
+            try:
+                return self._body.read(n)
+            except (OSError, ValueError) as exc:
+                raise ModelOpsError(f"reading {self.store.uri(self.key)}: {exc}") from None
+
+    def __enter__(self) -> ObjectStream:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self._body is not None:
+            with contextlib.suppress(Exception):
+                self._body.close()
 
 
 def part_keys(config: BatchConfig, run_date: str, attempt: str, index: int) -> dict[str, str]:
@@ -48,15 +76,17 @@ def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dic
     else:
         parser = JsonLinesParser(schema, config.id_columns)
         first_line, lines, start = 1, 0, part["start"]
+    stream_from = start - 1 if start > 0 else start
+    stream = ObjectStream(store, key, etag, stream_from)
     features = DriftAccumulator(manifest.baseline, schema.names) if schema.names[0] in manifest.baseline else None
     prediction = DriftAccumulator(manifest.baseline, [PREDICTION]) if PREDICTION in manifest.baseline else None
 
     scored = rejected = chunks = peak_rows = 0
-    with MultipartWriter(store.s3, store.bucket, keys["predictions"]) as out, \
+    with stream, MultipartWriter(store.s3, store.bucket, keys["predictions"]) as out, \
             MultipartWriter(store.s3, store.bucket, keys["rejected"]) as bad:
         out.write(scorer.header(config.id_columns))
         bad.write(REJECTED_HEADER)
-        for block in line_blocks(fetch, size, start, part["end"], config.chunk_rows):
+        for block in line_blocks(stream, size, start, part["end"], config.chunk_rows):
             chunk = parser.parse(block, first_line)
             del block
             chunks += 1

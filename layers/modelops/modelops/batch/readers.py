@@ -1,8 +1,7 @@
 """Streaming readers: an object's byte range -> chunks of at most N rows -> (ids, feature matrix, rejects).
 
-Memory is set by the chunk size: the object is fetched in ranged reads and only the current chunk's
-lines are held. A byte-range part owns the lines that *start* inside its range; the first partial
-line belongs to the previous part.
+Memory is set by the chunk size: only the current read buffer and chunk of lines are held. A part is read with one ranged, streamed GET; a byte-range part owns the lines that *start* inside its
+range (the first partial line belongs to the previous part, the last line is read to its end).
 
 CSV numbers are parsed in bulk: the numeric fields of a few thousand lines are turned into one JSON
 array text and parsed by orjson (JSON numbers are a subset of Python float syntax, so the values
@@ -16,6 +15,7 @@ import csv
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 import orjson
@@ -47,9 +47,13 @@ def nth_newline(buf: bytes, n: int) -> int:
     return int(np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)[n - 1])
 
 
-def line_blocks(fetch: Fetch, size: int, start: int, end: int, chunk_rows: int,
+def line_blocks(stream: BinaryIO, size: int, start: int, end: int, chunk_rows: int,
                 read_bytes: int = READ_BYTES) -> Iterator[bytes]:
-    """Blocks of at most `chunk_rows` complete lines: the lines starting in [start, end)."""
+    """Blocks of at most `chunk_rows` complete lines: the lines starting in [start, end).
+
+    `stream` reads the object from byte max(start - 1, 0) on; reading stops once the last owned line is
+    complete, so only one read buffer plus one chunk of lines is ever held.
+    """
     pos = start - 1 if start > 0 else start
     skip_partial = start > 0
     buf = b""
@@ -57,7 +61,7 @@ def line_blocks(fetch: Fetch, size: int, start: int, end: int, chunk_rows: int,
     done = False
     while not done:
         if pos < size:
-            data = fetch(pos, min(size, pos + read_bytes))
+            data = stream.read(min(read_bytes, size - pos))
             if not data:
                 raise InputError(f"object ended early at byte {pos} of {size}")
             pos += len(data)

@@ -46,17 +46,23 @@ class Store:
         with aws_errors(f"reading {self.uri(key)}", self.bucket):
             return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
-    def get_range(self, key: str, etag: str, start: int, end: int) -> bytes:
-        """Bytes [start, end) of the object as it was when planned (If-Match: a changed object fails)."""
+    def open_range(self, key: str, etag: str, start: int, end: int | None = None) -> Any:
+        """A streamed body of the object from `start` (to `end`, exclusive, or to its end), as it was when
+        planned: If-Match makes a changed object fail instead of mixing two versions."""
         what = f"reading {self.uri(key)}"
+        span = f"bytes={start}-" + ("" if end is None else str(end - 1))
         try:
             with aws_errors(what, self.bucket):
-                return self.s3.get_object(Bucket=self.bucket, Key=key, IfMatch=etag,
-                                          Range=f"bytes={start}-{end - 1}")["Body"].read()
+                return self.s3.get_object(Bucket=self.bucket, Key=key, IfMatch=etag, Range=span)["Body"]
         except ModelOpsError as exc:
             if "changed concurrently" in str(exc):
                 raise ModelOpsError(f"{what}: the object changed after the run was planned; rerun the date") from None
             raise
+
+    def get_range(self, key: str, etag: str, start: int, end: int) -> bytes:
+        body = self.open_range(key, etag, start, end)
+        with aws_errors(f"reading {self.uri(key)}", self.bucket):
+            return body.read()
 
     def put(self, key: str, body: bytes, content_type: str = "application/json", if_none_match: bool = False) -> None:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": body, "ContentType": content_type}
