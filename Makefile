@@ -83,3 +83,7 @@ audit: $(LINT_STAMP)  ## pip-audit every pinned requirements file (PyPI vulnerab
 			|| failed="$$failed $$req"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "audit failed:$$failed" >&2; exit 1; fi
+
+# ---- docs: the architecture picture is drawn from template.yaml ----------------------------------------------
+diagram: venv  ## redraw docs/architecture.png from template.yaml (a test fails when it is out of date)
+	$(BIN)/python -m devtools.diagram
