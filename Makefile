@@ -85,5 +85,6 @@ audit: $(LINT_STAMP)  ## pip-audit every pinned requirements file (PyPI vulnerab
 	if [ -n "$$failed" ]; then echo "audit failed:$$failed" >&2; exit 1; fi
 
 # ---- docs: the architecture picture is drawn from template.yaml ----------------------------------------------
+.PHONY: diagram
 diagram: venv  ## redraw docs/architecture.png from template.yaml (a test fails when it is out of date)
 	$(BIN)/python -m devtools.diagram
