@@ -38,5 +38,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         logger.error("retrain function is misconfigured: %s", exc)
         return {"action": "retrain", "outcome": "failed", "reason": str(exc), "stage": "configuration"}
     result = retrainer.run(info, dry_run=bool(info.get("dry_run")))
-    logger.info("retrain %s", result.outcome, extra={"result": result.to_dict()})
+    logger.info("retrain %s", result.outcome, extra=result.to_dict())
     return {"action": "retrain", **result.to_dict()}
