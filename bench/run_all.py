@@ -41,10 +41,25 @@ def main(argv: list[str]) -> int:
         print("  ".join(k.upper().ljust(w) for k, w in widths.items()))
         for r in rows:
             print("  ".join(_fmt(r.get(k)).ljust(w) for k, w in widths.items()))
+        _draw_chart()
     if failed:
         print(f"benchmarks that failed to run: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _draw_chart() -> None:
+    """docs/bench.png from every result so far; skipped when matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    sys.path.insert(0, str(HERE.parent))
+    from devtools.bench_chart import draw
+
+    chart = draw(RESULTS, HERE.parent / "docs" / "bench.png")
+    if chart:
+        print(f"chart: {chart.relative_to(HERE.parent)}")
 
 
 def _fmt(v: object) -> str:
