@@ -6,8 +6,7 @@ Built on the first request that is not POST /predict (see gateway.py), and rebui
 becomes available later, so the document always describes the model being served.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Powertools reads the route signatures at runtime.
 import logging
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
@@ -30,7 +29,7 @@ XML_NOTE = ("Send `Accept: application/xml` to get the same data as XML: objects
             "Any Accept value other than JSON or XML gets 406.")
 
 
-def build_resolver(gateway: Gateway, model: ServedModel | None) -> Any:
+def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
     from aws_lambda_powertools.event_handler.exceptions import NotFoundError
     from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -43,7 +42,7 @@ def build_resolver(gateway: Gateway, model: ServedModel | None) -> Any:
     if gateway.docs_enabled:
         allowed.update({OPENAPI_PATH: "GET", DOCS_PATH: "GET"})
 
-    def reply_response(reply: Reply) -> Response:
+    def reply_response(reply: "Reply") -> Response:
         return Response(status_code=reply.status, content_type=reply.content_type, body=reply.body,
                         headers=reply.headers or None)
 
@@ -103,7 +102,8 @@ def build_resolver(gateway: Gateway, model: ServedModel | None) -> Any:
         def openapi_document() -> Any:
             base = _base_path(app.current_event)
             if base not in documents:
-                documents[base] = app.get_openapi_json_schema(servers=[Server(url=base or "/")], **openapi_kwargs)
+                spec = app.get_openapi_json_schema(servers=[Server(url=base or "/")], **openapi_kwargs)
+                documents[base] = _without_unused_422(spec)
             return Response(200, JSON, documents[base])
 
     # ---- errors -----------------------------------------------------------------------------
@@ -114,8 +114,7 @@ def build_resolver(gateway: Gateway, model: ServedModel | None) -> Any:
     @app.exception_handler(RequestValidationError)
     def on_validation_error(exc: RequestValidationError) -> Any:
         first = (exc.errors() or [{}])[0]
-        location = [str(part) for part in first.get("loc", ()) if part not in ("body",)]
-        field = ".".join(location) or "body"
+        field = _field_path(first.get("loc", ()))
         return error_response(ApiError(400, "invalid_input", f"{field}: {first.get('msg', 'invalid value')}", field))
 
     @app.not_found
@@ -134,6 +133,30 @@ def build_resolver(gateway: Gateway, model: ServedModel | None) -> Any:
     return app
 
 
+def _without_unused_422(spec_json: str) -> str:
+    """Powertools documents a 422 on every validated route; this API answers validation failures with 400."""
+    import json
+
+    spec = json.loads(spec_json)
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = spec.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
+    return json.dumps(spec)
+
+
+def _field_path(location: Any) -> str:
+    """pydantic's error location as this API names fields: instances[0].mean_radius."""
+    out = ""
+    for part in location:
+        if part == "body" or part in ("InstancesRequest", "ColumnsRequest"):
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
 def _base_path(event: Any) -> str:
     """The stage prefix clients see (/live), or nothing behind a custom domain or a local server."""
     stage = event.request_context.stage
@@ -146,7 +169,7 @@ class _DocumentModels:
     """pydantic models that describe the API for the OpenAPI document (the predict path itself
     validates with the feature schema, not with these)."""
 
-    def __init__(self, model: ServedModel | None, max_rows: int):
+    def __init__(self, model: "ServedModel | None", max_rows: int):
         from pydantic import BaseModel, ConfigDict, Field, create_model
 
         self.model = model
