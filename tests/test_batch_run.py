@@ -6,10 +6,21 @@ import json
 
 import numpy as np
 import pytest
-from batch_helpers import (BUCKET, DATE, config, csv_bytes, features_and_rows, jsonl_bytes, keys, manifest,
-                           put_input, read_csv, register_champion, runner)
+from batch_helpers import (
+    BUCKET,
+    DATE,
+    config,
+    csv_bytes,
+    features_and_rows,
+    jsonl_bytes,
+    keys,
+    manifest,
+    put_input,
+    read_csv,
+    register_champion,
+    runner,
+)
 from botocore.exceptions import ClientError
-
 from modelops.errors import ModelOpsError
 
 OUT = f"batch/output/{DATE}/"
@@ -325,3 +336,13 @@ def test_config_errors_are_one_line():
         BatchConfig.from_env({"MODELOPS_DATA_BUCKET": "b", "MODELOPS_REGISTRY": "s3://b/r", "MODELOPS_MODEL_NAME": "m",
                               "MODELOPS_BATCH_CHUNK_ROWS": "lots"})
     assert json.dumps(config().id_columns) == '["id"]'
+
+
+def test_without_id_columns_lines_start_with_the_prediction(s3, registry, champion):
+    names, X = features_and_rows(50)
+    put_input(s3, "a.csv", csv_bytes(names, X))
+    runner(s3, id_columns=()).run(DATE)
+    rows = read_csv(s3, OUT + "predictions/part-00000.csv")
+    assert list(rows[0]) == ["prediction", "proba_benign", "proba_malignant", "model_version"]
+    np.testing.assert_allclose([float(r["proba_malignant"]) for r in rows],
+                               expected_proba(registry, champion, X)[:, 1], atol=1e-6)

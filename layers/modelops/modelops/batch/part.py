@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import orjson
 
 from ..aws import aws_errors
@@ -93,13 +94,13 @@ def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dic
             peak_rows = max(peak_rows, chunk.lines)
             first_line += chunk.lines
             lines += chunk.lines
-            body, tracked = scorer.score(chunk.ids, chunk.matrix)
+            body, tracked = scorer.score(chunk.ids, chunk.matrix, bool(config.id_columns))
             out.write(body)
             if chunk.rejected:
                 obj = csv_field(key)
                 bad.write("".join(f"{obj},{line},{csv_field(reason)}\n" for line, reason in chunk.rejected).encode())
             if features is not None and len(chunk.matrix) and schema.all_numeric:
-                features.add(chunk.matrix)
+                features.add(np.asfortranarray(chunk.matrix))  # contiguous columns: faster binning
             if prediction is not None and len(tracked):
                 prediction.add(tracked.reshape(-1, 1))
             scored += len(chunk.matrix)

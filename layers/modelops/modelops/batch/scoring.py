@@ -37,7 +37,8 @@ class Scorer:
         self.estimator = model.estimator
         self.classes = list(self.manifest.classes or []) if self.manifest.task == "classification" else []
         self.version_field = ("," + csv_field(self.manifest.version)).encode()
-        self.labels = [csv_field(str(c)).encode() for c in self.classes]
+        self.labels = [b"," + csv_field(str(c)).encode() for c in self.classes]
+        self._suffix = np.frombuffer(self.version_field + b"\n", np.uint8)
 
     def columns(self, id_columns: tuple[str, ...]) -> list[str]:
         return [*id_columns, "prediction", *[f"proba_{c}" for c in self.classes], "model_version"]
@@ -45,30 +46,33 @@ class Scorer:
     def header(self, id_columns: tuple[str, ...]) -> bytes:
         return (",".join(csv_field(c) for c in self.columns(id_columns)) + "\n").encode()
 
-    def score(self, ids: list[bytes], matrix: np.ndarray) -> tuple[bytes, np.ndarray]:
+    def score(self, ids: list[bytes], matrix: np.ndarray, with_ids: bool = True) -> tuple[bytes, np.ndarray]:
         """Prediction lines for the rows, and the value whose drift is tracked (P(last class) or y)."""
         if len(ids) == 0:
             return b"", np.zeros(0)
         from sklearn import config_context
 
+        n = len(ids)
         with config_context(assume_finite=True):
             if self.classes:
                 proba = self.estimator.predict_proba(matrix)
                 labels = [self.labels[i] for i in np.argmax(proba, axis=1).tolist()]
-                tail = np.concatenate(
-                    [fixed_decimals(proba), np.frombuffer(self.version_field, np.uint8)[None, :].repeat(len(ids), 0)],
-                    axis=1)
+                tail = np.concatenate([fixed_decimals(proba), self._suffix[None, :].repeat(n, 0)], axis=1)
                 tails = tail.view(f"S{tail.shape[1]}").ravel().tolist()
                 tracked = proba[:, -1]
             else:
                 tracked = np.asarray(self.estimator.predict(matrix), dtype=np.float64)
-                labels = [repr(v).encode() for v in tracked.tolist()]
-                tails = [self.version_field] * len(ids)
-        if ids[0] or any(ids):
-            body = b"\n".join([i + b"," + lab + t for i, lab, t in zip(ids, labels, tails, strict=True)])
-        else:
-            body = b"\n".join([lab + t for lab, t in zip(labels, tails, strict=True)])
-        return body + b"\n", tracked
+                labels = [b"," + repr(v).encode() for v in tracked.tolist()]
+                tails = [self.version_field + b"\n"] * n
+        # interleave [id, ",label", "...tail\n"] and join once: no per-row concatenation
+        pieces: list[bytes] = [b""] * (3 * n)
+        pieces[0::3] = ids
+        pieces[1::3] = labels
+        pieces[2::3] = tails
+        body = b"".join(pieces)
+        if not with_ids:  # lines start with the label: drop the separator in front of it
+            body = body[1:].replace(b"\n,", b"\n")
+        return body, tracked
 
 
 def describe(model: LoadedModel) -> dict[str, Any]:
