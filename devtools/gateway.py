@@ -86,6 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif length is not None and (not length.isdigit() or int(length) > MAX_PAYLOAD):
             answer = gateway_error(413, "Request Too Long")
             self.close_connection = True
+            self._discard(int(length) if length.isdigit() else 0)
         else:
             body = self.rfile.read(int(length)) if length else b""
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
@@ -102,6 +103,15 @@ class _Handler(BaseHTTPRequestHandler):
         if log is not None:
             ms = (time.perf_counter() - started) * 1000
             log(f"{self.command} {self.path} -> {answer.status} ({ms:.0f} ms)")
+
+    def _discard(self, length: int) -> None:
+        """Read a refused body (up to a bound) so that the client sees the 413, not a broken pipe."""
+        left = min(length, 8 * MAX_PAYLOAD)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            left -= len(chunk)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 

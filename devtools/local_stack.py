@@ -5,6 +5,7 @@ under the Runtime Interface Emulator; and the local API Gateway in front of them
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ class LocalStack:
         self.log = log
         self.request_log = request_log
         self.model_cache = model_cache
+        self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="modelops-local-"))
         self.aws = LocalAws(log=self.work_dir / "moto.log")
         self.template: Template | None = None
@@ -123,6 +125,8 @@ class LocalStack:
             pool.stop()
         self.pools.clear()
         self.aws.stop()
+        if self._own_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)  # emulator and moto logs
 
     def __enter__(self) -> LocalStack:
         return self

@@ -14,6 +14,9 @@ from modelops.dataset import load_builtin
 from modelops.registry import Registry
 from modelops.training import train
 
+# Session fixtures of the local stack (moto server, Runtime Interface Emulator, local API).
+pytest_plugins = ["local_fixtures"]
+
 BUCKET = "modelops-test"
 REGION = "us-east-1"
 

@@ -1,0 +1,107 @@
+"""`make serve`: the API from template.yaml on http://127.0.0.1:PORT (default 3000), like
+`sam local start-api` but with no Docker and no AWS account. Ctrl-C stops everything it started.
+
+    python -m devtools.serve [--port N] [--pool N] [--template PATH] [--api LogicalId]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from . import processes
+from .local_stack import REPO, LocalStack
+from .template import TemplateError
+from modelops.errors import ModelOpsError
+
+DEFAULT_PORT = 3000
+EXAMPLE_REQUEST = REPO / ".local" / "example-request.json"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="make serve", description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT") or DEFAULT_PORT),
+                   help="port on 127.0.0.1 (env PORT, default 3000; 0 picks a free one)")
+    p.add_argument("--pool", type=int, default=int(os.environ.get("MODELOPS_LOCAL_POOL") or 2),
+                   help="emulator processes per function, i.e. concurrent requests (default 2)")
+    p.add_argument("--template", type=Path, default=REPO / "template.yaml")
+    p.add_argument("--api", help="serve only this RestApi's routes (logical id)")
+    p.add_argument("--quiet", action="store_true", help="no line per request")
+    return p.parse_args(argv)
+
+
+def example_request(stack: LocalStack) -> Path | None:
+    """A valid predict body for the served model, for the printed curl line."""
+    from modelops.registry import Registry
+
+    if stack.champion is None:
+        return None
+    params = stack._template().parameters()
+    manifest = Registry(stack.registry_uri(), s3=stack.aws.client("s3")).manifest(
+        params.get("ModelName", "breast-cancer"), stack.champion)
+    EXAMPLE_REQUEST.parent.mkdir(parents=True, exist_ok=True)
+    EXAMPLE_REQUEST.write_text(json.dumps({"instances": [manifest.schema.example_instance()]}, indent=1))
+    return EXAMPLE_REQUEST
+
+
+def banner(stack: LocalStack) -> list[str]:
+    assert stack.gateway is not None
+    url = stack.gateway.url
+    routes = sorted({f"{r.route.method} {r.route.path}" for r in stack.gateway.routes})
+    lines = [f"API:      {url}", f"Docs:     {url}/docs   (OpenAPI: {url}/openapi.json)",
+             f"Routes:   {', '.join(routes)}", f"Model:    champion {stack.champion}"]
+    body = example_request(stack)
+    if body is not None:
+        rel = os.path.relpath(body) if body.is_relative_to(Path.cwd()) else str(body)
+        lines.append(f"Try:      curl -s -X POST {url}/predict -H 'Content-Type: application/json' -d @{rel}")
+    lines.append("Ctrl-C stops the API, the emulators and the local AWS.")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    stop = threading.Event()
+    serving = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+        if not serving.is_set():
+            raise KeyboardInterrupt  # interrupt start-up (training, emulator boot) right away
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    log = (lambda _line: None) if args.quiet else (lambda line: print(line, flush=True))
+    stack = LocalStack(args.template, pool_size=max(1, args.pool), port=args.port,
+                       log=lambda line: print(line, flush=True), request_log=log)
+    try:
+        stack.start(args.api)
+        serving.set()
+        print("\n".join(["", *banner(stack), ""]), flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("stopping ...", flush=True)
+        return 0
+    except OSError as exc:
+        if exc.errno == 98:
+            print(f"error: port {args.port} is already in use; set PORT to another port", file=sys.stderr)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except (TemplateError, ModelOpsError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+        processes.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
