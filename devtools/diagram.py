@@ -104,7 +104,7 @@ TYPE_RULES = {
 }
 
 # Kinds whose resources share one box (one box per kind and lane).
-GROUPED = {"alarms_rollout", "alarms_lifecycle", "alarms_ops", "flags", "capture", "layers", "dashboard"}
+GROUPED = {"alarms_rollout", "alarms_lifecycle", "alarms_ops", "flags", "capture", "layers", "dashboard", "ssm"}
 
 # When a resource of kind A refers to one of kind B, draw an arrow with this label.
 # (A, B) -> (label, reversed): reversed draws B -> A (for example the API refers to nothing, but the predict
@@ -128,6 +128,10 @@ EDGES: dict[tuple[str, str], tuple[str, bool]] = {
     ("statemachine", "batch"): ("invokes", False),
     ("batch", "bucket"): ("input → predictions", False),
     ("alarms_ops", "statemachine"): ("failed runs", True),
+    ("alarms_ops", "batch"): ("errors", True),
+    ("alarms_ops", "predict"): ("errors", True),
+    ("alarms_ops", "api"): ("errors", True),
+    ("alarms_ops", "retrain"): ("errors", True),
     ("rule", "alarms_lifecycle"): ("ALARM", True),
     ("rule", "retrain"): ("triggers", False),
     ("rule", "monitor"): ("triggers", False),
@@ -317,10 +321,11 @@ def build_model(template: dict) -> Model:
     refs: dict[str, set[str]] = defaultdict(set)  # node id -> template paths it refers to
     synthetic: list[tuple[str, str]] = []  # (from node, to node) relations SAM implies
 
-    def add(node_id: str, kind: str, title: str, detail: list[str], path: str) -> Node:
-        lane, column, service, family = KINDS[kind]
+    def add(node_id: str, kind: str, title: str, detail: list[str], path: str, lane: str | None = None) -> Node:
+        default_lane, column, service, family = KINDS[kind]
+        lane = lane or default_lane
         if kind in GROUPED:
-            node_id = f"{kind}"
+            node_id = kind if lane == default_lane else f"{kind}:{lane}"
         node = nodes.get(node_id)
         if node is None:
             node = nodes[node_id] = Node(node_id, kind, lane, column, service, family, title, list(detail))
@@ -335,11 +340,8 @@ def build_model(template: dict) -> Model:
         props = res.get("Properties") or {}
         if rtype in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
             kind = _function_kind(logical_id, props)
-            detail = [
-                f"{props.get('MemorySize', (template.get('Globals') or {}).get('Function', {}).get('MemorySize', 128))} MB"
-            ]
-            if isinstance(props.get("MemorySize"), dict):
-                detail = ["memory: parameter"]
+            memory = props.get("MemorySize", (template.get("Globals") or {}).get("Function", {}).get("MemorySize", 128))
+            detail = [f"{_literal(memory, parameters)} MB"]
             node = add(logical_id, kind, logical_id, detail, logical_id)
             refs[node.id] |= references(props)
             alias = props.get("AutoPublishAlias")
@@ -358,8 +360,7 @@ def build_model(template: dict) -> Model:
                 owner[f"{logical_id}Version"] = versions.id
             pref = props.get("DeploymentPreference")
             if pref:
-                pref_type = pref.get("Type")
-                type_text = pref_type if isinstance(pref_type, str) else "type: parameter"
+                type_text = _literal(pref.get("Type"), parameters)
                 deploy = add(
                     f"{logical_id}:codedeploy",
                     "codedeploy",
@@ -375,16 +376,14 @@ def build_model(template: dict) -> Model:
                 for alarm in references(pref.get("Alarms", [])):
                     synthetic.append((deploy.id, f"@{alarm}"))
             for event_name, event in (props.get("Events") or {}).items():
-                _add_event(add, synthetic, refs, node, logical_id, event_name, event)
+                _add_event(add, synthetic, refs, node, logical_id, event_name, event, parameters)
         elif rtype == "AWS::CloudWatch::Alarm":
-            kind = _alarm_kind(logical_id, props, deployment_alarms, rule_alarms)
-            node = add(logical_id, kind, "Alarms", [_short(logical_id)], logical_id)
-            refs[node.id] |= references(props)
+            continue  # after the resources they watch, whose lane they join
         elif rtype in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
             node = add(logical_id, "statemachine", logical_id, _state_machine_detail(props), logical_id)
             refs[node.id] |= references(props)
             for event_name, event in (props.get("Events") or {}).items():
-                _add_event(add, synthetic, refs, node, logical_id, event_name, event)
+                _add_event(add, synthetic, refs, node, logical_id, event_name, event, parameters)
         elif rtype in TYPE_RULES:
             kind = TYPE_RULES[rtype]
             title = {
@@ -397,6 +396,18 @@ def build_model(template: dict) -> Model:
             detail = _detail(kind, logical_id, props, parameters)
             node = add(logical_id, kind, title, detail, logical_id)
             refs[node.id] |= references(props)
+
+    for logical_id, res in resources.items():
+        if res.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        props = res.get("Properties") or {}
+        kind = _alarm_kind(logical_id, props, deployment_alarms, rule_alarms)
+        watched = [nodes[owner[r]].lane for r in sorted(references(props)) if r in owner]
+        lane = watched[0] if kind == "alarms_ops" and watched and watched[0] != "state" else None
+        node = add(logical_id, kind, "Alarms", [_short(logical_id)], logical_id, lane=lane)
+        if lane:
+            node.column = KINDS[kind][1]
+        refs[node.id] |= references(props)
 
     # The champion pin: an SSM parameter resolved by the template (a parameter of SSM type or {{resolve:ssm:}}).
     for name, param in parameters.items():
@@ -414,6 +425,7 @@ def build_model(template: dict) -> Model:
                     refs[owner[logical_id]].add(f"resolve:ssm:{path}")
     if "ssm" in nodes:
         nodes["ssm"].detail = sorted(set(nodes["ssm"].detail))
+        nodes["ssm"].title = "Champion pin" if "champion" in " ".join(nodes["ssm"].detail) else "Parameters"
     for node_id, targets in refs.items():  # IAM statements naming a champion path count as a reference to it
         texts = " ".join(_strings([resources.get(p, {}).get("Properties") for p in nodes[node_id].resources]))
         if "ssm" in nodes and re.search(r"parameter/modelops|ssm:PutParameter|SSMParameter", texts):
@@ -434,16 +446,16 @@ def build_model(template: dict) -> Model:
     return Model(ordered, edges)
 
 
-def _add_event(add, synthetic, refs, node: Node, logical_id: str, event_name: str, event: dict) -> None:
+def _add_event(
+    add, synthetic, refs, node: Node, logical_id: str, event_name: str, event: dict, parameters: dict
+) -> None:
     etype = event.get("Type")
     eprops = event.get("Properties") or {}
     path = f"{logical_id}/Events/{event_name}"
     if etype in SCHEDULE_EVENTS:
-        expr = eprops.get("ScheduleExpression")
-        tz = eprops.get("ScheduleExpressionTimezone")
-        detail = [expr if isinstance(expr, str) else "expression: parameter"]
-        if tz is not None:
-            detail.append("time zone: " + (tz if isinstance(tz, str) else "parameter"))
+        detail = [_literal(eprops.get("ScheduleExpression"), parameters)]
+        if eprops.get("ScheduleExpressionTimezone") is not None:
+            detail.append(_literal(eprops["ScheduleExpressionTimezone"], parameters))
         sched = add(f"{logical_id}:{event_name}", "schedule", event_name, detail, path)
         _beside(sched, node)
         synthetic.append((sched.id, node.id))
@@ -462,6 +474,16 @@ def _add_event(add, synthetic, refs, node: Node, logical_id: str, event_name: st
             api = add("ServerlessRestApi", "api", "Implicit REST API", [], path)
             api.detail.append(route)
             synthetic.append((api.id, node.id))
+
+
+def _literal(value: Any, parameters: dict) -> str:
+    """A property as text: literals as they are, a parameter reference as its default."""
+    if isinstance(value, dict) and isinstance(value.get("Ref"), str):
+        default = (parameters.get(value["Ref"]) or {}).get("Default")
+        return f"{default}" if default is not None else f"parameter {value['Ref']}"
+    if isinstance(value, dict):
+        return "set by a condition" if "Fn::If" in value else "computed"
+    return str(value)
 
 
 def _beside(source: Node, target: Node) -> None:
@@ -492,7 +514,10 @@ def _detail(kind: str, logical_id: str, props: dict, parameters: dict) -> list[s
         return ["model registry", "batch data, feedback"]
     if kind == "api":
         auth = props.get("Auth") or {}
-        return ["REST, API key + usage plan" if auth.get("ApiKeyRequired") else "REST"]
+        text = json.dumps(auth)
+        if auth.get("ApiKeyRequired") is not None or "UsagePlan" in auth:
+            return ["REST, API key + usage plan"]
+        return ["REST, IAM auth"] if "AWS_IAM" in text else ["REST"]
     if kind == "rule":
         return _pattern_detail(props.get("EventPattern"))
     if kind == "schedule":
