@@ -10,13 +10,14 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 from . import processes
-from .local_stack import REPO, LocalStack
+from .local_stack import MODEL_CACHE, REPO, LocalStack
 from .template import TemplateError
 from modelops.errors import ModelOpsError
 
@@ -32,6 +33,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="emulator processes per function, i.e. concurrent requests (default 2)")
     p.add_argument("--template", type=Path, default=REPO / "template.yaml")
     p.add_argument("--api", help="serve only this RestApi's routes (logical id)")
+    p.add_argument("--model-cache", type=Path, default=MODEL_CACHE,
+                   help="where the trained default model is kept between runs (default .local/models)")
     p.add_argument("--quiet", action="store_true", help="no line per request")
     return p.parse_args(argv)
 
@@ -64,6 +67,16 @@ def banner(stack: LocalStack) -> list[str]:
     return lines
 
 
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     stop = threading.Event()
@@ -77,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
     log = (lambda _line: None) if args.quiet else (lambda line: print(line, flush=True))
-    stack = LocalStack(args.template, pool_size=max(1, args.pool), port=args.port,
+    if args.port and not port_free(args.port):
+        print(f"error: port {args.port} is already in use; set PORT to another port", file=sys.stderr)
+        return 1
+    stack = LocalStack(args.template, pool_size=max(1, args.pool), port=args.port, model_cache=args.model_cache,
                        log=lambda line: print(line, flush=True), request_log=log)
     try:
         stack.start(args.api)
