@@ -133,7 +133,7 @@ EDGES: dict[tuple[str, str], tuple[str, bool]] = {
     ("alarms_ops", "api"): ("errors", True),
     ("alarms_ops", "retrain"): ("errors", True),
     ("rule", "alarms_lifecycle"): ("ALARM", True),
-    ("rule", "retrain"): ("triggers", False),
+    ("rule", "retrain"): ("events", False),
     ("rule", "monitor"): ("triggers", False),
     ("monitor", "alarms_lifecycle"): ("metrics", False),
     ("retrain", "topic"): ("decision", False),
@@ -141,6 +141,8 @@ EDGES: dict[tuple[str, str], tuple[str, bool]] = {
     ("retrain", "bucket"): ("registers candidate", False),
     ("retrain", "codedeploy"): ("canary deploy", False),
     ("feedback", "bucket"): ("labels", False),
+    ("capture", "predict"): ("log lines", True),
+    ("monitor", "bucket"): ("captures + labels", True),
     ("capture", "bucket"): ("captured requests", False),
     ("bucket", "versions"): ("model at init", False),
 }
@@ -506,6 +508,8 @@ def _pattern_detail(pattern: Any) -> list[str]:
     text = json.dumps(pattern or {})
     if "CloudWatch Alarm State Change" in text:
         return ["alarm state → ALARM"]
+    if "aws.codedeploy" in text:
+        return ["CodeDeploy deployment result"]
     return ["event pattern"]
 
 
