@@ -42,6 +42,10 @@ build: venv  ## sam build (no Docker), print each function's unzipped size, fail
 	PATH="$(dir $(PY312_BIN)):$$PATH" SAM_CLI_TELEMETRY=0 $(BIN)/sam build
 	$(BIN)/python -m devtools.package_size --build-dir .aws-sam/build $(PACKAGE_LIMITS) --json bench/results/package_size.json
 
+layer-smoke: venv  ## build the layers for x86_64 and run every function on them under python3.12 (no AWS)
+	@test -n "$(PY312_BIN)" || { echo "needs python3.12 (the Lambda runtime): e.g. pyenv install 3.12" >&2; exit 2; }
+	$(BIN)/python -m devtools.layer_smoke --python3.12 $(PY312_BIN)
+
 # ---- lint / audit: IaC scanning, code quality, dependency audit ---------------------------------------------
 # checkov and pip-audit conflict with requirements-dev.txt's pins, so they get their own virtualenv.
 LINT_VENV  := .venv-lint
@@ -50,7 +54,7 @@ PY_SOURCES := layers functions devtools tests bench
 PINNED_REQUIREMENTS := layers/mlruntime/requirements.txt layers/modelops/requirements.txt \
 	requirements-dev.txt requirements-lint.txt
 AUDIT_SERVICE ?= pypi
-.PHONY: audit format
+.PHONY: audit format layer-smoke
 
 $(LINT_STAMP): requirements-lint.txt
 	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
