@@ -80,6 +80,9 @@ format: venv  ## apply ruff's import sorting, safe fixes and formatting
 # Fully pinned files are audited as they are; the layers' files are resolved to their transitive set first.
 # --strict: a package whose vulnerability data cannot be fetched fails the audit instead of passing unchecked.
 audit: $(LINT_STAMP)  ## pip-audit every pinned requirements file (PyPI vulnerability service by default)
+	@if [ "$(AUDIT_SERVICE)" = pypi ] && ! curl -sf -m 20 -o /dev/null https://pypi.org/pypi/pip/23.2.1/json; then \
+		echo "audit: PyPI's per-version vulnerability data (pypi.org/pypi/NAME/VERSION/json) is unreachable" \
+			"from this network; nothing can be audited here" >&2; exit 1; fi
 	@failed=""; for req in $(PINNED_REQUIREMENTS); do \
 		echo "== $$req"; \
 		case $$req in layers/*) deps="" ;; *) deps="--no-deps --disable-pip" ;; esac; \
