@@ -42,8 +42,12 @@ FUNCTION = "modelops-PredictFunction"
 QUALITY_THRESHOLD = 0.93
 DRIFT_THRESHOLD = 0.25
 DRIFT_FACTOR = 1.3
-CONTEXT = SimpleNamespace(function_name="demo", memory_limit_in_mb=1024, aws_request_id="demo",
-                          invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:demo")
+CONTEXT = SimpleNamespace(
+    function_name="demo",
+    memory_limit_in_mb=1024,
+    aws_request_id="demo",
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:demo",
+)
 
 
 def _handler(name: str) -> Any:
@@ -151,10 +155,17 @@ class Demo:
         registry.set_alias(MODEL, CHAMPION, v1, reason="first model", trigger="demo")
         pin.put(v1)
         role = boto3.client("iam").create_role(RoleName="predict", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        lam.create_function(FunctionName=FUNCTION, Runtime="python3.12", Role=role, Handler="app.lambda_handler",
-                            Code={"ZipFile": _zip()}, Environment={"Variables": {"MODELOPS_MODEL_VERSION": pin.get()}})
-        lam.create_alias(FunctionName=FUNCTION, Name="live",
-                         FunctionVersion=lam.publish_version(FunctionName=FUNCTION)["Version"])
+        lam.create_function(
+            FunctionName=FUNCTION,
+            Runtime="python3.12",
+            Role=role,
+            Handler="app.lambda_handler",
+            Code={"ZipFile": _zip()},
+            Environment={"Variables": {"MODELOPS_MODEL_VERSION": pin.get()}},
+        )
+        lam.create_alias(
+            FunctionName=FUNCTION, Name="live", FunctionVersion=lam.publish_version(FunctionName=FUNCTION)["Version"]
+        )
         self.say(f"trained and registered {MODEL} {v1} (holdout accuracy {trained.manifest.metrics['accuracy']:.3f})")
         self.say(f"champion pinned in SSM {pin.name} = {pin.get()}; predict function version 1 behind alias `live`")
         rows = [dict(zip(names, r, strict=True)) for r in dataset.X[:3].tolist()]
@@ -181,13 +192,25 @@ class Demo:
         summary, printed = _quiet(lambda: _handler("monitor").lambda_handler({}, CONTEXT))
         published = self.publish_emf(cw, printed)
         info = summary["versions"][v1]
-        self.say(f"monitor: {summary['captured_requests']} captured requests, {summary['labelled_rows']} labelled; "
-                 f"{published} metric values published")
-        self.say(f"  QualityAccuracy {info['quality']['accuracy']:.3f}, QualityAUC {info['quality'].get('roc_auc', 0):.3f}, "
-                 f"DriftPSIMax {info['drift']['psi_max']:.2f} ({info['drift']['psi_max_feature']})")
-        cw.put_metric_alarm(AlarmName=f"modelops-{MODEL}-quality", Namespace="modelops", MetricName="QualityAccuracy",
-                            Dimensions=[{"Name": "ModelName", "Value": MODEL}], Statistic="Average", Period=3600,
-                            EvaluationPeriods=1, Threshold=QUALITY_THRESHOLD, ComparisonOperator="LessThanThreshold")
+        self.say(
+            f"monitor: {summary['captured_requests']} captured requests, {summary['labelled_rows']} labelled; "
+            f"{published} metric values published"
+        )
+        self.say(
+            f"  QualityAccuracy {info['quality']['accuracy']:.3f}, QualityAUC {info['quality'].get('roc_auc', 0):.3f}, "
+            f"DriftPSIMax {info['drift']['psi_max']:.2f} ({info['drift']['psi_max_feature']})"
+        )
+        cw.put_metric_alarm(
+            AlarmName=f"modelops-{MODEL}-quality",
+            Namespace="modelops",
+            MetricName="QualityAccuracy",
+            Dimensions=[{"Name": "ModelName", "Value": MODEL}],
+            Statistic="Average",
+            Period=3600,
+            EvaluationPeriods=1,
+            Threshold=QUALITY_THRESHOLD,
+            ComparisonOperator="LessThanThreshold",
+        )
         value = info["quality"]["accuracy"]
         if not value < QUALITY_THRESHOLD:
             self.say(f"accuracy {value:.3f} is not below {QUALITY_THRESHOLD}: no alarm, nothing to retrain")
@@ -202,8 +225,10 @@ class Demo:
         # 4 -------------------------------------------------------------------------------------
         self.step(4, "the retrain runs and v2 goes out as a canary")
         deployer = AliasShiftDeployer(LambdaVersions(lam, FUNCTION), canary_weight=0.1)
-        self.say("CodeDeploy is not available locally: the local deployer publishes the Lambda version the same "
-                 "way, then shifts the `live` alias weights itself (no PreTraffic hook, no rollback alarms)")
+        self.say(
+            "CodeDeploy is not available locally: the local deployer publishes the Lambda version the same "
+            "way, then shifts the `live` alias weights itself (no PreTraffic hook, no rollback alarms)"
+        )
         original_factory = lifecycle.deployer_from_env
         lifecycle.deployer_from_env = lambda env=None: deployer
         try:
@@ -213,15 +238,21 @@ class Demo:
             if result["outcome"] != "promoted":
                 return 1
             data, metrics = result["data"], result["metrics"]
-            self.say(f"  data: {data['original']['rows']} original rows ({data['original']['uri']}) + "
-                     f"{data['recent_train_rows']} recent labelled rows; holdout: newest {data['holdout_rows']} rows")
-            self.say(f"  holdout accuracy: champion {metrics['champion']['accuracy']:.3f}, "
-                     f"candidate {metrics['candidate']['accuracy']:.3f}")
+            self.say(
+                f"  data: {data['original']['rows']} original rows ({data['original']['uri']}) + "
+                f"{data['recent_train_rows']} recent labelled rows; holdout: newest {data['holdout_rows']} rows"
+            )
+            self.say(
+                f"  holdout accuracy: champion {metrics['champion']['accuracy']:.3f}, "
+                f"candidate {metrics['candidate']['accuracy']:.3f}"
+            )
             v2 = result["candidate"]
             alias = lam.get_alias(FunctionName=FUNCTION, Name="live")
             weights = alias["RoutingConfig"]["AdditionalVersionWeights"]
-            self.say(f"registered {v2} (registry alias challenger); rollout {result['deployment_id']}: alias `live` "
-                     f"-> version {alias['FunctionVersion']} + {weights} ")
+            self.say(
+                f"registered {v2} (registry alias challenger); rollout {result['deployment_id']}: alias `live` "
+                f"-> version {alias['FunctionVersion']} + {weights} "
+            )
             again, _ = _quiet(lambda: retrain.lambda_handler(event, CONTEXT))
             self.say(f"the alarm fires again during the canary -> {again['outcome']}: {again['reason']}")
 
@@ -230,17 +261,29 @@ class Demo:
             from modelops.deploy import Rollout
 
             target = next(iter(weights))
-            deployer.complete(Rollout(result["deployment_id"], target, alias["FunctionVersion"], v2, deployer.mechanism))
-            success = {"source": "aws.codedeploy", "detail-type": "CodeDeploy Deployment State-change Notification",
-                       "detail": {"deploymentId": result["deployment_id"], "state": "SUCCESS",
-                                  "application": os.environ["MODELOPS_CODEDEPLOY_APPLICATION"],
-                                  "deploymentGroup": os.environ["MODELOPS_CODEDEPLOY_GROUP"]}}
+            deployer.complete(
+                Rollout(result["deployment_id"], target, alias["FunctionVersion"], v2, deployer.mechanism)
+            )
+            success = {
+                "source": "aws.codedeploy",
+                "detail-type": "CodeDeploy Deployment State-change Notification",
+                "detail": {
+                    "deploymentId": result["deployment_id"],
+                    "state": "SUCCESS",
+                    "application": os.environ["MODELOPS_CODEDEPLOY_APPLICATION"],
+                    "deploymentGroup": os.environ["MODELOPS_CODEDEPLOY_GROUP"],
+                },
+            }
             done, _ = _quiet(lambda: retrain.lambda_handler(success, CONTEXT))
         finally:
             lifecycle.deployer_from_env = original_factory
-        self.say(f"alias `live` -> version {lam.get_alias(FunctionName=FUNCTION, Name='live')['FunctionVersion']} (100%)")
-        self.say(f"deployment succeeded -> {done['outcome']}: champion {registry.resolve(MODEL, CHAMPION)}, "
-                 f"SSM {pin.name} = {pin.get()} (a later `sam deploy` resolves this)")
+        self.say(
+            f"alias `live` -> version {lam.get_alias(FunctionName=FUNCTION, Name='live')['FunctionVersion']} (100%)"
+        )
+        self.say(
+            f"deployment succeeded -> {done['outcome']}: champion {registry.resolve(MODEL, CHAMPION)}, "
+            f"SSM {pin.name} = {pin.get()} (a later `sam deploy` resolves this)"
+        )
         X2, y2 = drifted_rows(dataset, 200, DRIFT_FACTOR, seed=99)
         fresh = [dict(zip(names, r, strict=True)) for r in X2.tolist()]
         new_answers, _ = self.serve(pin.get(), fresh)
@@ -262,9 +305,16 @@ class Demo:
             for directive in doc["_aws"]["CloudWatchMetrics"]:
                 for metric in directive["Metrics"]:
                     for dims in directive["Dimensions"]:
-                        cw.put_metric_data(Namespace=directive["Namespace"], MetricData=[{
-                            "MetricName": metric["Name"], "Value": float(doc[metric["Name"]]),
-                            "Dimensions": [{"Name": d, "Value": str(doc[d])} for d in dims]}])
+                        cw.put_metric_data(
+                            Namespace=directive["Namespace"],
+                            MetricData=[
+                                {
+                                    "MetricName": metric["Name"],
+                                    "Value": float(doc[metric["Name"]]),
+                                    "Dimensions": [{"Name": d, "Value": str(doc[d])} for d in dims],
+                                }
+                            ],
+                        )
                         count += 1
         return count
 
@@ -279,14 +329,23 @@ class Demo:
 
 def demo_environment(cache_dir: str) -> dict[str, str]:
     return {
-        "AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_METRICS_NAMESPACE": "modelops", "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_SERVICE_NAME": "modelops",
-        "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry", "MODELOPS_MODEL_NAME": MODEL,
-        "MODELOPS_DATA_URI": f"s3://{BUCKET}/data", "MODELOPS_CACHE_DIR": cache_dir,
-        "MODELOPS_PREDICT_FUNCTION": FUNCTION, "MODELOPS_CODEDEPLOY_APPLICATION": "local",
-        "MODELOPS_CODEDEPLOY_GROUP": "local", "MODELOPS_RETRAIN_MIN_ACCURACY": "0.85",
-        "MODELOPS_RETRAIN_MARGIN": "0.01", "MODELOPS_RETRAIN_COOLDOWN_HOURS": "24",
+        "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "modelops",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "modelops",
+        "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
+        "MODELOPS_MODEL_NAME": MODEL,
+        "MODELOPS_DATA_URI": f"s3://{BUCKET}/data",
+        "MODELOPS_CACHE_DIR": cache_dir,
+        "MODELOPS_PREDICT_FUNCTION": FUNCTION,
+        "MODELOPS_CODEDEPLOY_APPLICATION": "local",
+        "MODELOPS_CODEDEPLOY_GROUP": "local",
+        "MODELOPS_RETRAIN_MIN_ACCURACY": "0.85",
+        "MODELOPS_RETRAIN_MARGIN": "0.01",
+        "MODELOPS_RETRAIN_COOLDOWN_HOURS": "24",
         "MODELOPS_MONITOR_WINDOW_HOURS": "24",
     }
 

@@ -26,15 +26,33 @@ def drifted_rows(dataset: Dataset, n: int, factor: float, seed: int = 7) -> tupl
     return X, dataset.y[idx]
 
 
-def labelled_traffic(dataset: Dataset, served_by: Any, version: str, n: int, factor: float, start: float,
-                     spacing_seconds: float = 60.0, seed: int = 7) -> list[LabelledRow]:
+def labelled_traffic(
+    dataset: Dataset,
+    served_by: Any,
+    version: str,
+    n: int,
+    factor: float,
+    start: float,
+    spacing_seconds: float = 60.0,
+    seed: int = 7,
+) -> list[LabelledRow]:
     """n served predictions (by `served_by`, a fitted classifier) joined to their true labels."""
     X, y = drifted_rows(dataset, n, factor, seed)
     predictions = served_by.predict(X)
     scores = served_by.predict_proba(X)[:, -1]
     names = dataset.feature_names
-    return [LabelledRow(request_id=f"sim-{seed}-{i}", row=0, at=start + i * spacing_seconds, variant="A",
-                        model_version=version, prediction=predictions[i], score=float(scores[i]), actual=y[i],
-                        feedback_at=start + i * spacing_seconds + 30,
-                        features=dict(zip(names, X[i].tolist(), strict=True)))
-            for i in range(n)]
+    return [
+        LabelledRow(
+            request_id=f"sim-{seed}-{i}",
+            row=0,
+            at=start + i * spacing_seconds,
+            variant="A",
+            model_version=version,
+            prediction=predictions[i],
+            score=float(scores[i]),
+            actual=y[i],
+            feedback_at=start + i * spacing_seconds + 30,
+            features=dict(zip(names, X[i].tolist(), strict=True)),
+        )
+        for i in range(n)
+    ]

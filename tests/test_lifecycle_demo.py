@@ -10,9 +10,16 @@ def test_demo_runs_the_whole_loop():
     lines: list[str] = []
     assert demo_lifecycle.main(lines.append) == 0
     text = "\n".join(lines)
-    for n, title in enumerate(["v1 serves", "drifted traffic and labels arrive",
-                               "the metric crosses the threshold and the alarm event fires",
-                               "the retrain runs and v2 goes out as a canary", "v2 is promoted"], start=1):
+    for n, title in enumerate(
+        [
+            "v1 serves",
+            "drifted traffic and labels arrive",
+            "the metric crosses the threshold and the alarm event fires",
+            "the retrain runs and v2 goes out as a canary",
+            "v2 is promoted",
+        ],
+        start=1,
+    ):
         assert f"[{n}/5] {title}" in text
     assert "CodeDeploy is not available locally" in text
     assert "-> ALARM" in text and "retrain: promoted" in text

@@ -34,13 +34,26 @@ def _zip() -> bytes:
 @pytest.fixture
 def lam(moto_aws):
     iam = boto3.client("iam")
-    role = iam.create_role(RoleName="predict", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    role = iam.create_role(
+        RoleName="predict",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
     client = boto3.client("lambda")
-    client.create_function(FunctionName=FN, Runtime="python3.12", Role=role, Handler="app.lambda_handler",
-                           Code={"ZipFile": _zip()},
-                           Environment={"Variables": {"MODELOPS_MODEL_VERSION": "v1", "MODELOPS_MODEL_NAME": "m"}})
+    client.create_function(
+        FunctionName=FN,
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.lambda_handler",
+        Code={"ZipFile": _zip()},
+        Environment={"Variables": {"MODELOPS_MODEL_VERSION": "v1", "MODELOPS_MODEL_NAME": "m"}},
+    )
     v1 = client.publish_version(FunctionName=FN)["Version"]
     client.create_alias(FunctionName=FN, Name="live", FunctionVersion=v1)
     return client
@@ -53,14 +66,17 @@ def codedeploy_stub():
 
 def test_codedeploy_rollout_publishes_a_pinned_version_and_creates_a_deployment(lam):
     cd, stub = codedeploy_stub()
-    deployer = CodeDeployDeployer(LambdaVersions(lam, FN, sleep=lambda s: None), cd, "app", "group",
-                                  pre_traffic_hook="CodeDeployHook_modelops")
+    deployer = CodeDeployDeployer(
+        LambdaVersions(lam, FN, sleep=lambda s: None), cd, "app", "group", pre_traffic_hook="CodeDeployHook_modelops"
+    )
     captured = {}
 
     def expect_create():
-        stub.add_response("create_deployment", {"deploymentId": "d-ABC123"},
-                          {"applicationName": "app", "deploymentGroupName": "group", "description": ANY,
-                           "revision": ANY})
+        stub.add_response(
+            "create_deployment",
+            {"deploymentId": "d-ABC123"},
+            {"applicationName": "app", "deploymentGroupName": "group", "description": ANY, "revision": ANY},
+        )
 
     expect_create()
     orig = cd.create_deployment
@@ -91,8 +107,11 @@ def test_codedeploy_rollout_publishes_a_pinned_version_and_creates_a_deployment(
 def test_in_flight_lists_active_deployments(lam):
     cd, stub = codedeploy_stub()
     deployer = CodeDeployDeployer(LambdaVersions(lam, FN), cd, "app", "group")
-    params = {"applicationName": "app", "deploymentGroupName": "group",
-              "includeOnlyStatuses": ["Created", "Queued", "InProgress", "Baking", "Ready"]}
+    params = {
+        "applicationName": "app",
+        "deploymentGroupName": "group",
+        "includeOnlyStatuses": ["Created", "Queued", "InProgress", "Baking", "Ready"],
+    }
     stub.add_response("list_deployments", {"deployments": ["d-RUNNING"]}, params)
     stub.add_response("list_deployments", {"deployments": []}, params)
     with stub:

@@ -106,8 +106,17 @@ def test_drift_report_from_captured_requests_flags_the_shifted_feature(classifie
     rows = [dict(zip(names, r, strict=True)) for r in ds.X[:300].tolist()]
     for r in rows:
         r["mean_radius"] *= 1.5
-    captured = [PredictionRecord(request_id=str(i), at=0, model_version=manifest.version, instances=rows[i:i + 50],
-                                 predictions=["benign"] * 50, scores=[0.5] * 50) for i in range(0, 300, 50)]
+    captured = [
+        PredictionRecord(
+            request_id=str(i),
+            at=0,
+            model_version=manifest.version,
+            instances=rows[i : i + 50],
+            predictions=["benign"] * 50,
+            scores=[0.5] * 50,
+        )
+        for i in range(0, 300, 50)
+    ]
     report = drift_report(manifest, captured)
     assert report["rows"] == 300
     assert report["psi_max_feature"] == "mean_radius"

@@ -50,8 +50,14 @@ def records(classifier_dir):
     from modelops.artifact import load_from_dir
 
     champion = load_from_dir(classifier_dir)
-    return labelled_traffic(load_builtin("breast_cancer"), champion.estimator, champion.manifest.version, 300, 1.3,
-                            start=NOW - 300 * 60 - 10)
+    return labelled_traffic(
+        load_builtin("breast_cancer"),
+        champion.estimator,
+        champion.manifest.version,
+        300,
+        1.3,
+        start=NOW - 300 * 60 - 10,
+    )
 
 
 @pytest.fixture
@@ -88,8 +94,15 @@ STAGES = ["lock", "guard", "champion", "data", "train", "evaluate", "register-up
 def test_crash_at_each_stage_keeps_the_champion(stage, registry, champion_version, records):
     deployer, pin, notes = FakeDeployer(live=champion_version), MemoryPin(champion_version), Notes()
     labelled = ListLabelled(records)
-    retrainer = Retrainer(registry, "breast-cancer", labelled=labelled, deployer=deployer, notifier=notes,
-                          config=RetrainConfig(margin=0.01), clock=Clock())
+    retrainer = Retrainer(
+        registry,
+        "breast-cancer",
+        labelled=labelled,
+        deployer=deployer,
+        notifier=notes,
+        config=RetrainConfig(margin=0.01),
+        clock=Clock(),
+    )
     if stage == "lock":
         retrainer.lock.s3 = FailingS3(registry.s3, "get_object", "locks/")
     elif stage == "guard":
@@ -135,14 +148,23 @@ def test_announcement_failure_does_not_undo_the_decision(registry, champion_vers
     notes = Notes()
     notes.publish = raising(Boom("SNS down"))
     deployer = FakeDeployer()
-    result = Retrainer(registry, "breast-cancer", labelled=ListLabelled(records), deployer=deployer, notifier=notes,
-                       config=RetrainConfig(margin=0.01), clock=Clock()).run(ALARM)
+    result = Retrainer(
+        registry,
+        "breast-cancer",
+        labelled=ListLabelled(records),
+        deployer=deployer,
+        notifier=notes,
+        config=RetrainConfig(margin=0.01),
+        clock=Clock(),
+    ).run(ALARM)
     assert result.outcome == "promoted" and deployer.started == [result.candidate]
 
 
 def test_codedeploy_failure_after_publishing_keeps_live_alias_and_pin(registry, champion_version, records, lam):  # noqa: F811
     """Real adapters: the Lambda version is published (moto), then CreateDeployment fails (Stubber)."""
-    lam.update_function_configuration(FunctionName=FN, Environment={"Variables": {"MODELOPS_MODEL_VERSION": champion_version}})
+    lam.update_function_configuration(
+        FunctionName=FN, Environment={"Variables": {"MODELOPS_MODEL_VERSION": champion_version}}
+    )
     v = lam.publish_version(FunctionName=FN)["Version"]
     lam.update_alias(FunctionName=FN, Name="live", FunctionVersion=v)
     ssm = boto3.client("ssm")
@@ -154,8 +176,14 @@ def test_codedeploy_failure_after_publishing_keeps_live_alias_and_pin(registry, 
     stub.add_client_error("create_deployment", "InvalidDeploymentGroupNameException", "no such group")
     deployer = CodeDeployDeployer(LambdaVersions(lam, FN, sleep=lambda s: None), cd, "app", "group")
     with stub:
-        result = Retrainer(registry, "breast-cancer", labelled=ListLabelled(records), deployer=deployer,
-                           config=RetrainConfig(margin=0.01), clock=Clock()).run(ALARM)
+        result = Retrainer(
+            registry,
+            "breast-cancer",
+            labelled=ListLabelled(records),
+            deployer=deployer,
+            config=RetrainConfig(margin=0.01),
+            clock=Clock(),
+        ).run(ALARM)
     assert result.outcome == "failed" and result.stage == "deploy"
     assert "InvalidDeploymentGroupName" in result.reason
     assert deployer.live_model_version() == champion_version

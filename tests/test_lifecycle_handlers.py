@@ -23,8 +23,12 @@ from test_lifecycle_deploy import FN, lam  # noqa: F401  (moto Lambda fixture)
 from devtools.lifecycle_sim import drifted_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTEXT = SimpleNamespace(function_name="f", memory_limit_in_mb=512, aws_request_id="req-1",
-                          invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:f")
+CONTEXT = SimpleNamespace(
+    function_name="f",
+    memory_limit_in_mb=512,
+    aws_request_id="req-1",
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:f",
+)
 
 
 def load(name: str):
@@ -45,14 +49,21 @@ def stack(registry, classifier_dir, lam, monkeypatch):  # noqa: F811
     champion = registry.register(classifier_dir)
     registry.set_alias("breast-cancer", CHAMPION, champion.version)
     SsmChampionPin(boto3.client("ssm"), "breast-cancer").put(champion.version)
-    lam.update_function_configuration(FunctionName=FN,
-                                      Environment={"Variables": {"MODELOPS_MODEL_VERSION": champion.version}})
+    lam.update_function_configuration(
+        FunctionName=FN, Environment={"Variables": {"MODELOPS_MODEL_VERSION": champion.version}}
+    )
     lam.update_alias(FunctionName=FN, Name="live", FunctionVersion=lam.publish_version(FunctionName=FN)["Version"])
-    env = {"MODELOPS_REGISTRY": "s3://modelops-test/registry", "MODELOPS_MODEL_NAME": "breast-cancer",
-           "MODELOPS_DATA_URI": "s3://modelops-test/data", "MODELOPS_PREDICT_FUNCTION": FN,
-           "MODELOPS_CODEDEPLOY_APPLICATION": "modelops-app", "MODELOPS_CODEDEPLOY_GROUP": "modelops-group",
-           "MODELOPS_PRETRAFFIC_HOOK": "CodeDeployHook_modelops", "MODELOPS_RETRAIN_MIN_ACCURACY": "0.8",
-           "MODELOPS_RETRAIN_COOLDOWN_HOURS": "24"}
+    env = {
+        "MODELOPS_REGISTRY": "s3://modelops-test/registry",
+        "MODELOPS_MODEL_NAME": "breast-cancer",
+        "MODELOPS_DATA_URI": "s3://modelops-test/data",
+        "MODELOPS_PREDICT_FUNCTION": FN,
+        "MODELOPS_CODEDEPLOY_APPLICATION": "modelops-app",
+        "MODELOPS_CODEDEPLOY_GROUP": "modelops-group",
+        "MODELOPS_PRETRAFFIC_HOOK": "CodeDeployHook_modelops",
+        "MODELOPS_RETRAIN_MIN_ACCURACY": "0.8",
+        "MODELOPS_RETRAIN_COOLDOWN_HOURS": "24",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     import time
@@ -62,15 +73,23 @@ def stack(registry, classifier_dir, lam, monkeypatch):  # noqa: F811
     names = [f["name"] for f in champion.features]
     predictions, scores = estimator.predict(X), estimator.predict_proba(X)[:, 1]
     now = time.time()
-    log, store = feedback.PredictionLog("modelops-test", "data", registry.s3), \
-        feedback.FeedbackStore("modelops-test", "data", registry.s3)
+    log, store = (
+        feedback.PredictionLog("modelops-test", "data", registry.s3),
+        feedback.FeedbackStore("modelops-test", "data", registry.s3),
+    )
     records = []
     for i in range(400):
         at = now - 3600 * 6 + i * 30
-        records.append(feedback.prediction_record(
-            request_id=f"r{i}", model_version=champion.version, at=at,
-            instances=[dict(zip(names, X[i].tolist(), strict=True))],
-            predictions=[str(predictions[i])], scores=[float(scores[i])]))
+        records.append(
+            feedback.prediction_record(
+                request_id=f"r{i}",
+                model_version=champion.version,
+                at=at,
+                instances=[dict(zip(names, X[i].tolist(), strict=True))],
+                predictions=[str(predictions[i])],
+                scores=[float(scores[i])],
+            )
+        )
         store.append(str(y[i]), request_id=f"r{i}", at=at + 5)
     log.append(records)
     return SimpleNamespace(champion=champion, registry=registry)
@@ -80,17 +99,29 @@ def stub_codedeploy(monkeypatch):
     cd = boto3.client("codedeploy")
     stub = Stubber(cd)
     versions = LambdaVersions(boto3.client("lambda"), FN, sleep=lambda s: None)
-    monkeypatch.setattr(lifecycle, "deployer_from_env", lambda env=None: CodeDeployDeployer(
-        versions, cd, "modelops-app", "modelops-group", pre_traffic_hook="CodeDeployHook_modelops"))
+    monkeypatch.setattr(
+        lifecycle,
+        "deployer_from_env",
+        lambda env=None: CodeDeployDeployer(
+            versions, cd, "modelops-app", "modelops-group", pre_traffic_hook="CodeDeployHook_modelops"
+        ),
+    )
     return stub
 
 
 def test_alarm_event_retrains_and_starts_a_codedeploy_rollout(stack, monkeypatch):
     stub = stub_codedeploy(monkeypatch)
     stub.add_response("list_deployments", {"deployments": []})
-    stub.add_response("create_deployment", {"deploymentId": "d-RETRAIN1"},
-                      {"applicationName": "modelops-app", "deploymentGroupName": "modelops-group",
-                       "description": ANY, "revision": ANY})
+    stub.add_response(
+        "create_deployment",
+        {"deploymentId": "d-RETRAIN1"},
+        {
+            "applicationName": "modelops-app",
+            "deploymentGroupName": "modelops-group",
+            "description": ANY,
+            "revision": ANY,
+        },
+    )
     with stub:
         out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
     assert out["outcome"] == "promoted", out
@@ -104,12 +135,24 @@ def test_alarm_event_retrains_and_starts_a_codedeploy_rollout(stack, monkeypatch
 
     # CodeDeploy reports success: the handler pins what `live` now serves
     lam_client = boto3.client("lambda")
-    new_version = str(max(int(v["Version"]) for v in lam_client.list_versions_by_function(FunctionName=FN)["Versions"]
-                          if v["Version"] != "$LATEST"))
+    new_version = str(
+        max(
+            int(v["Version"])
+            for v in lam_client.list_versions_by_function(FunctionName=FN)["Versions"]
+            if v["Version"] != "$LATEST"
+        )
+    )
     lam_client.update_alias(FunctionName=FN, Name="live", FunctionVersion=new_version)
-    success = {"source": "aws.codedeploy", "detail-type": "CodeDeploy Deployment State-change Notification",
-               "detail": {"deploymentId": "d-RETRAIN1", "state": "SUCCESS", "application": "modelops-app",
-                          "deploymentGroup": "modelops-group"}}
+    success = {
+        "source": "aws.codedeploy",
+        "detail-type": "CodeDeploy Deployment State-change Notification",
+        "detail": {
+            "deploymentId": "d-RETRAIN1",
+            "state": "SUCCESS",
+            "application": "modelops-app",
+            "deploymentGroup": "modelops-group",
+        },
+    }
     done = load("retrain").lambda_handler(success, CONTEXT)
     assert done["outcome"] == "promoted" and done["champion"] == out["candidate"]
     assert registry.resolve("breast-cancer", CHAMPION) == out["candidate"]
@@ -120,8 +163,11 @@ def test_ok_state_and_foreign_deployments_are_ignored(stack):
     event = alarm_event()
     event["detail"]["state"]["value"] = "OK"
     assert load("retrain").lambda_handler(event, CONTEXT)["action"] == "ignored"
-    other = {"source": "aws.codedeploy", "detail-type": "CodeDeploy Deployment State-change Notification",
-             "detail": {"deploymentId": "d-X", "state": "SUCCESS", "application": "other", "deploymentGroup": "g"}}
+    other = {
+        "source": "aws.codedeploy",
+        "detail-type": "CodeDeploy Deployment State-change Notification",
+        "detail": {"deploymentId": "d-X", "state": "SUCCESS", "application": "other", "deploymentGroup": "g"},
+    }
     assert load("retrain").lambda_handler(other, CONTEXT)["action"] == "ignored"
     assert stack.registry.resolve("breast-cancer", CHAMPION) == stack.champion.version
 
@@ -141,16 +187,27 @@ def test_monitor_publishes_drift_and_quality_per_version(stack, capsys):
     for line in lines:
         for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
             by_name.setdefault(metric["Name"], []).append(line)
-    assert {"FeaturePSI", "DriftPSIMax", "PredictionPSI", "QualityAccuracy", "QualityAUC", "LabelledRows"} <= set(by_name)
+    assert {"FeaturePSI", "DriftPSIMax", "PredictionPSI", "QualityAccuracy", "QualityAUC", "LabelledRows"} <= set(
+        by_name
+    )
     psi_max = by_name["DriftPSIMax"][0]
     assert psi_max["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ModelName", "ModelVersion"], ["ModelName"]]
     assert psi_max["ModelVersion"] == version and psi_max["DriftPSIMax"] > 0.25  # sizes scaled by 1.3
     per_feature = {line["Feature"]: line["FeaturePSI"] for line in by_name["FeaturePSI"]}
     # same metric name and ModelName+Feature dimensions as batch runs, plus the per-version set
     assert by_name["FeaturePSI"][0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
-        ["Feature", "ModelName", "ModelVersion"], ["Feature", "ModelName"]]
+        ["Feature", "ModelName", "ModelVersion"],
+        ["Feature", "ModelName"],
+    ]
     assert len(per_feature) == 30 and max(per_feature, key=per_feature.get) in {
-        "mean_area", "worst_area", "area_error", "mean_radius", "worst_radius", "mean_perimeter", "worst_perimeter"}
+        "mean_area",
+        "worst_area",
+        "area_error",
+        "mean_radius",
+        "worst_radius",
+        "mean_perimeter",
+        "worst_perimeter",
+    }
     accuracy = by_name["QualityAccuracy"][0]["QualityAccuracy"]
     assert accuracy == pytest.approx(summary["versions"][version]["quality"]["accuracy"])
     assert 0.5 < accuracy < 0.95  # the drift hurts the champion

@@ -24,8 +24,9 @@ def clock():
 
 @pytest.fixture
 def lock(s3, clock):
-    return RetrainLock(s3, "modelops-test", "registry/locks/m/retrain.json", ttl_seconds=600,
-                       cooldown_seconds=3600, clock=clock)
+    return RetrainLock(
+        s3, "modelops-test", "registry/locks/m/retrain.json", ttl_seconds=600, cooldown_seconds=3600, clock=clock
+    )
 
 
 def test_second_acquire_is_refused_while_held(lock):

@@ -32,14 +32,20 @@ def champion(registry, classifier_dir):
 
 
 def traffic(dataset, champion, factor, n=400):
-    return labelled_traffic(dataset, champion.estimator, champion.manifest.version, n, factor,
-                            start=NOW - n * 60 - 10)
+    return labelled_traffic(dataset, champion.estimator, champion.manifest.version, n, factor, start=NOW - n * 60 - 10)
 
 
 def make(registry, records, *, clock=None, deployer=None, notes=None, **config):
     cfg = RetrainConfig(**{"margin": 0.01, "floors": {"accuracy": 0.8}, **config})
-    return Retrainer(registry, "breast-cancer", labelled=ListLabelled(records), deployer=deployer or FakeDeployer(),
-                     notifier=notes or Notes(), config=cfg, clock=clock or Clock())
+    return Retrainer(
+        registry,
+        "breast-cancer",
+        labelled=ListLabelled(records),
+        deployer=deployer or FakeDeployer(),
+        notifier=notes or Notes(),
+        config=cfg,
+        clock=clock or Clock(),
+    )
 
 
 def events(registry, kind=None):
@@ -91,8 +97,9 @@ def test_worse_candidate_is_not_promoted_and_the_reason_is_recorded(registry, ch
 
 def test_candidate_failing_an_absolute_floor_is_not_promoted(registry, champion, dataset):
     deployer = FakeDeployer()
-    result = make(registry, traffic(dataset, champion, 1.3), deployer=deployer,
-                  floors={"accuracy": 0.999, "log_loss": 0.0001}).run(ALARM)
+    result = make(
+        registry, traffic(dataset, champion, 1.3), deployer=deployer, floors={"accuracy": 0.999, "log_loss": 0.0001}
+    ).run(ALARM)
     assert result.outcome == "rejected"
     assert "fails the floors" in result.reason and "accuracy" in result.reason and "log_loss" in result.reason
     assert deployer.started == []

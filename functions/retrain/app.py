@@ -22,14 +22,22 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         return {"action": "ignored", **info}
     if action == "finalize":
         env = os.environ
-        if info.get("application") != env.get("MODELOPS_CODEDEPLOY_APPLICATION") or \
-                info.get("group") != env.get("MODELOPS_CODEDEPLOY_GROUP"):
+        if info.get("application") != env.get("MODELOPS_CODEDEPLOY_APPLICATION") or info.get("group") != env.get(
+            "MODELOPS_CODEDEPLOY_GROUP"
+        ):
             logger.info("deployment of another application or group", extra=info)
             return {"action": "ignored", "why": "another deployment group", **info}
         registry, name = lifecycle.registry_from_env()
-        detail = finalize(registry, name, lifecycle.deployer_from_env(), lifecycle.champion_pin_from_env(),
-                          lifecycle.notifier_from_env(), info["deployment_id"], succeeded=info["state"] == "SUCCESS",
-                          trigger=info)
+        detail = finalize(
+            registry,
+            name,
+            lifecycle.deployer_from_env(),
+            lifecycle.champion_pin_from_env(),
+            lifecycle.notifier_from_env(),
+            info["deployment_id"],
+            succeeded=info["state"] == "SUCCESS",
+            trigger=info,
+        )
         logger.info("rollout finished", extra=detail)
         return {"action": "finalized", **detail}
     try:

@@ -78,15 +78,25 @@ class SsmChampionPin:
 
     def put(self, version: str) -> None:
         with aws_errors(f"writing SSM parameter {self.name}"):
-            self.ssm.put_parameter(Name=self.name, Value=version, Type="String", Overwrite=True,
-                                   Description="Champion model version; the stack resolves it at deploy time")
+            self.ssm.put_parameter(
+                Name=self.name,
+                Value=version,
+                Type="String",
+                Overwrite=True,
+                Description="Champion model version; the stack resolves it at deploy time",
+            )
 
 
 class LambdaVersions:
     """Publishing predict-function versions pinned to one model version."""
 
-    def __init__(self, lambda_client: Any, function_name: str, alias: str = LIVE_ALIAS,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        lambda_client: Any,
+        function_name: str,
+        alias: str = LIVE_ALIAS,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.lam, self.function, self.alias, self.sleep = lambda_client, function_name, alias, sleep
 
     def alias_version(self) -> str:
@@ -105,7 +115,8 @@ class LambdaVersions:
             variables = dict((latest.get("Environment") or {}).get("Variables", {}))
             variables[MODEL_VERSION_VAR] = model_version
             updated = self.lam.update_function_configuration(
-                FunctionName=self.function, Environment={"Variables": variables}, **_revision(latest))
+                FunctionName=self.function, Environment={"Variables": variables}, **_revision(latest)
+            )
             for _ in range(120):  # configuration updates are asynchronous
                 if updated.get("LastUpdateStatus", "Successful") != "InProgress":
                     break
@@ -113,8 +124,9 @@ class LambdaVersions:
                 updated = self.lam.get_function_configuration(FunctionName=self.function)
             if updated.get("LastUpdateStatus") == "Failed":
                 raise ModelOpsError(f"{what}: update failed: {updated.get('LastUpdateStatusReason')}")
-            published = self.lam.publish_version(FunctionName=self.function, Description=f"model {model_version}",
-                                                 **_revision(updated))
+            published = self.lam.publish_version(
+                FunctionName=self.function, Description=f"model {model_version}", **_revision(updated)
+            )
         return str(published["Version"])
 
     def live_model_version(self) -> str | None:
@@ -132,23 +144,43 @@ class CodeDeployDeployer:
 
     mechanism = "codedeploy"
 
-    def __init__(self, versions: LambdaVersions, codedeploy: Any, application: str, group: str,
-                 pre_traffic_hook: str | None = None, post_traffic_hook: str | None = None):
+    def __init__(
+        self,
+        versions: LambdaVersions,
+        codedeploy: Any,
+        application: str,
+        group: str,
+        pre_traffic_hook: str | None = None,
+        post_traffic_hook: str | None = None,
+    ):
         self.versions, self.cd = versions, codedeploy
         self.application, self.group = application, group
         self.pre_hook, self.post_hook = pre_traffic_hook, post_traffic_hook
 
     def in_flight(self) -> str | None:
         with aws_errors(f"listing deployments of {self.application}/{self.group}"):
-            ids = self.cd.list_deployments(applicationName=self.application, deploymentGroupName=self.group,
-                                           includeOnlyStatuses=ACTIVE_STATUSES).get("deployments", [])
+            ids = self.cd.list_deployments(
+                applicationName=self.application, deploymentGroupName=self.group, includeOnlyStatuses=ACTIVE_STATUSES
+            ).get("deployments", [])
         return ids[0] if ids else None
 
     def appspec(self, current: str, target: str) -> dict[str, Any]:
-        spec: dict[str, Any] = {"version": 0.0, "Resources": [{"PredictFunction": {
-            "Type": "AWS::Lambda::Function",
-            "Properties": {"Name": self.versions.function, "Alias": self.versions.alias,
-                           "CurrentVersion": current, "TargetVersion": target}}}]}
+        spec: dict[str, Any] = {
+            "version": 0.0,
+            "Resources": [
+                {
+                    "PredictFunction": {
+                        "Type": "AWS::Lambda::Function",
+                        "Properties": {
+                            "Name": self.versions.function,
+                            "Alias": self.versions.alias,
+                            "CurrentVersion": current,
+                            "TargetVersion": target,
+                        },
+                    }
+                }
+            ],
+        }
         hooks = [{k: v} for k, v in (("BeforeAllowTraffic", self.pre_hook), ("AfterAllowTraffic", self.post_hook)) if v]
         if hooks:
             spec["Hooks"] = hooks
@@ -160,9 +192,14 @@ class CodeDeployDeployer:
         content = json.dumps(self.appspec(current, target))
         with aws_errors(f"creating a deployment on {self.application}/{self.group}"):
             response = self.cd.create_deployment(
-                applicationName=self.application, deploymentGroupName=self.group, description=description[:100],
-                revision={"revisionType": "AppSpecContent",
-                          "appSpecContent": {"content": content, "sha256": hashlib.sha256(content.encode()).hexdigest()}})
+                applicationName=self.application,
+                deploymentGroupName=self.group,
+                description=description[:100],
+                revision={
+                    "revisionType": "AppSpecContent",
+                    "appSpecContent": {"content": content, "sha256": hashlib.sha256(content.encode()).hexdigest()},
+                },
+            )
         return Rollout(response["deploymentId"], target, current, model_version, self.mechanism)
 
     def live_model_version(self) -> str | None:
@@ -188,16 +225,24 @@ class AliasShiftDeployer:
         current = self.versions.alias_version()
         target = self.versions.publish_pinned(model_version)
         with aws_errors(f"shifting {self.weight:.0%} of {self.versions.function}:{self.versions.alias} to {target}"):
-            self.versions.lam.update_alias(FunctionName=self.versions.function, Name=self.versions.alias,
-                                           FunctionVersion=current,
-                                           RoutingConfig={"AdditionalVersionWeights": {target: self.weight}})
+            self.versions.lam.update_alias(
+                FunctionName=self.versions.function,
+                Name=self.versions.alias,
+                FunctionVersion=current,
+                RoutingConfig={"AdditionalVersionWeights": {target: self.weight}},
+            )
         return Rollout(f"local-canary-{target}", target, current, model_version, self.mechanism)
 
     def complete(self, rollout: Rollout) -> None:
-        with aws_errors(f"shifting all of {self.versions.function}:{self.versions.alias} to {rollout.function_version}"):
-            self.versions.lam.update_alias(FunctionName=self.versions.function, Name=self.versions.alias,
-                                           FunctionVersion=rollout.function_version,
-                                           RoutingConfig={"AdditionalVersionWeights": {}})
+        with aws_errors(
+            f"shifting all of {self.versions.function}:{self.versions.alias} to {rollout.function_version}"
+        ):
+            self.versions.lam.update_alias(
+                FunctionName=self.versions.function,
+                Name=self.versions.alias,
+                FunctionVersion=rollout.function_version,
+                RoutingConfig={"AdditionalVersionWeights": {}},
+            )
 
     def live_model_version(self) -> str | None:
         return self.versions.live_model_version()

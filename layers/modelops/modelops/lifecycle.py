@@ -23,8 +23,11 @@ from .errors import ModelOpsError
 from .registry import Registry
 from .retrain import FeedbackLabelled, Notifier, NullNotifier, RetrainConfig, Retrainer, SnsNotifier
 
-FLOOR_VARS = {"MODELOPS_RETRAIN_MIN_ACCURACY": "accuracy", "MODELOPS_RETRAIN_MIN_AUC": "roc_auc",
-              "MODELOPS_RETRAIN_MAX_MAE": "mae"}
+FLOOR_VARS = {
+    "MODELOPS_RETRAIN_MIN_ACCURACY": "accuracy",
+    "MODELOPS_RETRAIN_MIN_AUC": "roc_auc",
+    "MODELOPS_RETRAIN_MAX_MAE": "mae",
+}
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -58,11 +61,16 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 def deployer_from_env(env: Mapping[str, str] = os.environ) -> CodeDeployDeployer:
-    versions = LambdaVersions(client("lambda"), _required(env, "MODELOPS_PREDICT_FUNCTION"),
-                              env.get("MODELOPS_PREDICT_ALIAS") or LIVE_ALIAS)
-    return CodeDeployDeployer(versions, client("codedeploy"), _required(env, "MODELOPS_CODEDEPLOY_APPLICATION"),
-                              _required(env, "MODELOPS_CODEDEPLOY_GROUP"),
-                              pre_traffic_hook=env.get("MODELOPS_PRETRAFFIC_HOOK") or None)
+    versions = LambdaVersions(
+        client("lambda"), _required(env, "MODELOPS_PREDICT_FUNCTION"), env.get("MODELOPS_PREDICT_ALIAS") or LIVE_ALIAS
+    )
+    return CodeDeployDeployer(
+        versions,
+        client("codedeploy"),
+        _required(env, "MODELOPS_CODEDEPLOY_APPLICATION"),
+        _required(env, "MODELOPS_CODEDEPLOY_GROUP"),
+        pre_traffic_hook=env.get("MODELOPS_PRETRAFFIC_HOOK") or None,
+    )
 
 
 def notifier_from_env(env: Mapping[str, str] = os.environ) -> Notifier:
@@ -77,9 +85,14 @@ def registry_from_env(env: Mapping[str, str] = os.environ) -> tuple[Registry, st
 def retrainer_from_env(env: Mapping[str, str] = os.environ, deployer: Deployer | None = None) -> Retrainer:
     registry, name = registry_from_env(env)
     bucket, prefix = parse_s3_uri(_required(env, "MODELOPS_DATA_URI"))
-    return Retrainer(registry, name, labelled=FeedbackLabelled(bucket, prefix, registry.s3),
-                     deployer=deployer or deployer_from_env(env), notifier=notifier_from_env(env),
-                     config=config_from_env(env))
+    return Retrainer(
+        registry,
+        name,
+        labelled=FeedbackLabelled(bucket, prefix, registry.s3),
+        deployer=deployer or deployer_from_env(env),
+        notifier=notifier_from_env(env),
+        config=config_from_env(env),
+    )
 
 
 def champion_pin_from_env(env: Mapping[str, str] = os.environ) -> SsmChampionPin:
@@ -93,9 +106,14 @@ def classify(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     detail = event.get("detail") or {}
     if source == "aws.cloudwatch" and kind == "CloudWatch Alarm State Change":
         state = (detail.get("state") or {}).get("value")
-        trigger = {"type": "alarm", "alarm": detail.get("alarmName"), "state": state,
-                   "reason": (detail.get("state") or {}).get("reason"), "time": event.get("time"),
-                   "previous": (detail.get("previousState") or {}).get("value")}
+        trigger = {
+            "type": "alarm",
+            "alarm": detail.get("alarmName"),
+            "state": state,
+            "reason": (detail.get("state") or {}).get("reason"),
+            "time": event.get("time"),
+            "previous": (detail.get("previousState") or {}).get("value"),
+        }
         if state != "ALARM":
             return "ignore", {**trigger, "why": f"alarm state is {state}, not ALARM"}
         return "retrain", trigger
@@ -103,9 +121,14 @@ def classify(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         return "retrain", {"type": "schedule", "rule": (event.get("resources") or [None])[0], "time": event.get("time")}
     if source == "aws.codedeploy":
         state = detail.get("state")
-        info = {"type": "codedeploy", "deployment_id": detail.get("deploymentId"), "state": state,
-                "application": detail.get("application"), "group": detail.get("deploymentGroup"),
-                "time": event.get("time")}
+        info = {
+            "type": "codedeploy",
+            "deployment_id": detail.get("deploymentId"),
+            "state": state,
+            "application": detail.get("application"),
+            "group": detail.get("deploymentGroup"),
+            "time": event.get("time"),
+        }
         if state in ("SUCCESS", "FAILURE", "STOP"):
             return "finalize", info
         return "ignore", {**info, "why": f"deployment state {state} is not final"}

@@ -54,8 +54,16 @@ class Lease:
 
 
 class RetrainLock:
-    def __init__(self, s3: Any, bucket: str, key: str, *, ttl_seconds: float = DEFAULT_TTL_SECONDS,
-                 cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        key: str,
+        *,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ):
         self.s3, self.bucket, self.key = s3, bucket, key
         self.ttl, self.cooldown, self.clock = ttl_seconds, cooldown_seconds, clock
 
@@ -77,8 +85,13 @@ class RetrainLock:
         what = f"writing lock s3://{self.bucket}/{self.key}"
         with aws_errors(what, self.bucket):
             try:
-                self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=json.dumps(state).encode(),
-                                   ContentType="application/json", **condition)
+                self.s3.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    Body=json.dumps(state).encode(),
+                    ContentType="application/json",
+                    **condition,
+                )
             except Exception as exc:
                 if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
                     raise LockBusy("another retrain changed the lock at the same moment; this one backs off") from None
@@ -93,15 +106,20 @@ class RetrainLock:
         took_over = None
         if holder:
             if now < float(state.get("expires_at", 0)):
-                raise LockBusy(f"a retrain is already running (holder {holder}, since {iso(state['acquired_at'])}, "
-                               f"lock expires {iso(state['expires_at'])})")
+                raise LockBusy(
+                    f"a retrain is already running (holder {holder}, since {iso(state['acquired_at'])}, "
+                    f"lock expires {iso(state['expires_at'])})"
+                )
             took_over = holder  # the previous run died without releasing
         last = state.get("last_decided_at")
         if last is not None and not ignore_cooldown and now < float(last) + self.cooldown:
-            raise CooldownActive(f"the last retrain decided at {iso(last)} ({state.get('last_outcome')}); "
-                                 f"cooldown lasts until {iso(float(last) + self.cooldown)}")
-        lease = Lease(holder=f"{int(now)}-{secrets.token_hex(4)}", acquired_at=now, expires_at=now + self.ttl,
-                      took_over=took_over)
+            raise CooldownActive(
+                f"the last retrain decided at {iso(last)} ({state.get('last_outcome')}); "
+                f"cooldown lasts until {iso(float(last) + self.cooldown)}"
+            )
+        lease = Lease(
+            holder=f"{int(now)}-{secrets.token_hex(4)}", acquired_at=now, expires_at=now + self.ttl, took_over=took_over
+        )
         self._write({**state, "holder": lease.holder, "acquired_at": now, "expires_at": lease.expires_at}, etag)
         return lease
 
@@ -128,6 +146,10 @@ class RetrainLock:
             out.update(holder=state["holder"], expires_at=iso(state["expires_at"]))
         if state.get("last_decided_at") is not None:
             until = float(state["last_decided_at"]) + self.cooldown
-            out.update(last_decided_at=iso(state["last_decided_at"]), last_outcome=state.get("last_outcome"),
-                       cooldown_until=iso(until), in_cooldown=now < until)
+            out.update(
+                last_decided_at=iso(state["last_decided_at"]),
+                last_outcome=state.get("last_outcome"),
+                cooldown_until=iso(until),
+                in_cooldown=now < until,
+            )
         return out

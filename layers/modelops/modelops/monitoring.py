@@ -60,8 +60,10 @@ def quality(task: str, classes: list[Any] | None, records: Sequence[Labelled]) -
     if task == CLASSIFICATION:
         actual = [str(r.actual) for r in records]
         predicted = [str(r.prediction) for r in records]
-        out: dict[str, float] = {"rows": len(records),
-                                 "accuracy": float(np.mean([a == p for a, p in zip(actual, predicted, strict=True)]))}
+        out: dict[str, float] = {
+            "rows": len(records),
+            "accuracy": float(np.mean([a == p for a, p in zip(actual, predicted, strict=True)])),
+        }
         scores = [r.score for r in records]
         if classes and len(classes) == 2 and all(s is not None for s in scores) and len(set(actual)) == 2:
             from sklearn.metrics import roc_auc_score
@@ -71,11 +73,12 @@ def quality(task: str, classes: list[Any] | None, records: Sequence[Labelled]) -
     actual_v = np.asarray([float(r.actual) for r in records])
     predicted_v = np.asarray([float(r.prediction) for r in records])
     err = predicted_v - actual_v
-    return {"rows": len(records), "mae": float(np.mean(np.abs(err))), "rmse": float(math.sqrt(np.mean(err ** 2)))}
+    return {"rows": len(records), "mae": float(np.mean(np.abs(err))), "rmse": float(math.sqrt(np.mean(err**2)))}
 
 
-def quality_by_version(task: str, classes: list[Any] | None,
-                       records: Sequence[Labelled]) -> dict[str, dict[str, float]]:
+def quality_by_version(
+    task: str, classes: list[Any] | None, records: Sequence[Labelled]
+) -> dict[str, dict[str, float]]:
     versions: dict[str, list[Labelled]] = {}
     for r in records:
         versions.setdefault(r.model_version, []).append(r)
@@ -108,9 +111,12 @@ def drift_report(manifest: Manifest, captured: Iterable[Any]) -> dict[str, Any]:
         elif manifest.task != CLASSIFICATION:
             scores.extend(float(p) for p in request.predictions if isinstance(p, (int, float)))
     by_feature = acc.psi_by_feature() if rows else {}
-    out: dict[str, Any] = {"rows": rows, "psi": by_feature,
-                           "psi_max": max(by_feature.values()) if by_feature else 0.0,
-                           "psi_max_feature": max(by_feature, key=by_feature.__getitem__) if by_feature else None}
+    out: dict[str, Any] = {
+        "rows": rows,
+        "psi": by_feature,
+        "psi_max": max(by_feature.values()) if by_feature else 0.0,
+        "psi_max_feature": max(by_feature, key=by_feature.__getitem__) if by_feature else None,
+    }
     base = manifest.baseline.get(PREDICTION_KEY)
     if base and scores:
         out["prediction_psi"] = drift.psi(base["counts"], drift.numeric_counts(np.asarray(scores), base["edges"]))
@@ -144,11 +150,20 @@ class EmfSink:
     def put(self, name: str, value: float, dimensions: list[dict[str, str]], unit: str = "None") -> None:
         keys = sorted({k for d in dimensions for k in d})
         values = {k: v for d in dimensions for k, v in d.items()}
-        line = {"_aws": {"Timestamp": int(time.time() * 1000),
-                         "CloudWatchMetrics": [{"Namespace": self.ns,
-                                                "Dimensions": [sorted(d) for d in dimensions] or [keys],
-                                                "Metrics": [{"Name": name, "Unit": unit}]}]},
-                name: value, **values}
+        line = {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self.ns,
+                        "Dimensions": [sorted(d) for d in dimensions] or [keys],
+                        "Metrics": [{"Name": name, "Unit": unit}],
+                    }
+                ],
+            },
+            name: value,
+            **values,
+        }
         self.write(json.dumps(line, separators=(",", ":")))
 
 
@@ -159,8 +174,15 @@ class CloudWatchSink:
         self.cw, self.ns = cloudwatch, ns or namespace()
 
     def put(self, name: str, value: float, dimensions: list[dict[str, str]], unit: str = "None") -> None:
-        data = [{"MetricName": name, "Value": float(value), "Unit": unit,
-                 "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(d.items())]} for d in dimensions]
+        data = [
+            {
+                "MetricName": name,
+                "Value": float(value),
+                "Unit": unit,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(d.items())],
+            }
+            for d in dimensions
+        ]
         self.cw.put_metric_data(Namespace=self.ns, MetricData=data)
 
 
@@ -196,8 +218,14 @@ def publish_quality(sink: MetricsSink, model: str, version: str, metrics: dict[s
 
 
 # ---- one monitoring pass --------------------------------------------------------------------
-def monitor_window(manifests: Callable[[str], Manifest], serving_version: str | None, model: str,
-                   captured: Sequence[Any], labelled: Sequence[Labelled], sink: MetricsSink) -> dict[str, Any]:
+def monitor_window(
+    manifests: Callable[[str], Manifest],
+    serving_version: str | None,
+    model: str,
+    captured: Sequence[Any],
+    labelled: Sequence[Labelled],
+    sink: MetricsSink,
+) -> dict[str, Any]:
     """Drift and quality per model version over one window of captured requests and labelled predictions,
     published to sink. manifests(version) returns that version's manifest (its baseline bins)."""
     versions = sorted({r.model_version for r in captured} | {r.model_version for r in labelled})
@@ -209,6 +237,9 @@ def monitor_window(manifests: Callable[[str], Manifest], serving_version: str | 
         scores = quality(manifest.task, manifest.classes, [r for r in labelled if r.model_version == version])
         summary["metrics_published"] += publish_drift(sink, model, version, report, serving)
         summary["metrics_published"] += publish_quality(sink, model, version, scores, serving)
-        summary["versions"][version] = {"drift": {k: report[k] for k in ("rows", "psi_max", "psi_max_feature")},
-                                        "prediction_psi": report.get("prediction_psi"), "quality": scores}
+        summary["versions"][version] = {
+            "drift": {k: report[k] for k in ("rows", "psi_max", "psi_max_feature")},
+            "prediction_psi": report.get("prediction_psi"),
+            "quality": scores,
+        }
     return summary

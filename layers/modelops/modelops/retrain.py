@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -138,8 +138,10 @@ def load_original(manifest: Manifest, s3: Any = None) -> Dataset:
         dataset = read_csv(uri, recipe["target"], recipe.get("features"), recipe.get("dtypes"))
     expected = manifest.training_data.get("sha256")
     if expected and not manifest.recipe.get("original_data") and dataset.sha256 != expected:
-        raise ModelOpsError(f"training data {uri} changed since {manifest.name}/{manifest.version} was trained "
-                            f"(sha256 {dataset.sha256[:12]}… != {expected[:12]}…); refusing to retrain on it")
+        raise ModelOpsError(
+            f"training data {uri} changed since {manifest.name}/{manifest.version} was trained "
+            f"(sha256 {dataset.sha256[:12]}… != {expected[:12]}…); refusing to retrain on it"
+        )
     return dataset
 
 
@@ -152,12 +154,16 @@ def labelled_dataset(manifest: Manifest, records: list[LabelledRow], source: str
     X = np.empty((len(records), len(names)), dtype=np.float64 if numeric else object)
     for i, r in enumerate(records):
         for j, (n, d) in enumerate(zip(names, dtypes, strict=True)):
-            v = r.features.get(n)
+            v = (r.features or {}).get(n)
             X[i, j] = (np.nan if v is None else float(v)) if d == "number" else (np.nan if v is None else v)
     task = manifest.task
-    y = np.asarray([float(r.actual) for r in records] if task != CLASSIFICATION else [r.actual for r in records],
-                   dtype=np.float64 if task != CLASSIFICATION else object)
-    digest = sha256_bytes(X.tobytes() + "\n".join(map(str, y)).encode()) if numeric else sha256_bytes(repr((X, y)).encode())
+    y = np.asarray(
+        [float(r.actual) for r in records] if task != CLASSIFICATION else [r.actual for r in records],
+        dtype=np.float64 if task != CLASSIFICATION else object,
+    )
+    digest = (
+        sha256_bytes(X.tobytes() + "\n".join(map(str, y)).encode()) if numeric else sha256_bytes(repr((X, y)).encode())
+    )
     return Dataset(names, dtypes, X, y, manifest.target, source, digest)
 
 
@@ -180,8 +186,9 @@ def floor_failures(floors: dict[str, float], metrics: dict[str, float]) -> list[
     return failures
 
 
-def decide(metric: str, margin: float, floors: dict[str, float], candidate: dict[str, float],
-           champion: dict[str, float]) -> tuple[bool, str]:
+def decide(
+    metric: str, margin: float, floors: dict[str, float], candidate: dict[str, float], champion: dict[str, float]
+) -> tuple[bool, str]:
     if metric not in candidate or metric not in champion:
         return False, f"metric '{metric}' is not available on the holdout"
     gain = better_by(metric, candidate[metric], champion[metric])
@@ -195,17 +202,32 @@ def decide(metric: str, margin: float, floors: dict[str, float], candidate: dict
 
 
 class Retrainer:
-    def __init__(self, registry: Registry, name: str, *, labelled: LabelledSource, deployer: Deployer,
-                 notifier: Notifier | None = None, config: RetrainConfig | None = None,
-                 lock: RetrainLock | None = None, clock: Callable[[], float] = time.time,
-                 train_fn: Callable[..., training.TrainedModel] = training.train, data_s3: Any = None):
+    def __init__(
+        self,
+        registry: Registry,
+        name: str,
+        *,
+        labelled: LabelledSource,
+        deployer: Deployer,
+        notifier: Notifier | None = None,
+        config: RetrainConfig | None = None,
+        lock: RetrainLock | None = None,
+        clock: Callable[[], float] = time.time,
+        train_fn: Callable[..., training.TrainedModel] = training.train,
+        data_s3: Any = None,
+    ):
         self.registry, self.name = registry, name
         self.labelled, self.deployer = labelled, deployer
         self.notifier = notifier or NullNotifier()
         self.config = config or RetrainConfig()
         self.clock = clock
-        self.lock = lock or RetrainLock.for_registry(registry, name, ttl_seconds=self.config.lock_ttl_seconds,
-                                                     cooldown_seconds=self.config.cooldown_seconds, clock=clock)
+        self.lock = lock or RetrainLock.for_registry(
+            registry,
+            name,
+            ttl_seconds=self.config.lock_ttl_seconds,
+            cooldown_seconds=self.config.cooldown_seconds,
+            clock=clock,
+        )
         self.train_fn = train_fn
         self.data_s3 = data_s3 if data_s3 is not None else registry.s3
 
@@ -214,16 +236,16 @@ class Retrainer:
         try:
             lease = self.lock.acquire(ignore_cooldown=ignore_cooldown or dry_run)
         except (LockBusy, CooldownActive) as exc:
-            result = RetrainResult("skipped", str(exc), self.name, stage="lock")
+            skipped = RetrainResult("skipped", str(exc), self.name, stage="lock")
             log.info("retrain skipped: %s", exc)
-            self._record("retrain_skipped", trigger, result)
-            return result
+            self._record("retrain_skipped", trigger, skipped)
+            return skipped
         except ModelOpsError as exc:  # the lock store itself failed: nothing ran
-            result = RetrainResult("failed", str(exc), self.name, stage="lock")
+            failed = RetrainResult("failed", str(exc), self.name, stage="lock")
             log.error("retrain not started: %s", exc)
-            self._record("retrain_failed", trigger, result)
-            self._announce(result)
-            return result
+            self._record("retrain_failed", trigger, failed)
+            self._announce(failed)
+            return failed
         result: RetrainResult | None = None
         progress: dict[str, Any] = {}
         try:
@@ -240,8 +262,12 @@ class Retrainer:
                     log.warning("retrain lock was lost (expired and taken over) before release")
             except Exception:  # an unreleased lock expires by itself
                 log.exception("could not release the retrain lock; it expires at %s", iso(lease.expires_at))
-        event = {"promoted": "retrain_decision", "rejected": "retrain_decision", "dry_run": "retrain_dry_run",
-                 "skipped": "retrain_skipped"}.get(result.outcome, "retrain_failed")
+        event = {
+            "promoted": "retrain_decision",
+            "rejected": "retrain_decision",
+            "dry_run": "retrain_dry_run",
+            "skipped": "retrain_skipped",
+        }.get(result.outcome, "retrain_failed")
         self._record(event, trigger, result)
         self._announce(result)
         return result
@@ -266,30 +292,49 @@ class Retrainer:
             data = {"recent_window": {"since": iso(since), "until": iso(now)}, "recent_rows": len(records)}
             progress["data"] = data
             if len(records) < cfg.min_recent_rows:
-                return RetrainResult("skipped", f"only {len(records)} labelled predictions in the last "
-                                     f"{cfg.recent_days:g} days; {cfg.min_recent_rows} are needed", self.name,
-                                     champion=champion_version, data=data, stage="data")
+                return RetrainResult(
+                    "skipped",
+                    f"only {len(records)} labelled predictions in the last "
+                    f"{cfg.recent_days:g} days; {cfg.min_recent_rows} are needed",
+                    self.name,
+                    champion=champion_version,
+                    data=data,
+                    stage="data",
+                )
             n_holdout = max(cfg.min_holdout_rows, int(round(len(records) * cfg.holdout_fraction)))
             if n_holdout >= len(records):
-                raise ModelOpsError(f"{len(records)} labelled rows cannot give a holdout of {n_holdout} and training rows")
+                raise ModelOpsError(
+                    f"{len(records)} labelled rows cannot give a holdout of {n_holdout} and training rows"
+                )
             recent_train, holdout = records[:-n_holdout], records[-n_holdout:]
-            recent_ds = labelled_dataset(manifest, recent_train, f"labelled:{iso(recent_train[0].at)}..{iso(recent_train[-1].at)}")
+            recent_ds = labelled_dataset(
+                manifest, recent_train, f"labelled:{iso(recent_train[0].at)}..{iso(recent_train[-1].at)}"
+            )
             holdout_ds = labelled_dataset(manifest, holdout, f"labelled:{iso(holdout[0].at)}..{iso(holdout[-1].at)}")
             if cfg.include_original:
                 original = load_original(manifest, self.data_s3)
                 if cfg.original_max_rows:
-                    original.X, original.y = original.X[-cfg.original_max_rows:], original.y[-cfg.original_max_rows:]
+                    original.X, original.y = original.X[-cfg.original_max_rows :], original.y[-cfg.original_max_rows :]
                 train_ds = original.concat(recent_ds)
                 data["original"] = {"uri": original.source, "sha256": original.sha256, "rows": original.rows}
             else:
                 train_ds = recent_ds
-            data.update(train_rows=train_ds.rows, recent_train_rows=recent_ds.rows, holdout_rows=holdout_ds.rows,
-                        holdout_window={"since": iso(holdout[0].at), "until": iso(holdout[-1].at)})
+            data.update(
+                train_rows=train_ds.rows,
+                recent_train_rows=recent_ds.rows,
+                holdout_rows=holdout_ds.rows,
+                holdout_window={"since": iso(holdout[0].at), "until": iso(holdout[-1].at)},
+            )
         with stage("train"):
             recipe = manifest.recipe
-            trained = self.train_fn(train_ds, self.name, task=recipe.get("task", manifest.task),
-                                    estimator_kind=recipe.get("estimator"), seed=int(recipe.get("seed", training.SEED)),
-                                    test_size=float(recipe.get("test_size", training.TEST_SIZE)))
+            trained = self.train_fn(
+                train_ds,
+                self.name,
+                task=recipe.get("task", manifest.task),
+                estimator_kind=recipe.get("estimator"),
+                seed=int(recipe.get("seed", training.SEED)),
+                test_size=float(recipe.get("test_size", training.TEST_SIZE)),
+            )
             trained.manifest.recipe["original_data"] = original_data_uri(manifest)
             trained.manifest.training_data["parts"] = {k: v for k, v in data.items() if k != "recent_window"}
             progress["candidate"] = trained.manifest.version
@@ -297,12 +342,24 @@ class Retrainer:
             y_holdout = holdout_ds.y if manifest.task != CLASSIFICATION else _as_classes(holdout_ds.y, manifest.classes)
             champion_metrics = training.evaluate(manifest.task, champion.estimator, holdout_ds.X, y_holdout)
             candidate_metrics = training.evaluate(manifest.task, trained.estimator, holdout_ds.X, y_holdout)
-        metrics = {"metric": metric, "champion": champion_metrics, "candidate": candidate_metrics,
-                   "candidate_training": trained.manifest.metrics}
+        metrics = {
+            "metric": metric,
+            "champion": champion_metrics,
+            "candidate": candidate_metrics,
+            "candidate_training": trained.manifest.metrics,
+        }
         progress["metrics"] = metrics
         accept, reason = decide(metric, cfg.margin, cfg.floors, candidate_metrics, champion_metrics)
-        result = RetrainResult("rejected", reason, self.name, champion=champion_version,
-                               candidate=trained.manifest.version, metrics=metrics, data=data, stage="decide")
+        result = RetrainResult(
+            "rejected",
+            reason,
+            self.name,
+            champion=champion_version,
+            candidate=trained.manifest.version,
+            metrics=metrics,
+            data=data,
+            stage="decide",
+        )
         if not accept:
             return result
         if dry_run:
@@ -312,14 +369,22 @@ class Retrainer:
             write_artifact(tmp, trained.estimator, trained.manifest, trained.golden)
             self.registry.register(tmp)
         with stage("deploy"):
-            rollout = self.deployer.start(trained.manifest.version,
-                                          f"retrain: {self.name} {champion_version} -> {trained.manifest.version}")
+            rollout = self.deployer.start(
+                trained.manifest.version, f"retrain: {self.name} {champion_version} -> {trained.manifest.version}"
+            )
         result.outcome, result.deployment_id, result.stage = "promoted", rollout.deployment_id, "deploy"
-        result.reason = f"{reason}; {rollout.mechanism} rollout {rollout.deployment_id} started " \
-                        f"(Lambda version {rollout.previous_version} -> {rollout.function_version})"
+        result.reason = (
+            f"{reason}; {rollout.mechanism} rollout {rollout.deployment_id} started "
+            f"(Lambda version {rollout.previous_version} -> {rollout.function_version})"
+        )
         try:  # the alias is informational; the rollout already runs and finalize does not depend on it
-            self.registry.set_alias(self.name, CHALLENGER, trained.manifest.version, reason=reason[:200],
-                                    trigger=f"retrain:{rollout.deployment_id}")
+            self.registry.set_alias(
+                self.name,
+                CHALLENGER,
+                trained.manifest.version,
+                reason=reason[:200],
+                trigger=f"retrain:{rollout.deployment_id}",
+            )
         except ModelOpsError:
             log.exception("could not set the challenger alias")
         return result
@@ -334,10 +399,11 @@ class Retrainer:
     def _announce(self, result: RetrainResult) -> None:
         if result.outcome == "skipped" and result.stage == "lock":
             return  # a second alarm during a run is a no-op, not news
-        subject = {"promoted": f"modelops: {self.name} candidate {result.candidate} is rolling out",
-                   "rejected": f"modelops: {self.name} candidate not promoted",
-                   "dry_run": f"modelops: {self.name} retrain dry run"}.get(
-            result.outcome, f"modelops: {self.name} retrain {result.outcome}")
+        subject = {
+            "promoted": f"modelops: {self.name} candidate {result.candidate} is rolling out",
+            "rejected": f"modelops: {self.name} candidate not promoted",
+            "dry_run": f"modelops: {self.name} retrain dry run",
+        }.get(result.outcome, f"modelops: {self.name} retrain {result.outcome}")
         try:
             self.notifier.publish(subject, result.to_dict())
         except Exception:
@@ -364,7 +430,7 @@ class stage:
     def __enter__(self) -> stage:
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if exc is not None and getattr(exc, "stage", None) is None:
             with contextlib.suppress(AttributeError):
                 exc.stage = self.name  # type: ignore[attr-defined]
@@ -372,8 +438,16 @@ class stage:
 
 
 # ---- finalize after the rollout --------------------------------------------------------------
-def finalize(registry: Registry, name: str, deployer: Deployer, pin: ChampionPin, notifier: Notifier | None,
-             deployment_id: str, succeeded: bool, trigger: dict[str, Any] | None = None) -> dict[str, Any]:
+def finalize(
+    registry: Registry,
+    name: str,
+    deployer: Deployer,
+    pin: ChampionPin,
+    notifier: Notifier | None,
+    deployment_id: str,
+    succeeded: bool,
+    trigger: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Called when the rollout ends. On success the model the `live` alias now serves becomes the champion:
     first the SSM pin (what a later `sam deploy` resolves), then the registry alias. On failure CodeDeploy has
     already rolled traffic back; nothing moves."""
@@ -391,13 +465,22 @@ def finalize(registry: Registry, name: str, deployer: Deployer, pin: ChampionPin
     pin.put(live)
     if live != champion:
         try:
-            registry.set_alias(name, CHAMPION, live, expected=champion, reason=f"rollout {deployment_id} succeeded",
-                               trigger=f"codedeploy:{deployment_id}")
+            registry.set_alias(
+                name,
+                CHAMPION,
+                live,
+                expected=champion,
+                reason=f"rollout {deployment_id} succeeded",
+                trigger=f"codedeploy:{deployment_id}",
+            )
         except ConflictError:
             detail["warning"] = "the champion alias changed during the rollout; the SSM pin follows what is live"
     detail.update(outcome="promoted" if live != champion else "unchanged", champion=live)
     registry.record(name, "rollout_finished", detail)
-    notifier.publish(f"modelops: {name} {live} is the champion" if live != champion
-                     else f"modelops: {name} rollout {deployment_id} finished", detail)
+    notifier.publish(
+        f"modelops: {name} {live} is the champion"
+        if live != champion
+        else f"modelops: {name} rollout {deployment_id} finished",
+        detail,
+    )
     return detail
-

@@ -25,31 +25,44 @@ class NoRollout:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("retrain", help="retrain the champion's recipe on recent labelled data and roll out a better model",
-                       description="Train a candidate with the champion's recipe on the original training data plus "
-                                   "recent labelled predictions, compare both on the newest labelled rows, and start "
-                                   "a canary rollout only if the candidate wins by the margin and passes the floors. "
-                                   "Settings come from the MODELOPS_RETRAIN_* environment variables; flags override.")
+    p = sub.add_parser(
+        "retrain",
+        help="retrain the champion's recipe on recent labelled data and roll out a better model",
+        description="Train a candidate with the champion's recipe on the original training data plus "
+        "recent labelled predictions, compare both on the newest labelled rows, and start "
+        "a canary rollout only if the candidate wins by the margin and passes the floors. "
+        "Settings come from the MODELOPS_RETRAIN_* environment variables; flags override.",
+    )
     p.add_argument("--registry", default=argparse.SUPPRESS, help="s3://bucket/prefix (overrides the global option)")
     p.add_argument("--model-name", default=os.environ.get("MODELOPS_MODEL_NAME", "breast-cancer"))
-    p.add_argument("--data", default=os.environ.get("MODELOPS_DATA_URI"),
-                   help="s3://bucket/prefix of captured predictions and feedback (default: $MODELOPS_DATA_URI)")
+    p.add_argument(
+        "--data",
+        default=os.environ.get("MODELOPS_DATA_URI"),
+        help="s3://bucket/prefix of captured predictions and feedback (default: $MODELOPS_DATA_URI)",
+    )
     p.add_argument("--dry-run", action="store_true", help="train and compare, but register and deploy nothing")
     p.add_argument("--ignore-cooldown", action="store_true", help="run even if the last retrain decided recently")
     p.add_argument("--margin", type=float, help="required gain on the primary metric (default 0.01)")
     p.add_argument("--recent-days", type=float, help="labelled-data window in days (default 14)")
-    p.add_argument("--status", action="store_true", help="show the lock, the cooldown and the last decisions; change nothing")
+    p.add_argument(
+        "--status", action="store_true", help="show the lock, the cooldown and the last decisions; change nothing"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import lifecycle
+    from ..deploy import Deployer
     from ..lock import RetrainLock
 
     if not args.registry:
         raise ModelOpsError("no registry given: pass --registry s3://bucket/prefix or set MODELOPS_REGISTRY")
-    env = {**os.environ, "MODELOPS_REGISTRY": args.registry, "MODELOPS_MODEL_NAME": args.model_name,
-           "MODELOPS_DATA_URI": args.data or ""}
+    env = {
+        **os.environ,
+        "MODELOPS_REGISTRY": args.registry,
+        "MODELOPS_MODEL_NAME": args.model_name,
+        "MODELOPS_DATA_URI": args.data or "",
+    }
     if args.margin is not None:
         env["MODELOPS_RETRAIN_MARGIN"] = str(args.margin)
     if args.recent_days is not None:
@@ -59,31 +72,39 @@ def run(args: argparse.Namespace) -> int:
         registry, name = lifecycle.registry_from_env(env)
         lock = RetrainLock.for_registry(registry, name, cooldown_seconds=config.cooldown_seconds)
         decisions = [e for e in registry.history(name) if e["event"].startswith(("retrain_", "rollout_"))][-5:]
-        status = {"lock": lock.status(), "recent": decisions}
+        lock_state = lock.status()
         if args.json:
-            emit_json(status)
+            emit_json({"lock": lock_state, "recent": decisions})
         else:
-            key_values({f"lock.{k}": v for k, v in status["lock"].items()})
+            key_values({f"lock.{k}": v for k, v in lock_state.items()})
             for e in decisions:
                 print(f"{e['at']}  {e['event']:<18} {e.get('outcome', '-'):<10} {e.get('reason', '')[:100]}")
         return 0
     if not args.data:
         raise ModelOpsError("no labelled data location: pass --data s3://bucket/prefix or set MODELOPS_DATA_URI")
+    deployer: Deployer
     if env.get("MODELOPS_PREDICT_FUNCTION"):
         deployer = lifecycle.deployer_from_env(env)
     elif args.dry_run:
         deployer = NoRollout()
     else:
-        raise ModelOpsError("a retrain that may roll out needs MODELOPS_PREDICT_FUNCTION, "
-                            "MODELOPS_CODEDEPLOY_APPLICATION and MODELOPS_CODEDEPLOY_GROUP (or use --dry-run)")
+        raise ModelOpsError(
+            "a retrain that may roll out needs MODELOPS_PREDICT_FUNCTION, "
+            "MODELOPS_CODEDEPLOY_APPLICATION and MODELOPS_CODEDEPLOY_GROUP (or use --dry-run)"
+        )
     retrainer = lifecycle.retrainer_from_env(env, deployer=deployer)
     result = retrainer.run({"type": "manual", "by": "cli"}, dry_run=args.dry_run, ignore_cooldown=args.ignore_cooldown)
     out = result.to_dict()
     if args.json:
         emit_json(out)
     else:
-        key_values({k: out.get(k) for k in ("outcome", "reason", "champion", "candidate", "deployment_id", "stage")
-                    if out.get(k) is not None})
+        key_values(
+            {
+                k: out.get(k)
+                for k in ("outcome", "reason", "champion", "candidate", "deployment_id", "stage")
+                if out.get(k) is not None
+            }
+        )
         metrics = out.get("metrics") or {}
         metric = metrics.get("metric")
         if metric:
