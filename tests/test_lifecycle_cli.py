@@ -7,7 +7,7 @@ import json
 from modelops.cli import main
 from modelops.registry import CHAMPION
 from test_lifecycle_deploy import lam  # noqa: F401  (moto Lambda fixture used by stack)
-from test_lifecycle_handlers import stack  # noqa: F401  (champion + captured, labelled traffic)
+from test_lifecycle_handlers import deployed, stack  # noqa: F401  (champion + captured, labelled traffic)
 
 REG = "s3://modelops-test/registry"
 
@@ -33,7 +33,7 @@ def test_status_shows_lock_and_recent_decisions(stack, monkeypatch, capsys):  # 
     assert status["recent"][-1]["event"] == "retrain_dry_run"
 
 
-def test_missing_settings_give_one_line_errors(stack, monkeypatch, capsys):  # noqa: F811
+def test_missing_settings_give_one_line_errors(deployed, monkeypatch, capsys):  # noqa: F811
     monkeypatch.delenv("MODELOPS_DATA_URI")
     assert main(["--registry", REG, "retrain", "--dry-run"]) == 1
     err = capsys.readouterr().err.strip()

@@ -43,9 +43,8 @@ def alarm_event() -> dict:
 
 
 @pytest.fixture
-def stack(registry, classifier_dir, lam, monkeypatch):  # noqa: F811
-    """A deployed stack's state: champion registered and pinned, predict function live on it, and a day of
-    drifted traffic captured with its feedback."""
+def deployed(registry, classifier_dir, lam, monkeypatch):  # noqa: F811
+    """A deployed stack's state: champion registered and pinned, predict function live on it."""
     champion = registry.register(classifier_dir)
     registry.set_alias("breast-cancer", CHAMPION, champion.version)
     SsmChampionPin(boto3.client("ssm"), "breast-cancer").put(champion.version)
@@ -66,33 +65,38 @@ def stack(registry, classifier_dir, lam, monkeypatch):  # noqa: F811
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    return SimpleNamespace(champion=champion, registry=registry, estimator=load_from_dir(classifier_dir).estimator)
+
+
+@pytest.fixture
+def stack(deployed):
+    """...plus six hours of drifted traffic captured (40 requests of 10 rows) with feedback for every row."""
     import time
 
-    estimator = load_from_dir(classifier_dir).estimator
     X, y = drifted_rows(load_builtin("breast_cancer"), 400, 1.3)
-    names = [f["name"] for f in champion.features]
-    predictions, scores = estimator.predict(X), estimator.predict_proba(X)[:, 1]
+    names = [f["name"] for f in deployed.champion.features]
+    predictions, scores = deployed.estimator.predict(X), deployed.estimator.predict_proba(X)[:, 1]
     now = time.time()
-    log, store = (
-        feedback.PredictionLog("modelops-test", "data", registry.s3),
-        feedback.FeedbackStore("modelops-test", "data", registry.s3),
-    )
+    registry = deployed.registry
+    log = feedback.PredictionLog("modelops-test", "data", registry.s3)
+    store = feedback.FeedbackStore("modelops-test", "data", registry.s3)
     records = []
-    for i in range(400):
-        at = now - 3600 * 6 + i * 30
+    for r in range(40):
+        rows = slice(r * 10, r * 10 + 10)
+        at = now - 3600 * 6 + r * 300
         records.append(
             feedback.prediction_record(
-                request_id=f"r{i}",
-                model_version=champion.version,
+                request_id=f"r{r}",
+                model_version=deployed.champion.version,
                 at=at,
-                instances=[dict(zip(names, X[i].tolist(), strict=True))],
-                predictions=[str(predictions[i])],
-                scores=[float(scores[i])],
+                instances=[dict(zip(names, x, strict=True)) for x in X[rows].tolist()],
+                predictions=[str(p) for p in predictions[rows]],
+                scores=[float(v) for v in scores[rows]],
             )
         )
-        store.append(str(y[i]), request_id=f"r{i}", at=at + 5)
+        store.append([str(v) for v in y[rows]], request_id=f"r{r}", at=at + 5)
     log.append(records)
-    return SimpleNamespace(champion=champion, registry=registry)
+    return deployed
 
 
 def stub_codedeploy(monkeypatch):
@@ -159,7 +163,7 @@ def test_alarm_event_retrains_and_starts_a_codedeploy_rollout(stack, monkeypatch
     assert SsmChampionPin(boto3.client("ssm"), "breast-cancer").get() == out["candidate"]
 
 
-def test_ok_state_and_foreign_deployments_are_ignored(stack):
+def test_ok_state_and_foreign_deployments_are_ignored(deployed):
     event = alarm_event()
     event["detail"]["state"]["value"] = "OK"
     assert load("retrain").lambda_handler(event, CONTEXT)["action"] == "ignored"
@@ -169,10 +173,10 @@ def test_ok_state_and_foreign_deployments_are_ignored(stack):
         "detail": {"deploymentId": "d-X", "state": "SUCCESS", "application": "other", "deploymentGroup": "g"},
     }
     assert load("retrain").lambda_handler(other, CONTEXT)["action"] == "ignored"
-    assert stack.registry.resolve("breast-cancer", CHAMPION) == stack.champion.version
+    assert deployed.registry.resolve("breast-cancer", CHAMPION) == deployed.champion.version
 
 
-def test_misconfigured_function_reports_instead_of_crashing(stack, monkeypatch):
+def test_misconfigured_function_reports_instead_of_crashing(deployed, monkeypatch):
     monkeypatch.delenv("MODELOPS_DATA_URI")
     out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
     assert out["outcome"] == "failed" and "MODELOPS_DATA_URI" in out["reason"]
@@ -181,7 +185,7 @@ def test_misconfigured_function_reports_instead_of_crashing(stack, monkeypatch):
 def test_monitor_publishes_drift_and_quality_per_version(stack, capsys):
     summary = load("monitor").lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, CONTEXT)
     version = stack.champion.version
-    assert summary["captured_requests"] == 400 and summary["labelled_rows"] == 400
+    assert summary["captured_requests"] == 40 and summary["labelled_rows"] == 400
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     by_name: dict = {}
     for line in lines:
