@@ -18,7 +18,7 @@ from ..aws import aws_errors
 from ..drift import DriftAccumulator
 from ..errors import ModelOpsError
 from .config import BatchConfig
-from .readers import Chunk, CsvParser, JsonLinesParser, csv_field, line_blocks, read_header
+from .readers import Chunk, CsvParser, JsonLinesParser, csv_field, line_chunks, read_header
 from .scoring import Scorer
 from .store import Store
 from .writer import MultipartWriter
@@ -72,11 +72,11 @@ def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dic
     if part["format"] == "csv":
         header, data_start = read_header(fetch, size, where)
         parser: CsvParser | JsonLinesParser = CsvParser(header, schema, config.id_columns, where)
-        first_line, lines = (2, 1) if part["start"] == 0 else (1, 0)
+        first_line, line_count = (2, 1) if part["start"] == 0 else (1, 0)
         start = data_start if part["start"] == 0 else part["start"]
     else:
         parser = JsonLinesParser(schema, config.id_columns)
-        first_line, lines, start = 1, 0, part["start"]
+        first_line, line_count, start = 1, 0, part["start"]
     stream_from = start - 1 if start > 0 else start
     stream = ObjectStream(store, key, etag, stream_from)
     features = DriftAccumulator(manifest.baseline, schema.names) if schema.names[0] in manifest.baseline else None
@@ -87,13 +87,13 @@ def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dic
             MultipartWriter(store.s3, store.bucket, keys["rejected"]) as bad:
         out.write(scorer.header(config.id_columns))
         bad.write(REJECTED_HEADER)
-        for block in line_blocks(stream, size, start, part["end"], config.chunk_rows):
-            chunk = parser.parse(block, first_line)
-            del block
+        for lines in line_chunks(stream, size, start, part["end"], config.chunk_rows):
+            chunk = parser.parse(lines, first_line)
+            del lines
             chunks += 1
             peak_rows = max(peak_rows, chunk.lines)
             first_line += chunk.lines
-            lines += chunk.lines
+            line_count += chunk.lines
             body, tracked = scorer.score(chunk.ids, chunk.matrix, bool(config.id_columns))
             out.write(body)
             if chunk.rejected:
@@ -110,7 +110,7 @@ def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dic
     stats = {
         "index": part["index"], "key": key, "etag": etag, "piece": part.get("piece", 0),
         "rows_read": scored + rejected, "rows_scored": scored, "rows_rejected": rejected,
-        "lines": lines, "chunks": chunks, "peak_rows": peak_rows,
+        "lines": line_count, "chunks": chunks, "peak_rows": peak_rows,
         "predictions_key": keys["predictions"], "rejected_key": keys["rejected"],
         "drift": {n: c.tolist() for n, c in features.counts.items()} if features else {},
         "prediction_drift": prediction.counts[PREDICTION].tolist() if prediction else None,

@@ -57,14 +57,9 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def nth_newline(buf: bytes, n: int) -> int:
-    """Offset of the n-th newline; the caller knows there are at least n."""
-    return int(np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)[n - 1])
-
-
-def line_blocks(stream: BinaryIO, size: int, start: int, end: int, chunk_rows: int,
-                read_bytes: int = READ_BYTES) -> Iterator[bytes]:
-    """Blocks of at most `chunk_rows` complete lines: the lines starting in [start, end).
+def line_chunks(stream: BinaryIO, size: int, start: int, end: int, chunk_rows: int,
+                read_bytes: int = READ_BYTES) -> Iterator[list[bytes]]:
+    """Lists of at most `chunk_rows` lines (without their newline): the lines starting in [start, end).
 
     `stream` reads the object from byte max(start - 1, 0) on; reading stops once the last owned line is
     complete, so only one read buffer plus one chunk of lines is ever held.
@@ -72,7 +67,6 @@ def line_blocks(stream: BinaryIO, size: int, start: int, end: int, chunk_rows: i
     pos = start - 1 if start > 0 else start
     skip_partial = start > 0
     buf = b""
-    buf_offset = pos
     done = False
     newlines = 0  # in buf, counted once per read
     while not done:
@@ -90,12 +84,12 @@ def line_blocks(stream: BinaryIO, size: int, start: int, end: int, chunk_rows: i
                 if at_eof:
                     return
                 continue
-            buf, buf_offset, skip_partial = buf[i + 1:], buf_offset + i + 1, False
+            buf, skip_partial = buf[i + 1:], False
             newlines -= 1
         if end < size:
-            rel = end - 1 - buf_offset
+            rel = end - 1 - (pos - len(buf))  # buf ends at pos until the owned range is cut
             if rel < 0:
-                buf, done = b"", True
+                buf, newlines, done = b"", 0, True
             else:
                 j = buf.find(b"\n", rel)
                 if j >= 0:
@@ -107,12 +101,14 @@ def line_blocks(stream: BinaryIO, size: int, start: int, end: int, chunk_rows: i
                 newlines += 1
             done = True
         while newlines >= chunk_rows:
-            k = nth_newline(buf, chunk_rows)
-            yield buf[:k + 1]
-            buf, buf_offset = buf[k + 1:], buf_offset + k + 1
+            lines = buf.split(b"\n", chunk_rows)
+            buf = lines.pop()
             newlines -= chunk_rows
+            yield lines
     if buf:
-        yield buf
+        lines = buf.split(b"\n")
+        lines.pop()
+        yield lines
 
 
 def read_header(fetch: Fetch, size: int, where: str) -> tuple[list[str], int]:
@@ -161,11 +157,9 @@ class CsvParser:
         if self.lead is not None:
             self.rest_order = [j - self.lead for j in self.feature_idx]
 
-    def parse(self, block: bytes, first_line: int) -> Chunk:
-        if b"\r" in block:
-            block = block.replace(b"\r\n", b"\n")
-        lines = block.split(b"\n")
-        lines.pop()
+    def parse(self, lines: list[bytes], first_line: int) -> Chunk:
+        if lines and lines[0].endswith(b"\r"):  # CRLF line endings
+            lines = [line.removesuffix(b"\r") for line in lines]
         ids: list[bytes] = []
         mats: list[np.ndarray] = []
         rejected: list[tuple[int, str]] = []
@@ -270,9 +264,7 @@ class JsonLinesParser:
         self.schema = schema
         self.id_columns = id_columns
 
-    def parse(self, block: bytes, first_line: int) -> Chunk:
-        lines = block.split(b"\n")
-        lines.pop()
+    def parse(self, lines: list[bytes], first_line: int) -> Chunk:
         ids: list[bytes] = []
         rows: list[list] = []
         rejected: list[tuple[int, str]] = []
