@@ -59,8 +59,17 @@ class Demo:
     def section(self, title: str) -> None:
         self.out(f"\n== {title}")
 
-    def http(self, method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None,
-             expect: int, check: Callable[[Answer], str | None] | None = None, title: str = "") -> Answer:
+    def http(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        expect: int,
+        check: Callable[[Answer], str | None] | None = None,
+        title: str = "",
+    ) -> Answer:
         """Send one request, print it and its answer, and record a failure if the status is not `expect`
         or `check` returns a complaint."""
         headers = dict(headers or {})
@@ -77,8 +86,7 @@ class Demo:
         hdrs = "".join(f" -H '{k}: {v}'" for k, v in headers.items())
         self.out(f"$ {method} {path}{hdrs}{shown}")
         started = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", self.stack.gateway.port if self.stack.gateway else 0,
-                                          timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", self.stack.gateway.port if self.stack.gateway else 0, timeout=60)
         try:
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()

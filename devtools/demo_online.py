@@ -57,33 +57,94 @@ def run(demo: Demo) -> None:
     version = manifest.version
     example = manifest.schema.example_instance()
     names = list(example)
-    demo.section(f"online prediction: {manifest.name} {version} ({manifest.task}, {len(names)} features) "
-                 f"at {demo.url}")
+    demo.section(f"online prediction: {manifest.name} {version} ({manifest.task}, {len(names)} features) at {demo.url}")
 
     demo.http("GET", "/health", expect=200, title="health check")
-    demo.http("GET", "/model", expect=200, title="which model answers",
-              check=lambda a: None if a.json().get("version") == version or
-              a.json().get("model", {}).get("version") == version else "GET /model does not name the champion")
-    demo.http("POST", "/predict", body={"instances": [example]}, expect=200, title="one row, JSON",
-              check=_predictions(1, version))
-    demo.http("POST", "/predict", body={"instances": [example, example]}, expect=200, title="two rows, answer in XML",
-              headers={"Accept": "application/xml"}, check=_xml)
-    demo.http("POST", "/predict", body={"columns": names, "data": [list(example.values())] * 3}, expect=200,
-              title="columnar form, three rows", check=_predictions(3, version))
+    demo.http(
+        "GET",
+        "/model",
+        expect=200,
+        title="which model answers",
+        check=lambda a: (
+            None
+            if a.json().get("version") == version or a.json().get("model", {}).get("version") == version
+            else "GET /model does not name the champion"
+        ),
+    )
+    demo.http(
+        "POST",
+        "/predict",
+        body={"instances": [example]},
+        expect=200,
+        title="one row, JSON",
+        check=_predictions(1, version),
+    )
+    demo.http(
+        "POST",
+        "/predict",
+        body={"instances": [example, example]},
+        expect=200,
+        title="two rows, answer in XML",
+        headers={"Accept": "application/xml"},
+        check=_xml,
+    )
+    demo.http(
+        "POST",
+        "/predict",
+        body={"columns": names, "data": [list(example.values())] * 3},
+        expect=200,
+        title="columnar form, three rows",
+        check=_predictions(3, version),
+    )
 
     missing = dict(example)
     gone = names[0]
     del missing[gone]
-    demo.http("POST", "/predict", body={"instances": [missing]}, expect=400, title=f"missing feature {gone!r} -> 400",
-              check=_error(gone))
+    demo.http(
+        "POST",
+        "/predict",
+        body={"instances": [missing]},
+        expect=400,
+        title=f"missing feature {gone!r} -> 400",
+        check=_error(gone),
+    )
     wrong = {**example, names[1]: "not-a-number"}
-    demo.http("POST", "/predict", body={"instances": [wrong]}, expect=400,
-              title=f"text where {names[1]!r} must be a number -> 400", check=_error(names[1]))
-    demo.http("POST", "/predict", body='{"instances": [', headers={"Content-Type": "application/json"},
-              expect=400, title="malformed JSON -> 400")
-    demo.http("POST", "/predict", body={"instances": [example] * 1001}, expect=413,
-              title="1001 rows, more than the limit -> 413", check=_error(None, "too_many_rows"))
-    demo.http("POST", "/predict", body={"instances": [example]}, headers={"Accept": "text/csv"}, expect=406,
-              title="an answer format the API does not speak -> 406")
-    demo.http("GET", "/openapi.json", expect=200, title="the OpenAPI document",
-              check=lambda a: None if "/predict" in json.loads(a.body).get("paths", {}) else "no /predict in paths")
+    demo.http(
+        "POST",
+        "/predict",
+        body={"instances": [wrong]},
+        expect=400,
+        title=f"text where {names[1]!r} must be a number -> 400",
+        check=_error(names[1]),
+    )
+    demo.http(
+        "POST",
+        "/predict",
+        body='{"instances": [',
+        headers={"Content-Type": "application/json"},
+        expect=400,
+        title="malformed JSON -> 400",
+    )
+    demo.http(
+        "POST",
+        "/predict",
+        body={"instances": [example] * 1001},
+        expect=413,
+        title="1001 rows, more than the limit -> 413",
+        check=_error(None, "too_many_rows"),
+    )
+    demo.http(
+        "POST",
+        "/predict",
+        body={"instances": [example]},
+        headers={"Accept": "text/csv"},
+        expect=406,
+        title="an answer format the API does not speak -> 406",
+    )
+    demo.http(
+        "GET",
+        "/openapi.json",
+        expect=200,
+        title="the OpenAPI document",
+        check=lambda a: None if "/predict" in json.loads(a.body).get("paths", {}) else "no /predict in paths",
+    )

@@ -48,8 +48,9 @@ class InvokeResult:
 
 
 class Emulator:
-    def __init__(self, spec: FunctionSpec, aws_env: dict[str, str], *, python: str = sys.executable,
-                 log: Path | None = None):
+    def __init__(
+        self, spec: FunctionSpec, aws_env: dict[str, str], *, python: str = sys.executable, log: Path | None = None
+    ):
         self.spec = spec
         self.aws_env = aws_env
         self.python = python
@@ -59,16 +60,18 @@ class Emulator:
 
     def environment(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
-        env.update({
-            "AWS_LAMBDA_FUNCTION_NAME": self.spec.logical_id,
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.spec.memory_mb),
-            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(self.spec.timeout),
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{self.spec.runtime}",
-            "LAMBDA_TASK_ROOT": str(self.spec.code_dir),
-            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": self.spec.logical_id,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.spec.memory_mb),
+                "AWS_LAMBDA_FUNCTION_TIMEOUT": str(self.spec.timeout),
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{self.spec.runtime}",
+                "LAMBDA_TASK_ROOT": str(self.spec.code_dir),
+                "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(self.aws_env)
         env.update(self.spec.environment)
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in self.spec.python_path)
@@ -77,9 +80,17 @@ class Emulator:
     def start(self) -> Emulator:
         self.port = processes.free_port()
         runtime_api_port = processes.free_port()  # each emulator needs its own runtime API port (default 9001)
-        argv = [str(rie_binary()), "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
-                "--runtime-api-address", f"127.0.0.1:{runtime_api_port}",
-                self.python, "-m", "awslambdaric", self.spec.handler]
+        argv = [
+            str(rie_binary()),
+            "--runtime-interface-emulator-address",
+            f"127.0.0.1:{self.port}",
+            "--runtime-api-address",
+            f"127.0.0.1:{runtime_api_port}",
+            self.python,
+            "-m",
+            "awslambdaric",
+            self.spec.handler,
+        ]
         self.proc = processes.spawn(argv, env=self.environment(), cwd=self.spec.code_dir, log=self.log)
         processes.wait_for_port(self.port, self.proc, timeout=15, what=f"emulator for {self.spec.logical_id}")
         return self
@@ -164,10 +175,9 @@ class EmulatorPool:
         with self._lock:
             if dead in self._all:
                 self._all.remove(dead)
-        try:
+        # a pool that is shutting down or broken shrinks; borrow() then reports the timeout
+        with contextlib.suppress(RuntimeError):
             self._idle.put(self._new())
-        except RuntimeError:
-            pass  # a pool that is shutting down or broken shrinks; borrow() then reports the timeout
 
     def invoke(self, payload: bytes) -> InvokeResult:
         with self.borrow() as emulator:

@@ -20,8 +20,14 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 
 class Gateway:
-    def __init__(self, routes: list[Route], pools: dict[str, EmulatorPool], stage: str = "Prod",
-                 port: int = 3000, log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        routes: list[Route],
+        pools: dict[str, EmulatorPool],
+        stage: str = "Prod",
+        port: int = 3000,
+        log: Callable[[str], None] | None = None,
+    ):
         self.routes = routes
         self.pools = pools
         self.stage = stage
@@ -42,8 +48,16 @@ class Gateway:
         if found is None:
             return gateway_error(403, "Missing Authentication Token")
         route, params = found
-        event = build_event(method=method, path=path, query=parts.query, headers=headers, body=body,
-                            route=route, path_params=params, stage=self.stage)
+        event = build_event(
+            method=method,
+            path=path,
+            query=parts.query,
+            headers=headers,
+            body=body,
+            route=route,
+            path_params=params,
+            stage=self.stage,
+        )
         try:
             result = self.pools[route.target].invoke(json.dumps(event).encode())
         except InvokeError as exc:

@@ -24,9 +24,17 @@ WARMUP_PATH = "/__local_warmup"
 
 
 class LocalStack:
-    def __init__(self, template: str | Path = TEMPLATE, *, pool_size: int = 2, port: int = 0,
-                 log: Callable[[str], None] = print, request_log: Callable[[str], None] | None = None,
-                 model_cache: Path | None = MODEL_CACHE, work_dir: Path | None = None):
+    def __init__(
+        self,
+        template: str | Path = TEMPLATE,
+        *,
+        pool_size: int = 2,
+        port: int = 0,
+        log: Callable[[str], None] = print,
+        request_log: Callable[[str], None] | None = None,
+        model_cache: Path | None = MODEL_CACHE,
+        work_dir: Path | None = None,
+    ):
         self.template_path = Path(template)
         self.pool_size = pool_size
         self.port = port
@@ -89,22 +97,32 @@ class LocalStack:
 
     def emulator(self, logical_id: str) -> Emulator:
         """One started emulator for logical_id (caller stops it)."""
-        return Emulator(self.function(logical_id), self.aws.env(),
-                        log=self.work_dir / f"{logical_id}-single.log").start()
+        return Emulator(
+            self.function(logical_id), self.aws.env(), log=self.work_dir / f"{logical_id}-single.log"
+        ).start()
 
     def start_api(self, api: str | None = None) -> Gateway:
         """Serve every API route of the template (or of one RestApi) on 127.0.0.1:port."""
         t = self._template()
         specs = t.api_functions(api)
         if not specs:
-            raise TemplateError(f"{self.template_path.name} has no function with an Api event"
-                                + (f" on {api}" if api else ""))
+            raise TemplateError(
+                f"{self.template_path.name} has no function with an Api event" + (f" on {api}" if api else "")
+            )
         routes = [Route.build(r, s.logical_id) for s in specs for r in s.routes if api is None or r.api == api]
         stage = t.api_stage(routes[0].route.api)
         for spec in specs:
             self.log(f"starting {self.pool_size} emulator(s) for {spec.logical_id} ({spec.handler})")
-            warm = build_event(method="GET", path=WARMUP_PATH, query="", headers=[], body=b"",
-                               route=Route.build(spec.routes[0], spec.logical_id), path_params={}, stage=stage)
+            warm = build_event(
+                method="GET",
+                path=WARMUP_PATH,
+                query="",
+                headers=[],
+                body=b"",
+                route=Route.build(spec.routes[0], spec.logical_id),
+                path_params={},
+                stage=stage,
+            )
             pool = EmulatorPool(spec, self.aws.env(), size=self.pool_size, log_dir=self.work_dir)
             self.pools[spec.logical_id] = pool
             pool.start(warmup=json.dumps(warm).encode())

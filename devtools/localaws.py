@@ -26,8 +26,13 @@ class LocalAws:
 
     def env(self) -> dict[str, str]:
         """Environment for a process that must use this local AWS and nothing else."""
-        return {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
 
     def start(self) -> LocalAws:
         env = {"PATH": "/usr/bin:/bin", **self.env()}
@@ -40,7 +45,9 @@ class LocalAws:
         import boto3
 
         return boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name=REGION,
         ).client(service, endpoint_url=self.endpoint)
 
     def stop(self) -> None:

@@ -18,11 +18,19 @@ _children: list[subprocess.Popen[bytes]] = []
 _lock = threading.Lock()
 
 
-def spawn(argv: Sequence[str], *, env: dict[str, str], cwd: str | Path | None = None,
-          log: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: Sequence[str], *, env: dict[str, str], cwd: str | Path | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed when the child is stopped
-    proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        list(argv),
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     if log:
         out.close()  # the child holds its own copy
     with _lock:
@@ -37,10 +45,8 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 3.0) -> None:
             _children.remove(proc)
     if proc.poll() is None:
         _signal_group(proc, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
     _signal_group(proc, signal.SIGKILL)  # leftovers in the group, even if the leader already exited
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(grace)
@@ -64,8 +70,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30.0,
-                  what: str = "process") -> None:
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 30.0, what: str = "process"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:

@@ -67,8 +67,18 @@ def find_route(routes: list[Route], method: str, path: str) -> tuple[Route, dict
     return None
 
 
-def build_event(*, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes,
-                route: Route, path_params: dict[str, str], stage: str, source_ip: str = "127.0.0.1") -> dict[str, Any]:
+def build_event(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    route: Route,
+    path_params: dict[str, str],
+    stage: str,
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for name, value in headers:
@@ -107,10 +117,19 @@ def build_event(*, method: str, path: str, query: str, headers: list[tuple[str, 
             "requestTime": formatdate(now, usegmt=True),
             "requestTimeEpoch": int(now * 1000),
             "identity": {
-                "cognitoIdentityPoolId": None, "accountId": None, "cognitoIdentityId": None, "caller": None,
-                "apiKey": None, "apiKeyId": None, "accessKey": None, "sourceIp": source_ip,
-                "cognitoAuthenticationType": None, "cognitoAuthenticationProvider": None, "userArn": None,
-                "userAgent": user_agent, "user": None,
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "apiKey": None,
+                "apiKeyId": None,
+                "accessKey": None,
+                "sourceIp": source_ip,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": user_agent,
+                "user": None,
             },
             "path": f"/{stage}{path}",
             "resourcePath": route.route.path,

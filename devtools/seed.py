@@ -31,8 +31,9 @@ def ensure_bucket(s3: Any, bucket: str) -> None:
 def trained_artifact(model_name: str, cache_dir: Path | None, log=print) -> Path:
     """An artifact directory for a built-in model, reused from cache_dir when it still loads."""
     if model_name not in BUILTIN_DATASETS:
-        raise ModelOpsError(f"no built-in dataset for model '{model_name}' "
-                            f"(choose {', '.join(BUILTIN_DATASETS)}, or register it first)")
+        raise ModelOpsError(
+            f"no built-in dataset for model '{model_name}' (choose {', '.join(BUILTIN_DATASETS)}, or register it first)"
+        )
     if cache_dir is not None and (cache_dir / "manifest.json").exists():
         try:
             load_from_dir(cache_dir)
@@ -51,8 +52,7 @@ def trained_artifact(model_name: str, cache_dir: Path | None, log=print) -> Path
     return target
 
 
-def ensure_champion(registry: Registry, ssm: Any, model_name: str, cache_dir: Path | None = None,
-                    log=print) -> str:
+def ensure_champion(registry: Registry, ssm: Any, model_name: str, cache_dir: Path | None = None, log=print) -> str:
     """Champion version of model_name; trains and registers the built-in model if there is none."""
     state = registry.get_alias(model_name, CHAMPION)
     version = state.version
@@ -62,8 +62,7 @@ def ensure_champion(registry: Registry, ssm: Any, model_name: str, cache_dir: Pa
             version = registry.register(artifact).version
         except ConflictError:  # already registered earlier, only the alias is missing
             version = load_from_dir(artifact).manifest.version
-        registry.set_alias(model_name, CHAMPION, version, reason="local default model",
-                           trigger="devtools:seed")
+        registry.set_alias(model_name, CHAMPION, version, reason="local default model", trigger="devtools:seed")
         log(f"registered {model_name} {version} as {CHAMPION} in {registry.uri}")
     ssm.put_parameter(Name=champion_parameter(model_name), Value=version, Type="String", Overwrite=True)
     return version

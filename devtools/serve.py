@@ -16,10 +16,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from modelops.errors import ModelOpsError
+
 from . import processes
 from .local_stack import MODEL_CACHE, REPO, LocalStack
 from .template import TemplateError
-from modelops.errors import ModelOpsError
 
 DEFAULT_PORT = 3000
 EXAMPLE_REQUEST = REPO / ".local" / "example-request.json"
@@ -27,14 +28,26 @@ EXAMPLE_REQUEST = REPO / ".local" / "example-request.json"
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="make serve", description=__doc__.split("\n\n")[0])
-    p.add_argument("--port", type=int, default=int(os.environ.get("PORT") or DEFAULT_PORT),
-                   help="port on 127.0.0.1 (env PORT, default 3000; 0 picks a free one)")
-    p.add_argument("--pool", type=int, default=int(os.environ.get("MODELOPS_LOCAL_POOL") or 2),
-                   help="emulator processes per function, i.e. concurrent requests (default 2)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT") or DEFAULT_PORT),
+        help="port on 127.0.0.1 (env PORT, default 3000; 0 picks a free one)",
+    )
+    p.add_argument(
+        "--pool",
+        type=int,
+        default=int(os.environ.get("MODELOPS_LOCAL_POOL") or 2),
+        help="emulator processes per function, i.e. concurrent requests (default 2)",
+    )
     p.add_argument("--template", type=Path, default=REPO / "template.yaml")
     p.add_argument("--api", help="serve only this RestApi's routes (logical id)")
-    p.add_argument("--model-cache", type=Path, default=MODEL_CACHE,
-                   help="where the trained default model is kept between runs (default .local/models)")
+    p.add_argument(
+        "--model-cache",
+        type=Path,
+        default=MODEL_CACHE,
+        help="where the trained default model is kept between runs (default .local/models)",
+    )
     p.add_argument("--quiet", action="store_true", help="no line per request")
     return p.parse_args(argv)
 
@@ -47,7 +60,8 @@ def example_request(stack: LocalStack) -> Path | None:
         return None
     params = stack._template().parameters()
     manifest = Registry(stack.registry_uri(), s3=stack.aws.client("s3")).manifest(
-        params.get("ModelName", "breast-cancer"), stack.champion)
+        params.get("ModelName", "breast-cancer"), stack.champion
+    )
     EXAMPLE_REQUEST.parent.mkdir(parents=True, exist_ok=True)
     EXAMPLE_REQUEST.write_text(json.dumps({"instances": [manifest.schema.example_instance()]}, indent=1))
     return EXAMPLE_REQUEST
@@ -57,8 +71,12 @@ def banner(stack: LocalStack) -> list[str]:
     assert stack.gateway is not None
     url = stack.gateway.url
     routes = sorted({f"{r.route.method} {r.route.path}" for r in stack.gateway.routes})
-    lines = [f"API:      {url}", f"Docs:     {url}/docs   (OpenAPI: {url}/openapi.json)",
-             f"Routes:   {', '.join(routes)}", f"Model:    champion {stack.champion}"]
+    lines = [
+        f"API:      {url}",
+        f"Docs:     {url}/docs   (OpenAPI: {url}/openapi.json)",
+        f"Routes:   {', '.join(routes)}",
+        f"Model:    champion {stack.champion}",
+    ]
     body = example_request(stack)
     if body is not None:
         rel = os.path.relpath(body) if body.is_relative_to(Path.cwd()) else str(body)
@@ -93,8 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.port and not port_free(args.port):
         print(f"error: port {args.port} is already in use; set PORT to another port", file=sys.stderr)
         return 1
-    stack = LocalStack(args.template, pool_size=max(1, args.pool), port=args.port, model_cache=args.model_cache,
-                       log=lambda line: print(line, flush=True), request_log=log)
+    stack = LocalStack(
+        args.template,
+        pool_size=max(1, args.pool),
+        port=args.port,
+        model_cache=args.model_cache,
+        log=lambda line: print(line, flush=True),
+        request_log=log,
+    )
     try:
         stack.start(args.api)
         serving.set()

@@ -135,7 +135,7 @@ class Template:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             fn = INTRINSICS.get(key)
             if fn is not None:
                 return fn(self, arg)
@@ -148,10 +148,14 @@ class Template:
 
     def _ref(self, name: str) -> Any:
         pseudo = {
-            "AWS::Region": self.context.region, "AWS::AccountId": self.context.account_id,
-            "AWS::StackName": self.context.stack_name, "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
+            "AWS::Region": self.context.region,
+            "AWS::AccountId": self.context.account_id,
+            "AWS::StackName": self.context.stack_name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackId": f"arn:aws:cloudformation:{self.context.region}:{self.context.account_id}:stack/"
-                            f"{self.context.stack_name}/local", "AWS::NoValue": NO_VALUE,
+            f"{self.context.stack_name}/local",
+            "AWS::NoValue": NO_VALUE,
         }
         if name in pseudo:
             return pseudo[name]
@@ -230,8 +234,13 @@ class Template:
             props = event.get("Properties") or {}
             api_ref = props.get("RestApiId")
             api = api_ref.get("Ref") if isinstance(api_ref, dict) else api_ref
-            routes.append(ApiRoute(api=api, path=str(self.resolve(props["Path"])),
-                                   method=str(self.resolve(props.get("Method", "ANY"))).upper()))
+            routes.append(
+                ApiRoute(
+                    api=api,
+                    path=str(self.resolve(props["Path"])),
+                    method=str(self.resolve(props.get("Method", "ANY"))).upper(),
+                )
+            )
         return routes
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +20,12 @@ from devtools.local_stack import LocalStack
 from devtools.template import TEMPLATE
 
 REPO = TEMPLATE.parent
+# The template whose API the predict_stack fixture serves (another checkout's template can be tried this way).
+TEMPLATE_UNDER_TEST = Path(os.environ.get("MODELOPS_TEMPLATE") or TEMPLATE)
 
 # A tiny function that exercises what the stack provides: the modelops layer on PYTHONPATH, the
 # registry in the local AWS, the SSM-pinned version in its environment, and the proxy event.
-ECHO_APP = '''
+ECHO_APP = """
 import json, os, time
 from modelops.registry import Registry
 
@@ -44,7 +47,7 @@ def lambda_handler(event, context):
                             "function": context.function_name, "pid": os.getpid(),
                             "extra": os.environ.get("ECHO_EXTRA")}),
     }
-'''
+"""
 
 ECHO_TEMPLATE = """\
 AWSTemplateFormatVersion: "2010-09-09"
@@ -115,8 +118,14 @@ class HttpAnswer:
         return json.loads(self.body)
 
 
-def http_call(port: int, method: str, path: str, body: bytes | str | None = None,
-              headers: dict[str, str] | None = None, timeout: float = 60) -> HttpAnswer:
+def http_call(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> HttpAnswer:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -152,4 +161,4 @@ def echo_stack(tmp_path_factory, local_model_cache) -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def predict_stack(local_model_cache) -> Iterator[LocalStack]:
     """The local stack serving the repository's template.yaml API (the real predict handler)."""
-    yield from _started(TEMPLATE, 2, local_model_cache)
+    yield from _started(TEMPLATE_UNDER_TEST, 2, local_model_cache)

@@ -26,11 +26,21 @@ def _keys(d: dict) -> set[str]:
 def test_event_has_every_field_of_sam_generate_event(echo_stack):
     """Compared with what `sam local generate-event apigateway aws-proxy` produces, offline."""
     sam = Path(sys.executable).with_name("sam")
-    generated = json.loads(subprocess.run([str(sam), "local", "generate-event", "apigateway", "aws-proxy"],
-                                          capture_output=True, check=True, env={"SAM_CLI_TELEMETRY": "0",
-                                                                                "PATH": "/usr/bin:/bin"}).stdout)
-    answer = http_call(echo_stack.gateway.port, "POST", "/things/a/b?x=1&x=2&y=", body='{"k": 1}',
-                       headers={"Content-Type": "application/json", "User-Agent": "pytest"})
+    generated = json.loads(
+        subprocess.run(
+            [str(sam), "local", "generate-event", "apigateway", "aws-proxy"],
+            capture_output=True,
+            check=True,
+            env={"SAM_CLI_TELEMETRY": "0", "PATH": "/usr/bin:/bin"},
+        ).stdout
+    )
+    answer = http_call(
+        echo_stack.gateway.port,
+        "POST",
+        "/things/a/b?x=1&x=2&y=",
+        body='{"k": 1}',
+        headers={"Content-Type": "application/json", "User-Agent": "pytest"},
+    )
     assert answer.status == 200
     event = answer.json()["event"]
     assert _keys(generated) <= _keys(event)
@@ -70,8 +80,9 @@ def test_status_and_headers_pass_through(echo_stack):
 
 def test_binary_body_is_base64(echo_stack):
     raw = bytes(range(256))
-    event = http_call(echo_stack.gateway.port, "POST", "/bin", body=raw,
-                      headers={"Content-Type": "application/octet-stream"}).json()["event"]
+    event = http_call(
+        echo_stack.gateway.port, "POST", "/bin", body=raw, headers={"Content-Type": "application/octet-stream"}
+    ).json()["event"]
     assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == raw
 
 
@@ -117,9 +128,11 @@ def test_keep_alive_connection_serves_several_requests(echo_stack):
 
 
 def test_route_specificity_without_a_server():
-    routes = [Route.build(ApiRoute(None, "/{proxy+}", "ANY"), "Any"),
-              Route.build(ApiRoute(None, "/predict", "POST"), "Predict"),
-              Route.build(ApiRoute(None, "/models/{name}", "GET"), "Model")]
+    routes = [
+        Route.build(ApiRoute(None, "/{proxy+}", "ANY"), "Any"),
+        Route.build(ApiRoute(None, "/predict", "POST"), "Predict"),
+        Route.build(ApiRoute(None, "/models/{name}", "GET"), "Model"),
+    ]
     assert find_route(routes, "POST", "/predict")[0].target == "Predict"
     assert find_route(routes, "GET", "/predict")[0].target == "Any"
     route, params = find_route(routes, "GET", "/models/a-b")
@@ -127,13 +140,17 @@ def test_route_specificity_without_a_server():
     assert find_route(routes[1:], "GET", "/nope") is None
 
 
-@pytest.mark.parametrize("payload", [b"not json", b'{"body": "x"}', b'{"statusCode": "abc"}',
-                                     b'{"statusCode": 200, "body": 5}'])
+@pytest.mark.parametrize(
+    "payload", [b"not json", b'{"body": "x"}', b'{"statusCode": "abc"}', b'{"statusCode": 200, "body": 5}']
+)
 def test_malformed_function_answers_become_502(payload):
     assert parse_answer(payload).status == 502
 
 
 def test_base64_answer_is_decoded():
-    answer = parse_answer(json.dumps({"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(),
-                                      "isBase64Encoded": True}).encode())
+    answer = parse_answer(
+        json.dumps(
+            {"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(), "isBase64Encoded": True}
+        ).encode()
+    )
     assert answer.status == 200 and answer.body == b"\x00\x01"

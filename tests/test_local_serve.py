@@ -62,9 +62,24 @@ def test_serve_prints_url_answers_and_stops_everything_on_signal(tmp_path, local
     template = write_echo_project(tmp_path)
     port = free_port()
     env = {**os.environ, "PORT": str(port), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "devtools.serve", "--template", str(template), "--pool", "2",
-                             "--model-cache", str(local_model_cache / "breast-cancer")],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devtools.serve",
+            "--template",
+            str(template),
+            "--pool",
+            "2",
+            "--model-cache",
+            str(local_model_cache / "breast-cancer"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         banner = "".join(_wait_for_url(proc))
         assert f"http://127.0.0.1:{port}" in banner and f"http://127.0.0.1:{port}/docs" in banner
@@ -98,8 +113,14 @@ def test_serve_reports_a_busy_port_in_one_line(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         env = {**os.environ, "PORT": str(port), "PYTHONPATH": str(REPO)}
-        result = subprocess.run([sys.executable, "-m", "devtools.serve", "--template", str(template), "--pool", "1"],
-                                cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        result = subprocess.run(
+            [sys.executable, "-m", "devtools.serve", "--template", str(template), "--pool", "1"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     assert result.returncode == 1
     assert f"port {port} is already in use" in result.stderr
     assert "Traceback" not in result.stderr
