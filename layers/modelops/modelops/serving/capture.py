@@ -43,12 +43,15 @@ def _instances(model: ServedModel, prediction: Prediction, payload: Any) -> list
     return [dict(zip(names, values, strict=True)) for values in prediction.matrix.tolist()]
 
 
-def capture_line(model: ServedModel, prediction: Prediction, payload: Any, request_id: str, variant: str) -> bytes:
+def capture_line(model: ServedModel, prediction: Prediction, payload: Any, request_id: str, variant: str,
+                 entity_id: str | None = None) -> bytes:
     record: dict[str, Any] = {
         MARKER: True, "at": int(time.time() * 1000), "request_id": request_id,
         "model_name": model.model_ref["name"], "model_version": model.model_ref["version"], "variant": variant,
         "status": 200, "instances": _instances(model, prediction, payload), "predictions": prediction.predictions,
     }
+    if entity_id is not None:  # A/B: lets feedback that names only the entity find this prediction
+        record["entity_id"] = entity_id
     probabilities = prediction.probabilities
     if probabilities is not None:
         if probabilities.shape[1] == 2:
@@ -60,5 +63,5 @@ def capture_line(model: ServedModel, prediction: Prediction, payload: Any, reque
 
 
 def emit_capture(model: ServedModel, prediction: Prediction, payload: Any, request_id: str, variant: str,
-                 stream: IO[str] | None = None) -> None:
-    (stream or sys.stdout).write(capture_line(model, prediction, payload, request_id, variant).decode() + "\n")
+                 stream: IO[str] | None = None, entity_id: str | None = None) -> None:
+    (stream or sys.stdout).write(capture_line(model, prediction, payload, request_id, variant, entity_id).decode() + "\n")

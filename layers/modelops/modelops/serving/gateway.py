@@ -11,6 +11,9 @@ Environment (besides the model's, see model_holder):
     MODELOPS_DOCS          on|off: serve /openapi.json and the Swagger UI at /docs (default on)
     MODELOPS_CAPTURE       on|off: one capture line per answered request (see capture.py)
     MODELOPS_CORS_ORIGIN   when set, responses carry Access-Control-Allow-Origin with this value
+    MODELOPS_CHALLENGER_VERSION  A/B: a second pinned model version served as variant B to the share of
+                           requests that modelops.experiment assigns to it (MODELOPS_CHALLENGER_DIR for a
+                           local artifact directory); unset = no experiment and no per-request flag lookup
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from .errors import ApiError, model_unavailable
 from .metrics import RequestMetrics
 from .model_holder import ModelHolder
 from .negotiation import JSON, XML, check_json_body, choose_format, header, render
-from .service import CHAMPION_VARIANT, Limits, handle_predict, read_json
+from .service import CHALLENGER_VARIANT, CHAMPION_VARIANT, Limits, handle_predict, read_json
 
 PREDICT_PATH = "/predict"
 logger = logging.getLogger(__name__)
@@ -63,8 +66,11 @@ def running_in_aws(env: Mapping[str, str]) -> bool:
 class Gateway:
     def __init__(self, holder: ModelHolder, limits: Limits, *, docs_enabled: bool = True, capture: bool = False,
                  cors_origin: str | None = None, model_name: str = "", pinned_version: str = "",
-                 log: Any = None, metrics: RequestMetrics | None = None):
+                 log: Any = None, metrics: RequestMetrics | None = None,
+                 experiment: Any = None, challenger: ModelHolder | None = None):
         self.holder = holder
+        self.experiment = experiment  # modelops.experiment.Experiment, or None when no A/B test runs
+        self.challenger = challenger
         self.limits = limits
         self.docs_enabled = docs_enabled
         self.capture = capture
@@ -74,6 +80,8 @@ class Gateway:
         self.model_version = model.model_ref["version"] if model else pinned_version or "unknown"
         self.log = log if log is not None else _powertools_logger()
         self.metrics = metrics or RequestMetrics(self.model_name, self.model_version)
+        self.challenger_metrics = (RequestMetrics(self.model_name, experiment.challenger_version, CHALLENGER_VARIANT)
+                                   if experiment is not None else None)
         self._resolver: Any = None
         self._resolver_model: Any = None
 
@@ -83,9 +91,11 @@ class Gateway:
         env = os.environ if env is None else env
         holder = ModelHolder.from_env(env)
         holder.load()
+        experiment, challenger = _experiment_from_env(env)
         gateway = cls(holder, Limits.from_env(env), docs_enabled=_flag(env, "MODELOPS_DOCS", True),
                       capture=capture_enabled(env), cors_origin=env.get("MODELOPS_CORS_ORIGIN", "").strip() or None,
-                      model_name=env.get("MODELOPS_MODEL_NAME", ""), pinned_version=env.get("MODELOPS_MODEL_VERSION", ""))
+                      model_name=env.get("MODELOPS_MODEL_NAME", ""), pinned_version=env.get("MODELOPS_MODEL_VERSION", ""),
+                      experiment=experiment, challenger=challenger)
         if running_in_aws(env):
             gateway.handle = _traced(gateway.handle)  # type: ignore[method-assign]
         return gateway
@@ -105,18 +115,21 @@ class Gateway:
     def predict(self, headers: Mapping[str, str] | None, body: Any, is_base64: bool, request_id: str) -> Reply:
         started = time.perf_counter()
         self.log.set_correlation_id(request_id)
-        fmt, rows, score = JSON, 0, None
+        fmt, rows, score, metrics = JSON, 0, None, self.metrics
         try:
             fmt = choose_format(header(headers, "accept"))
             check_json_body(header(headers, "content-type"))
             payload = read_json(body, is_base64, self.limits.max_body_bytes)
             model = self.holder.get()
+            variant, entity_id = CHAMPION_VARIANT, None
+            if self.experiment is not None:
+                model, variant, entity_id, metrics = self._assign(headers, payload, model, metrics)
             if model is None:
                 raise self._unavailable()
-            document, prediction = handle_predict(model, payload, request_id, self.limits, CHAMPION_VARIANT)
+            document, prediction = handle_predict(model, payload, request_id, self.limits, variant)
             rows, score = len(prediction.predictions), prediction.score()
             if self.capture:
-                emit_capture(model, prediction, payload, request_id, CHAMPION_VARIANT)
+                emit_capture(model, prediction, payload, request_id, variant, entity_id=entity_id)
             reply = Reply(200, render(document, fmt), fmt)
         except ApiError as exc:
             reply = self.error_reply(exc, fmt, request_id)
@@ -124,8 +137,25 @@ class Gateway:
             self.log.exception("POST /predict failed")
             reply = self.error_reply(ApiError(500, "internal_error", f"internal error (request {request_id})"),
                                      fmt, request_id)
-        self.metrics.emit(reply.status, (time.perf_counter() - started) * 1000.0, rows, score)
+        metrics.emit(reply.status, (time.perf_counter() - started) * 1000.0, rows, score)
         return reply
+
+    def _assign(self, headers: Mapping[str, str] | None, payload: Any, champion: Any,
+                metrics: RequestMetrics) -> tuple[Any, str, str | None, RequestMetrics]:
+        """The model, variant, entity id and metrics for this request under the running A/B experiment.
+        A challenger that cannot be loaded never fails a request: the champion answers (as variant A)."""
+        from ..errors import InputError
+
+        try:
+            assignment = self.experiment.assign(headers, payload if isinstance(payload, dict) else None)
+        except InputError as exc:
+            raise ApiError(400, exc.code, str(exc), exc.field) from None
+        if assignment.variant == CHALLENGER_VARIANT and self.challenger is not None:
+            challenger = self.challenger.get()
+            if challenger is not None:
+                return challenger, CHALLENGER_VARIANT, assignment.entity_id, self.challenger_metrics or metrics
+            self.log.warning("challenger unavailable; serving the champion", extra={"reason": self.challenger.error})
+        return champion, CHAMPION_VARIANT, assignment.entity_id, metrics
 
     def error_reply(self, exc: ApiError, fmt: str, request_id: str | None = None) -> Reply:
         if exc.status < 500:
@@ -156,6 +186,24 @@ class Gateway:
             self._resolver = build_resolver(self, model)
             self._resolver_model = model
         return self._resolver
+
+
+def _experiment_from_env(env: Mapping[str, str]) -> tuple[Any, ModelHolder | None]:
+    """The A/B experiment and the challenger's model holder, or (None, None) without a challenger."""
+    challenger_version = env.get("MODELOPS_CHALLENGER_VERSION", "").strip()
+    if not challenger_version:
+        return None, None
+    from ..experiment import Experiment
+
+    try:
+        experiment = Experiment.from_env(env)
+    except Exception as exc:  # a broken experiment setup must not take the champion down
+        logger.error("A/B experiment disabled: %s", exc)
+        return None, None
+    holder = ModelHolder.from_env({**env, "MODELOPS_MODEL_VERSION": challenger_version,
+                                   "MODELOPS_MODEL_DIR": env.get("MODELOPS_CHALLENGER_DIR", "")})
+    holder.load()
+    return experiment, holder
 
 
 class _NoContext:

@@ -31,6 +31,7 @@ from .model_holder import ServedModel
 DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 CHAMPION_VARIANT = "A"
+CHALLENGER_VARIANT = "B"
 
 
 @dataclass(frozen=True)
