@@ -5,7 +5,9 @@ sets, metric definitions) is built once, so a request costs one small orjson.dum
 Powertools' per-flush validation and serialisation (tens of microseconds on a sub-millisecond path).
 
 Namespace: POWERTOOLS_METRICS_NAMESPACE (default "modelops").
-Dimension sets: [ModelName, ModelVersion, Variant] and [ModelName].
+Dimension sets: [ModelName, ModelVersion, Variant], [ModelName, FunctionVersion] and [ModelName].
+FunctionVersion is the published Lambda version (AWS_LAMBDA_FUNCTION_VERSION): the canary's rollback
+alarms watch the new version's ServerErrors and Score through it.
 Metrics: Requests, Rows, Latency (ms, inside the handler), ClientErrors (4xx), ServerErrors (5xx),
 and Score on answered requests: the mean positive-class probability (binary classifiers) or the mean
 prediction (regressors), which tracks the prediction distribution of each version.
@@ -25,7 +27,7 @@ BASE_METRICS = [{"Name": "Requests", "Unit": "Count"}, {"Name": "Rows", "Unit": 
                 {"Name": "Latency", "Unit": "Milliseconds"}, {"Name": "ClientErrors", "Unit": "Count"},
                 {"Name": "ServerErrors", "Unit": "Count"}]
 SCORE_METRIC = {"Name": "Score", "Unit": "None"}
-DIMENSION_SETS = [["ModelName", "ModelVersion", "Variant"], ["ModelName"]]
+DIMENSION_SETS = [["ModelName", "ModelVersion", "Variant"], ["ModelName", "FunctionVersion"], ["ModelName"]]
 
 
 class RequestMetrics:
@@ -33,7 +35,8 @@ class RequestMetrics:
                  namespace: str | None = None, stream: IO[str] | None = None):
         self.namespace = namespace or os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "modelops"
         self.stream = stream
-        self.dimensions = {"ModelName": model_name, "ModelVersion": model_version, "Variant": variant}
+        self.dimensions = {"ModelName": model_name, "ModelVersion": model_version, "Variant": variant,
+                           "FunctionVersion": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST"}
         self._without_score = self._directive(BASE_METRICS)
         self._with_score = self._directive([*BASE_METRICS, SCORE_METRIC])
 
