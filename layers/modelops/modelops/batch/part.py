@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from ..aws import aws_errors
 from ..drift import DriftAccumulator
 from ..errors import ModelOpsError
 from .config import BatchConfig
+from .prefetch import prefetched
 from .readers import Chunk, CsvParser, JsonLinesParser, csv_field, line_chunks, read_header
 from .scoring import Scorer
 from .store import Store
@@ -82,17 +83,22 @@ def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dic
     features = DriftAccumulator(manifest.baseline, schema.names) if schema.names[0] in manifest.baseline else None
     prediction = DriftAccumulator(manifest.baseline, [PREDICTION]) if PREDICTION in manifest.baseline else None
 
+    def parsed() -> Iterator[Chunk]:
+        first = first_line
+        for lines in line_chunks(stream, size, start, part["end"], config.chunk_rows):
+            chunk = parser.parse(lines, first)
+            first += chunk.lines
+            yield chunk
+
     scored = rejected = chunks = peak_rows = 0
-    with stream, MultipartWriter(store.s3, store.bucket, keys["predictions"]) as out, \
+    with stream, contextlib.closing(prefetched(parsed())) as parsed_chunks, \
+            MultipartWriter(store.s3, store.bucket, keys["predictions"]) as out, \
             MultipartWriter(store.s3, store.bucket, keys["rejected"]) as bad:
         out.write(scorer.header(config.id_columns))
         bad.write(REJECTED_HEADER)
-        for lines in line_chunks(stream, size, start, part["end"], config.chunk_rows):
-            chunk = parser.parse(lines, first_line)
-            del lines
+        for chunk in parsed_chunks:
             chunks += 1
             peak_rows = max(peak_rows, chunk.lines)
-            first_line += chunk.lines
             line_count += chunk.lines
             body, tracked = scorer.score(chunk.ids, chunk.matrix, bool(config.id_columns))
             out.write(body)

@@ -1,4 +1,5 @@
-"""Streaming output: buffered multipart upload, so memory is one part, not the whole file.
+"""Streaming output: buffered multipart upload, so memory is two parts (one filling, one uploading in a
+background thread), not the whole file.
 
 Output always goes to a run attempt's own keys first; the commit step publishes it. An upload that
 fails is aborted, so no half-written object is ever left behind.
@@ -7,6 +8,7 @@ fails is aborted, so no half-written object is ever left behind.
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..aws import aws_errors
@@ -23,6 +25,8 @@ class MultipartWriter:
         self._buffered = 0
         self._parts: list[dict[str, Any]] = []
         self._upload_id: str | None = None
+        self._uploader: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None  # at most one part uploads while the next one fills
         self.bytes_written = 0
 
     def write(self, data: bytes) -> None:
@@ -36,38 +40,65 @@ class MultipartWriter:
     def _flush(self) -> None:
         body = b"".join(self._buffer)
         self._buffer, self._buffered = [], 0
-        what = f"writing s3://{self.bucket}/{self.key}"
-        with aws_errors(what, self.bucket):
-            if self._upload_id is None:
+        if self._upload_id is None:
+            with aws_errors(self._what(), self.bucket):
                 self._upload_id = self.s3.create_multipart_upload(
                     Bucket=self.bucket, Key=self.key, ContentType=self.content_type)["UploadId"]
-            number = len(self._parts) + 1
+            self._uploader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-upload")
+        self._wait()
+        self._pending = self._uploader.submit(self._upload, len(self._parts) + 1, body)  # type: ignore[union-attr]
+
+    def _upload(self, number: int, body: bytes) -> dict[str, Any]:
+        with aws_errors(self._what(), self.bucket):
             etag = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
                                        PartNumber=number, Body=body)["ETag"]
-        self._parts.append({"PartNumber": number, "ETag": etag})
-        self.bytes_written += len(body)
+        return {"PartNumber": number, "ETag": etag, "size": len(body)}
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            part, self._pending = self._pending.result(), None
+            self.bytes_written += part.pop("size")
+            self._parts.append(part)
+
+    def _what(self) -> str:
+        return f"writing s3://{self.bucket}/{self.key}"
 
     def close(self) -> None:
-        what = f"writing s3://{self.bucket}/{self.key}"
         if self._upload_id is None:  # small output: one plain put
             body = b"".join(self._buffer)
-            with aws_errors(what, self.bucket):
+            with aws_errors(self._what(), self.bucket):
                 self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body, ContentType=self.content_type)
             self.bytes_written += len(body)
             self._buffer = []
             return
-        if self._buffer:
-            self._flush()
-        with aws_errors(what, self.bucket):
-            self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
-                                              MultipartUpload={"Parts": self._parts})
+        try:
+            if self._buffer:
+                self._flush()
+            self._wait()
+            with aws_errors(self._what(), self.bucket):
+                self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
+                                                  MultipartUpload={"Parts": self._parts})
+        except BaseException:
+            self.abort()
+            raise
+        self._shutdown()
 
     def abort(self) -> None:
         self._buffer = []
+        if self._pending is not None:
+            with contextlib.suppress(BaseException):
+                self._pending.result()
+            self._pending = None
+        self._shutdown()
         if self._upload_id is not None:
             # best effort: the original error matters more; an incomplete upload is never readable
             with contextlib.suppress(Exception):
                 self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
+
+    def _shutdown(self) -> None:
+        if self._uploader is not None:
+            self._uploader.shutdown(wait=True)
+            self._uploader = None
 
     def __enter__(self) -> MultipartWriter:
         return self

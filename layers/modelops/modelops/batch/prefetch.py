@@ -1,0 +1,53 @@
+"""Run a producer (read + parse) one step ahead of its consumer (score + write) in a background thread.
+
+S3 reads, numpy and scikit-learn's tree traversal release the GIL, so parsing the next chunk overlaps
+with scoring the current one. At most `depth` finished items wait in the queue, so memory stays a small
+multiple of one chunk.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_END = object()
+
+
+def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    slots: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+            offer((_END, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            offer((_END, exc))
+
+    worker = threading.Thread(target=produce, name="batch-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
