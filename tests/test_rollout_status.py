@@ -1,0 +1,138 @@
+"""`modelops rollout status|rollback`. Lambda versions and the alias's RoutingConfig run on moto; moto's
+CodeDeploy has no list-by-status, StopDeployment or AppSpec revisions, so the CodeDeploy client is a
+botocore Stubber that checks the exact requests and returns real-shaped answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import zipfile
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from modelops.cli import main
+from modelops.errors import ModelOpsError
+from modelops.rollout import ACTIVE_STATUSES, Rollouts, Target
+
+FN = "stack-PredictFunction-abc"
+TARGET = Target(FN, "stack-ServerlessDeploymentApplication-x", "stack-PredictFunctionDeploymentGroup-y")
+
+
+def _zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def lam(moto_aws):
+    role = boto3.client("iam").create_role(RoleName="predict", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                               "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    client = boto3.client("lambda")
+    client.create_function(FunctionName=FN, Runtime="python3.12", Role=role, Handler="app.lambda_handler",
+                           Code={"ZipFile": _zip()}, Environment={"Variables": {"MODELOPS_MODEL_VERSION": "20260101-a"}})
+    v1 = client.publish_version(FunctionName=FN)["Version"]
+    client.update_function_configuration(FunctionName=FN, Environment={"Variables": {"MODELOPS_MODEL_VERSION": "20260102-b"}})
+    v2 = client.publish_version(FunctionName=FN)["Version"]
+    # a canary in progress: 90 % on v1, 10 % on v2
+    client.create_alias(FunctionName=FN, Name="live", FunctionVersion=v1,
+                        RoutingConfig={"AdditionalVersionWeights": {v2: 0.1}})
+    return client, v1, v2
+
+
+def deployment_info(deployment_id: str, status: str, current: str, target: str) -> dict:
+    spec = {"version": 0.0, "Resources": [{"PredictFunction": {"Type": "AWS::Lambda::Function", "Properties": {
+        "Name": FN, "Alias": "live", "CurrentVersion": current, "TargetVersion": target}}}]}
+    return {"deploymentInfo": {"deploymentId": deployment_id, "status": status, "applicationName": TARGET.application,
+                               "deploymentGroupName": TARGET.group, "deploymentConfigName": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+                               "creator": "user", "createTime": dt.datetime(2026, 1, 2, 12, 0),
+                               "revision": {"revisionType": "AppSpecContent",
+                                            "appSpecContent": {"content": json.dumps(spec)}}}}
+
+
+def group_kwargs(**extra):
+    return {"applicationName": TARGET.application, "deploymentGroupName": TARGET.group, **extra}
+
+
+def test_status_shows_traffic_split_models_and_deployment(lam):
+    client, v1, v2 = lam
+    cd = boto3.client("codedeploy")
+    with Stubber(cd) as stub:
+        stub.add_response("list_deployments", {"deployments": ["d-2"]}, group_kwargs())
+        stub.add_response("get_deployment", deployment_info("d-2", "InProgress", v1, v2), {"deploymentId": "d-2"})
+        status = Rollouts(TARGET, client, cd).status()
+        stub.assert_no_pending_responses()
+    assert status["traffic"] == [{"function_version": v1, "model_version": "20260101-a", "weight": 0.9},
+                                 {"function_version": v2, "model_version": "20260102-b", "weight": 0.1}]
+    d = status["deployment"]
+    assert (d["id"], d["status"], d["from_version"], d["to_version"]) == ("d-2", "InProgress", v1, v2)
+
+
+def test_rollback_stops_deployment_and_routes_everything_to_previous(lam):
+    client, v1, v2 = lam
+    cd = boto3.client("codedeploy")
+    with Stubber(cd) as stub:
+        stub.add_response("list_deployments", {"deployments": ["d-2"]}, group_kwargs(includeOnlyStatuses=ACTIVE_STATUSES))
+        stub.add_response("get_deployment", deployment_info("d-2", "InProgress", v1, v2), {"deploymentId": "d-2"})
+        stub.add_response("stop_deployment", {"status": "Pending", "statusMessage": "stopping"},
+                          {"deploymentId": "d-2", "autoRollbackEnabled": True})
+        result = Rollouts(TARGET, client, cd).rollback()
+        stub.assert_no_pending_responses()
+    assert result["stopped_deployment"] == "d-2" and result["function_version"] == v1
+    alias = client.get_alias(FunctionName=FN, Name="live")
+    assert alias["FunctionVersion"] == v1
+    assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    assert result["traffic"] == {v1: 1.0} and result["model_version"] == "20260101-a"
+
+
+def test_rollback_without_deployment_in_flight_uses_last_deployment(lam):
+    client, v1, v2 = lam
+    client.update_alias(FunctionName=FN, Name="live", FunctionVersion=v2, RoutingConfig={"AdditionalVersionWeights": {}})
+    cd = boto3.client("codedeploy")
+    with Stubber(cd) as stub:
+        stub.add_response("list_deployments", {"deployments": []}, group_kwargs(includeOnlyStatuses=ACTIVE_STATUSES))
+        stub.add_response("list_deployments", {"deployments": ["d-2"]}, group_kwargs())
+        stub.add_response("get_deployment", deployment_info("d-2", "Succeeded", v1, v2), {"deploymentId": "d-2"})
+        result = Rollouts(TARGET, client, cd).rollback()
+    assert result["stopped_deployment"] is None and client.get_alias(FunctionName=FN, Name="live")["FunctionVersion"] == v1
+
+
+def test_rollback_with_nothing_to_go_back_to_is_a_clear_error(lam):
+    client, _, _ = lam
+    cd = boto3.client("codedeploy")
+    with Stubber(cd) as stub:
+        stub.add_response("list_deployments", {"deployments": []}, group_kwargs(includeOnlyStatuses=ACTIVE_STATUSES))
+        stub.add_response("list_deployments", {"deployments": []}, group_kwargs())
+        with pytest.raises(ModelOpsError, match="no deployment"):
+            Rollouts(TARGET, client, cd).rollback()
+
+
+def test_target_from_stack_outputs_and_cli_errors(moto_aws, capsys):
+    cfn = boto3.client("cloudformation")
+    cfn.create_stack(StackName="plain", TemplateBody=json.dumps({"Resources": {"B": {"Type": "AWS::S3::Bucket"}}}))
+    with pytest.raises(ModelOpsError, match="PredictFunctionName"):
+        Target.from_stack("plain", cfn)
+    assert main(["rollout", "status"]) == 1
+    assert "--stack" in capsys.readouterr().err
+    assert main(["rollout", "status", "--stack", "plain"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("modelops: error:") and "Traceback" not in err
+
+
+def test_cli_status_prints_split(lam, monkeypatch, capsys):
+    client, v1, v2 = lam
+    cd = boto3.client("codedeploy")
+    stub = Stubber(cd)
+    stub.add_response("list_deployments", {"deployments": []}, group_kwargs())
+    stub.activate()
+    import modelops.rollout as rollout
+
+    monkeypatch.setattr(rollout, "client", lambda service: cd if service == "codedeploy" else client)
+    assert main(["--json", "rollout", "status", "--function", FN, "--application", TARGET.application,
+                 "--group", TARGET.group]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [t["weight"] for t in out["traffic"]] == [0.9, 0.1] and out["deployment"] is None
