@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-
 from modelops import artifact
 from modelops.artifact import MANIFEST_FILE, MODEL_FILE, load_from_dir
 from modelops.errors import ArtifactIntegrityError, VersionSkewError
@@ -14,8 +13,12 @@ def test_classifier_manifest_records_everything(classifier_dir):
     assert m["classes"] == ["benign", "malignant"]
     assert m["estimator"] == "LogisticRegression"
     assert len(m["features"]) == 30 and m["features"][0] == {
-        "name": "mean_radius", "dtype": "number", "nullable": False,
-        "min": m["features"][0]["min"], "max": m["features"][0]["max"]}
+        "name": "mean_radius",
+        "dtype": "number",
+        "nullable": False,
+        "min": m["features"][0]["min"],
+        "max": m["features"][0]["max"],
+    }
     assert m["features"][0]["min"] < m["features"][0]["max"]
     assert m["target"] == "diagnosis"
     assert 0.9 < m["metrics"]["accuracy"] <= 1.0 and 0.9 < m["metrics"]["roc_auc"] <= 1.0
@@ -52,8 +55,11 @@ def test_load_round_trip_predicts_like_the_original(classifier_dir):
 def test_tampered_or_truncated_model_is_refused_before_unpickling(classifier_dir, copy_dir, monkeypatch, damage):
     d = copy_dir(classifier_dir)
     data = (d / MODEL_FILE).read_bytes()
-    damaged = {"flip": data[:100] + bytes([data[100] ^ 1]) + data[101:], "truncate": data[: len(data) // 2],
-               "empty": b""}[damage]
+    damaged = {
+        "flip": data[:100] + bytes([data[100] ^ 1]) + data[101:],
+        "truncate": data[: len(data) // 2],
+        "empty": b"",
+    }[damage]
     (d / MODEL_FILE).write_bytes(damaged)
     import joblib
 

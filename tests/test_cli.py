@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from modelops.cli import main
 
 REG = "s3://modelops-test/registry"
@@ -62,9 +61,13 @@ def test_train_default_model_and_manage_aliases(s3, capsys):
     code, out, _ = run(capsys, "--registry", REG, "models", "show", "breast-cancer")
     assert code == 0 and first["version"] in out and "mean_radius" in out
 
-    code, out, err = run(capsys, "--registry", REG, "models", "promote", "breast-cancer", second, "--expect", first["version"])
+    code, out, err = run(
+        capsys, "--registry", REG, "models", "promote", "breast-cancer", second, "--expect", first["version"]
+    )
     assert code == 0, err
-    code, out, err = run(capsys, "--registry", REG, "models", "promote", "breast-cancer", first["version"], "--expect", first["version"])
+    code, out, err = run(
+        capsys, "--registry", REG, "models", "promote", "breast-cancer", first["version"], "--expect", first["version"]
+    )
     assert code == 1 and "not " in one_line_error(err)
     code, out, _ = run(capsys, "--json", "--registry", REG, "models", "rollback", "breast-cancer")
     assert json.loads(out)["version"] == first["version"]
@@ -85,19 +88,33 @@ def test_train_on_a_csv_with_categoricals_infers_classification(s3, capsys, mixe
 
 
 def test_train_regression_on_csv(s3, capsys, mixed_csv):
-    code, out, err = run(capsys, "--json", "train", "--registry", REG, "--data", str(mixed_csv),
-                         "--target", "monthly_charges", "--model-name", "charges")
+    code, out, err = run(
+        capsys,
+        "--json",
+        "train",
+        "--registry",
+        REG,
+        "--data",
+        str(mixed_csv),
+        "--target",
+        "monthly_charges",
+        "--model-name",
+        "charges",
+    )
     assert code == 0, err
     assert json.loads(out)["task"] == "regression"
 
 
-@pytest.mark.parametrize("case,expected", [
-    ("missing_file", "data file not found"),
-    ("missing_column", "target column 'nope' not found"),
-    ("empty_csv", "is empty"),
-    ("non_numeric_regression", "is not numeric"),
-    ("data_without_target", "--data needs --target"),
-])
+@pytest.mark.parametrize(
+    "case,expected",
+    [
+        ("missing_file", "data file not found"),
+        ("missing_column", "target column 'nope' not found"),
+        ("empty_csv", "is empty"),
+        ("non_numeric_regression", "is not numeric"),
+        ("data_without_target", "--data needs --target"),
+    ],
+)
 def test_training_data_errors(s3, capsys, tmp_path, mixed_csv, case, expected):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
@@ -134,11 +151,21 @@ def test_missing_registry_option(capsys):
 def test_no_credentials_in_a_real_process(tmp_path):
     """The installed console script, with no credentials anywhere: one line, exit 1, no traceback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(HOME=str(tmp_path), AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true",
-               AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    env.update(
+        HOME=str(tmp_path),
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+    )
     script = Path(sys.executable).with_name("modelops")
-    proc = subprocess.run([str(script), "--registry", "s3://any-bucket/x", "models", "list"],
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(script), "--registry", "s3://any-bucket/x", "models", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "no AWS credentials" in proc.stderr, proc.stderr
 

@@ -2,7 +2,6 @@ import math
 
 import numpy as np
 import pytest
-
 from modelops.errors import InputError
 from modelops.schema import CATEGORY, NUMBER, Feature, FeatureSchema
 
@@ -21,18 +20,21 @@ def test_columnar_form_reorders_columns():
     np.testing.assert_array_equal(m, [[3, 0.5], [4, 0.25]])
 
 
-@pytest.mark.parametrize("rows,field,code", [
-    ([{"a": 1}], "instances[0].b", "missing_feature"),
-    ([{"a": 1, "b": 2, "c": 3}], "instances[0].c", "unknown_feature"),
-    ([{"a": 1, "b": "2"}], "instances[0].b", "wrong_type"),
-    ([{"a": True, "b": 2}], "instances[0].a", "wrong_type"),
-    ([{"a": None, "b": 2}], "instances[0].a", "wrong_type"),
-    ([{"a": 1, "b": 2}, {"a": 10**400, "b": 2}], "instances[1].a", "not_finite"),
-    ([{"a": 1, "b": float("nan")}], "instances[0].b", "not_finite"),
-    ([{"a": 1, "b": float("inf")}], "instances[0].b", "not_finite"),
-    ([[1, 2]], "instances[0]", "invalid_input"),
-    ([], "instances", "empty_input"),
-])
+@pytest.mark.parametrize(
+    "rows,field,code",
+    [
+        ([{"a": 1}], "instances[0].b", "missing_feature"),
+        ([{"a": 1, "b": 2, "c": 3}], "instances[0].c", "unknown_feature"),
+        ([{"a": 1, "b": "2"}], "instances[0].b", "wrong_type"),
+        ([{"a": True, "b": 2}], "instances[0].a", "wrong_type"),
+        ([{"a": None, "b": 2}], "instances[0].a", "wrong_type"),
+        ([{"a": 1, "b": 2}, {"a": 10**400, "b": 2}], "instances[1].a", "not_finite"),
+        ([{"a": 1, "b": float("nan")}], "instances[0].b", "not_finite"),
+        ([{"a": 1, "b": float("inf")}], "instances[0].b", "not_finite"),
+        ([[1, 2]], "instances[0]", "invalid_input"),
+        ([], "instances", "empty_input"),
+    ],
+)
 def test_bad_rows_name_the_field(rows, field, code):
     with pytest.raises(InputError) as err:
         NUM.matrix_from_instances(rows, 10)
