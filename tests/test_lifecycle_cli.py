@@ -42,3 +42,9 @@ def test_missing_settings_give_one_line_errors(deployed, monkeypatch, capsys):  
     assert main(["--registry", REG, "retrain", "--data", "s3://modelops-test/data"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "MODELOPS_PREDICT_FUNCTION" in err and "--dry-run" in err
+
+
+def test_unknown_stack_is_a_one_line_error(deployed, capsys):  # noqa: F811
+    assert main(["--registry", REG, "retrain", "--stack", "no-such-stack", "--data", "s3://modelops-test/data"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no-such-stack" in err

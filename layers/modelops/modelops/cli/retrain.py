@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=os.environ.get("MODELOPS_DATA_URI"),
         help="s3://bucket/prefix of captured predictions and feedback (default: $MODELOPS_DATA_URI)",
     )
+    p.add_argument("--stack", help="deployed stack: its outputs name the predict function and CodeDeploy group")
     p.add_argument("--dry-run", action="store_true", help="train and compare, but register and deploy nothing")
     p.add_argument("--ignore-cooldown", action="store_true", help="run even if the last retrain decided recently")
     p.add_argument("--margin", type=float, help="required gain on the primary metric (default 0.01)")
@@ -63,6 +64,15 @@ def run(args: argparse.Namespace) -> int:
         "MODELOPS_MODEL_NAME": args.model_name,
         "MODELOPS_DATA_URI": args.data or "",
     }
+    if args.stack:
+        from ..rollout import Target
+
+        target = Target.from_stack(args.stack)
+        env.update(
+            MODELOPS_PREDICT_FUNCTION=target.function,
+            MODELOPS_CODEDEPLOY_APPLICATION=target.application,
+            MODELOPS_CODEDEPLOY_GROUP=target.group,
+        )
     if args.margin is not None:
         env["MODELOPS_RETRAIN_MARGIN"] = str(args.margin)
     if args.recent_days is not None:
@@ -89,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         deployer = NoRollout()
     else:
         raise ModelOpsError(
-            "a retrain that may roll out needs MODELOPS_PREDICT_FUNCTION, "
+            "a retrain that may roll out needs --stack, or MODELOPS_PREDICT_FUNCTION, "
             "MODELOPS_CODEDEPLOY_APPLICATION and MODELOPS_CODEDEPLOY_GROUP (or use --dry-run)"
         )
     retrainer = lifecycle.retrainer_from_env(env, deployer=deployer)
