@@ -3,6 +3,7 @@ and on Ctrl-C (SIGINT) or SIGTERM stops every process it started (moto server, e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,6 +45,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _wait_for_url(proc: subprocess.Popen[str], timeout: float = 120) -> list[str]:
     lines: list[str] = []
     deadline = time.monotonic() + timeout
@@ -80,13 +88,14 @@ def test_serve_prints_url_answers_and_stops_everything_on_signal(tmp_path, local
         stderr=subprocess.STDOUT,
         text=True,
     )
+    started: set[int] = set()
     try:
         banner = "".join(_wait_for_url(proc))
         assert f"http://127.0.0.1:{port}" in banner and f"http://127.0.0.1:{port}/docs" in banner
         assert "curl -s -X POST" in banner
         assert http_call(port, "GET", "/hello").status == 200
-        started = _descendants(proc.pid)
-        names = [Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode() for p in started if _alive(p)]
+        started |= _descendants(proc.pid)
+        names = [_cmdline(p) for p in started if _alive(p)]
         assert sum("moto.server" in n for n in names) == 1
         assert sum("aws-lambda-rie" in n for n in names) == 2  # the emulators
         assert sum(n.split()[1:3] == ["-m", "awslambdaric"] for n in names) == 2  # the runtimes they started
@@ -99,6 +108,14 @@ def test_serve_prints_url_answers_and_stops_everything_on_signal(tmp_path, local
         with pytest.raises(ConnectionRefusedError):
             http_call(port, "GET", "/hello", timeout=2)
     finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
+        for pid in started | _descendants(proc.pid):  # whatever a failed run left behind
+            if _alive(pid) and any(s in _cmdline(pid) for s in ("moto.server", "aws-lambda-rie", "awslambdaric")):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
