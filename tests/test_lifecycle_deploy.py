@@ -98,6 +98,8 @@ def test_codedeploy_rollout_publishes_a_pinned_version_and_creates_a_deployment(
     assert versions.alias_version() == "1"
     env = lam.get_function_configuration(FunctionName=FN, Qualifier="2")["Environment"]["Variables"]
     assert env["MODELOPS_MODEL_NAME"] == "m"  # the rest of the environment is kept
+    # $LATEST is back to what the stack deployed, so a later code-only deploy cannot ship the candidate
+    assert lam.get_function_configuration(FunctionName=FN)["Environment"]["Variables"]["MODELOPS_MODEL_VERSION"] == "v1"
     spec = json.loads(captured["revision"]["appSpecContent"]["content"])
     props = spec["Resources"][0]["PredictFunction"]["Properties"]
     assert props == {"Name": FN, "Alias": "live", "CurrentVersion": "1", "TargetVersion": "2"}
@@ -149,3 +151,22 @@ def test_ssm_champion_pin_round_trip(moto_aws):
     pin.put("20260102T000000Z-bbbb")
     assert pin.get() == "20260102T000000Z-bbbb"
     assert ssm.get_parameter(Name=champion_parameter("breast-cancer"))["Parameter"]["Value"] == pin.get()
+
+
+def test_failed_publish_still_restores_latest_environment(lam):
+    class PublishFails:
+        def __getattr__(self, name):
+            return getattr(lam, name)
+
+        def publish_version(self, **kwargs):
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "ServiceException", "Message": "injected"}}, "PublishVersion")
+
+    cd, stub = codedeploy_stub()
+    deployer = CodeDeployDeployer(LambdaVersions(PublishFails(), FN, sleep=lambda s: None), cd, "app", "group")
+    with stub, pytest.raises(ModelOpsError, match="ServiceException"):
+        deployer.start("v2", "x")
+    stub.assert_no_pending_responses()  # no deployment was requested
+    assert lam.get_function_configuration(FunctionName=FN)["Environment"]["Variables"]["MODELOPS_MODEL_VERSION"] == "v1"
+    assert LambdaVersions(lam, FN).live_model_version() == "v1"

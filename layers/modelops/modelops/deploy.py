@@ -108,25 +108,35 @@ class LambdaVersions:
             cfg = self.lam.get_function_configuration(FunctionName=self.function, Qualifier=function_version)
         return (cfg.get("Environment") or {}).get("Variables", {}).get(MODEL_VERSION_VAR)
 
+    def _update_environment(self, variables: dict[str, str], revision: dict[str, Any], what: str) -> dict[str, Any]:
+        updated = self.lam.update_function_configuration(
+            FunctionName=self.function, Environment={"Variables": variables}, **_revision(revision)
+        )
+        for _ in range(120):  # configuration updates are asynchronous
+            if updated.get("LastUpdateStatus", "Successful") != "InProgress":
+                break
+            self.sleep(1.0)
+            updated = self.lam.get_function_configuration(FunctionName=self.function)
+        if updated.get("LastUpdateStatus") == "Failed":
+            raise ModelOpsError(f"{what}: update failed: {updated.get('LastUpdateStatusReason')}")
+        return dict(updated)
+
     def publish_pinned(self, model_version: str) -> str:
+        """Publish a version whose environment pins model_version, then put $LATEST's environment back:
+        $LATEST must keep matching what the stack deployed, or a later code-only `sam deploy` would publish
+        a version pinned to this candidate even if its rollout was rolled back."""
         what = f"publishing {self.function} pinned to model {model_version}"
         with aws_errors(what):
             latest = self.lam.get_function_configuration(FunctionName=self.function)
-            variables = dict((latest.get("Environment") or {}).get("Variables", {}))
-            variables[MODEL_VERSION_VAR] = model_version
-            updated = self.lam.update_function_configuration(
-                FunctionName=self.function, Environment={"Variables": variables}, **_revision(latest)
-            )
-            for _ in range(120):  # configuration updates are asynchronous
-                if updated.get("LastUpdateStatus", "Successful") != "InProgress":
-                    break
-                self.sleep(1.0)
-                updated = self.lam.get_function_configuration(FunctionName=self.function)
-            if updated.get("LastUpdateStatus") == "Failed":
-                raise ModelOpsError(f"{what}: update failed: {updated.get('LastUpdateStatusReason')}")
-            published = self.lam.publish_version(
-                FunctionName=self.function, Description=f"model {model_version}", **_revision(updated)
-            )
+            original = dict((latest.get("Environment") or {}).get("Variables", {}))
+            updated = self._update_environment({**original, MODEL_VERSION_VAR: model_version}, latest, what)
+            try:
+                published = self.lam.publish_version(
+                    FunctionName=self.function, Description=f"model {model_version}", **_revision(updated)
+                )
+            finally:
+                current = self.lam.get_function_configuration(FunctionName=self.function)
+                self._update_environment(original, current, f"restoring the environment of {self.function}")
         return str(published["Version"])
 
     def live_model_version(self) -> str | None:
