@@ -77,7 +77,8 @@ def expect_report(stub: Stubber, status: str) -> None:
 
 
 def make_context(registry, fake, codedeploy_client):
-    def build():
+    def build(deployment_id):
+        assert deployment_id == EVENT["DeploymentId"]
         return hook.HookContext(codedeploy=codedeploy_client, lambda_client=fake,
                                 load_golden=hook.registry_golden_loader(registry, "breast-cancer"), target_function=TARGET)
     return build
@@ -156,7 +157,7 @@ def test_503_from_new_version_reports_failed(registry, classifier_dir, codedeplo
 def test_own_crash_still_reports_failed(codedeploy):
     client, stub = codedeploy
 
-    def broken_context():
+    def broken_context(deployment_id):
         raise KeyError("MODELOPS_REGISTRY")
 
     expect_report(stub, "Failed")
@@ -175,7 +176,7 @@ def test_missing_golden_set_in_registry_reports_failed(registry, classifier_dir,
 
 def test_event_without_ids_is_rejected():
     with pytest.raises(InputError) as err:
-        hook.run_hook({"DeploymentId": "d-1"}, lambda: None)
+        hook.run_hook({"DeploymentId": "d-1"}, lambda deployment_id: None)
     assert err.value.field == "LifecycleEventHookExecutionId"
 
 
@@ -197,6 +198,8 @@ def test_handler_reports_through_codedeploy(monkeypatch, codedeploy):
     monkeypatch.delenv("MODELOPS_TARGET_FUNCTION_VERSION", raising=False)
     monkeypatch.setenv("MODELOPS_REGISTRY", "s3://modelops-test/registry")
     monkeypatch.setenv("MODELOPS_MODEL_NAME", "breast-cancer")
+    stub.add_client_error("get_deployment", "DeploymentDoesNotExistException", "no such deployment",
+                          expected_params={"deploymentId": EVENT["DeploymentId"]})
     expect_report(stub, "Failed")
 
     class Ctx:
@@ -207,4 +210,13 @@ def test_handler_reports_through_codedeploy(monkeypatch, codedeploy):
 
     out = app.lambda_handler(EVENT, Ctx())
     stub.assert_no_pending_responses()
-    assert out["status"] == "Failed" and "MODELOPS_TARGET_FUNCTION_VERSION" in out["problems"][0]
+    assert out["status"] == "Failed" and "DeploymentDoesNotExist" in out["problems"][0]
+
+
+def test_target_version_comes_from_the_deployment_appspec(codedeploy):
+    client, stub = codedeploy
+    spec = {"version": 0.0, "Resources": [{"PredictFunction": {"Type": "AWS::Lambda::Function", "Properties": {
+        "Name": "stack-PredictFunction-x", "Alias": "live", "CurrentVersion": "3", "TargetVersion": "4"}}}]}
+    stub.add_response("get_deployment", {"deploymentInfo": {"deploymentId": "d-1", "revision": {
+        "revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}}}}, {"deploymentId": "d-1"})
+    assert hook.target_from_deployment(client, "d-1") == "stack-PredictFunction-x:4"

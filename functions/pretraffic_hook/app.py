@@ -13,13 +13,16 @@ from modelops.registry import Registry
 logger = Logger()
 
 
-def build_context() -> hook.HookContext:
+def build_context(deployment_id: str) -> hook.HookContext:
     registry = Registry(os.environ["MODELOPS_REGISTRY"], s3=client("s3"))
+    codedeploy = client("codedeploy")
+    # The version this deployment moves traffic to; the stack's own new version when the AppSpec is silent.
+    target = hook.target_from_deployment(codedeploy, deployment_id) or os.environ["MODELOPS_TARGET_FUNCTION_VERSION"]
     return hook.HookContext(
-        codedeploy=client("codedeploy"),
+        codedeploy=codedeploy,
         lambda_client=client("lambda"),
         load_golden=hook.registry_golden_loader(registry, os.environ["MODELOPS_MODEL_NAME"]),
-        target_function=os.environ["MODELOPS_TARGET_FUNCTION_VERSION"],
+        target_function=target,
     )
 
 

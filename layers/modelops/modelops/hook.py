@@ -182,13 +182,31 @@ def parse_lifecycle_event(event: Any) -> tuple[str, str]:
     return deployment_id, execution_id
 
 
-def run_hook(event: Any, build_context: Callable[[], HookContext], codedeploy: Any = None) -> HookResult:
-    """Validate and ALWAYS report to CodeDeploy, whatever fails on the way (including build_context).
+def target_from_deployment(codedeploy: Any, deployment_id: str) -> str | None:
+    """'<function>:<TargetVersion>' from the deployment's AppSpec, so the hook validates exactly the version
+    being deployed, whether `sam deploy` or a retrain rollout started it. None if the AppSpec does not say."""
+    info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    content = (((info.get("revision") or {}).get("appSpecContent") or {}).get("content")) or ""
+    try:
+        spec = json.loads(content)
+    except ValueError:
+        return None
+    for resource in (spec or {}).get("Resources", []):
+        for body in resource.values():
+            props = body.get("Properties", {})
+            if props.get("Name") and props.get("TargetVersion"):
+                return f"{props['Name']}:{props['TargetVersion']}"
+    return None
+
+
+def run_hook(event: Any, build_context: Callable[[str], HookContext], codedeploy: Any = None) -> HookResult:
+    """Validate and ALWAYS report to CodeDeploy, whatever fails on the way (including build_context,
+    which gets the deployment id).
 
     codedeploy is used for the report when given; otherwise the one in the built context."""
     deployment_id, execution_id = parse_lifecycle_event(event)  # without these ids nobody can be told anything
     try:
-        ctx = build_context()
+        ctx = build_context(deployment_id)
         codedeploy = codedeploy or ctx.codedeploy
         result = validate_new_version(ctx)
     except Exception as exc:  # the hook's own failure still fails the deployment promptly
