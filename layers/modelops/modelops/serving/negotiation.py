@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 import orjson
 
@@ -23,6 +22,11 @@ _XML_TYPES = {"application/xml", "text/xml"}
 _JSON_TYPES = {"application/json", "*/*", "application/*"}
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+# xml.sax.saxutils would pull in urllib and email at import time (~20 ms of cold start) for two replaces.
+# Control characters are not allowed in XML 1.0 at all; client-sent names are shown as U+FFFD instead.
+_NOT_XML = {c: "\ufffd" for c in (*range(0, 9), 11, 12, *range(14, 32))}
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", **_NOT_XML})
+_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", **_NOT_XML})
 
 
 def header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -91,7 +95,7 @@ def _element(parts: list[str], name: str, value: Any) -> None:
     if _XML_NAME.match(name) and not name.lower().startswith("xml"):
         open_tag, close_tag = f"<{name}", f"</{name}>"
     else:
-        open_tag, close_tag = f"<entry key={quoteattr(name)}", "</entry>"
+        open_tag, close_tag = f'<entry key="{name.translate(_ATTR_ESCAPES)}"', "</entry>"
     if value is None:
         parts.append(f'{open_tag} nil="true"/>')
         return
@@ -105,5 +109,5 @@ def _element(parts: list[str], name: str, value: Any) -> None:
     elif isinstance(value, bool):
         parts.append("true" if value else "false")
     else:
-        parts.append(escape(str(value)))
+        parts.append(str(value).translate(_TEXT_ESCAPES))
     parts.append(close_tag)
