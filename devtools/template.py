@@ -17,6 +17,7 @@ TEMPLATE = REPO / "template.yaml"
 FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
 LAYER_TYPES = {"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"}
 NO_VALUE = object()
+SSM_PARAMETER_TYPE = "AWS::SSM::Parameter::Value<"
 DYNAMIC_REF = re.compile(r"\{\{resolve:(ssm|ssm-secure|secretsmanager):([^}]+)\}\}")
 SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
 
@@ -161,6 +162,9 @@ class Template:
             return pseudo[name]
         params = self.parameters()
         if name in params:
+            declared = (self.doc.get("Parameters") or {}).get(name) or {}
+            if str(declared.get("Type", "")).startswith(SSM_PARAMETER_TYPE) and name not in self.context.parameters:
+                return self._dynamic(f"{{{{resolve:ssm:{params[name]}}}}}")  # the value is the SSM parameter's
             return params[name]
         if name in self.context.resources:
             return self.context.resources[name]
