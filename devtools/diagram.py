@@ -433,6 +433,10 @@ def build_model(template: dict) -> Model:
         if "ssm" in nodes and re.search(r"parameter/modelops|ssm:PutParameter|SSMParameter", texts):
             targets.add(nodes["ssm"].resources[0])
 
+    for node in nodes.values():  # a function's API routes share one line
+        routes = [d for d in node.detail if re.match(r"^([A-Z]+ )?/", d)]
+        if len(routes) > 1:
+            node.detail = [d for d in node.detail if d not in routes] + [" ".join(routes)]
     edges = _edges(nodes, owner, refs, synthetic)
     ordered = sorted(nodes.values(), key=lambda n: (list(LANES).index(n.lane), n.column, n.id))
     for node in ordered:
@@ -468,7 +472,8 @@ def _add_event(
         refs[rule.id] |= references(eprops.get("Pattern"))
     elif etype in API_EVENTS:
         api_refs = references(eprops.get("RestApiId") or eprops.get("ApiId"))
-        route = f"{eprops.get('Method', '').upper()} {eprops.get('Path', '')}".strip()
+        method = str(eprops.get("Method", "")).upper()
+        route = str(eprops.get("Path", "")) if method in ("ANY", "") else f"{method} {eprops.get('Path', '')}"
         if api_refs:
             refs[node.id] |= api_refs
             node.detail.append(route)
@@ -606,22 +611,26 @@ def layout(model: Model) -> tuple[dict[str, tuple[float, float]], list[tuple[str
     if state_nodes:
         # Each shared box sits level with the boxes it talks to, then boxes are pushed apart to not overlap.
         wanted = {}
+        bottom_limit, top_limit, gap = BOX_H / 2 + 0.3, total_h - 0.6 - BOX_H / 2, BOX_H + 0.35
         for i, node in enumerate(state_nodes):
             ys = [
                 centres[e["to"] if e["from"] == node.id else e["from"]][1]
                 for e in model.edges
                 if node.id in (e["from"], e["to"]) and (e["to"] if e["from"] == node.id else e["from"]) in centres
             ]
-            wanted[node.id] = sum(ys) / len(ys) if ys else -i  # unconnected boxes go to the bottom
+            wanted[node.id] = sum(ys) / len(ys) if ys else bottom_limit - i  # unconnected boxes go to the bottom
         order = sorted(state_nodes, key=lambda n: -wanted[n.id])
-        top_limit, gap = total_h - 0.6 - BOX_H / 2, BOX_H + 0.35
         ys_placed: list[float] = []
         for node in order:
             y_wanted = min(wanted[node.id], top_limit)
             ys_placed.append(min(y_wanted, ys_placed[-1] - gap) if ys_placed else y_wanted)
-        shift = max(0.0, (BOX_H / 2 + 0.3) - ys_placed[-1])
+        if ys_placed[-1] < bottom_limit:  # pushed below the bottom: move up, spread evenly if it no longer fits
+            ys_placed = [y + bottom_limit - ys_placed[-1] for y in ys_placed]
+            if ys_placed[0] > top_limit:
+                step = (top_limit - bottom_limit) / max(len(ys_placed) - 1, 1)
+                ys_placed = [top_limit - step * k for k in range(len(ys_placed))]
         for node, y_node in zip(order, ys_placed, strict=True):
-            centres[node.id] = (state_x + BOX_W / 2, y_node + shift)
+            centres[node.id] = (state_x + BOX_W / 2, y_node)
         bands.append(("state", 0.0, total_h))
     width = state_x + (BOX_W + 0.6 if state_nodes else 0)
     return centres, bands, width, total_h
