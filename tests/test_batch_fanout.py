@@ -13,8 +13,17 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from batch_helpers import BUCKET, DATE, csv_bytes, features_and_rows, keys, manifest, put_input, read_csv, register_champion
-
+from batch_helpers import (
+    BUCKET,
+    DATE,
+    csv_bytes,
+    features_and_rows,
+    keys,
+    manifest,
+    put_input,
+    read_csv,
+    register_champion,
+)
 from modelops.cli import main as cli_main
 from modelops.errors import ModelOpsError
 
@@ -212,9 +221,10 @@ def test_template_wires_schedule_state_machine_and_functions():
         fn = res[name]["Properties"]
         assert fn["CodeUri"] == path and fn["Timeout"] == 900
         statements = fn["Policies"][0]["Statement"]
-        assert all("*" != s["Resource"] for s in statements)  # scoped to the batch and registry prefixes
+        assert all(s["Resource"] != "*" for s in statements)  # scoped to the batch and registry prefixes
         assert {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} == {
-            "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+            "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+            "s3:ListBucketMultipartUploads"}
 
 
 def test_cli_batch_run_and_status(s3, env, capsys):

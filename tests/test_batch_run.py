@@ -184,6 +184,35 @@ def test_crash_mid_run_then_rerun_is_clean(s3, champion):
     _assert_clean_single_run(s3, 1000)
 
 
+def test_failure_in_a_later_part_leaves_earlier_uploads_invisible_then_rerun(s3, champion):
+    names, X = features_and_rows(400)
+    put_input(s3, "a.csv", csv_bytes(names, X[:200]))
+    put_input(s3, "b.csv", csv_bytes(names, X[200:], ids=[f"r{i}" for i in range(200, 400)]))
+    r = runner(s3, chunk_rows=100)
+    seen = []
+
+    def crash_in_second_object(chunk):
+        seen.append(chunk.ids[0])
+        if chunk.ids[0] == b"r300":
+            raise RuntimeError("simulated crash")
+
+    r.on_chunk = crash_in_second_object
+    with pytest.raises(RuntimeError):
+        r.run(DATE)
+    assert seen == [b"r0", b"r100", b"r200", b"r300"]
+    # part 0 finished: its upload is open but nothing is readable at the final location
+    assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])] == [
+        OUT + "predictions/part-00000.csv"]
+    assert keys(s3, OUT + "predictions/") == []
+    r.on_chunk = None
+    assert r.run(DATE)["status"] == "succeeded"
+    m = manifest(s3)
+    assert m["rows"] == {"read": 400, "scored": 400, "rejected": 0}
+    ids = [row["id"] for key in m["outputs"]["predictions"] for row in read_csv(s3, key)]
+    assert ids == [f"r{i}" for i in range(400)]
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []  # the stale upload was aborted
+
+
 def _fail_call(s3, operation: str, code: str, when):
     """Make one S3 operation fail with a ClientError (as real S3 would under throttling)."""
     def handler(params, **kwargs):

@@ -1,8 +1,9 @@
-"""Publish a run attempt: copy its parts to the final keys, merge rejects, write the manifest last.
+"""Publish a run attempt: complete its open prediction uploads, merge rejects, write the manifest last.
 
 Order matters for readers of the output folder: an earlier manifest is removed first, stale files of
-earlier attempts are removed, the new files are copied, and only then is the manifest written.
-Downstream jobs read the manifest, so they never see a mix of attempts or a partial result.
+earlier attempts are removed, each part's upload is completed (an atomic, copy-free publish of the whole
+object), and only then is the manifest written. Downstream jobs read the manifest, so they never see a
+mix of attempts or a partial result. Uploads left open by failed or retried attempts are aborted.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..versioning import utc_now_iso
 from .config import BatchConfig
 from .part import PREDICTION, REJECTED_HEADER, part_keys
 from .store import Store
-from .writer import MultipartWriter
+from .writer import MultipartWriter, abort_uploads, complete_upload
 
 
 def final_keys(config: BatchConfig, run_date: str, count: int) -> tuple[list[str], str]:
@@ -109,7 +110,10 @@ def commit(config: BatchConfig, store: Store, run: dict[str, Any], parts: list[d
     if stale:
         store.delete(stale)
     for s, target in zip(stats, predictions, strict=True):
-        store.copy(s["predictions_key"], target)
+        upload = s["predictions_upload"]
+        if upload["key"] != target:
+            raise ModelOpsError(f"part {s['index']} wrote to {upload['key']}, expected {target}")
+        complete_upload(store.s3, store.bucket, target, upload["upload_id"], upload["parts"])
     merge_rejected(store, stats, rejected)
 
     rows = {"read": sum(s["rows_read"] for s in stats), "scored": sum(s["rows_scored"] for s in stats),
@@ -126,6 +130,7 @@ def commit(config: BatchConfig, store: Store, run: dict[str, Any], parts: list[d
                     "part_seconds": round(sum(s["seconds"] for s in stats), 3)},
     }
     store.put(manifest_key, orjson.dumps(manifest, option=orjson.OPT_INDENT_2), if_none_match=True)
+    abort_uploads(store.s3, store.bucket, folder, keep=set())
     attempts = [o.key for o in store.list(folder + "_attempts/")]
     if attempts:
         store.delete(attempts)

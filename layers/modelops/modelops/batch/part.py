@@ -1,7 +1,13 @@
-"""Score one part (an object, or a byte range of one) into the run attempt's work area.
+"""Score one part (an object, or a byte range of one).
 
-The part's files are written first and its stats file last, so a stats file means the part is
-complete. Re-running a part overwrites the same keys: retries never duplicate rows.
+Predictions stream into an open multipart upload at their final key: nothing is readable there until
+the commit step completes the upload. Rejects and the part's stats go to the attempt's work area, the
+stats last, so a stats file means the part is complete. A retried part starts a new upload and rewrites
+its stats; the commit completes only the uploads named in the stats and aborts the rest, so retries
+never duplicate rows.
+
+Memory: the read buffer, at most three chunks of lines (one parsing, one queued, one scoring) and two
+upload parts, whatever the input size.
 """
 
 from __future__ import annotations
@@ -53,9 +59,16 @@ class ObjectStream:
                 self._body.close()
 
 
+def predictions_key(config: BatchConfig, run_date: str, index: int) -> str:
+    return config.output_folder(run_date) + f"predictions/part-{index:05d}.csv"
+
+
 def part_keys(config: BatchConfig, run_date: str, attempt: str, index: int) -> dict[str, str]:
+    """Predictions go to their final key as an open multipart upload (invisible until the commit completes
+    it); rejects and stats stay in the attempt's work area."""
     base = config.attempt_folder(run_date, attempt) + f"part-{index:05d}"
-    return {"predictions": base + ".csv", "rejected": base + ".rejected.csv", "stats": base + ".json"}
+    return {"predictions": predictions_key(config, run_date, index), "rejected": base + ".rejected.csv",
+            "stats": base + ".json"}
 
 
 def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dict[str, Any], scorer: Scorer,
@@ -92,7 +105,7 @@ def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dic
 
     scored = rejected = chunks = peak_rows = 0
     with stream, contextlib.closing(prefetched(parsed())) as parsed_chunks, \
-            MultipartWriter(store.s3, store.bucket, keys["predictions"]) as out, \
+            MultipartWriter(store.s3, store.bucket, keys["predictions"], deferred=True) as out, \
             MultipartWriter(store.s3, store.bucket, keys["rejected"]) as bad:
         out.write(scorer.header(config.id_columns))
         bad.write(REJECTED_HEADER)
@@ -117,7 +130,7 @@ def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dic
         "index": part["index"], "key": key, "etag": etag, "piece": part.get("piece", 0),
         "rows_read": scored + rejected, "rows_scored": scored, "rows_rejected": rejected,
         "lines": line_count, "chunks": chunks, "peak_rows": peak_rows,
-        "predictions_key": keys["predictions"], "rejected_key": keys["rejected"],
+        "predictions_upload": out.upload, "rejected_key": keys["rejected"],
         "drift": {n: c.tolist() for n, c in features.counts.items()} if features else {},
         "prediction_drift": prediction.counts[PREDICTION].tolist() if prediction else None,
         "seconds": round(time.perf_counter() - started, 3),

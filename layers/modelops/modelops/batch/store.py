@@ -71,11 +71,6 @@ class Store:
         with aws_errors(f"writing {self.uri(key)}", self.bucket):
             self.s3.put_object(**kwargs)
 
-    def copy(self, source: str, target: str) -> None:
-        """Server-side copy (multipart for large objects, via the managed transfer)."""
-        with aws_errors(f"copying {self.uri(source)} to {target}", self.bucket):
-            self.s3.copy({"Bucket": self.bucket, "Key": source}, self.bucket, target)
-
     def delete(self, keys: list[str]) -> None:
         for i in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[i:i + 1000]]

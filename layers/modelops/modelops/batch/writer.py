@@ -17,8 +17,14 @@ PART_BYTES = 8 * 1024**2  # S3 needs >= 5 MiB for every part but the last
 
 
 class MultipartWriter:
-    def __init__(self, s3: Any, bucket: str, key: str, content_type: str = "text/csv", part_bytes: int | None = None):
+    """With deferred=True the upload is left open on close: nothing is readable at `key` until a later
+    commit calls complete_upload(), which publishes the whole object at once without copying data."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, content_type: str = "text/csv", part_bytes: int | None = None,
+                 deferred: bool = False):
         self.s3, self.bucket, self.key = s3, bucket, key
+        self.deferred = deferred
+        self.upload: dict[str, Any] | None = None  # deferred: what complete_upload() needs
         self.content_type = content_type
         self.part_bytes = part_bytes or PART_BYTES
         self._buffer: list[bytes] = []
@@ -64,6 +70,8 @@ class MultipartWriter:
         return f"writing s3://{self.bucket}/{self.key}"
 
     def close(self) -> None:
+        if self.deferred and self._upload_id is None:
+            self._flush()  # even a small output becomes a (single-part) upload, so it stays invisible
         if self._upload_id is None:  # small output: one plain put
             body = b"".join(self._buffer)
             with aws_errors(self._what(), self.bucket):
@@ -75,9 +83,10 @@ class MultipartWriter:
             if self._buffer:
                 self._flush()
             self._wait()
-            with aws_errors(self._what(), self.bucket):
-                self.s3.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
-                                                  MultipartUpload={"Parts": self._parts})
+            if self.deferred:
+                self.upload = {"key": self.key, "upload_id": self._upload_id, "parts": self._parts}
+            else:
+                complete_upload(self.s3, self.bucket, self.key, self._upload_id, self._parts)
         except BaseException:
             self.abort()
             raise
@@ -108,3 +117,20 @@ class MultipartWriter:
             self.close()
         else:
             self.abort()
+
+
+def complete_upload(s3: Any, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+    with aws_errors(f"writing s3://{bucket}/{key}", bucket):
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+
+
+def abort_uploads(s3: Any, bucket: str, prefix: str, keep: set[str]) -> int:
+    """Abort open uploads under prefix (left by failed or retried attempts), except the upload ids in keep."""
+    aborted = 0
+    with aws_errors(f"listing uploads under s3://{bucket}/{prefix}", bucket):
+        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if upload["UploadId"] not in keep:
+                    s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    aborted += 1
+    return aborted
