@@ -104,7 +104,7 @@ def predict_memory(template: dict) -> tuple[int, str]:
         memory = props.get("MemorySize", (template.get("Globals") or {}).get("Function", {}).get("MemorySize"))
         if isinstance(memory, dict) and "Ref" in memory:
             name = memory["Ref"]
-            return int(parameters[name]["Default"]), f"default of template parameter `{name}` ({logical_id})"
+            return int(parameters[name]["Default"]), f"{logical_id}'s memory: the default of parameter `{name}`"
         if memory is not None:
             return int(memory), f"`MemorySize` of {logical_id}"
         return 128, f"{logical_id} sets no MemorySize: Lambda's default"
