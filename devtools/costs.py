@@ -196,7 +196,6 @@ def render(inputs: Inputs) -> str:
         f"{_usd(unit['lambda_duration'])} duration |",
         f"| API Gateway REST API | {_usd(unit['api_gateway'])} | requests |",
         f"| **modelops: Lambda + API Gateway** | **{_usd(lam + unit['api_gateway'])}** | nothing when idle |",
-        f"| Lambda alone, for callers that sign with IAM | {_usd(lam)} | nothing when idle |",
         f"| SageMaker Serverless Inference ({unit['sm_serverless_memory_gb']} GB) | {_usd(sm)} | "
         f"{_usd(unit['sm_serverless_compute'])} compute + {_usd(unit['sm_serverless_data'])} data; nothing when idle |",
         f"| SageMaker real-time, 1 × ml.t2.medium, 24x7 | {_usd(t2)} per month | the instance, however few requests |",
