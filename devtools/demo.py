@@ -123,7 +123,8 @@ def run_parts(modules: list[str], out: Callable[[str], None] = print, pool_size:
     try:
         if stack_parts:
             out("== starting the local stack (moto server, Runtime Interface Emulator, API gateway)")
-            stack = LocalStack(pool_size=pool_size, log=out).start()
+            stack = LocalStack(pool_size=pool_size, log=out)
+            stack.start()
             demo = Demo(stack, out)
             for name, module in stack_parts:
                 before = len(demo.failures)

@@ -119,8 +119,12 @@ class Template:
 
     def api_functions(self, api: str | None = None) -> list[FunctionSpec]:
         """Functions with API events, optionally only those attached to one RestApi."""
-        specs = [self.function(lid) for lid in self.function_ids()]
-        return [s for s in specs if any(api is None or r.api == api for r in s.routes)]
+        served = [
+            lid
+            for lid in self.function_ids()
+            if any(api is None or r.api == api for r in self._routes(self.resources[lid]))
+        ]
+        return [self.function(lid) for lid in served]
 
     def api_stage(self, api: str | None) -> str:
         props = (self.resources.get(api or "", {}) or {}).get("Properties") or {}
@@ -170,12 +174,25 @@ class Template:
             return self.context.resources[name]
         if name in self.resources:
             return f"{self.context.stack_name}-{name}".lower()
+        base, _, generated = name.partition(".")
+        if generated in ("Version", "Alias") and self.resources.get(base, {}).get("Type") in FUNCTION_TYPES:
+            # resources SAM generates for AutoPublishAlias: a published version and the alias
+            arn = f"arn:aws:lambda:{self.context.region}:{self.context.account_id}:function:{self._ref(base)}"
+            return f"{arn}:1" if generated == "Version" else f"{arn}:live"
         raise TemplateError(f"!Ref {name}: no such parameter or resource")
 
     def _get_att(self, arg: Any) -> str:
         if isinstance(arg, str):
-            arg = arg.split(".", 1)
+            head, _, rest = arg.partition(".")
+            generated = rest.split(".", 1)
+            arg = [f"{head}.{generated[0]}", generated[1]] if len(generated) == 2 else [head, rest]
         lid, attr = arg[0], self.resolve(arg[1])
+        if str(attr).startswith(("Version.", "Alias.")):  # the YAML loader split `Fn.Version.Version` at the first dot
+            generated, attr = str(attr).split(".", 1)
+            lid = f"{lid}.{generated}"
+        if lid.endswith((".Version", ".Alias")):  # SAM's AutoPublishAlias resources
+            arn = self._ref(lid)
+            return arn.rsplit(":", 1)[1] if attr in ("Version", "Name") else arn
         if lid not in self.resources:
             raise TemplateError(f"!GetAtt {lid}.{attr}: no such resource")
         physical = self._ref(lid)

@@ -86,3 +86,32 @@ def test_unknown_ref_and_missing_template(tmp_path):
         t.resolve({"Ref": "Missing"})
     with pytest.raises(TemplateError, match="cannot read"):
         Template(tmp_path / "absent.yaml")
+
+
+def test_auto_publish_alias_resources_and_ssm_typed_parameters(tmp_path):
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Parameters:\n"
+        "  Pinned: {Type: 'AWS::SSM::Parameter::Value<String>', Default: /modelops/m/champion}\n"
+        "Resources:\n"
+        "  Fn:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties: {CodeUri: fn/, Handler: app.h, Runtime: python3.12, AutoPublishAlias: live}\n"
+        "  Hook:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n"
+        "      CodeUri: hook/\n"
+        "      Handler: app.h\n"
+        "      Runtime: python3.12\n"
+        "      Environment:\n"
+        "        Variables: {TARGET: !Ref Fn.Version, ALIAS: !Ref Fn.Alias, PINNED: !Ref Pinned,\n"
+        "                    NUMBER: !GetAtt Fn.Version.Version}\n"
+    )
+    t = Template(tmp_path / "template.yaml", LocalContext(dynamic_ref=_ssm({"/modelops/m/champion": "v7"})))
+    env = t.function("Hook").environment
+    assert env["PINNED"] == "v7"  # the parameter's value is the SSM parameter's, as CloudFormation resolves it
+    assert env["TARGET"] == "arn:aws:lambda:us-east-1:123456789012:function:modelops-local-fn:1"
+    assert env["ALIAS"].endswith(":function:modelops-local-fn:live") and env["NUMBER"] == "1"
+    overridden = Template(tmp_path / "template.yaml", LocalContext(parameters={"Pinned": "v8"}))
+    assert overridden.function("Hook").environment["PINNED"] == "v8"
+    assert t.api_functions() == []
