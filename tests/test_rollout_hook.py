@@ -18,7 +18,7 @@ import pytest
 from botocore.stub import Stubber
 from modelops import hook
 from modelops.artifact import load_from_dir
-from modelops.errors import InputError
+from modelops.errors import InputError, ModelOpsError
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENT = json.loads((ROOT / "events" / "pretraffic_hook.json").read_text())
@@ -195,7 +195,7 @@ def test_handler_reports_through_codedeploy(monkeypatch, codedeploy):
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
     monkeypatch.setattr(app, "client", lambda service: client if service == "codedeploy" else boto3.client(service))
-    monkeypatch.delenv("MODELOPS_TARGET_FUNCTION_VERSION", raising=False)
+    monkeypatch.setenv("MODELOPS_PREDICT_FUNCTION", "stack-PredictFunction-x")
     monkeypatch.setenv("MODELOPS_REGISTRY", "s3://modelops-test/registry")
     monkeypatch.setenv("MODELOPS_MODEL_NAME", "breast-cancer")
     stub.add_client_error("get_deployment", "DeploymentDoesNotExistException", "no such deployment",
@@ -219,4 +219,10 @@ def test_target_version_comes_from_the_deployment_appspec(codedeploy):
         "Name": "stack-PredictFunction-x", "Alias": "live", "CurrentVersion": "3", "TargetVersion": "4"}}}]}
     stub.add_response("get_deployment", {"deploymentInfo": {"deploymentId": "d-1", "revision": {
         "revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}}}}, {"deploymentId": "d-1"})
-    assert hook.target_from_deployment(client, "d-1") == "stack-PredictFunction-x:4"
+    target = hook.target_from_deployment(client, "d-1")
+    assert target == "stack-PredictFunction-x:4"
+    assert hook.check_target(target, "stack-PredictFunction-x") == target
+    with pytest.raises(ModelOpsError, match="not this stack"):
+        hook.check_target(target, "other-PredictFunction")
+    with pytest.raises(ModelOpsError, match="names no target"):
+        hook.check_target(None, "stack-PredictFunction-x")

@@ -124,7 +124,7 @@ def test_hook_wiring_and_least_privilege(translated, raw):
     assert hook["CodeUri"] == "functions/pretraffic_hook/" and hook["Handler"] == "app.lambda_handler"
     assert (ROOT / "functions" / "pretraffic_hook" / "app.py").exists()
     env = translated["Resources"]["PreTrafficHookFunction"]["Properties"]["Environment"]["Variables"]
-    assert env["MODELOPS_TARGET_FUNCTION_VERSION"] == {"Ref": new_version_id(translated)}
+    assert env["MODELOPS_PREDICT_FUNCTION"] == {"Ref": "PredictFunction"}
     statements = _statements(translated, "PreTrafficHookFunctionRole")
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert actions == {"lambda:InvokeFunction", "lambda:GetFunctionConfiguration", "codedeploy:GetDeployment",

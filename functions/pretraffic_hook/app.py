@@ -16,8 +16,9 @@ logger = Logger()
 def build_context(deployment_id: str) -> hook.HookContext:
     registry = Registry(os.environ["MODELOPS_REGISTRY"], s3=client("s3"))
     codedeploy = client("codedeploy")
-    # The version this deployment moves traffic to; the stack's own new version when the AppSpec is silent.
-    target = hook.target_from_deployment(codedeploy, deployment_id) or os.environ["MODELOPS_TARGET_FUNCTION_VERSION"]
+    # The version this deployment moves traffic to, whether `sam deploy` or a retrain rollout started it.
+    target = hook.target_from_deployment(codedeploy, deployment_id)
+    hook.check_target(target, os.environ["MODELOPS_PREDICT_FUNCTION"])
     return hook.HookContext(
         codedeploy=codedeploy,
         lambda_client=client("lambda"),

@@ -199,6 +199,16 @@ def target_from_deployment(codedeploy: Any, deployment_id: str) -> str | None:
     return None
 
 
+def check_target(target: str | None, predict_function: str) -> str:
+    """The hook validates only versions of its own predict function."""
+    if not target:
+        raise ModelOpsError("the deployment's AppSpec names no target function version")
+    name = target.rsplit(":", 1)[0].rsplit(":", 1)[-1] if target.startswith("arn:") else target.rsplit(":", 1)[0]
+    if name != predict_function.rsplit(":", 1)[-1]:
+        raise ModelOpsError(f"the deployment targets {target}, not this stack's predict function {predict_function}")
+    return target
+
+
 def run_hook(event: Any, build_context: Callable[[str], HookContext], codedeploy: Any = None) -> HookResult:
     """Validate and ALWAYS report to CodeDeploy, whatever fails on the way (including build_context,
     which gets the deployment id).
