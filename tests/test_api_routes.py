@@ -173,3 +173,16 @@ def test_documented_predict_route_calls_the_same_service(clf, classifier_dir):
     routed = clf.gateway.resolver().resolve(bad, None)
     assert routed["statusCode"] == 400
     assert json.loads(routed["body"])["error"]["field"] == "instances[0].mean_radius"
+
+
+def test_custom_domain_base_path_still_takes_the_predict_path(clf, classifier_dir):
+    golden = json.loads((classifier_dir / "golden.json").read_text())
+    event = proxy_event("POST", "/predict", {"instances": golden["instances"][:1]})
+    event["path"] = "/ml/predict"  # base path mapping on a custom domain; the resource stays /predict
+    assert invoke(clf, event)[0] == 200
+
+
+def test_an_event_that_is_not_from_api_gateway_gets_a_500_answer_not_a_crash(clf):
+    response = clf.lambda_handler({"unexpected": True}, None)
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"])["error"]["code"] == "internal_error"

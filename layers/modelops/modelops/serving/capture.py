@@ -44,7 +44,7 @@ def _instances(model: ServedModel, prediction: Prediction, payload: Any) -> list
 
 
 def capture_line(model: ServedModel, prediction: Prediction, payload: Any, request_id: str, variant: str,
-                 entity_id: str | None = None) -> bytes:
+                 entity_id: str | None = None, latency_ms: float | None = None) -> bytes:
     record: dict[str, Any] = {
         MARKER: True, "at": int(time.time() * 1000), "request_id": request_id,
         "model_name": model.model_ref["name"], "model_version": model.model_ref["version"], "variant": variant,
@@ -52,6 +52,8 @@ def capture_line(model: ServedModel, prediction: Prediction, payload: Any, reque
     }
     if entity_id is not None:  # A/B: lets feedback that names only the entity find this prediction
         record["entity_id"] = entity_id
+    if latency_ms is not None:  # handler time up to the prediction (A/B latency per variant)
+        record["latency_ms"] = round(latency_ms, 3)
     probabilities = prediction.probabilities
     if probabilities is not None:
         if probabilities.shape[1] == 2:
@@ -63,5 +65,14 @@ def capture_line(model: ServedModel, prediction: Prediction, payload: Any, reque
 
 
 def emit_capture(model: ServedModel, prediction: Prediction, payload: Any, request_id: str, variant: str,
-                 stream: IO[str] | None = None, entity_id: str | None = None) -> None:
-    (stream or sys.stdout).write(capture_line(model, prediction, payload, request_id, variant, entity_id).decode() + "\n")
+                 stream: IO[str] | None = None, entity_id: str | None = None, latency_ms: float | None = None) -> None:
+    line = capture_line(model, prediction, payload, request_id, variant, entity_id, latency_ms)
+    (stream or sys.stdout).write(line.decode() + "\n")
+
+
+def emit_failure(request_id: str, variant: str, model_version: str, status: int, latency_ms: float,
+                 stream: IO[str] | None = None) -> None:
+    """A capture line for a request that failed on the server side (no instances: drift monitoring skips it)."""
+    record = {MARKER: True, "at": int(time.time() * 1000), "request_id": request_id, "model_version": model_version,
+              "variant": variant, "status": status, "latency_ms": round(latency_ms, 3), "predictions": []}
+    (stream or sys.stdout).write(orjson.dumps(record).decode() + "\n")

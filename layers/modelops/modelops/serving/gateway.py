@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .capture import capture_enabled, emit_capture
+from .capture import capture_enabled, emit_capture, emit_failure
 from .errors import ApiError, model_unavailable
 from .metrics import RequestMetrics
 from .model_holder import ModelHolder
@@ -102,9 +102,15 @@ class Gateway:
 
     # ---- entry point ---------------------------------------------------------------------------
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-        if event.get("httpMethod") == "POST" and event.get("path") == PREDICT_PATH:
+        if event.get("httpMethod") == "POST" and (event.get("path") == PREDICT_PATH
+                                                  or event.get("resource") == PREDICT_PATH):
             return self.predict_event(event)
-        return self.route_event(event, context)
+        try:
+            return self.route_event(event, context)
+        except Exception:  # not an API Gateway event, or a bug: log it, never crash the runtime
+            self.log.exception("request failed")
+            reply = self.error_reply(ApiError(500, "internal_error", "internal error; see the logs"), JSON)
+            return reply.proxy(self.extra_headers)
 
     def predict_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
         request_id = (event.get("requestContext") or {}).get("requestId") or str(uuid.uuid4())
@@ -116,6 +122,7 @@ class Gateway:
         started = time.perf_counter()
         self.log.set_correlation_id(request_id)
         fmt, rows, score, metrics = JSON, 0, None, self.metrics
+        variant = CHAMPION_VARIANT
         try:
             fmt = choose_format(header(headers, "accept"))
             check_json_body(header(headers, "content-type"))
@@ -129,7 +136,8 @@ class Gateway:
             document, prediction = handle_predict(model, payload, request_id, self.limits, variant)
             rows, score = len(prediction.predictions), prediction.score()
             if self.capture:
-                emit_capture(model, prediction, payload, request_id, variant, entity_id=entity_id)
+                emit_capture(model, prediction, payload, request_id, variant, entity_id=entity_id,
+                             latency_ms=(time.perf_counter() - started) * 1000.0)
             reply = Reply(200, render(document, fmt), fmt)
         except ApiError as exc:
             reply = self.error_reply(exc, fmt, request_id)
@@ -137,7 +145,10 @@ class Gateway:
             self.log.exception("POST /predict failed")
             reply = self.error_reply(ApiError(500, "internal_error", f"internal error (request {request_id})"),
                                      fmt, request_id)
-        metrics.emit(reply.status, (time.perf_counter() - started) * 1000.0, rows, score)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        if self.capture and reply.status >= 500:  # failed requests count in each variant's error rate
+            emit_failure(request_id, variant, metrics.dimensions["ModelVersion"], reply.status, elapsed_ms)
+        metrics.emit(reply.status, elapsed_ms, rows, score)
         return reply
 
     def _assign(self, headers: Mapping[str, str] | None, payload: Any, champion: Any,

@@ -130,7 +130,12 @@ def response_document(model: ServedModel, prediction: Prediction, request_id: st
     document: dict[str, Any] = {"model": model.model_ref, "variant": variant, "predictions": prediction.predictions}
     if prediction.probabilities is not None:
         keys = model.class_keys
-        document["probabilities"] = [dict(zip(keys, row, strict=True)) for row in prediction.probabilities.tolist()]
+        rows = prediction.probabilities.tolist()
+        if len(keys) == 2:  # the common binary case, without a zip per row
+            first, second = keys
+            document["probabilities"] = [{first: a, second: b} for a, b in rows]
+        else:
+            document["probabilities"] = [dict(zip(keys, row, strict=True)) for row in rows]
     document["request_id"] = request_id
     return document
 

@@ -1,0 +1,154 @@
+"""Online prediction benchmark: the predict handler against the bare model, side by side.
+
+Measures, for a StandardScaler+LogisticRegression pipeline and a HistGradientBoosting model:
+  * warm latency: median time of lambda_handler on a real-shaped POST /predict proxy event (JSON in,
+    JSON out, EMF metrics line written) divided by the median raw predict_proba on the same rows,
+    for 1-row and 100-row requests; both are timed interleaved in one process so machine noise cancels;
+  * cold init: a fresh process importing functions/predict/app.py and loading the model from local disk
+    (MODELOPS_MODEL_DIR) until it is ready to answer, divided by a fresh process doing a bare
+    joblib.load of the same model.
+The model fetch from S3 at init (the deployed path) is not part of these figures and is not measured here.
+Writes bench/results/online.json (see bench/run_all.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT / "tests"))
+
+TARGET_1, TARGET_100, TARGET_INIT = 1.3, 2.5, 1.15
+WARM_ROUNDS = {1: 3000, 100: 1000}   # at most this many interleaved pairs ...
+WARM_BUDGET_S = 20.0                  # ... or this long, whichever ends first (HGB is slow on small boxes)
+COLD_RUNS = 7
+
+CHILD_HANDLER = """
+import os, sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, {code!r})
+import app
+assert app.gateway.holder.model is not None, app.gateway.holder.error
+print(time.perf_counter() - t0)
+"""
+CHILD_JOBLIB = """
+import time
+t0 = time.perf_counter()
+import joblib
+joblib.load({path!r})
+print(time.perf_counter() - t0)
+"""
+
+
+def train_models(tmp: Path) -> dict[str, Path]:
+    from modelops.artifact import write_artifact
+    from modelops.dataset import load_builtin
+    from modelops.training import train
+
+    dataset = load_builtin("breast_cancer")
+    out = {}
+    for label, kind in (("lr_pipeline", "logistic"), ("hgb", "hgb")):
+        trained = train(dataset, "breast-cancer", estimator_kind=kind)
+        out[label] = write_artifact(tmp / label, trained.estimator, trained.manifest, trained.golden) and tmp / label
+    return out
+
+
+def warm(model_dir: Path, rows: int, capture: bool = False) -> tuple[float, float]:
+    """(median handler seconds, median raw predict_proba seconds) for one request size."""
+    import numpy as np
+    from api_support import predict_app, proxy_event
+
+    os.environ["MODELOPS_MODEL_DIR"] = str(model_dir)
+    os.environ["MODELOPS_CAPTURE"] = "on" if capture else "off"
+    app = predict_app()
+    app.reset()
+    golden = json.loads((model_dir / "golden.json").read_text())["instances"]
+    instances = [golden[i % len(golden)] for i in range(rows)]
+    event = proxy_event("POST", "/predict", {"instances": instances}, request_id="bench")
+    estimator = app.gateway.holder.model.estimator
+    names = app.gateway.holder.model.schema.names
+    matrix = np.array([[row[n] for n in names] for row in instances], dtype=np.float64)
+    handler, proba = app.lambda_handler, estimator.predict_proba
+    handler_times, raw_times = [], []
+    clock = time.perf_counter
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # metrics lines are written, to /dev/null
+        assert handler(event, None)["statusCode"] == 200
+        for _ in range(100):  # warm up both paths
+            handler(event, None)
+            proba(matrix)
+        deadline = clock() + WARM_BUDGET_S
+        for _ in range(WARM_ROUNDS[rows]):
+            if clock() > deadline:
+                break
+            t0 = clock()
+            proba(matrix)
+            t1 = clock()
+            handler(event, None)
+            t2 = clock()
+            raw_times.append(t1 - t0)
+            handler_times.append(t2 - t1)
+    return statistics.median(handler_times), statistics.median(raw_times)
+
+
+def cold(model_dir: Path) -> tuple[float, float]:
+    """(median fresh-process handler init seconds, median fresh-process joblib.load seconds)."""
+    env = {**os.environ, "MODELOPS_MODEL_DIR": str(model_dir), "PYTHONPATH": str(ROOT / "layers" / "modelops")}
+    env.pop("MODELOPS_CAPTURE", None)
+    handler_code = CHILD_HANDLER.format(code=str(ROOT / "functions" / "predict"))
+    joblib_code = CHILD_JOBLIB.format(path=str(model_dir / "model.joblib"))
+
+    def run(code: str) -> float:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    run(handler_code), run(joblib_code)  # warm the file cache for both
+    handler_times, joblib_times = [], []
+    for _ in range(COLD_RUNS):  # interleaved, so load changes hit both alike
+        joblib_times.append(run(joblib_code))
+        handler_times.append(run(handler_code))
+    return statistics.median(handler_times), statistics.median(joblib_times)
+
+
+def main() -> int:
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "modelops-bench")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    rows_out = []
+
+    def row(case: str, metric: str, value: float, target: str = "", ok: bool | None = None) -> None:
+        rows_out.append({"case": case, "metric": metric, "value": round(value, 4), "target": target, "ok": ok})
+        print(f"  {case:<28} {metric:<34} {value:10.4g} {target}", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        models = train_models(Path(tmp))
+        for label, model_dir in models.items():
+            for rows, target in ((1, TARGET_1), (100, TARGET_100)):
+                handler_s, raw_s = warm(model_dir, rows)
+                ratio = handler_s / raw_s
+                row(f"{label} {rows} row{'s' if rows > 1 else ''}", "handler/raw predict_proba (median)", ratio,
+                    f"<= {target}", ratio <= target)
+                row(f"{label} {rows} row{'s' if rows > 1 else ''}", "handler median us", handler_s * 1e6)
+                row(f"{label} {rows} row{'s' if rows > 1 else ''}", "raw predict_proba median us", raw_s * 1e6)
+            handler_s, raw_s = warm(model_dir, 100, capture=True)
+            row(f"{label} 100 rows, capture on", "handler/raw predict_proba (median)", handler_s / raw_s,
+                "(no target)")
+            init_s, load_s = cold(model_dir)
+            ratio = init_s / load_s
+            row(f"{label} cold init", "handler init/bare joblib.load", ratio, f"<= {TARGET_INIT}", ratio <= TARGET_INIT)
+            row(f"{label} cold init", "handler init ms (median)", init_s * 1000)
+            row(f"{label} cold init", "bare joblib.load ms (median)", load_s * 1000)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "online.json").write_text(json.dumps({"title": "online", "rows": rows_out}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
