@@ -67,8 +67,8 @@ lint: venv $(LINT_STAMP)  ## cfn-lint (+serverless rules), sam validate --lint, 
 	run cfn-lint $(BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules; \
 	run sam-validate env SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint --template template.yaml; \
 	run checkov $(LINT_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml; \
-	run ruff $(BIN)/ruff check $(PY_SOURCES); \
-	run ruff-format $(BIN)/ruff format --check $(PY_SOURCES); \
+	run ruff $(BIN)/ruff check --output-format concise $(PY_SOURCES); \
+	run ruff-format $(BIN)/ruff format --check --output-format concise $(PY_SOURCES); \
 	run mypy $(BIN)/mypy; \
 	if [ -n "$$failed" ]; then echo "lint failed:$$failed" >&2; exit 1; fi; \
 	echo "lint: all gates passed"
