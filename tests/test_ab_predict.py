@@ -83,3 +83,17 @@ def test_without_challenger_no_experiment_and_no_flag_lookup(classifier_dir, ver
     assert g.experiment is None and g.challenger is None
     out = g.handle(predict_event({"instances": [versions[2]], "entity_id": "u"}))
     assert out["statusCode"] == 200 and json.loads(out["body"])["variant"] == "A"
+
+
+def test_capture_has_latency_and_failed_requests_are_captured(tmp_path, classifier_dir, versions, capsys):
+    from modelops import feedback
+
+    ok = gw.Gateway.from_env({"MODELOPS_MODEL_DIR": str(classifier_dir), "MODELOPS_MODEL_VERSION": versions[0],
+                              "MODELOPS_CAPTURE": "on"})
+    ok.handle(predict_event({"instances": [versions[2]]}, request_id="good"))
+    broken = gw.Gateway.from_env({"MODELOPS_MODEL_DIR": str(tmp_path / "missing"), "MODELOPS_MODEL_VERSION": versions[0],
+                                  "MODELOPS_CAPTURE": "on"})
+    assert broken.handle(predict_event({"instances": [versions[2]]}, request_id="bad"))["statusCode"] == 503
+    records = {r.request_id: r for r in feedback.parse_records(capsys.readouterr().out.encode())}
+    assert records["good"].status == 200 and records["good"].latency_ms > 0
+    assert records["bad"].status == 503 and records["bad"].variant == "A" and records["bad"].predictions == []
