@@ -47,7 +47,7 @@ LANES = {
 KINDS: dict[str, tuple[str, int, str, str]] = {
     "api": ("online", 0, "API Gateway", "network"),
     "predict": ("online", 1, "Lambda", "compute"),
-    "feedback": ("online", 1, "Lambda", "compute"),
+    "feedback": ("online", 0, "Lambda", "compute"),
     "versions": ("online", 2, "Lambda versions", "compute"),
     "capture": ("online", 3, "Data capture", "integration"),
     "alarms_rollout": ("rollout", 0, "CloudWatch alarms", "monitor"),
@@ -102,6 +102,9 @@ TYPE_RULES = {
     "AWS::Logs::SubscriptionFilter": "capture",
     "AWS::Serverless::LayerVersion": "layers",
 }
+
+# Order of boxes that share a column, top to bottom.
+STACK_ORDER = ["api", "alarms_lifecycle", "rule", "schedule", "predict", "feedback", "statemachine", "batch", "monitor"]
 
 # Kinds whose resources share one box (one box per kind and lane).
 GROUPED = {"alarms_rollout", "alarms_lifecycle", "alarms_ops", "flags", "capture", "layers", "dashboard", "ssm"}
@@ -459,10 +462,16 @@ def _add_event(
     eprops = event.get("Properties") or {}
     path = f"{logical_id}/Events/{event_name}"
     if etype in SCHEDULE_EVENTS:
-        detail = [_literal(eprops.get("ScheduleExpression"), parameters)]
+        detail = [_literal(eprops.get("ScheduleExpression", eprops.get("Schedule")), parameters)]
         if eprops.get("ScheduleExpressionTimezone") is not None:
             detail.append(_literal(eprops["ScheduleExpressionTimezone"], parameters))
+        if "State" in eprops and _literal(eprops["State"], parameters).upper() == "DISABLED":
+            detail.append("disabled unless enabled")
+        elif eprops.get("Enabled") is False:
+            detail.append("disabled")
         sched = add(f"{logical_id}:{event_name}", "schedule", event_name, detail, path)
+        if etype == "Schedule":
+            sched.service = "EventBridge rule (UTC)"  # ScheduleV2 is EventBridge Scheduler, with time zones
         _beside(sched, node)
         synthetic.append((sched.id, node.id))
     elif etype in RULE_EVENTS:
@@ -585,6 +594,33 @@ BOX_W, BOX_H, COL_W, ROW_H, LANE_PAD, LANE_GAP = 3.0, 1.35, 3.9, 1.9, 0.6, 0.3
 TRACK = 0.28  # spacing of the vertical arrow tracks between the lanes and the shared column
 
 
+def _order_by_neighbours(model: Model, stacks: dict[tuple[str, int], list[Node]], columns: int) -> None:
+    """Put each box level with the boxes it connects to in the neighbouring column (barycentre ordering),
+    so arrows run straight instead of crossing other boxes."""
+    by_id = {n.id: n for n in model.nodes}
+    links: dict[str, set[str]] = defaultdict(set)
+    for edge in model.edges:
+        links[edge["from"]].add(edge["to"])
+        links[edge["to"]].add(edge["from"])
+
+    def reorder(lane: str, column: int, neighbour_column: int) -> None:
+        stack = stacks[(lane, column)]
+        rows = {n.id: i for i, n in enumerate(stacks[(lane, neighbour_column)])}
+
+        def key(item: tuple[int, Node]) -> float:
+            index, node = item
+            linked = [rows[other] for other in links[node.id] if other in rows and by_id[other].lane == lane]
+            return sum(linked) / len(linked) if linked else index + 0.5
+
+        stack[:] = [n for _, n in sorted(enumerate(stack), key=key)]
+
+    for lane in {n.lane for n in model.nodes if n.lane != "state"}:
+        for _ in range(2):
+            for column in range(1, columns):
+                reorder(lane, column, column - 1)
+            reorder(lane, 0, 1)
+
+
 def layout(model: Model) -> tuple[dict[str, tuple[float, float]], list[tuple[str, float, float]], float, float]:
     """Box centres, lane bands (lane, y_bottom, y_top), figure width and height in layout units."""
     lanes = [lane for lane in LANES if lane != "state" and any(n.lane == lane for n in model.nodes)]
@@ -593,6 +629,9 @@ def layout(model: Model) -> tuple[dict[str, tuple[float, float]], list[tuple[str
     stacks: dict[tuple[str, int], list[Node]] = defaultdict(list)
     for node in model.nodes:
         stacks[(node.lane, node.column)].append(node)
+    for stack in stacks.values():  # within a column: the main flow first, side boxes (dashboards) last
+        stack.sort(key=lambda n: (STACK_ORDER.index(n.kind) if n.kind in STACK_ORDER else len(STACK_ORDER), n.id))
+    _order_by_neighbours(model, stacks, columns)
     centres: dict[str, tuple[float, float]] = {}
     bands = []
     y = 0.0
@@ -601,7 +640,7 @@ def layout(model: Model) -> tuple[dict[str, tuple[float, float]], list[tuple[str
         height = rows * ROW_H + 2 * LANE_PAD
         for c in range(columns):
             stack = stacks[(lane, c)]
-            top = y + height - LANE_PAD - (rows - len(stack)) * ROW_H / 2
+            top = y + height - LANE_PAD  # short columns hang from the top row, where the main flow runs
             for i, node in enumerate(stack):
                 centres[node.id] = (0.9 + c * COL_W + BOX_W / 2, top - ROW_H * (i + 0.5) - 0.12)
         bands.append((lane, y, y + height))
