@@ -102,7 +102,8 @@ def case_modelops(model: str, rows: int) -> dict:
     config = BatchConfig.from_env({
         "MODELOPS_DATA_BUCKET": BUCKET, "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
         "MODELOPS_MODEL_NAME": MODELS[model], "MODELOPS_BATCH_UPSTREAM_MARKER": "",
-        "MODELOPS_BATCH_OUTPUT_PREFIX": f"batch/output-{model}"})
+        "MODELOPS_BATCH_OUTPUT_PREFIX": f"batch/output-{model}",
+        "MODELOPS_BATCH_PREFETCH": os.environ.get("MODELOPS_BATCH_PREFETCH", "1")})
     t0 = time.perf_counter()
     result = BatchRunner(config).run(_date(rows), force=True)
     seconds = time.perf_counter() - t0

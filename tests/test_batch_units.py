@@ -89,3 +89,31 @@ def test_fixed_decimals_are_six_place_probabilities():
     q = np.random.default_rng(2).random((1000, 3))
     back = np.array([[float(v) for v in bytes(r).decode().split(",")[1:]] for r in fixed_decimals(q)])
     assert np.abs(back - q).max() <= 5e-7 + 1e-12
+
+
+def test_prefetched_keeps_order_passes_errors_and_stops_early():
+    from modelops.batch.prefetch import prefetched
+
+    assert list(prefetched(iter(range(50)))) == list(range(50))
+    assert list(prefetched(iter(range(5)), depth=0)) == list(range(5))
+
+    def failing():
+        yield 1
+        raise ValueError("bad block")
+
+    with pytest.raises(ValueError, match="bad block"):
+        list(prefetched(failing()))
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    gen = prefetched(endless())
+    assert next(gen) == 0
+    gen.close()  # the consumer stops: the producer thread ends instead of running on
+    count = len(produced)
+    assert count <= 4 and len(produced) == count

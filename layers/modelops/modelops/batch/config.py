@@ -42,6 +42,7 @@ class BatchConfig:
     model_version: str | None = None  # pinned version; otherwise the registry's champion
     inline_max_bytes: int = 1024**3
     part_bytes: int = 256 * 1024**2
+    prefetch: int = 1  # chunks parsed ahead in a background thread; 0 = parse and score in turn
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> BatchConfig:
@@ -63,6 +64,8 @@ class BatchConfig:
             inline_max_bytes=_int("MODELOPS_BATCH_INLINE_MAX_BYTES", env.get("MODELOPS_BATCH_INLINE_MAX_BYTES"),
                                   cls.inline_max_bytes),
             part_bytes=_int("MODELOPS_BATCH_PART_BYTES", env.get("MODELOPS_BATCH_PART_BYTES"), cls.part_bytes),
+            prefetch=0 if env.get("MODELOPS_BATCH_PREFETCH") == "0" else
+            _int("MODELOPS_BATCH_PREFETCH", env.get("MODELOPS_BATCH_PREFETCH"), cls.prefetch),
         )
         config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
         config.check()

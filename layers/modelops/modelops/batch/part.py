@@ -104,7 +104,7 @@ def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dic
             yield chunk
 
     scored = rejected = chunks = peak_rows = 0
-    with stream, contextlib.closing(prefetched(parsed())) as parsed_chunks, \
+    with stream, contextlib.closing(prefetched(parsed(), config.prefetch)) as parsed_chunks, \
             MultipartWriter(store.s3, store.bucket, keys["predictions"], deferred=True) as out, \
             MultipartWriter(store.s3, store.bucket, keys["rejected"]) as bad:
         out.write(scorer.header(config.id_columns))

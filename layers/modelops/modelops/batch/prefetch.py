@@ -17,6 +17,10 @@ _END = object()
 
 
 def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """depth 0: no thread, plain iteration."""
+    if depth <= 0:
+        yield from items
+        return
     slots: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
