@@ -114,7 +114,6 @@ def case_modelops(model: str, rows: int) -> dict:
 
 def case_pandas(model: str, rows: int) -> dict:
     import pandas as pd
-
     from modelops.aws import client
     from modelops.registry import Registry
 
@@ -136,7 +135,6 @@ def case_pandas(model: str, rows: int) -> dict:
 
 def case_raw(model: str, rows: int) -> dict:
     import pandas as pd
-
     from modelops.registry import Registry
 
     loaded = Registry(f"s3://{BUCKET}/registry").load(MODELS[model], "champion")
@@ -188,7 +186,6 @@ def _start_moto(env: dict) -> subprocess.Popen:
 
 def _setup(sizes: list[int]) -> None:
     from boto3.s3.transfer import TransferConfig
-
     from modelops.artifact import write_artifact
     from modelops.aws import client
     from modelops.dataset import load_builtin
