@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 OUT = ROOT / "docs" / "bench.png"
-TARGET = re.compile(r"(<=|≤|<|>=|≥|>)?\s*([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*(%|x|×)?", re.I)
+TARGET = re.compile(r"(<=|≤|<|>=|≥|>|==|=)?\s*([0-9]*\.?[0-9]+(?:e[-+]?\d+)?)\s*(%|x|×)?", re.I)
 CLIP = 3.0  # bars longer than this many targets are cut, with the real ratio written next to them
 
 
@@ -29,13 +29,15 @@ class Row:
     metric: str
     value: float
     target: str
-    ok: bool
+    ok: bool | None  # None: informational row
     ratio: float | None  # value / target number, None when the target has no number
-    at_most: bool  # True for "<=" targets: smaller is better
+    at_most: bool | None  # True for "<=" targets (smaller is better), False for ">=", None for "= n"
 
 
-def parse_target(target: object, value: float) -> tuple[float, bool] | None:
-    """(target number, True if it is an upper bound) or None; "75%" is read as 0.75 when the value is a fraction."""
+def parse_target(target: object, value: float) -> tuple[float, bool | None] | None:
+    """(target number, True for an upper bound, False for a lower bound, None for an exact value) or None.
+
+    "75%" is read as 0.75 when the value is a fraction."""
     match = TARGET.search(str(target or ""))
     if not match:
         return None
@@ -43,7 +45,9 @@ def parse_target(target: object, value: float) -> tuple[float, bool] | None:
     bound = float(number)
     if unit == "%" and abs(value) <= 1.5 < bound:
         bound /= 100
-    return (bound, op in ("<=", "≤", "<")) if bound else None
+    if not bound:
+        return None
+    return bound, (None if op in ("=", "==") else op in ("<=", "≤", "<"))
 
 
 def load_rows(results: Path = RESULTS) -> list[Row]:
@@ -65,9 +69,9 @@ def load_rows(results: Path = RESULTS) -> list[Row]:
                     metric=str(raw.get("metric", "")),
                     value=value,
                     target=str(raw.get("target", "")),
-                    ok=bool(raw.get("ok")),
+                    ok=None if raw.get("ok") is None else bool(raw["ok"]),
                     ratio=value / parsed[0] if parsed else None,
-                    at_most=parsed[1] if parsed else True,
+                    at_most=parsed[1] if parsed else None,
                 )
             )
     return rows
@@ -107,11 +111,14 @@ def draw(results: Path = RESULTS, out: Path = OUT) -> Path | None:
         mine = [r for r in rows if r.bench == bench]
         ys = list(range(len(mine)))[::-1]
         for y, row in zip(ys, mine, strict=True):
-            good = (0.0, 1.0) if row.at_most else (1.0, xmax * 1.45)
-            ax.add_patch(Rectangle((good[0], y - 0.42), good[1] - good[0], 0.84, color="#E3F1DF", zorder=0))
+            if row.at_most is not None:
+                good = (0.0, 1.0) if row.at_most else (1.0, xmax * 1.45)
+                ax.add_patch(Rectangle((good[0], y - 0.42), good[1] - good[0], 0.84, color="#E3F1DF", zorder=0))
             shown = min(row.ratio, CLIP)
-            ax.barh(y, shown, height=0.55, color="#3A8F3A" if row.ok else "#C8372D", zorder=2)
-            note = f"{row.value:.3g} {row.metric}  (target {row.target})"
+            colour = "#8D99A6" if row.ok is None else ("#3A8F3A" if row.ok else "#C8372D")
+            ax.barh(y, shown, height=0.55, color=colour, zorder=2)
+            value = f"{row.value:,.0f}" if abs(row.value) >= 1000 else f"{row.value:.3g}"
+            note = f"{value} {row.metric}  (target {row.target})"
             if row.ratio > CLIP:
                 note = f"{row.ratio:.1f}× target — " + note
             ax.text(

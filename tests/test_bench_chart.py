@@ -19,6 +19,9 @@ from devtools import bench_chart
         ("≥ 75%", 0.8, (0.75, False)),  # a fraction measured against a percentage
         (">= 75%", 80.0, (75.0, False)),  # a percentage measured against a percentage
         ("<= 200.0", 175.8, (200.0, True)),
+        ("= 20000", 20000.0, (20000.0, None)),
+        ("= 0", 0.0, None),  # nothing to divide by
+        ("report", 1.0, None),
         ("", 1.0, None),
         ("informational", 1.0, None),
     ],
