@@ -27,6 +27,7 @@ from .local_stack import LocalStack
 # Append new parts here; they run in this order.
 DEMOS: list[str] = [
     "devtools.demo_online",
+    "devtools.demo_ab",
     "devtools.demo_lifecycle",
 ]
 
