@@ -179,6 +179,11 @@ class Template:
             # resources SAM generates for AutoPublishAlias: a published version and the alias
             arn = f"arn:aws:lambda:{self.context.region}:{self.context.account_id}:function:{self._ref(base)}"
             return f"{arn}:1" if generated == "Version" else f"{arn}:live"
+        # resources SAM generates for a DeploymentPreference: the CodeDeploy application and a group per function
+        deployed = name.removesuffix("DeploymentGroup")
+        properties = self.resources.get(deployed, {}).get("Properties") or {}
+        if name == "ServerlessDeploymentApplication" or (deployed != name and "DeploymentPreference" in properties):
+            return f"{self.context.stack_name}-{name}".lower()
         raise TemplateError(f"!Ref {name}: no such parameter or resource")
 
     def _get_att(self, arg: Any) -> str:
