@@ -69,7 +69,12 @@ def test_scheduled_event_scores_yesterday_in_the_schedule_time_zone(s3, env, cap
     assert set(psi) == set(names) and psi == manifest(s3)["drift"]["feature_psi"]
     assert any("PredictionPSI" in d for d in docs)
     counts = next(d for d in docs if "BatchRowsScored" in d)
-    assert counts["BatchRowsScored"] == 250 and counts["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ModelName"]]
+    assert counts["BatchRowsScored"] == 250
+    assert counts["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ModelName"], ["ModelName", "ModelVersion"]]
+    feature_doc = next(d for d in docs if "FeaturePSI" in d)
+    assert feature_doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["ModelName", "Feature"], ["ModelName", "ModelVersion", "Feature"]]
+    assert feature_doc["ModelVersion"] == manifest(s3)["model"]["version"]
 
 
 def test_waiting_is_bounded_then_fails_with_metric_and_log(s3, env, capsys, caplog):

@@ -10,10 +10,11 @@ from typing import Any, TextIO
 import orjson
 
 
-def _doc(namespace: str, dims: dict[str, str], metrics: dict[str, tuple[float, str]]) -> dict[str, Any]:
+def _doc(namespace: str, dims: dict[str, str], metrics: dict[str, tuple[float, str]],
+         sets: list[list[str]] | None = None) -> dict[str, Any]:
     return {
         "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [{
-            "Namespace": namespace, "Dimensions": [list(dims)],
+            "Namespace": namespace, "Dimensions": sets or [list(dims)],
             "Metrics": [{"Name": n, "Unit": unit} for n, (_, unit) in metrics.items()]}]},
         **dims, **{n: v for n, (v, _) in metrics.items()},
     }
@@ -24,18 +25,25 @@ def namespace() -> str:
 
 
 def run_documents(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Row counts and duration per model, PSI per feature (dimension Feature), and prediction PSI."""
-    ns, model = namespace(), manifest["model"]["name"]
+    """Row counts and duration, PSI per feature (FeaturePSI) and of the predictions (PredictionPSI).
+
+    Each is published per model (the alarms' view) and per model version (the dashboard's view), the same
+    dimension sets the online monitor uses, so drift alarms see batch and online drift alike.
+    """
+    ns = namespace()
+    model = {"ModelName": manifest["model"]["name"], "ModelVersion": manifest["model"]["version"]}
+    per_model = [["ModelName"], ["ModelName", "ModelVersion"]]
+    per_feature = [["ModelName", "Feature"], ["ModelName", "ModelVersion", "Feature"]]
     rows = manifest["rows"]
-    docs = [_doc(ns, {"ModelName": model}, {
+    docs = [_doc(ns, model, {
         "BatchRowsRead": (rows["read"], "Count"), "BatchRowsScored": (rows["scored"], "Count"),
         "BatchRowsRejected": (rows["rejected"], "Count"),
-        "BatchDurationSeconds": (manifest["timings"]["seconds"], "Seconds")})]
+        "BatchDurationSeconds": (manifest["timings"]["seconds"], "Seconds")}, per_model)]
     drift = manifest.get("drift") or {}
     for feature, value in (drift.get("feature_psi") or {}).items():
-        docs.append(_doc(ns, {"ModelName": model, "Feature": feature}, {"FeaturePSI": (value, "None")}))
+        docs.append(_doc(ns, {**model, "Feature": feature}, {"FeaturePSI": (value, "None")}, per_feature))
     if drift.get("prediction_psi") is not None:
-        docs.append(_doc(ns, {"ModelName": model}, {"PredictionPSI": (drift["prediction_psi"], "None")}))
+        docs.append(_doc(ns, model, {"PredictionPSI": (drift["prediction_psi"], "None")}, per_model))
     return docs
 
 

@@ -260,6 +260,8 @@ class CsvParser:
 
 
 class JsonLinesParser:
+    """One JSON object per line. There is no header, so a missing feature or id field rejects that row."""
+
     def __init__(self, schema: FeatureSchema, id_columns: tuple[str, ...]):
         self.schema = schema
         self.id_columns = id_columns
