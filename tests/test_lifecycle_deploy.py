@@ -170,3 +170,26 @@ def test_failed_publish_still_restores_latest_environment(lam):
     stub.assert_no_pending_responses()  # no deployment was requested
     assert lam.get_function_configuration(FunctionName=FN)["Environment"]["Variables"]["MODELOPS_MODEL_VERSION"] == "v1"
     assert LambdaVersions(lam, FN).live_model_version() == "v1"
+
+
+def test_retrain_appspec_is_what_the_pre_traffic_hook_validates(lam):
+    """The hook reads the target version from the deployment's AppSpec (Stubber for GetDeployment)."""
+    from modelops import hook
+
+    cd, stub = codedeploy_stub()
+    deployer = CodeDeployDeployer(LambdaVersions(lam, FN), cd, "app", "group", pre_traffic_hook="CodeDeployHook_x")
+    content = json.dumps(deployer.appspec("1", "2"))
+    stub.add_response(
+        "get_deployment",
+        {
+            "deploymentInfo": {
+                "deploymentId": "d-1",
+                "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": content}},
+            }
+        },
+        {"deploymentId": "d-1"},
+    )
+    with stub:
+        target = hook.target_from_deployment(cd, "d-1")
+    assert target == f"{FN}:2"
+    assert hook.check_target(target, FN) == target
