@@ -7,6 +7,7 @@ Measures, for a StandardScaler+LogisticRegression pipeline and a HistGradientBoo
   * cold init: a fresh process importing functions/predict/app.py and loading the model from local disk
     (MODELOPS_MODEL_DIR) until it is ready to answer, divided by a fresh process doing a bare
     joblib.load of the same model.
+Both sides run with OMP_NUM_THREADS=1, as the deployed function does.
 The model fetch from S3 at init (the deployed path) is not part of these figures and is not measured here.
 Writes bench/results/online.json (see bench/run_all.py).
 """
@@ -23,6 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# One OpenMP thread, as the predict function runs (template: OMP_NUM_THREADS=1): on a fraction of a vCPU
+# HistGradientBoosting's thread pool only adds contention, and it makes timings erratic on a shared box.
+os.environ["OMP_NUM_THREADS"] = "1"
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tests"))
@@ -103,6 +107,7 @@ def cold(model_dir: Path) -> tuple[float, float]:
     """(median fresh-process handler init seconds, median fresh-process joblib.load seconds)."""
     env = {**os.environ, "MODELOPS_MODEL_DIR": str(model_dir), "PYTHONPATH": str(ROOT / "layers" / "modelops")}
     env.pop("MODELOPS_CAPTURE", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # Lambda layers ship bytecode; let the warm-up run write it here too
     handler_code = CHILD_HANDLER.format(code=str(ROOT / "functions" / "predict"))
     joblib_code = CHILD_JOBLIB.format(path=str(model_dir / "model.joblib"))
 
