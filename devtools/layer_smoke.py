@@ -3,8 +3,10 @@
 The layers are built for x86_64 (same Makefiles, ARCH=x86_64) so this host can execute them; besides the
 function code and its layers, the path holds only what the Lambda runtime itself provides (boto3, botocore and
 their dependencies), so a package the layers forgot shows up here rather than in AWS. Each handler module is
-imported with a locally trained model; functions behind API Gateway also answer every API event in events/
-(plus GET /health and /openapi.json) with a non-5xx status.
+imported with its template environment (intrinsics resolved to parameter defaults or placeholders) and a
+locally trained model; functions behind API Gateway are also handed every API event in events/ (plus GET /health
+and /openapi.json). A handler that raises, or output naming a missing module, fails the run; the status of each
+answer is printed (answers that need AWS are 5xx here, since AWS is unreachable).
 
     python -m devtools.layer_smoke [--work-dir .aws-sam/smoke] [--python3.12 PATH]
 
@@ -17,6 +19,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,16 +37,73 @@ _PROBE = r"""
 import copy, importlib, json, sys
 module_name, handler_name = sys.argv[1].rsplit(".", 1)
 handler = getattr(importlib.import_module(module_name), handler_name)
-failures = []
+
+
+class Context:
+    function_name = "smoke"
+    function_version = "1"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:smoke:live"
+    memory_limit_in_mb = 1024
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    log_group_name = "/aws/lambda/smoke"
+    log_stream_name = "smoke"
+
+    def get_remaining_time_in_millis(self):
+        return 30000
+
+
 for path in sys.argv[2:]:
     event = json.load(open(path))
-    answer = handler(event, None)
-    status = answer.get("statusCode", 0) if isinstance(answer, dict) else 0
-    print(f"  {event.get('httpMethod')} {event.get('path')} -> {status}")
-    if not 200 <= status < 500:
-        failures.append(path)
-sys.exit(1 if failures else 0)
+    answer = handler(event, Context())
+    print(f"  {event.get('httpMethod')} {event.get('path')} -> {answer.get('statusCode')}")
 """
+
+
+PSEUDO_PARAMETERS = {
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::StackName": "smoke",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+MISSING_MODULE = re.compile(r"ModuleNotFoundError|No module named|ImportError")
+
+
+def resolve(value: Any, parameters: dict[str, Any]) -> str:
+    """A plausible string for an environment value: parameter defaults for Refs, placeholders for resources."""
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            if arg in PSEUDO_PARAMETERS:
+                return PSEUDO_PARAMETERS[arg]
+            default = (parameters.get(arg) or {}).get("Default")
+            return str(default) if default is not None else f"smoke-{str(arg).lower()}"
+        if key == "Fn::Sub":
+            text, local = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+            return re.sub(
+                r"\$\{([^}.]+)(?:\.[^}]+)?\}",
+                lambda m: resolve(local.get(m.group(1), {"Ref": m.group(1)}), parameters),
+                text,
+            )
+        if key == "Fn::GetAtt":
+            return f"smoke-{'-'.join(map(str, arg if isinstance(arg, list) else [arg])).lower()}"
+        if key == "Fn::If":
+            return resolve(arg[1], parameters)
+        if key == "Fn::Join":
+            return str(arg[0]).join(resolve(item, parameters) for item in arg[1])
+    return "smoke"
+
+
+def function_environment(template: dict[str, Any], props: dict[str, Any]) -> dict[str, str]:
+    parameters = template.get("Parameters") or {}
+    globals_fn = (template.get("Globals") or {}).get("Function") or {}
+    variables = {
+        **((globals_fn.get("Environment") or {}).get("Variables") or {}),
+        **((props.get("Environment") or {}).get("Variables") or {}),
+    }
+    return {name: resolve(value, parameters) for name, value in variables.items()}
 
 
 def find_python312(explicit: str | None) -> str:
@@ -98,13 +158,14 @@ def runtime_dir(work: Path) -> Path:
     return target
 
 
-def train_model(directory: Path) -> None:
+def train_model(directory: Path) -> str:
+    """Train and write the default model; returns its version."""
     from modelops.artifact import write_artifact
     from modelops.dataset import load_builtin
     from modelops.training import train
 
     trained = train(load_builtin("breast_cancer"), "breast-cancer")
-    write_artifact(directory, trained.estimator, trained.manifest, trained.golden)
+    return write_artifact(directory, trained.estimator, trained.manifest, trained.golden).version
 
 
 def api_events(work: Path) -> list[Path]:
@@ -139,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime = runtime_dir(work)
     model_dir = Path(tempfile.mkdtemp(dir=work, prefix="model-"))
     shutil.rmtree(model_dir)
-    train_model(model_dir)
+    model_version = train_model(model_dir)
     events = api_events(work)
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -151,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "POWERTOOLS_METRICS_NAMESPACE": "modelops-smoke",
         "MODELOPS_REGISTRY": "s3://modelops-smoke/registry",
         "MODELOPS_MODEL_NAME": "breast-cancer",
-        "MODELOPS_MODEL_VERSION": "smoke",
+        "MODELOPS_MODEL_VERSION": model_version,
         "MODELOPS_MODEL_DIR": str(model_dir),
     }
     globals_fn = (template.get("Globals") or {}).get("Function") or {}
@@ -176,19 +237,22 @@ def main(argv: list[str] | None = None) -> int:
                 *(map(str, events) if is_api else []),
             ],
             cwd=code,
-            env={**env, "PYTHONPATH": os.pathsep.join(paths)},
+            env={**function_environment(template, props), **env, "PYTHONPATH": os.pathsep.join(paths)},
             capture_output=True,
             text=True,
             timeout=300,
         )
-        print(result.stdout, end="")
-        if result.returncode != 0:
+        print("".join(line for line in result.stdout.splitlines(True) if not line.startswith("{")), end="")
+        if MISSING_MODULE.search(result.stdout + result.stderr):
+            print("  the output names a missing module: the layers lack a package this function imports")
+            failed.append(name)
+        elif result.returncode != 0:
             print(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed", file=sys.stderr)
             failed.append(name)
     if failed:
         print(f"error: failed with the built layers: {', '.join(failed)}", file=sys.stderr)
         return 1
-    print("all functions import (and answer their API events) with the built layers")
+    print("every function imports and handles its API events with the built layers")
     return 0
 
 
