@@ -34,8 +34,12 @@ REQUESTS = 360
 def _post(port: int, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        conn.request("POST", path, body=json.dumps(body).encode(),
-                     headers={"Content-Type": "application/json", **(headers or {})})
+        conn.request(
+            "POST",
+            path,
+            body=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
         resp = conn.getresponse()
         return resp.status, json.loads(resp.read() or b"null")
     finally:
@@ -57,8 +61,10 @@ def run(demo: Demo) -> None:
     trained = train(dataset, model, estimator_kind="hgb")
     write_artifact(work / "model-b", trained.estimator, trained.manifest, trained.golden)
     challenger = registry.register(work / "model-b").version
-    demo.out(f"trained and registered B = {model} {challenger} (held-out accuracy "
-             f"{trained.manifest.metrics['accuracy']:.4f}); A = {champion}")
+    demo.out(
+        f"trained and registered B = {model} {challenger} (held-out accuracy "
+        f"{trained.manifest.metrics['accuracy']:.4f}); A = {champion}"
+    )
 
     flags = work / "flags.json"
     started = abcontrol.start(registry, abcontrol.FilePublisher(flags), model, challenger, SPLIT_PERCENT)
@@ -66,8 +72,15 @@ def run(demo: Demo) -> None:
     demo.out(f"  split document: {json.dumps(json.loads(flags.read_text()))}")
 
     spec = stack.function("PredictFunction")
-    spec_b = replace(spec, environment={**spec.environment, "MODELOPS_CHALLENGER_VERSION": challenger,
-                                        "MODELOPS_AB_CONFIG_FILE": str(flags), "MODELOPS_CAPTURE": "on"})
+    spec_b = replace(
+        spec,
+        environment={
+            **spec.environment,
+            "MODELOPS_CHALLENGER_VERSION": challenger,
+            "MODELOPS_AB_CONFIG_FILE": str(flags),
+            "MODELOPS_CAPTURE": "on",
+        },
+    )
     log_dir = work / "logs"
     log_dir.mkdir(exist_ok=True)
     demo.out("starting the predict function with the challenger pinned (ChallengerVersion parameter)")
@@ -102,8 +115,10 @@ def run(demo: Demo) -> None:
     print_report(report, None)
     problems = []
     if report["variants"]["A"]["labelled"] + report["variants"]["B"]["labelled"] != REQUESTS:
-        problems.append(f"expected {REQUESTS} labelled predictions, report has "
-                        f"{report['variants']['A']['labelled']} + {report['variants']['B']['labelled']}")
+        problems.append(
+            f"expected {REQUESTS} labelled predictions, report has "
+            f"{report['variants']['A']['labelled']} + {report['variants']['B']['labelled']}"
+        )
     share = report["variants"]["B"]["share"]
     if not 0.3 < share < 0.7:
         problems.append(f"B got {share:.0%} of traffic with a {SPLIT_PERCENT:g}% split")
@@ -119,15 +134,18 @@ def run(demo: Demo) -> None:
 def _traffic(demo: Demo, port: int, dataset: Any, champion: str, challenger: str) -> None:
     names = dataset.feature_names
     rows = dataset.X.tolist()
-    demo.out(f"\nsending {REQUESTS} predictions for {CUSTOMERS} customers (header x-entity-id), "
-             "then POST /feedback with each true label")
+    demo.out(
+        f"\nsending {REQUESTS} predictions for {CUSTOMERS} customers (header x-entity-id), "
+        "then POST /feedback with each true label"
+    )
     assigned: dict[str, str] = {}
     counts = {"A": 0, "B": 0}
     for i in range(REQUESTS):
         customer = f"customer-{i % CUSTOMERS:04d}"
         row = i % len(rows)
-        status, answer = _post(port, "/predict", {"instances": [dict(zip(names, rows[row], strict=True))]},
-                               {"x-entity-id": customer})
+        status, answer = _post(
+            port, "/predict", {"instances": [dict(zip(names, rows[row], strict=True))]}, {"x-entity-id": customer}
+        )
         if status != 200:
             demo.failures.append(f"POST /predict for {customer}: HTTP {status} {answer}")
             continue
@@ -139,10 +157,14 @@ def _traffic(demo: Demo, port: int, dataset: Any, champion: str, challenger: str
         counts[variant] = counts.get(variant, 0) + 1
         if i < 3:
             demo.out(f"  {customer}: variant {variant}, model {version}, prediction {answer['predictions'][0]}")
-        fb_status, fb_answer = _post(port, "/feedback", {"request_id": answer["request_id"],
-                                                         "actual": str(dataset.y[row])})
+        fb_status, fb_answer = _post(
+            port, "/feedback", {"request_id": answer["request_id"], "actual": str(dataset.y[row])}
+        )
         if fb_status != 202:
             demo.failures.append(f"POST /feedback: HTTP {fb_status} {fb_answer}")
     on_b = sum(1 for v in assigned.values() if v == "B")
-    demo.out(f"  requests per variant: {counts}; customers on B: {on_b}/{len(assigned)}; "
-             "every customer kept its variant" if not any("sticky" in f for f in demo.failures) else "")
+    demo.out(
+        f"  requests per variant: {counts}; customers on B: {on_b}/{len(assigned)}; every customer kept its variant"
+        if not any("sticky" in f for f in demo.failures)
+        else ""
+    )

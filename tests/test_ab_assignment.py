@@ -14,8 +14,12 @@ from modelops.errors import InputError, ModelOpsError
 def make(tmp_path, percent: float, **kwargs) -> experiment.Experiment:
     path = tmp_path / "flags.json"
     path.write_text(json.dumps(experiment.flag_document(percent)))
-    env = {"MODELOPS_CHALLENGER_VERSION": "v-b", "MODELOPS_MODEL_VERSION": "v-a", "MODELOPS_AB_CONFIG_FILE": str(path),
-           **kwargs}
+    env = {
+        "MODELOPS_CHALLENGER_VERSION": "v-b",
+        "MODELOPS_MODEL_VERSION": "v-a",
+        "MODELOPS_AB_CONFIG_FILE": str(path),
+        **kwargs,
+    }
     exp = experiment.Experiment.from_env(env)
     assert exp is not None
     return exp
@@ -110,9 +114,16 @@ def test_challenger_without_store_configuration_is_a_clear_error():
 
 
 def test_appconfig_store_is_used_in_aws():
-    exp = experiment.Experiment.from_env({"MODELOPS_CHALLENGER_VERSION": "v-b", "MODELOPS_MODEL_VERSION": "v-a",
-                                          "MODELOPS_APPCONFIG_APPLICATION": "app", "MODELOPS_APPCONFIG_ENVIRONMENT": "live",
-                                          "MODELOPS_APPCONFIG_PROFILE": "ab", "MODELOPS_AB_CACHE_SECONDS": "45"})
+    exp = experiment.Experiment.from_env(
+        {
+            "MODELOPS_CHALLENGER_VERSION": "v-b",
+            "MODELOPS_MODEL_VERSION": "v-a",
+            "MODELOPS_APPCONFIG_APPLICATION": "app",
+            "MODELOPS_APPCONFIG_ENVIRONMENT": "live",
+            "MODELOPS_APPCONFIG_PROFILE": "ab",
+            "MODELOPS_AB_CACHE_SECONDS": "45",
+        }
+    )
     from aws_lambda_powertools.utilities.feature_flags import AppConfigStore
 
     assert isinstance(exp.flags.store, AppConfigStore)

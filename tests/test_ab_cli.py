@@ -46,7 +46,9 @@ def test_start_stop_promote_with_local_split(registry, classifier_dir, classifie
 
 def test_bad_split_and_missing_store_are_one_line_errors(registry, classifier_dir, classifier_v2_dir, capsys):
     _, b = register_two(registry, classifier_dir, classifier_v2_dir)
-    assert main(["--registry", REG, "ab", "start", b, "--split", "150", "--model", "breast-cancer", "--local", "x"]) == 1
+    assert (
+        main(["--registry", REG, "ab", "start", b, "--split", "150", "--model", "breast-cancer", "--local", "x"]) == 1
+    )
     assert "--split" in capsys.readouterr().err
     assert main(["--registry", REG, "ab", "start", b, "--model", "breast-cancer"]) == 1
     err = capsys.readouterr().err
@@ -57,12 +59,29 @@ def test_appconfig_publisher_creates_version_and_deploys():
     appconfig = boto3.client("appconfig", region_name="us-east-1")
     doc = experiment.flag_document(10)
     with Stubber(appconfig) as stub:
-        stub.add_response("create_hosted_configuration_version", {"VersionNumber": 4},
-                          {"ApplicationId": "app1", "ConfigurationProfileId": "prof1", "Content": json.dumps(doc).encode(),
-                           "ContentType": "application/json", "Description": ANY})
-        stub.add_response("start_deployment", {"DeploymentNumber": 9},
-                          {"ApplicationId": "app1", "EnvironmentId": "env1", "DeploymentStrategyId": "AppConfig.AllAtOnce",
-                           "ConfigurationProfileId": "prof1", "ConfigurationVersion": "4", "Description": ANY})
+        stub.add_response(
+            "create_hosted_configuration_version",
+            {"VersionNumber": 4},
+            {
+                "ApplicationId": "app1",
+                "ConfigurationProfileId": "prof1",
+                "Content": json.dumps(doc).encode(),
+                "ContentType": "application/json",
+                "Description": ANY,
+            },
+        )
+        stub.add_response(
+            "start_deployment",
+            {"DeploymentNumber": 9},
+            {
+                "ApplicationId": "app1",
+                "EnvironmentId": "env1",
+                "DeploymentStrategyId": "AppConfig.AllAtOnce",
+                "ConfigurationProfileId": "prof1",
+                "ConfigurationVersion": "4",
+                "Description": ANY,
+            },
+        )
         out = AppConfigPublisher(AppConfigTarget("app1", "env1", "prof1"), appconfig).publish(doc, "A/B 10%")
         stub.assert_no_pending_responses()
     assert out == {"configuration_version": 4, "deployment": 9}
@@ -77,14 +96,38 @@ def test_report_from_captures_and_feedback(registry, classifier_dir, classifier_
         actual = "malignant" if rng.random() < 0.4 else "benign"
         right = rng.random() < (0.95 if variant == "B" else 0.75)
         pred = actual if right else ("benign" if actual == "malignant" else "malignant")
-        records.append(fb.prediction_record(request_id=f"r{i}", model_version=b if variant == "B" else a, variant=variant,
-                                            predictions=[pred], scores=[0.8 if pred == "malignant" else 0.2],
-                                            latency_ms=2.0 + (i % 7)))
+        records.append(
+            fb.prediction_record(
+                request_id=f"r{i}",
+                model_version=b if variant == "B" else a,
+                variant=variant,
+                predictions=[pred],
+                scores=[0.8 if pred == "malignant" else 0.2],
+                latency_ms=2.0 + (i % 7),
+            )
+        )
         store.append(actual, request_id=f"r{i}")
     fb.PredictionLog(BUCKET, "data", s3=s3).append(records)
     out_dir = tmp_path / "report"
-    assert main(["--registry", REG, "ab", "report", "--model", "breast-cancer", "--data", f"s3://{BUCKET}/data",
-                 "--since", "1h", "--out", str(out_dir)]) == 0
+    assert (
+        main(
+            [
+                "--registry",
+                REG,
+                "ab",
+                "report",
+                "--model",
+                "breast-cancer",
+                "--data",
+                f"s3://{BUCKET}/data",
+                "--since",
+                "1h",
+                "--out",
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "verdict: B better" in text
     report = json.loads((out_dir / "ab-report.json").read_text())
@@ -94,9 +137,39 @@ def test_report_from_captures_and_feedback(registry, classifier_dir, classifier_
 
 def test_report_without_captures_says_so(registry, classifier_dir, classifier_v2_dir, tmp_path, capsys):
     register_two(registry, classifier_dir, classifier_v2_dir)
-    assert main(["--registry", REG, "ab", "report", "--model", "breast-cancer", "--data", f"s3://{BUCKET}/data",
-                 "--out", str(tmp_path)]) == 1
+    assert (
+        main(
+            [
+                "--registry",
+                REG,
+                "ab",
+                "report",
+                "--model",
+                "breast-cancer",
+                "--data",
+                f"s3://{BUCKET}/data",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 1
+    )
     assert "no captured predictions" in capsys.readouterr().err
-    assert main(["--registry", REG, "ab", "report", "--model", "breast-cancer", "--data", f"s3://{BUCKET}/data",
-                 "--since", "last week"]) == 1
+    assert (
+        main(
+            [
+                "--registry",
+                REG,
+                "ab",
+                "report",
+                "--model",
+                "breast-cancer",
+                "--data",
+                f"s3://{BUCKET}/data",
+                "--since",
+                "last week",
+            ]
+        )
+        == 1
+    )
     assert "is not a time" in capsys.readouterr().err

@@ -35,7 +35,7 @@ def test_feedback_is_append_only_and_partitioned_by_date(store, s3):
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="data/feedback/")["Contents"])
     assert len(keys) == 2 and a.feedback_id != b.feedback_id
     assert keys[0].startswith("data/feedback/date=2026-05-28/") and keys[1].startswith("data/feedback/date=2026-05-29/")
-    with pytest.raises(Exception):  # the same key can never be written twice
+    with pytest.raises(s3.exceptions.ClientError):  # the same key can never be written twice
         s3.put_object(Bucket=BUCKET, Key=keys[0], Body=b"{}", IfNoneMatch="*")
     assert [r.actual for r in store.read()] == ["malignant", "benign"]
     assert [r.actual for r in store.read(since=T0 + DAY / 2)] == ["benign"]
@@ -43,28 +43,58 @@ def test_feedback_is_append_only_and_partitioned_by_date(store, s3):
 
 
 def test_validation_names_the_field():
-    cases = [({"actual": 1}, "request_id"), ({"request_id": "r"}, "actual"), ({"request_id": "r", "actual": None}, "actual"),
-             ({"request_id": "r", "actual": float("nan")}, "actual"), ({"request_id": "r", "actual": 1, "extra": 1}, "extra"),
-             ({"request_id": {"a": 1}, "actual": 1}, "request_id"), ({"entity_id": "e", "actual": 1, "row": -1}, "row"),
-             ({"request_id": "r", "actual": "maybe"}, "actual")]
+    cases = [
+        ({"actual": 1}, "request_id"),
+        ({"request_id": "r"}, "actual"),
+        ({"request_id": "r", "actual": None}, "actual"),
+        ({"request_id": "r", "actual": float("nan")}, "actual"),
+        ({"request_id": "r", "actual": 1, "extra": 1}, "extra"),
+        ({"request_id": {"a": 1}, "actual": 1}, "request_id"),
+        ({"entity_id": "e", "actual": 1, "row": -1}, "row"),
+        ({"request_id": "r", "actual": "maybe"}, "actual"),
+    ]
     for body, field in cases:
         with pytest.raises(InputError) as err:
-            fb.validate_feedback(body, allowed_labels=["benign", "malignant"] if body.get("actual") == "maybe" else None)
+            fb.validate_feedback(
+                body, allowed_labels=["benign", "malignant"] if body.get("actual") == "maybe" else None
+            )
         assert err.value.field == field, body
     assert fb.validate_feedback({"entity_id": 7, "actual": [1.5, 2]}) == {
-        "actual": [1.5, 2], "request_id": None, "entity_id": "7", "row": None}
+        "actual": [1.5, 2],
+        "request_id": None,
+        "entity_id": "7",
+        "row": None,
+    }
 
 
 def test_join_by_request_id_entity_and_latest_correction(store, log):
-    log.append([
-        fb.prediction_record(request_id="r1", model_version="v1", variant="A", entity_id="u1", predictions=["benign"],
-                             scores=[0.2], at=T0, instances=[{"x": 1}]),
-        fb.prediction_record(request_id="r2", model_version="v2", variant="B", entity_id="u2",
-                             predictions=["malignant", "benign"], scores=[0.9, 0.1], at=T0 + 10),
-        fb.prediction_record(request_id="r3", model_version="v2", variant="B", entity_id="u2", predictions=["benign"],
-                             at=T0 + 20),
-        fb.prediction_record(request_id="r4", model_version="v1", status=400, predictions=[], at=T0 + 30),
-    ])
+    log.append(
+        [
+            fb.prediction_record(
+                request_id="r1",
+                model_version="v1",
+                variant="A",
+                entity_id="u1",
+                predictions=["benign"],
+                scores=[0.2],
+                at=T0,
+                instances=[{"x": 1}],
+            ),
+            fb.prediction_record(
+                request_id="r2",
+                model_version="v2",
+                variant="B",
+                entity_id="u2",
+                predictions=["malignant", "benign"],
+                scores=[0.9, 0.1],
+                at=T0 + 10,
+            ),
+            fb.prediction_record(
+                request_id="r3", model_version="v2", variant="B", entity_id="u2", predictions=["benign"], at=T0 + 20
+            ),
+            fb.prediction_record(request_id="r4", model_version="v1", status=400, predictions=[], at=T0 + 30),
+        ]
+    )
     store.append("malignant", request_id="r1", at=T0 + 100)
     store.append("benign", request_id="r1", at=T0 + 200)  # a correction: the later label wins
     store.append(["malignant", "malignant"], request_id="r2", at=T0 + 100)
@@ -72,9 +102,11 @@ def test_join_by_request_id_entity_and_latest_correction(store, log):
     store.append("benign", request_id="unknown", at=T0 + 100)
     rows = fb.labelled_rows(BUCKET, "data", s3=store.s3)
     got = {(r.request_id, r.row): (r.variant, r.prediction, r.actual, r.score) for r in rows}
-    assert got == {("r1", 0): ("A", "benign", "benign", 0.2),
-                   ("r2", 0): ("B", "malignant", "malignant", 0.9),
-                   ("r2", 1): ("B", "benign", "malignant", 0.1)}
+    assert got == {
+        ("r1", 0): ("A", "benign", "benign", 0.2),
+        ("r2", 0): ("B", "malignant", "malignant", 0.9),
+        ("r2", 1): ("B", "benign", "malignant", 0.1),
+    }
     assert next(r for r in rows if r.request_id == "r1").features == {"x": 1}
 
 
@@ -82,8 +114,13 @@ def test_records_are_read_from_firehose_cloudwatch_envelopes(s3):
     import gzip
 
     line = json.dumps(fb.prediction_record(request_id="r9", model_version="v1", variant="B", predictions=[3.5], at=T0))
-    envelope = {"messageType": "DATA_MESSAGE", "logEvents": [{"id": "1", "timestamp": 0, "message": line},
-                                                            {"id": "2", "timestamp": 0, "message": "START RequestId"}]}
+    envelope = {
+        "messageType": "DATA_MESSAGE",
+        "logEvents": [
+            {"id": "1", "timestamp": 0, "message": line},
+            {"id": "2", "timestamp": 0, "message": "START RequestId"},
+        ],
+    }
     records = list(fb.parse_records(gzip.compress(json.dumps(envelope).encode())))
     assert [(r.request_id, r.variant, r.predictions) for r in records] == [("r9", "B", [3.5])]
     nested = json.dumps({"level": "INFO", "message": json.loads(line)}).encode()

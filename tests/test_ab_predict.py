@@ -12,9 +12,15 @@ from modelops.serving import gateway as gw
 
 
 def predict_event(body: dict, headers: dict | None = None, request_id: str = "req-1") -> dict:
-    return {"httpMethod": "POST", "path": "/predict", "resource": "/predict",
-            "headers": {"Content-Type": "application/json", **(headers or {})},
-            "requestContext": {"requestId": request_id}, "body": json.dumps(body), "isBase64Encoded": False}
+    return {
+        "httpMethod": "POST",
+        "path": "/predict",
+        "resource": "/predict",
+        "headers": {"Content-Type": "application/json", **(headers or {})},
+        "requestContext": {"requestId": request_id},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
 
 
 @pytest.fixture
@@ -28,10 +34,15 @@ def versions(classifier_dir, classifier_v2_dir):
 def build(tmp_path, classifier_dir, classifier_v2_dir, versions, percent, capture=True):
     flags = tmp_path / "flags.json"
     flags.write_text(json.dumps(experiment.flag_document(percent)))
-    env = {"MODELOPS_MODEL_DIR": str(classifier_dir), "MODELOPS_MODEL_NAME": "breast-cancer",
-           "MODELOPS_MODEL_VERSION": versions[0], "MODELOPS_CHALLENGER_VERSION": versions[1],
-           "MODELOPS_CHALLENGER_DIR": str(classifier_v2_dir), "MODELOPS_AB_CONFIG_FILE": str(flags),
-           "MODELOPS_CAPTURE": "on" if capture else "off"}
+    env = {
+        "MODELOPS_MODEL_DIR": str(classifier_dir),
+        "MODELOPS_MODEL_NAME": "breast-cancer",
+        "MODELOPS_MODEL_VERSION": versions[0],
+        "MODELOPS_CHALLENGER_VERSION": versions[1],
+        "MODELOPS_CHALLENGER_DIR": str(classifier_v2_dir),
+        "MODELOPS_AB_CONFIG_FILE": str(flags),
+        "MODELOPS_CAPTURE": "on" if capture else "off",
+    }
     return gw.Gateway.from_env(env)
 
 
@@ -88,11 +99,17 @@ def test_without_challenger_no_experiment_and_no_flag_lookup(classifier_dir, ver
 def test_capture_has_latency_and_failed_requests_are_captured(tmp_path, classifier_dir, versions, capsys):
     from modelops import feedback
 
-    ok = gw.Gateway.from_env({"MODELOPS_MODEL_DIR": str(classifier_dir), "MODELOPS_MODEL_VERSION": versions[0],
-                              "MODELOPS_CAPTURE": "on"})
+    ok = gw.Gateway.from_env(
+        {"MODELOPS_MODEL_DIR": str(classifier_dir), "MODELOPS_MODEL_VERSION": versions[0], "MODELOPS_CAPTURE": "on"}
+    )
     ok.handle(predict_event({"instances": [versions[2]]}, request_id="good"))
-    broken = gw.Gateway.from_env({"MODELOPS_MODEL_DIR": str(tmp_path / "missing"), "MODELOPS_MODEL_VERSION": versions[0],
-                                  "MODELOPS_CAPTURE": "on"})
+    broken = gw.Gateway.from_env(
+        {
+            "MODELOPS_MODEL_DIR": str(tmp_path / "missing"),
+            "MODELOPS_MODEL_VERSION": versions[0],
+            "MODELOPS_CAPTURE": "on",
+        }
+    )
     assert broken.handle(predict_event({"instances": [versions[2]]}, request_id="bad"))["statusCode"] == 503
     records = {r.request_id: r for r in feedback.parse_records(capsys.readouterr().out.encode())}
     assert records["good"].status == 200 and records["good"].latency_ms > 0

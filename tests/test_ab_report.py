@@ -16,8 +16,17 @@ def synthetic_classification(acc_a: float, acc_b: float, n: int, seed: int, shar
     for i in range(n):
         v = "B" if rng.random() < share_b else "A"
         status = 500 if (v == "B" and rng.random() < err_b) else 200
-        preds.append(PredictionRecord(request_id=f"r{i}", at=float(i), model_version=f"v-{v}", variant=v, status=status,
-                                      latency_ms=float(rng.gamma(4, 2 if v == "A" else 3)), predictions=[]))
+        preds.append(
+            PredictionRecord(
+                request_id=f"r{i}",
+                at=float(i),
+                model_version=f"v-{v}",
+                variant=v,
+                status=status,
+                latency_ms=float(rng.gamma(4, 2 if v == "A" else 3)),
+                predictions=[],
+            )
+        )
         if status != 200:
             continue
         actual = "malignant" if rng.random() < 0.4 else "benign"
@@ -25,8 +34,19 @@ def synthetic_classification(acc_a: float, acc_b: float, n: int, seed: int, shar
         pred = actual if correct else ("benign" if actual == "malignant" else "malignant")
         # a score consistent with the prediction: more separable when correct
         score = float(np.clip((0.75 if pred == "malignant" else 0.25) + rng.normal(0, 0.15), 0, 1))
-        rows.append(LabelledRow(request_id=f"r{i}", row=0, at=float(i), variant=v, model_version=f"v-{v}",
-                                prediction=pred, score=score, actual=actual, feedback_at=float(i) + 1))
+        rows.append(
+            LabelledRow(
+                request_id=f"r{i}",
+                row=0,
+                at=float(i),
+                variant=v,
+                model_version=f"v-{v}",
+                prediction=pred,
+                score=score,
+                actual=actual,
+                feedback_at=float(i) + 1,
+            )
+        )
     return abreport.ReportInput("classification", preds, rows, positive_class="malignant")
 
 
@@ -35,13 +55,27 @@ def synthetic_regression(mae_a: float, mae_b: float, n: int, seed: int):
     preds, rows = [], []
     for i in range(n):
         v = "B" if i % 2 else "A"
-        preds.append(PredictionRecord(request_id=f"r{i}", at=float(i), model_version=f"v-{v}", variant=v,
-                                      latency_ms=5.0, predictions=[]))
+        preds.append(
+            PredictionRecord(
+                request_id=f"r{i}", at=float(i), model_version=f"v-{v}", variant=v, latency_ms=5.0, predictions=[]
+            )
+        )
         actual = float(rng.normal(150, 50))
         # Laplace errors with scale s have mean absolute error s
         err = float(rng.laplace(0, mae_a if v == "A" else mae_b))
-        rows.append(LabelledRow(request_id=f"r{i}", row=0, at=float(i), variant=v, model_version=f"v-{v}",
-                                prediction=actual + err, score=None, actual=actual, feedback_at=float(i)))
+        rows.append(
+            LabelledRow(
+                request_id=f"r{i}",
+                row=0,
+                at=float(i),
+                variant=v,
+                model_version=f"v-{v}",
+                prediction=actual + err,
+                score=None,
+                actual=actual,
+                feedback_at=float(i),
+            )
+        )
     return abreport.ReportInput("regression", preds, rows)
 
 
@@ -67,8 +101,11 @@ def test_equal_variants_are_not_significant():
 
 
 def test_false_positive_rate_is_near_alpha_over_many_equal_experiments():
-    hits = sum(abreport.build_report(synthetic_classification(0.85, 0.85, 1000, seed=s), bootstrap=0)["verdict"] != "not enough data yet"
-               for s in range(100))
+    hits = sum(
+        abreport.build_report(synthetic_classification(0.85, 0.85, 1000, seed=s), bootstrap=0)["verdict"]
+        != "not enough data yet"
+        for s in range(100)
+    )
     assert hits <= 12  # alpha = 5 %: about 5 expected, 12 would be far beyond chance
 
 

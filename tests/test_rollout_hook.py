@@ -28,8 +28,15 @@ TARGET = "arn:aws:lambda:us-east-1:123456789012:function:predict:7"
 class FakePredictFunction:
     """Answers like the predict function: API Gateway proxy responses computed by the real model."""
 
-    def __init__(self, model_dir: Path, *, pinned: str | None = None, tamper=None, function_error: bool = False,
-                 status: int = 200):
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        pinned: str | None = None,
+        tamper=None,
+        function_error: bool = False,
+        status: int = 200,
+    ):
         self.model = load_from_dir(model_dir)
         self.pinned = pinned or self.model.manifest.version
         self.tamper = tamper
@@ -45,22 +52,32 @@ class FakePredictFunction:
         event = json.loads(Payload)
         self.invocations.append(event)
         if self.function_error:
-            return {"StatusCode": 200, "FunctionError": "Unhandled",
-                    "Payload": io.BytesIO(b'{"errorMessage": "boom", "errorType": "RuntimeError"}')}
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "Payload": io.BytesIO(b'{"errorMessage": "boom", "errorType": "RuntimeError"}'),
+            }
         instances = json.loads(event["body"])["instances"]
         m = self.model
         names = [f["name"] for f in m.manifest.features]
         import numpy as np
 
         X = np.array([[row[n] for n in names] for row in instances], dtype=float)
-        body = {"model": {"name": m.manifest.name, "version": m.manifest.version},
-                "predictions": m.estimator.predict(X).tolist(),
-                "probabilities": [dict(zip(m.manifest.classes, p, strict=True)) for p in m.estimator.predict_proba(X).tolist()]}
+        body = {
+            "model": {"name": m.manifest.name, "version": m.manifest.version},
+            "predictions": m.estimator.predict(X).tolist(),
+            "probabilities": [
+                dict(zip(m.manifest.classes, p, strict=True)) for p in m.estimator.predict_proba(X).tolist()
+            ],
+        }
         if self.tamper:
             self.tamper(body)
         if self.status != 200:
             body = {"error": {"code": "model_unavailable", "message": "cannot load model"}}
-        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps({"statusCode": self.status, "body": json.dumps(body)}).encode())}
+        return {
+            "StatusCode": 200,
+            "Payload": io.BytesIO(json.dumps({"statusCode": self.status, "body": json.dumps(body)}).encode()),
+        }
 
 
 @pytest.fixture
@@ -71,16 +88,27 @@ def codedeploy():
 
 
 def expect_report(stub: Stubber, status: str) -> None:
-    stub.add_response("put_lifecycle_event_hook_execution_status", {"lifecycleEventHookExecutionId": "x"},
-                      {"deploymentId": EVENT["DeploymentId"],
-                       "lifecycleEventHookExecutionId": EVENT["LifecycleEventHookExecutionId"], "status": status})
+    stub.add_response(
+        "put_lifecycle_event_hook_execution_status",
+        {"lifecycleEventHookExecutionId": "x"},
+        {
+            "deploymentId": EVENT["DeploymentId"],
+            "lifecycleEventHookExecutionId": EVENT["LifecycleEventHookExecutionId"],
+            "status": status,
+        },
+    )
 
 
 def make_context(registry, fake, codedeploy_client):
     def build(deployment_id):
         assert deployment_id == EVENT["DeploymentId"]
-        return hook.HookContext(codedeploy=codedeploy_client, lambda_client=fake,
-                                load_golden=hook.registry_golden_loader(registry, "breast-cancer"), target_function=TARGET)
+        return hook.HookContext(
+            codedeploy=codedeploy_client,
+            lambda_client=fake,
+            load_golden=hook.registry_golden_loader(registry, "breast-cancer"),
+            target_function=TARGET,
+        )
+
     return build
 
 
@@ -106,7 +134,9 @@ def test_wrong_predictions_report_failed(registry, classifier_dir, codedeploy):
         body["predictions"][0] = "malignant" if body["predictions"][0] == "benign" else "benign"
 
     expect_report(stub, "Failed")
-    result = hook.run_hook(EVENT, make_context(registry, FakePredictFunction(classifier_dir, tamper=flip_first), client))
+    result = hook.run_hook(
+        EVENT, make_context(registry, FakePredictFunction(classifier_dir, tamper=flip_first), client)
+    )
     stub.assert_no_pending_responses()
     assert result.status == "Failed"
     assert any(p.startswith("row 0: prediction") for p in result.problems)
@@ -141,7 +171,9 @@ def test_invoke_error_reports_failed(registry, classifier_dir, codedeploy):
     client, stub = codedeploy
     registry.register(classifier_dir)
     expect_report(stub, "Failed")
-    result = hook.run_hook(EVENT, make_context(registry, FakePredictFunction(classifier_dir, function_error=True), client))
+    result = hook.run_hook(
+        EVENT, make_context(registry, FakePredictFunction(classifier_dir, function_error=True), client)
+    )
     stub.assert_no_pending_responses()
     assert result.status == "Failed" and "raised Unhandled" in result.problems[0]
 
@@ -185,7 +217,9 @@ def test_regression_golden_comparison_uses_tolerance():
     assert hook.compare_with_golden(golden, {"predictions": [100.00000001, 2.5]}, None) == []
     problems = hook.compare_with_golden(golden, {"predictions": [100.0, 2.6]}, None)
     assert len(problems) == 1 and problems[0].startswith("row 1")
-    assert hook.compare_with_golden(golden, {"predictions": [1.0]}, None) == ["answer has 1 predictions for 2 golden rows"]
+    assert hook.compare_with_golden(golden, {"predictions": [1.0]}, None) == [
+        "answer has 1 predictions for 2 golden rows"
+    ]
 
 
 def test_handler_reports_through_codedeploy(monkeypatch, codedeploy):
@@ -198,8 +232,12 @@ def test_handler_reports_through_codedeploy(monkeypatch, codedeploy):
     monkeypatch.setenv("MODELOPS_PREDICT_FUNCTION", "stack-PredictFunction-x")
     monkeypatch.setenv("MODELOPS_REGISTRY", "s3://modelops-test/registry")
     monkeypatch.setenv("MODELOPS_MODEL_NAME", "breast-cancer")
-    stub.add_client_error("get_deployment", "DeploymentDoesNotExistException", "no such deployment",
-                          expected_params={"deploymentId": EVENT["DeploymentId"]})
+    stub.add_client_error(
+        "get_deployment",
+        "DeploymentDoesNotExistException",
+        "no such deployment",
+        expected_params={"deploymentId": EVENT["DeploymentId"]},
+    )
     expect_report(stub, "Failed")
 
     class Ctx:
@@ -215,10 +253,32 @@ def test_handler_reports_through_codedeploy(monkeypatch, codedeploy):
 
 def test_target_version_comes_from_the_deployment_appspec(codedeploy):
     client, stub = codedeploy
-    spec = {"version": 0.0, "Resources": [{"PredictFunction": {"Type": "AWS::Lambda::Function", "Properties": {
-        "Name": "stack-PredictFunction-x", "Alias": "live", "CurrentVersion": "3", "TargetVersion": "4"}}}]}
-    stub.add_response("get_deployment", {"deploymentInfo": {"deploymentId": "d-1", "revision": {
-        "revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}}}}, {"deploymentId": "d-1"})
+    spec = {
+        "version": 0.0,
+        "Resources": [
+            {
+                "PredictFunction": {
+                    "Type": "AWS::Lambda::Function",
+                    "Properties": {
+                        "Name": "stack-PredictFunction-x",
+                        "Alias": "live",
+                        "CurrentVersion": "3",
+                        "TargetVersion": "4",
+                    },
+                }
+            }
+        ],
+    }
+    stub.add_response(
+        "get_deployment",
+        {
+            "deploymentInfo": {
+                "deploymentId": "d-1",
+                "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}},
+            }
+        },
+        {"deploymentId": "d-1"},
+    )
     target = hook.target_from_deployment(client, "d-1")
     assert target == "stack-PredictFunction-x:4"
     assert hook.check_target(target, "stack-PredictFunction-x") == target

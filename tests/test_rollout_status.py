@@ -29,29 +29,62 @@ def _zip() -> bytes:
 
 @pytest.fixture
 def lam(moto_aws):
-    role = boto3.client("iam").create_role(RoleName="predict", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                               "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    role = boto3.client("iam").create_role(
+        RoleName="predict",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
     client = boto3.client("lambda")
-    client.create_function(FunctionName=FN, Runtime="python3.12", Role=role, Handler="app.lambda_handler",
-                           Code={"ZipFile": _zip()}, Environment={"Variables": {"MODELOPS_MODEL_VERSION": "20260101-a"}})
+    client.create_function(
+        FunctionName=FN,
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.lambda_handler",
+        Code={"ZipFile": _zip()},
+        Environment={"Variables": {"MODELOPS_MODEL_VERSION": "20260101-a"}},
+    )
     v1 = client.publish_version(FunctionName=FN)["Version"]
-    client.update_function_configuration(FunctionName=FN, Environment={"Variables": {"MODELOPS_MODEL_VERSION": "20260102-b"}})
+    client.update_function_configuration(
+        FunctionName=FN, Environment={"Variables": {"MODELOPS_MODEL_VERSION": "20260102-b"}}
+    )
     v2 = client.publish_version(FunctionName=FN)["Version"]
     # a canary in progress: 90 % on v1, 10 % on v2
-    client.create_alias(FunctionName=FN, Name="live", FunctionVersion=v1,
-                        RoutingConfig={"AdditionalVersionWeights": {v2: 0.1}})
+    client.create_alias(
+        FunctionName=FN, Name="live", FunctionVersion=v1, RoutingConfig={"AdditionalVersionWeights": {v2: 0.1}}
+    )
     return client, v1, v2
 
 
 def deployment_info(deployment_id: str, status: str, current: str, target: str) -> dict:
-    spec = {"version": 0.0, "Resources": [{"PredictFunction": {"Type": "AWS::Lambda::Function", "Properties": {
-        "Name": FN, "Alias": "live", "CurrentVersion": current, "TargetVersion": target}}}]}
-    return {"deploymentInfo": {"deploymentId": deployment_id, "status": status, "applicationName": TARGET.application,
-                               "deploymentGroupName": TARGET.group, "deploymentConfigName": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
-                               "creator": "user", "createTime": dt.datetime(2026, 1, 2, 12, 0),
-                               "revision": {"revisionType": "AppSpecContent",
-                                            "appSpecContent": {"content": json.dumps(spec)}}}}
+    spec = {
+        "version": 0.0,
+        "Resources": [
+            {
+                "PredictFunction": {
+                    "Type": "AWS::Lambda::Function",
+                    "Properties": {"Name": FN, "Alias": "live", "CurrentVersion": current, "TargetVersion": target},
+                }
+            }
+        ],
+    }
+    return {
+        "deploymentInfo": {
+            "deploymentId": deployment_id,
+            "status": status,
+            "applicationName": TARGET.application,
+            "deploymentGroupName": TARGET.group,
+            "deploymentConfigName": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+            "creator": "user",
+            "createTime": dt.datetime(2026, 1, 2, 12, 0),
+            "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}},
+        }
+    }
 
 
 def group_kwargs(**extra):
@@ -66,8 +99,10 @@ def test_status_shows_traffic_split_models_and_deployment(lam):
         stub.add_response("get_deployment", deployment_info("d-2", "InProgress", v1, v2), {"deploymentId": "d-2"})
         status = Rollouts(TARGET, client, cd).status()
         stub.assert_no_pending_responses()
-    assert status["traffic"] == [{"function_version": v1, "model_version": "20260101-a", "weight": 0.9},
-                                 {"function_version": v2, "model_version": "20260102-b", "weight": 0.1}]
+    assert status["traffic"] == [
+        {"function_version": v1, "model_version": "20260101-a", "weight": 0.9},
+        {"function_version": v2, "model_version": "20260102-b", "weight": 0.1},
+    ]
     d = status["deployment"]
     assert (d["id"], d["status"], d["from_version"], d["to_version"]) == ("d-2", "InProgress", v1, v2)
 
@@ -76,10 +111,15 @@ def test_rollback_stops_deployment_and_routes_everything_to_previous(lam):
     client, v1, v2 = lam
     cd = boto3.client("codedeploy")
     with Stubber(cd) as stub:
-        stub.add_response("list_deployments", {"deployments": ["d-2"]}, group_kwargs(includeOnlyStatuses=ACTIVE_STATUSES))
+        stub.add_response(
+            "list_deployments", {"deployments": ["d-2"]}, group_kwargs(includeOnlyStatuses=ACTIVE_STATUSES)
+        )
         stub.add_response("get_deployment", deployment_info("d-2", "InProgress", v1, v2), {"deploymentId": "d-2"})
-        stub.add_response("stop_deployment", {"status": "Pending", "statusMessage": "stopping"},
-                          {"deploymentId": "d-2", "autoRollbackEnabled": True})
+        stub.add_response(
+            "stop_deployment",
+            {"status": "Pending", "statusMessage": "stopping"},
+            {"deploymentId": "d-2", "autoRollbackEnabled": True},
+        )
         result = Rollouts(TARGET, client, cd).rollback()
         stub.assert_no_pending_responses()
     assert result["stopped_deployment"] == "d-2" and result["function_version"] == v1
@@ -91,14 +131,18 @@ def test_rollback_stops_deployment_and_routes_everything_to_previous(lam):
 
 def test_rollback_without_deployment_in_flight_uses_last_deployment(lam):
     client, v1, v2 = lam
-    client.update_alias(FunctionName=FN, Name="live", FunctionVersion=v2, RoutingConfig={"AdditionalVersionWeights": {}})
+    client.update_alias(
+        FunctionName=FN, Name="live", FunctionVersion=v2, RoutingConfig={"AdditionalVersionWeights": {}}
+    )
     cd = boto3.client("codedeploy")
     with Stubber(cd) as stub:
         stub.add_response("list_deployments", {"deployments": []}, group_kwargs(includeOnlyStatuses=ACTIVE_STATUSES))
         stub.add_response("list_deployments", {"deployments": ["d-2"]}, group_kwargs())
         stub.add_response("get_deployment", deployment_info("d-2", "Succeeded", v1, v2), {"deploymentId": "d-2"})
         result = Rollouts(TARGET, client, cd).rollback()
-    assert result["stopped_deployment"] is None and client.get_alias(FunctionName=FN, Name="live")["FunctionVersion"] == v1
+    assert (
+        result["stopped_deployment"] is None and client.get_alias(FunctionName=FN, Name="live")["FunctionVersion"] == v1
+    )
 
 
 def test_rollback_with_nothing_to_go_back_to_is_a_clear_error(lam):
@@ -132,7 +176,21 @@ def test_cli_status_prints_split(lam, monkeypatch, capsys):
     import modelops.rollout as rollout
 
     monkeypatch.setattr(rollout, "client", lambda service: cd if service == "codedeploy" else client)
-    assert main(["--json", "rollout", "status", "--function", FN, "--application", TARGET.application,
-                 "--group", TARGET.group]) == 0
+    assert (
+        main(
+            [
+                "--json",
+                "rollout",
+                "status",
+                "--function",
+                FN,
+                "--application",
+                TARGET.application,
+                "--group",
+                TARGET.group,
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert [t["weight"] for t in out["traffic"]] == [0.9, 0.1] and out["deployment"] is None

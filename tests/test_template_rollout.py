@@ -11,14 +11,17 @@ from pathlib import Path
 
 import boto3
 import pytest
-from samtranslator.yaml_helper import yaml_parse
-
 from modelops import experiment
+from samtranslator.yaml_helper import yaml_parse
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path(os.environ.get("MODELOPS_TEMPLATE", ROOT / "template.yaml"))
-ALARMS = ["PredictNewVersionErrorsAlarm", "PredictNewVersionServerErrorsAlarm", "PredictNewVersionLatencyAlarm",
-          "PredictNewVersionScoreShiftAlarm"]
+ALARMS = [
+    "PredictNewVersionErrorsAlarm",
+    "PredictNewVersionServerErrorsAlarm",
+    "PredictNewVersionLatencyAlarm",
+    "PredictNewVersionScoreShiftAlarm",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +34,16 @@ def translated(raw):
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
-    managed = {k: f"arn:aws:iam::aws:policy/service-role/{k}" for k in (
-        "AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess", "AWSLambdaRole", "AWSCodeDeployRoleForLambda",
-        "AWSCodeDeployRoleForLambdaLimited")}
+    managed = {
+        k: f"arn:aws:iam::aws:policy/service-role/{k}"
+        for k in (
+            "AWSLambdaBasicExecutionRole",
+            "AWSXrayWriteOnlyAccess",
+            "AWSLambdaRole",
+            "AWSCodeDeployRoleForLambda",
+            "AWSCodeDeployRoleForLambdaLimited",
+        )
+    }
     session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     packaged = json.loads(json.dumps(raw))
     for resource in packaged["Resources"].values():  # what `sam package` does to local paths
@@ -41,12 +51,16 @@ def translated(raw):
             if isinstance(resource.get("Properties", {}).get(key), str):
                 resource["Properties"][key] = f"s3://artifacts/{key}"
     return Translator(managed, Parser(), boto_session=session).translate(
-        packaged, {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"})
+        packaged, {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
+    )
 
 
 def new_version_id(translated) -> str:
-    (version,) = [k for k, v in translated["Resources"].items()
-                  if v["Type"] == "AWS::Lambda::Version" and k.startswith("PredictFunctionVersion")]
+    (version,) = [
+        k
+        for k, v in translated["Resources"].items()
+        if v["Type"] == "AWS::Lambda::Version" and k.startswith("PredictFunctionVersion")
+    ]
     return version
 
 
@@ -81,16 +95,21 @@ def test_alarms_are_scoped_to_the_new_version(translated):
         props = r[name]["Properties"]
         dims = {d["Name"]: d["Value"] for d in props["Dimensions"]}
         assert props["Namespace"] == "AWS/Lambda"
-        assert dims == {"FunctionName": {"Ref": "PredictFunction"}, "Resource": {"Fn::Sub": "${PredictFunction}:live"},
-                        "ExecutedVersion": executed}, name
+        assert dims == {
+            "FunctionName": {"Ref": "PredictFunction"},
+            "Resource": {"Fn::Sub": "${PredictFunction}:live"},
+            "ExecutedVersion": executed,
+        }, name
     assert r["PredictNewVersionErrorsAlarm"]["Properties"]["MetricName"] == "Errors"
     latency = r["PredictNewVersionLatencyAlarm"]["Properties"]
     assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("Duration", "p99")
     assert latency["Threshold"] == {"Ref": "RollbackLatencyP99Ms"}
     five = r["PredictNewVersionServerErrorsAlarm"]["Properties"]
     assert five["MetricName"] == "ServerErrors"
-    assert {d["Name"]: d["Value"] for d in five["Dimensions"]} == {"ModelName": {"Ref": "ModelName"},
-                                                                  "FunctionVersion": executed}
+    assert {d["Name"]: d["Value"] for d in five["Dimensions"]} == {
+        "ModelName": {"Ref": "ModelName"},
+        "FunctionVersion": executed,
+    }
 
 
 def test_score_shift_alarm_compares_new_version_with_the_rest(translated, raw):
@@ -105,7 +124,9 @@ def test_score_shift_alarm_compares_new_version_with_the_rest(translated, raw):
         assert sorted(d["Name"] for d in dims) in [sorted(s) for s in DIMENSION_SETS]  # a set the predict path emits
     for mid in ("sall", "nall"):
         assert [d["Name"] for d in by_id[mid]["MetricStat"]["Metric"]["Dimensions"]] == ["ModelName"]
-    assert all(m["MetricStat"]["Metric"]["MetricName"] == SCORE_METRIC["Name"] for m in props["Metrics"] if "MetricStat" in m)
+    assert all(
+        m["MetricStat"]["Metric"]["MetricName"] == SCORE_METRIC["Name"] for m in props["Metrics"] if "MetricStat" in m
+    )
     namespace = raw["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
     assert all(m["MetricStat"]["Metric"]["Namespace"] == namespace for m in props["Metrics"] if "MetricStat" in m)
     assert by_id["shift"]["Expression"] == "ABS(snew / nnew - (sall - snew) / (nall - nnew))"
@@ -127,11 +148,18 @@ def test_hook_wiring_and_least_privilege(translated, raw):
     assert env["MODELOPS_PREDICT_FUNCTION"] == {"Ref": "PredictFunction"}
     statements = _statements(translated, "PreTrafficHookFunctionRole")
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert actions == {"lambda:InvokeFunction", "lambda:GetFunctionConfiguration", "codedeploy:GetDeployment",
-                       "codedeploy:PutLifecycleEventHookExecutionStatus", "s3:GetObject"}
+    assert actions == {
+        "lambda:InvokeFunction",
+        "lambda:GetFunctionConfiguration",
+        "codedeploy:GetDeployment",
+        "codedeploy:PutLifecycleEventHookExecutionStatus",
+        "s3:GetObject",
+    }
     by_sid = {s["Sid"]: s for s in statements}
     assert by_sid["ValidateNewPredictVersion"]["Resource"] == {"Fn::Sub": "${PredictFunction.Arn}:*"}
-    assert ":deploymentgroup:${ServerlessDeploymentApplication}/*" in by_sid["ReportToCodeDeploy"]["Resource"]["Fn::Sub"]
+    assert (
+        ":deploymentgroup:${ServerlessDeploymentApplication}/*" in by_sid["ReportToCodeDeploy"]["Resource"]["Fn::Sub"]
+    )
     assert "/models/${ModelName}/*" in by_sid["ReadGoldenSets"]["Resource"]["Fn::Sub"]
     # CodeDeploy's role may invoke exactly this hook (it is not named CodeDeployHook_*)
     role = translated["Resources"]["PredictDeploymentRole"]["Properties"]
@@ -148,7 +176,10 @@ def test_predict_function_has_the_ab_split_and_challenger(raw):
     assert env["MODELOPS_CHALLENGER_VERSION"] == {"Ref": "ChallengerVersion"}
     assert raw["Parameters"]["ChallengerVersion"]["Default"] == ""  # no experiment unless asked for
     assert {env[f"MODELOPS_APPCONFIG_{k}"]["Ref"] for k in ("APPLICATION", "ENVIRONMENT", "PROFILE")} == {
-        "ABTestApplication", "ABTestEnvironment", "ABTestProfile"}
+        "ABTestApplication",
+        "ABTestEnvironment",
+        "ABTestProfile",
+    }
     assert "${ChallengerVersion}" in props["VersionDescription"]["Fn::Sub"]  # a new challenger publishes a new version
     statements = [s for p in props["Policies"] for s in p.get("Statement", [])]
     appconfig = next(s for s in statements if s.get("Sid") == "ReadABSplit")

@@ -37,7 +37,9 @@ def allowed_labels() -> list | None:
 
             registry = Registry(os.environ["MODELOPS_REGISTRY"])
             classes: set = set()
-            for version in filter(None, (os.environ.get("MODELOPS_MODEL_VERSION"), os.environ.get("MODELOPS_CHALLENGER_VERSION"))):
+            for version in filter(
+                None, (os.environ.get("MODELOPS_MODEL_VERSION"), os.environ.get("MODELOPS_CHALLENGER_VERSION"))
+            ):
                 classes.update(registry.manifest(os.environ["MODELOPS_MODEL_NAME"], version).classes or [])
             _labels = sorted(classes, key=str) or None
         except (KeyError, ModelOpsError):
@@ -46,8 +48,11 @@ def allowed_labels() -> list | None:
 
 
 def error(status: int, code: str, message: str, field: str | None = None) -> Response:
-    return Response(status_code=status, content_type="application/json",
-                    body={"error": {"code": code, "message": message, **({"field": field} if field else {})}})
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body={"error": {"code": code, "message": message, **({"field": field} if field else {})}},
+    )
 
 
 @app.post("/feedback")
@@ -62,9 +67,11 @@ def post_feedback() -> Response:
         return error(400, exc.code, str(exc), exc.field)
     record = store().append(**fields)
     logger.info("feedback stored", extra={"feedback_id": record.feedback_id, "request_id": record.request_id})
-    return Response(status_code=202, content_type="application/json",
-                    body={"feedback_id": record.feedback_id, "request_id": record.request_id,
-                          "entity_id": record.entity_id})
+    return Response(
+        status_code=202,
+        content_type="application/json",
+        body={"feedback_id": record.feedback_id, "request_id": record.request_id, "entity_id": record.entity_id},
+    )
 
 
 @app.exception_handler(BadRequestError)

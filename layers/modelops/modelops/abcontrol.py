@@ -41,11 +41,20 @@ class AppConfigPublisher:
         t = self.target
         with aws_errors(f"publishing the A/B split to AppConfig {t.application}/{t.profile}"):
             version = self.appconfig.create_hosted_configuration_version(
-                ApplicationId=t.application, ConfigurationProfileId=t.profile, Content=json.dumps(document).encode(),
-                ContentType="application/json", Description=description[:1024])["VersionNumber"]
+                ApplicationId=t.application,
+                ConfigurationProfileId=t.profile,
+                Content=json.dumps(document).encode(),
+                ContentType="application/json",
+                Description=description[:1024],
+            )["VersionNumber"]
             deployment = self.appconfig.start_deployment(
-                ApplicationId=t.application, EnvironmentId=t.environment, DeploymentStrategyId=t.strategy,
-                ConfigurationProfileId=t.profile, ConfigurationVersion=str(version), Description=description[:1024])
+                ApplicationId=t.application,
+                EnvironmentId=t.environment,
+                DeploymentStrategyId=t.strategy,
+                ConfigurationProfileId=t.profile,
+                ConfigurationVersion=str(version),
+                Description=description[:1024],
+            )
         return {"configuration_version": version, "deployment": deployment.get("DeploymentNumber")}
 
 
@@ -70,13 +79,22 @@ def start(registry: Registry, publisher: Any, model: str, challenger: str, perce
     champion = registry.get_alias(model, CHAMPION).version
     if champion == challenger_manifest.version:
         raise ModelOpsError(f"{challenger_manifest.version} is already the champion of {model}; pick another version")
-    registry.set_alias(model, CHALLENGER, challenger_manifest.version, reason=f"A/B test at {percent:g}%",
-                       trigger="cli:ab-start")
+    registry.set_alias(
+        model, CHALLENGER, challenger_manifest.version, reason=f"A/B test at {percent:g}%", trigger="cli:ab-start"
+    )
     published = publisher.publish(document, f"A/B {model}: {percent:g}% to {challenger_manifest.version}")
-    registry.record(model, "ab_started", {"champion": champion, "challenger": challenger_manifest.version,
-                                          "percent": percent, **published})
-    return {"model": model, "champion": champion, "challenger": challenger_manifest.version, "percent": percent,
-            **published}
+    registry.record(
+        model,
+        "ab_started",
+        {"champion": champion, "challenger": challenger_manifest.version, "percent": percent, **published},
+    )
+    return {
+        "model": model,
+        "champion": champion,
+        "challenger": challenger_manifest.version,
+        "percent": percent,
+        **published,
+    }
 
 
 def stop(registry: Registry, publisher: Any, model: str, reason: str = "") -> dict[str, Any]:
@@ -93,8 +111,9 @@ def promote(registry: Registry, publisher: Any, model: str, reason: str = "") ->
     if not challenger:
         raise ModelOpsError(f"model {model} has no challenger to promote: start an A/B test first")
     champion = registry.get_alias(model, CHAMPION).version
-    registry.set_alias(model, CHAMPION, challenger, expected=champion, reason=reason or "A/B promotion",
-                       trigger="cli:ab-promote")
+    registry.set_alias(
+        model, CHAMPION, challenger, expected=champion, reason=reason or "A/B promotion", trigger="cli:ab-promote"
+    )
     published = publisher.publish(experiment.flag_document(0), f"A/B {model}: {challenger} promoted")
     registry.record(model, "ab_promoted", {"from": champion, "to": challenger, "reason": reason, **published})
     return {"model": model, "previous_champion": champion, "champion": challenger, **published}

@@ -44,7 +44,7 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def two_proportion_z(s1: int, n1: int, s2: int, n2: int) -> dict[str, float]:
+def two_proportion_z(s1: int, n1: int, s2: int, n2: int) -> dict[str, Any]:
     """z-test for p2 - p1 with the pooled standard error; two-sided p-value."""
     from scipy import stats
 
@@ -58,11 +58,15 @@ def two_proportion_z(s1: int, n1: int, s2: int, n2: int) -> dict[str, float]:
         return {"diff": diff, "z": 0.0, "p_value": 1.0}
     z = diff / se
     se_unpooled = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
-    return {"diff": diff, "z": z, "p_value": float(2 * stats.norm.sf(abs(z))),
-            "ci": [diff - Z95 * se_unpooled, diff + Z95 * se_unpooled]}
+    return {
+        "diff": diff,
+        "z": z,
+        "p_value": float(2 * stats.norm.sf(abs(z))),
+        "ci": [diff - Z95 * se_unpooled, diff + Z95 * se_unpooled],
+    }
 
 
-def welch(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+def welch(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     """Welch's t-test for mean(b) - mean(a); two-sided p-value and a 95 % interval of the difference."""
     from scipy import stats
 
@@ -73,7 +77,7 @@ def welch(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     se = math.sqrt(va + vb)
     if se == 0:
         return {"diff": diff, "t": 0.0, "p_value": 1.0 if diff == 0 else 0.0, "ci": [diff, diff]}
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     t = diff / se
     q = float(stats.t.ppf(0.975, dof))
     return {"diff": diff, "t": t, "p_value": float(2 * stats.t.sf(abs(t), dof)), "ci": [diff - q * se, diff + q * se]}
@@ -113,10 +117,10 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 @dataclass
 class ReportInput:
-    task: str                          # classification | regression
+    task: str  # classification | regression
     predictions: list[PredictionRecord]
     labelled: list[LabelledRow]
-    positive_class: Any = None         # classification: the class whose probability is the score
+    positive_class: Any = None  # classification: the class whose probability is the score
 
 
 def traffic(predictions: list[PredictionRecord]) -> dict[str, dict[str, Any]]:
@@ -127,22 +131,35 @@ def traffic(predictions: list[PredictionRecord]) -> dict[str, dict[str, Any]]:
         n = len(rows)
         errors = sum(1 for p in rows if p.status >= 500)
         latencies = [float(p.latency_ms) for p in rows if p.latency_ms is not None]
-        out[v] = {"requests": n, "share": n / total if total else 0.0, "share_ci": list(wilson(n, total)),
-                  "errors": errors, "error_rate": errors / n if n else 0.0, "error_rate_ci": list(wilson(errors, n)),
-                  "latency_p50_ms": _percentile(latencies, 50), "latency_p99_ms": _percentile(latencies, 99),
-                  "model_versions": sorted({p.model_version for p in rows})}
+        out[v] = {
+            "requests": n,
+            "share": n / total if total else 0.0,
+            "share_ci": list(wilson(n, total)),
+            "errors": errors,
+            "error_rate": errors / n if n else 0.0,
+            "error_rate_ci": list(wilson(errors, n)),
+            "latency_p50_ms": _percentile(latencies, 50),
+            "latency_p99_ms": _percentile(latencies, 99),
+            "model_versions": sorted({p.model_version for p in rows}),
+        }
     return out
 
 
 def classification_quality(rows: list[LabelledRow], positive: Any, rounds: int = BOOTSTRAP) -> dict[str, Any]:
     n = len(rows)
     correct = sum(1 for r in rows if str(r.prediction) == str(r.actual))
-    out: dict[str, Any] = {"labelled": n, "correct": correct, "accuracy": correct / n if n else None,
-                           "accuracy_ci": list(wilson(correct, n)) if n else None, "auc": None, "auc_ci": None}
+    out: dict[str, Any] = {
+        "labelled": n,
+        "correct": correct,
+        "accuracy": correct / n if n else None,
+        "accuracy_ci": list(wilson(correct, n)) if n else None,
+        "auc": None,
+        "auc_ci": None,
+    }
     scored = [r for r in rows if r.score is not None]
     if positive is not None and scored:
         y = np.array([str(r.actual) == str(positive) for r in scored])
-        s = np.array([float(r.score) for r in scored])
+        s = np.array([float(r.score) for r in scored if r.score is not None])
         if 0 < y.sum() < len(y):
             out["auc"] = auc(y, s)
             out["auc_ci"] = bootstrap_ci([y, s], auc, rounds) if rounds else None
@@ -150,26 +167,39 @@ def classification_quality(rows: list[LabelledRow], positive: Any, rounds: int =
 
 
 def regression_quality(rows: list[LabelledRow], rounds: int = BOOTSTRAP) -> dict[str, Any]:
-    err = np.array([float(r.prediction) - float(r.actual) for r in rows], dtype=float)
+    err = np.array([float(r.prediction) - float(r.actual) for r in rows], dtype=float)  # type: ignore[arg-type]
     n = len(err)
     if n == 0:
         return {"labelled": 0, "mae": None, "mae_ci": None, "rmse": None, "rmse_ci": None}
     abs_err = np.abs(err)
     mae = float(abs_err.mean())
     half = Z95 * float(abs_err.std(ddof=1)) / math.sqrt(n) if n > 1 else float("nan")
-    return {"labelled": n, "mae": mae, "mae_ci": [mae - half, mae + half], "rmse": float(math.sqrt((err ** 2).mean())),
-            "rmse_ci": bootstrap_ci([err], lambda e: math.sqrt(float((e ** 2).mean())), rounds) if rounds else None}
+    return {
+        "labelled": n,
+        "mae": mae,
+        "mae_ci": [mae - half, mae + half],
+        "rmse": float(math.sqrt((err**2).mean())),
+        "rmse_ci": bootstrap_ci([err], lambda e: math.sqrt(float((e**2).mean())), rounds) if rounds else None,
+    }
 
 
-def build_report(data: ReportInput, alpha: float = ALPHA, min_labelled: int = MIN_LABELLED,
-                 bootstrap: int = BOOTSTRAP) -> dict[str, Any]:
+def build_report(
+    data: ReportInput, alpha: float = ALPHA, min_labelled: int = MIN_LABELLED, bootstrap: int = BOOTSTRAP
+) -> dict[str, Any]:
     """The whole comparison as plain JSON types; bootstrap=0 skips the bootstrap intervals (AUC, RMSE)."""
     by_variant = {v: [r for r in data.labelled if r.variant == v] for v in VARIANTS}
-    report: dict[str, Any] = {"task": data.task, "alpha": alpha, "min_labelled": min_labelled,
-                              "variants": traffic(data.predictions)}
+    report: dict[str, Any] = {
+        "task": data.task,
+        "alpha": alpha,
+        "min_labelled": min_labelled,
+        "variants": traffic(data.predictions),
+    }
     for v in VARIANTS:
-        quality = (classification_quality(by_variant[v], data.positive_class, bootstrap) if data.task == "classification"
-                   else regression_quality(by_variant[v], bootstrap))
+        quality = (
+            classification_quality(by_variant[v], data.positive_class, bootstrap)
+            if data.task == "classification"
+            else regression_quality(by_variant[v], bootstrap)
+        )
         report["variants"][v].update(quality)
     a, b = report["variants"]["A"], report["variants"]["B"]
     tests: dict[str, Any] = {"error_rate": two_proportion_z(a["errors"], a["requests"], b["errors"], b["requests"])}
@@ -191,11 +221,13 @@ def verdict(report: dict[str, Any], primary: str, better_if: str, alpha: float, 
     a, b = report["variants"]["A"], report["variants"]["B"]
     err = report["tests"]["error_rate"]
     if err["p_value"] < alpha and err["diff"] > 0:
-        return B_WORSE, (f"B fails more often: error rate {b['error_rate']:.2%} vs {a['error_rate']:.2%} "
-                         f"(p={err['p_value']:.3g})")
+        return B_WORSE, (
+            f"B fails more often: error rate {b['error_rate']:.2%} vs {a['error_rate']:.2%} (p={err['p_value']:.3g})"
+        )
     if min(a["labelled"], b["labelled"]) < min_labelled:
-        return NOT_ENOUGH, (f"{a['labelled']} labelled rows for A and {b['labelled']} for B; "
-                            f"at least {min_labelled} each are needed")
+        return NOT_ENOUGH, (
+            f"{a['labelled']} labelled rows for A and {b['labelled']} for B; at least {min_labelled} each are needed"
+        )
     test = report["tests"][primary]
     diff, p = test["diff"], test["p_value"]
     described = f"{primary} A {a[primary]:.4g} vs B {b[primary]:.4g} (B - A = {diff:+.4g}, p={p:.3g})"
@@ -221,11 +253,19 @@ def write_chart(report: dict[str, Any], path: str | Path) -> Path:
         values = [v[x][key] if v[x][key] is not None else 0.0 for x in VARIANTS]
         if ci_key:
             cis = [v[x][ci_key] or [values[i], values[i]] for i, x in enumerate(VARIANTS)]
-            yerr = [[max(0.0, values[i] - cis[i][0]) for i in range(2)], [max(0.0, cis[i][1] - values[i]) for i in range(2)]]
+            yerr = [
+                [max(0.0, values[i] - cis[i][0]) for i in range(2)],
+                [max(0.0, cis[i][1] - values[i]) for i in range(2)],
+            ]
         else:
             yerr = None
-        ax.bar(VARIANTS, [fmt(x) for x in values], color=colors, yerr=None if yerr is None else
-               [[fmt(e) for e in yerr[0]], [fmt(e) for e in yerr[1]]], capsize=6)
+        ax.bar(
+            VARIANTS,
+            [fmt(x) for x in values],
+            color=colors,
+            yerr=None if yerr is None else [[fmt(e) for e in yerr[0]], [fmt(e) for e in yerr[1]]],
+            capsize=6,
+        )
         ax.set_title(title)
 
     bars(axes[0], "share", "share_ci", "traffic share (%)", lambda x: 100 * x)

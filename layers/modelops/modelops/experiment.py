@@ -59,18 +59,29 @@ def entity_bucket(entity_id: str, salt: str = "") -> int:
 def flag_document(challenger_percent: float) -> dict[str, Any]:
     """The feature-flags document that sends challenger_percent % of entities to B."""
     if not 0 <= challenger_percent <= 100:
-        raise InputError(f"challenger share must be between 0 and 100 percent, got {challenger_percent}",
-                         field="split")
+        raise InputError(f"challenger share must be between 0 and 100 percent, got {challenger_percent}", field="split")
     buckets = round(challenger_percent * BUCKETS / 100)
     if buckets == 0:
         return {FLAG: {"default": False}}
     if buckets >= BUCKETS:
         return {FLAG: {"default": True}}
-    return {FLAG: {"default": False, "rules": {"entity bucket in challenger range": {
-        "when_match": True,
-        "conditions": [{"action": "MODULO_RANGE", "key": BUCKET_KEY,
-                        "value": {"BASE": BUCKETS, "START": 0, "END": buckets - 1}}],
-    }}}}
+    return {
+        FLAG: {
+            "default": False,
+            "rules": {
+                "entity bucket in challenger range": {
+                    "when_match": True,
+                    "conditions": [
+                        {
+                            "action": "MODULO_RANGE",
+                            "key": BUCKET_KEY,
+                            "value": {"BASE": BUCKETS, "START": 0, "END": buckets - 1},
+                        }
+                    ],
+                }
+            },
+        }
+    }
 
 
 def challenger_percent(document: Mapping[str, Any]) -> float:
@@ -123,9 +134,16 @@ class Assignment:
 class Experiment:
     """Assigns each request to A or B. Build it once per process (at init), call assign() per request."""
 
-    def __init__(self, store: Any, champion_version: str, challenger_version: str, *,
-                 id_header: str = DEFAULT_ID_HEADER, id_field: str = DEFAULT_ID_FIELD,
-                 rand: Callable[[], int] | None = None):
+    def __init__(
+        self,
+        store: Any,
+        champion_version: str,
+        challenger_version: str,
+        *,
+        id_header: str = DEFAULT_ID_HEADER,
+        id_field: str = DEFAULT_ID_FIELD,
+        rand: Callable[[], int] | None = None,
+    ):
         from aws_lambda_powertools.utilities.feature_flags import FeatureFlags
 
         self.flags = FeatureFlags(store=store)
@@ -146,8 +164,13 @@ class Experiment:
         champion = env.get("MODELOPS_MODEL_VERSION", "").strip()
         if store is None:
             store = store_from_env(env)
-        return cls(store, champion, challenger, id_header=env.get("MODELOPS_AB_ID_HEADER") or DEFAULT_ID_HEADER,
-                   id_field=env.get("MODELOPS_AB_ID_FIELD") or DEFAULT_ID_FIELD)
+        return cls(
+            store,
+            champion,
+            challenger,
+            id_header=env.get("MODELOPS_AB_ID_HEADER") or DEFAULT_ID_HEADER,
+            id_field=env.get("MODELOPS_AB_ID_FIELD") or DEFAULT_ID_FIELD,
+        )
 
     def entity_id(self, headers: Mapping[str, str] | None, body: Mapping[str, Any] | None) -> str | None:
         """The entity id from the configured header (case-insensitive) or else the body field."""
@@ -194,8 +217,10 @@ def store_from_env(env: Mapping[str, str]) -> Any:
     environment = env.get("MODELOPS_APPCONFIG_ENVIRONMENT")
     profile = env.get("MODELOPS_APPCONFIG_PROFILE")
     if not (app and environment and profile):
-        raise ModelOpsError("an A/B challenger is set but no flag store is configured: set MODELOPS_APPCONFIG_APPLICATION, "
-                            "MODELOPS_APPCONFIG_ENVIRONMENT and MODELOPS_APPCONFIG_PROFILE (or MODELOPS_AB_CONFIG_FILE)")
+        raise ModelOpsError(
+            "an A/B challenger is set but no flag store is configured: set MODELOPS_APPCONFIG_APPLICATION, "
+            "MODELOPS_APPCONFIG_ENVIRONMENT and MODELOPS_APPCONFIG_PROFILE (or MODELOPS_AB_CONFIG_FILE)"
+        )
     from aws_lambda_powertools.utilities.feature_flags import AppConfigStore
 
     max_age = int(env.get("MODELOPS_AB_CACHE_SECONDS") or DEFAULT_CACHE_SECONDS)

@@ -68,8 +68,11 @@ def parse_time(value: Any, field_name: str = "since") -> float:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise InputError(f"'{text}' is not a time: use ISO (2026-01-31 or 2026-01-31T12:00:00Z) or a relative "
-                         "age like 30m, 24h or 7d", field=field_name) from None
+        raise InputError(
+            f"'{text}' is not a time: use ISO (2026-01-31 or 2026-01-31T12:00:00Z) or a relative "
+            "age like 30m, 24h or 7d",
+            field=field_name,
+        ) from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
@@ -78,8 +81,9 @@ def _partition_key(prefix: str, directory: str, ts: float, name: str) -> str:
     return "/".join(p for p in (prefix, directory, f"date={day}", name) if p)
 
 
-def _list_partitions(s3: Any, bucket: str, prefix: str, directory: str, since: float | None,
-                     until: float | None) -> Iterator[str]:
+def _list_partitions(
+    s3: Any, bucket: str, prefix: str, directory: str, since: float | None, until: float | None
+) -> Iterator[str]:
     """Keys under <prefix>/<directory>/date=.../, skipping whole days outside [since, until]."""
     base = "/".join(p for p in (prefix, directory) if p) + "/"
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": base}
@@ -90,7 +94,7 @@ def _list_partitions(s3: Any, bucket: str, prefix: str, directory: str, since: f
         for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
             for obj in page.get("Contents", []):
                 key = obj["Key"]
-                day = _day_of(key[len(base):])
+                day = _day_of(key[len(base) :])
                 if last_day is not None and day is not None and day > last_day:
                     return
                 yield key
@@ -121,8 +125,14 @@ class FeedbackRecord:
     @classmethod
     def from_json(cls, data: bytes) -> FeedbackRecord:
         raw = json.loads(data)
-        return cls(at=parse_time(raw["at"]), actual=raw["actual"], request_id=raw.get("request_id"),
-                   entity_id=raw.get("entity_id"), row=raw.get("row"), feedback_id=raw.get("feedback_id", ""))
+        return cls(
+            at=parse_time(raw["at"]),
+            actual=raw["actual"],
+            request_id=raw.get("request_id"),
+            entity_id=raw.get("entity_id"),
+            row=raw.get("row"),
+            feedback_id=raw.get("feedback_id", ""),
+        )
 
 
 def _label(value: Any, name: str) -> Any:
@@ -151,14 +161,18 @@ def _identifier(value: Any, name: str) -> str | None:
 def validate_feedback(body: Any, allowed_labels: Sequence[Any] | None = None) -> dict[str, Any]:
     """Check a POST /feedback body; returns keyword arguments for FeedbackStore.append."""
     if not isinstance(body, dict):
-        raise InputError("the body must be a JSON object like {\"request_id\": \"...\", \"actual\": ...}", field="body")
+        raise InputError('the body must be a JSON object like {"request_id": "...", "actual": ...}', field="body")
     unknown = sorted(set(body) - {"request_id", "entity_id", "row", "actual"})
     if unknown:
-        raise InputError(f"unknown field '{unknown[0]}' (expected request_id, entity_id, row, actual)", field=unknown[0])
+        raise InputError(
+            f"unknown field '{unknown[0]}' (expected request_id, entity_id, row, actual)", field=unknown[0]
+        )
     request_id = _identifier(body.get("request_id"), "request_id")
     entity_id = _identifier(body.get("entity_id"), "entity_id")
     if request_id is None and entity_id is None:
-        raise InputError("give 'request_id' or 'entity_id' to say which prediction this feedback is for", field="request_id")
+        raise InputError(
+            "give 'request_id' or 'entity_id' to say which prediction this feedback is for", field="request_id"
+        )
     if "actual" not in body:
         raise InputError("'actual' is required: the true label or value", field="actual")
     actual = body["actual"]
@@ -177,8 +191,10 @@ def validate_feedback(body: Any, allowed_labels: Sequence[Any] | None = None) ->
         allowed = {str(c) for c in allowed_labels}
         for value in actual if isinstance(actual, list) else [actual]:
             if str(value) not in allowed:
-                raise InputError(f"'actual' value {value!r} is not one of the model's classes "
-                                 f"({', '.join(sorted(allowed))})", field="actual")
+                raise InputError(
+                    f"'actual' value {value!r} is not one of the model's classes ({', '.join(sorted(allowed))})",
+                    field="actual",
+                )
     return {"actual": actual, "request_id": request_id, "entity_id": entity_id, "row": row}
 
 
@@ -188,21 +204,35 @@ class FeedbackStore:
         self.prefix = prefix.strip("/")
         self.s3 = s3 if s3 is not None else client("s3")
 
-    def append(self, actual: Any, *, request_id: str | None = None, entity_id: str | None = None,
-               row: int | None = None, at: float | None = None) -> FeedbackRecord:
+    def append(
+        self,
+        actual: Any,
+        *,
+        request_id: str | None = None,
+        entity_id: str | None = None,
+        row: int | None = None,
+        at: float | None = None,
+    ) -> FeedbackRecord:
         if request_id is None and entity_id is None:
             raise InputError("feedback needs a request_id or an entity_id", field="request_id")
         at = time.time() if at is None else at
-        record = FeedbackRecord(at=at, actual=actual, request_id=request_id, entity_id=entity_id, row=row,
-                                feedback_id=f"{time.time_ns():020d}-{secrets.token_hex(6)}")
+        record = FeedbackRecord(
+            at=at,
+            actual=actual,
+            request_id=request_id,
+            entity_id=entity_id,
+            row=row,
+            feedback_id=f"{time.time_ns():020d}-{secrets.token_hex(6)}",
+        )
         key = _partition_key(self.prefix, FEEDBACK_DIR, at, f"{record.feedback_id}.json")
         with aws_errors(f"storing feedback in s3://{self.bucket}", self.bucket):
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=record.to_json(), IfNoneMatch="*",
-                               ContentType="application/json")
+            self.s3.put_object(
+                Bucket=self.bucket, Key=key, Body=record.to_json(), IfNoneMatch="*", ContentType="application/json"
+            )
         return record
 
     def read(self, since: float | None = None, until: float | None = None) -> list[FeedbackRecord]:
-        out = []
+        out: list[FeedbackRecord] = []
         for key in _list_partitions(self.s3, self.bucket, self.prefix, FEEDBACK_DIR, since, until):
             with aws_errors(f"reading s3://{self.bucket}/{key}", self.bucket):
                 body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -230,14 +260,29 @@ class PredictionRecord:
     instances: list[dict[str, Any]] | None = None
 
 
-def prediction_record(*, request_id: str, model_version: str, variant: str = "A", entity_id: str | None = None,
-                      status: int = 200, latency_ms: float | None = None, predictions: Sequence[Any] = (),
-                      scores: Sequence[float] | None = None, instances: Sequence[dict[str, Any]] | None = None,
-                      at: float | None = None) -> dict[str, Any]:
+def prediction_record(
+    *,
+    request_id: str,
+    model_version: str,
+    variant: str = "A",
+    entity_id: str | None = None,
+    status: int = 200,
+    latency_ms: float | None = None,
+    predictions: Sequence[Any] = (),
+    scores: Sequence[float] | None = None,
+    instances: Sequence[dict[str, Any]] | None = None,
+    at: float | None = None,
+) -> dict[str, Any]:
     """One capture line (a dict ready for JSON) describing a served request."""
-    record: dict[str, Any] = {"capture": True, "request_id": request_id, "at": iso(time.time() if at is None else at),
-                              "variant": variant, "model_version": model_version, "status": status,
-                              "predictions": list(predictions)}
+    record: dict[str, Any] = {
+        "capture": True,
+        "request_id": request_id,
+        "at": iso(time.time() if at is None else at),
+        "variant": variant,
+        "model_version": model_version,
+        "status": status,
+        "predictions": list(predictions),
+    }
     if entity_id is not None:
         record["entity_id"] = entity_id
     if latency_ms is not None:
@@ -278,11 +323,18 @@ def _record_from(obj: Any) -> PredictionRecord | None:
         at = parse_time(obj.get("at") or obj.get("ts") or obj.get("timestamp") or 0)
     except InputError:
         return None
-    return PredictionRecord(request_id=str(request_id), at=at, model_version=str(version),
-                            variant=str(obj.get("variant") or "A"), entity_id=obj.get("entity_id"),
-                            status=int(obj.get("status") or 200), latency_ms=obj.get("latency_ms"),
-                            predictions=list(obj.get("predictions") or []), scores=scores,
-                            instances=obj.get("instances"))
+    return PredictionRecord(
+        request_id=str(request_id),
+        at=at,
+        model_version=str(version),
+        variant=str(obj.get("variant") or "A"),
+        entity_id=obj.get("entity_id"),
+        status=int(obj.get("status") or 200),
+        latency_ms=obj.get("latency_ms"),
+        predictions=list(obj.get("predictions") or []),
+        scores=scores,
+        instances=obj.get("instances"),
+    )
 
 
 def parse_records(data: bytes) -> Iterator[PredictionRecord]:
@@ -334,19 +386,27 @@ class PredictionLog:
         lines = [json.dumps(r) for r in records]
         if not lines:
             return None
-        key = _partition_key(self.prefix, CAPTURE_DIR, time.time(), f"{time.time_ns():020d}-{secrets.token_hex(6)}.jsonl")
+        key = _partition_key(
+            self.prefix, CAPTURE_DIR, time.time(), f"{time.time_ns():020d}-{secrets.token_hex(6)}.jsonl"
+        )
         with aws_errors(f"storing predictions in s3://{self.bucket}", self.bucket):
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=("\n".join(lines) + "\n").encode(), IfNoneMatch="*",
-                               ContentType="application/x-ndjson")
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=("\n".join(lines) + "\n").encode(),
+                IfNoneMatch="*",
+                ContentType="application/x-ndjson",
+            )
         return key
 
     def read(self, since: float | None = None, until: float | None = None) -> list[PredictionRecord]:
-        out = []
+        out: list[PredictionRecord] = []
         for key in _list_partitions(self.s3, self.bucket, self.prefix, CAPTURE_DIR, since, until):
             with aws_errors(f"reading s3://{self.bucket}/{key}", self.bucket):
                 body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            out.extend(r for r in parse_records(body)
-                       if (since is None or r.at >= since) and (until is None or r.at <= until))
+            out.extend(
+                r for r in parse_records(body) if (since is None or r.at >= since) and (until is None or r.at <= until)
+            )
         return sorted(out, key=lambda r: r.at)
 
 
@@ -380,21 +440,28 @@ def join(predictions: Iterable[PredictionRecord], feedback: Iterable[FeedbackRec
             target = earlier[-1] if earlier else None
         if target is None:
             continue
-        if isinstance(fb.actual, list):
-            pairs = list(enumerate(fb.actual))
-        else:
-            pairs = [(fb.row or 0, fb.actual)]
+        pairs = list(enumerate(fb.actual)) if isinstance(fb.actual, list) else [(fb.row or 0, fb.actual)]
         for row, actual in pairs:
             if row < len(target.predictions):
                 labels[(target.request_id, row)] = (fb.at, actual)  # later feedback overrides earlier
     out = []
     for (request_id, row), (fb_at, actual) in labels.items():
         p = by_request[request_id]
-        out.append(LabelledRow(
-            request_id=request_id, row=row, at=p.at, variant=p.variant, model_version=p.model_version,
-            prediction=p.predictions[row], score=p.scores[row] if p.scores and row < len(p.scores) else None,
-            actual=actual, feedback_at=fb_at, entity_id=p.entity_id,
-            features=p.instances[row] if p.instances and row < len(p.instances) else None))
+        out.append(
+            LabelledRow(
+                request_id=request_id,
+                row=row,
+                at=p.at,
+                variant=p.variant,
+                model_version=p.model_version,
+                prediction=p.predictions[row],
+                score=p.scores[row] if p.scores and row < len(p.scores) else None,
+                actual=actual,
+                feedback_at=fb_at,
+                entity_id=p.entity_id,
+                features=p.instances[row] if p.instances and row < len(p.instances) else None,
+            )
+        )
     return sorted(out, key=lambda r: (r.at, r.request_id, r.row))
 
 

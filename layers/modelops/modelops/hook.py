@@ -66,8 +66,9 @@ def _probability_rows(raw: Any, classes: list[Any] | None) -> list[list[Any]] | 
     return rows
 
 
-def compare_with_golden(golden: Mapping[str, Any], answer: Mapping[str, Any], classes: list[Any] | None,
-                        tolerance: float | None = None) -> list[str]:
+def compare_with_golden(
+    golden: Mapping[str, Any], answer: Mapping[str, Any], classes: list[Any] | None, tolerance: float | None = None
+) -> list[str]:
     """Problems found when comparing a predict answer with the golden set (empty = identical)."""
     tol = float(tolerance if tolerance is not None else golden.get("tolerance", DEFAULT_TOLERANCE))
     expected = golden.get("predictions") or []
@@ -89,23 +90,43 @@ def compare_with_golden(golden: Mapping[str, Any], answer: Mapping[str, Any], cl
             problems.append("answer's 'probabilities' are missing or have the wrong shape")
         else:
             for i, (exp_row, act_row) in enumerate(zip(golden["probabilities"], rows, strict=True)):
-                if len(act_row) != len(exp_row) or not all(_close(e, a, tol) for e, a in zip(exp_row, act_row, strict=True)):
-                    problems.append(f"row {i}: probabilities {act_row!r} differ from golden {exp_row!r} (tolerance {tol:g})")
+                if len(act_row) != len(exp_row) or not all(
+                    _close(e, a, tol) for e, a in zip(exp_row, act_row, strict=True)
+                ):
+                    problems.append(
+                        f"row {i}: probabilities {act_row!r} differ from golden {exp_row!r} (tolerance {tol:g})"
+                    )
     return problems
 
 
 def predict_event(instances: list[dict[str, Any]], request_id: str) -> dict[str, Any]:
     """An API Gateway REST proxy event for POST /predict, as the alias would receive it."""
     body = json.dumps({"instances": instances})
-    headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "modelops-pretraffic-hook"}
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": "modelops-pretraffic-hook",
+    }
     return {
-        "resource": "/predict", "path": "/predict", "httpMethod": "POST",
-        "headers": headers, "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None, "multiValueQueryStringParameters": None,
-        "pathParameters": None, "stageVariables": None,
-        "requestContext": {"requestId": request_id, "stage": "live", "resourcePath": "/predict", "httpMethod": "POST",
-                           "path": "/live/predict", "identity": {"sourceIp": "127.0.0.1", "userAgent": "modelops-pretraffic-hook"}},
-        "body": body, "isBase64Encoded": False,
+        "resource": "/predict",
+        "path": "/predict",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "requestId": request_id,
+            "stage": "live",
+            "resourcePath": "/predict",
+            "httpMethod": "POST",
+            "path": "/live/predict",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "modelops-pretraffic-hook"},
+        },
+        "body": body,
+        "isBase64Encoded": False,
     }
 
 
@@ -114,10 +135,10 @@ def predict_event(instances: list[dict[str, Any]], request_id: str) -> dict[str,
 class HookContext:
     """What the hook needs from the outside world; each piece is a plain callable or client."""
 
-    codedeploy: Any                      # put_lifecycle_event_hook_execution_status
-    lambda_client: Any                   # get_function_configuration, invoke
+    codedeploy: Any  # put_lifecycle_event_hook_execution_status
+    lambda_client: Any  # get_function_configuration, invoke
     load_golden: Callable[[str], tuple[dict[str, Any], list[Any] | None]]  # model version -> (golden, classes)
-    target_function: str                 # ARN of the new function version
+    target_function: str  # ARN of the new function version
 
 
 def served_versions(lambda_client: Any, target_function: str) -> tuple[str, str | None]:
@@ -130,9 +151,14 @@ def served_versions(lambda_client: Any, target_function: str) -> tuple[str, str 
     return champion, (variables.get("MODELOPS_CHALLENGER_VERSION") or None)
 
 
-def invoke_predict(lambda_client: Any, target_function: str, instances: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    response = lambda_client.invoke(FunctionName=target_function, InvocationType="RequestResponse",
-                                    Payload=json.dumps(predict_event(instances, f"pretraffic-{uuid.uuid4()}")).encode())
+def invoke_predict(
+    lambda_client: Any, target_function: str, instances: list[dict[str, Any]]
+) -> tuple[int, dict[str, Any]]:
+    response = lambda_client.invoke(
+        FunctionName=target_function,
+        InvocationType="RequestResponse",
+        Payload=json.dumps(predict_event(instances, f"pretraffic-{uuid.uuid4()}")).encode(),
+    )
     payload = response["Payload"].read()
     if response.get("FunctionError"):
         raise ModelOpsError(f"the new version raised {response['FunctionError']}: {payload[:300]!r}")
@@ -141,7 +167,9 @@ def invoke_predict(lambda_client: Any, target_function: str, instances: list[dic
         status = int(result.get("statusCode", 0))
         body = json.loads(result.get("body") or "{}")
     except (ValueError, TypeError, AttributeError) as exc:
-        raise ModelOpsError(f"the new version answered something that is not an API Gateway proxy response: {exc}") from None
+        raise ModelOpsError(
+            f"the new version answered something that is not an API Gateway proxy response: {exc}"
+        ) from None
     return status, body if isinstance(body, dict) else {}
 
 
@@ -157,8 +185,13 @@ def validate_new_version(ctx: HookContext) -> HookResult:
         return HookResult(FAILED, [f"POST /predict answered {status}: {json.dumps(error)[:300]}"])
     served = str((body.get("model") or {}).get("version") or "")
     if served not in {champion, challenger}:
-        return HookResult(FAILED, [f"answer was served by model version {served or '(none)'}, "
-                                   f"not the pinned {champion}" + (f" or {challenger}" if challenger else "")])
+        return HookResult(
+            FAILED,
+            [
+                f"answer was served by model version {served or '(none)'}, "
+                f"not the pinned {champion}" + (f" or {challenger}" if challenger else "")
+            ],
+        )
     if served != champion:  # an A/B challenger answered: compare with its own golden answers
         golden, classes = ctx.load_golden(served)
         if golden.get("instances") != instances:
@@ -178,7 +211,9 @@ def parse_lifecycle_event(event: Any) -> tuple[str, str]:
     if not isinstance(deployment_id, str) or not deployment_id:
         raise InputError("the lifecycle event has no DeploymentId", field="DeploymentId")
     if not isinstance(execution_id, str) or not execution_id:
-        raise InputError("the lifecycle event has no LifecycleEventHookExecutionId", field="LifecycleEventHookExecutionId")
+        raise InputError(
+            "the lifecycle event has no LifecycleEventHookExecutionId", field="LifecycleEventHookExecutionId"
+        )
     return deployment_id, execution_id
 
 
@@ -228,7 +263,8 @@ def run_hook(event: Any, build_context: Callable[[str], HookContext], codedeploy
         codedeploy = client("codedeploy")
     logger.info("pre-traffic validation %s", result.status, extra={"deployment_id": deployment_id, **result.to_dict()})
     codedeploy.put_lifecycle_event_hook_execution_status(
-        deploymentId=deployment_id, lifecycleEventHookExecutionId=execution_id, status=result.status)
+        deploymentId=deployment_id, lifecycleEventHookExecutionId=execution_id, status=result.status
+    )
     return result
 
 
@@ -243,7 +279,9 @@ def registry_golden_loader(registry: Any, model_name: str) -> Callable[[str], tu
         if not manifest.golden:
             raise ModelOpsError(f"model {model_name}/{version} has no golden set in the registry")
         with aws_errors(f"reading the golden set of {model_name}/{version}", registry.bucket):
-            obj = registry.s3.get_object(Bucket=registry.bucket, Key=registry.version_key(model_name, version, GOLDEN_FILE))
+            obj = registry.s3.get_object(
+                Bucket=registry.bucket, Key=registry.version_key(model_name, version, GOLDEN_FILE)
+            )
             body = obj["Body"].read()
         if sha256_bytes(body) != manifest.golden.get("sha256"):
             raise ArtifactIntegrityError(f"model {model_name}/{version}: {GOLDEN_FILE} does not match its sha256")

@@ -19,8 +19,11 @@ from .errors import ModelOpsError, NotFoundError
 
 LIVE_ALIAS = "live"
 ACTIVE_STATUSES = ["Created", "Queued", "InProgress", "Baking", "Ready"]
-STACK_OUTPUTS = {"function": "PredictFunctionName", "application": "PredictDeploymentApplication",
-                 "group": "PredictDeploymentGroup"}
+STACK_OUTPUTS = {
+    "function": "PredictFunctionName",
+    "application": "PredictDeploymentApplication",
+    "group": "PredictDeploymentGroup",
+}
 
 
 @dataclass
@@ -38,9 +41,15 @@ class Target:
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
         missing = [name for name in STACK_OUTPUTS.values() if name not in outputs]
         if missing:
-            raise ModelOpsError(f"stack {stack} has no output {missing[0]}: is it a modelops stack with canary releases?")
-        return cls(outputs[STACK_OUTPUTS["function"]], outputs[STACK_OUTPUTS["application"]],
-                   outputs[STACK_OUTPUTS["group"]], alias)
+            raise ModelOpsError(
+                f"stack {stack} has no output {missing[0]}: is it a modelops stack with canary releases?"
+            )
+        return cls(
+            outputs[STACK_OUTPUTS["function"]],
+            outputs[STACK_OUTPUTS["application"]],
+            outputs[STACK_OUTPUTS["group"]],
+            alias,
+        )
 
 
 def _appspec_versions(deployment: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -50,15 +59,17 @@ def _appspec_versions(deployment: dict[str, Any]) -> tuple[str | None, str | Non
         spec = json.loads(content)
     except ValueError:
         try:
-            import yaml  # SAM writes the AppSpec as JSON; YAML is accepted when PyYAML is around
+            import yaml  # type: ignore[import-untyped]  # SAM writes the AppSpec as JSON; YAML is accepted when PyYAML is around
         except ImportError:
             return None, None
         spec = yaml.safe_load(content)
     for resource in (spec or {}).get("Resources", []):
         for body in resource.values():
             props = body.get("Properties", {})
-            return (str(props["CurrentVersion"]) if props.get("CurrentVersion") else None,
-                    str(props["TargetVersion"]) if props.get("TargetVersion") else None)
+            return (
+                str(props["CurrentVersion"]) if props.get("CurrentVersion") else None,
+                str(props["TargetVersion"]) if props.get("TargetVersion") else None,
+            )
     return None, None
 
 
@@ -81,7 +92,10 @@ class Rollouts:
     def traffic(self) -> dict[str, float]:
         """Function version -> share of the alias's traffic (sums to 1)."""
         alias = self.alias()
-        extra = {str(k): float(v) for k, v in ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items()}
+        extra = {
+            str(k): float(v)
+            for k, v in ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items()
+        }
         return {str(alias["FunctionVersion"]): round(1.0 - sum(extra.values()), 6), **extra}
 
     def model_version_of(self, function_version: str) -> str | None:
@@ -102,19 +116,28 @@ class Rollouts:
 
     def status(self) -> dict[str, Any]:
         traffic = self.traffic()
-        versions = [{"function_version": v, "model_version": self.model_version_of(v), "weight": w}
-                    for v, w in traffic.items()]
+        versions = [
+            {"function_version": v, "model_version": self.model_version_of(v), "weight": w} for v, w in traffic.items()
+        ]
         ids = self.deployments()
         latest = self.deployment(ids[0]) if ids else None
-        out: dict[str, Any] = {"function": self.target.function, "alias": self.target.alias, "traffic": versions,
-                               "deployment": None}
+        out: dict[str, Any] = {
+            "function": self.target.function,
+            "alias": self.target.alias,
+            "traffic": versions,
+            "deployment": None,
+        }
         if latest is not None:
             current, target = _appspec_versions(latest)
             out["deployment"] = {
-                "id": latest.get("deploymentId"), "status": latest.get("status"),
-                "config": latest.get("deploymentConfigName"), "creator": latest.get("creator"),
-                "created": str(latest.get("createTime") or ""), "completed": str(latest.get("completeTime") or "") or None,
-                "from_version": current, "to_version": target,
+                "id": latest.get("deploymentId"),
+                "status": latest.get("status"),
+                "config": latest.get("deploymentConfigName"),
+                "creator": latest.get("creator"),
+                "created": str(latest.get("createTime") or ""),
+                "completed": str(latest.get("completeTime") or "") or None,
+                "from_version": current,
+                "to_version": target,
                 "error": (latest.get("errorInformation") or {}).get("message"),
                 "rollback": (latest.get("rollbackInfo") or {}).get("rollbackMessage"),
             }
@@ -141,7 +164,15 @@ class Rollouts:
             if previous is None:
                 raise ModelOpsError(f"deployment {ids[0]} does not say which version it replaced; pass --to VERSION")
         with aws_errors(f"routing {self.target.function}:{self.target.alias} to version {previous}"):
-            self.lam.update_alias(FunctionName=self.target.function, Name=self.target.alias, FunctionVersion=previous,
-                                  RoutingConfig={"AdditionalVersionWeights": {}})
-        return {"stopped_deployment": stopped, "function_version": previous,
-                "model_version": self.model_version_of(previous), "traffic": self.traffic()}
+            self.lam.update_alias(
+                FunctionName=self.target.function,
+                Name=self.target.alias,
+                FunctionVersion=previous,
+                RoutingConfig={"AdditionalVersionWeights": {}},
+            )
+        return {
+            "stopped_deployment": stopped,
+            "function_version": previous,
+            "model_version": self.model_version_of(previous),
+            "traffic": self.traffic(),
+        }

@@ -13,17 +13,30 @@ from .output import emit_json, key_values, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ab", help="start, stop, promote and report A/B experiments",
-                       description="A/B experiments: a sticky share of entities goes to the challenger (variant B).")
+    p = sub.add_parser(
+        "ab",
+        help="start, stop, promote and report A/B experiments",
+        description="A/B experiments: a sticky share of entities goes to the challenger (variant B).",
+    )
     s = p.add_subparsers(dest="ab_command", metavar="ACTION", required=True)
 
     def model_and_split_store(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--model", default=os.environ.get("MODELOPS_MODEL_NAME"), help="model name ($MODELOPS_MODEL_NAME)")
-        q.add_argument("--appconfig", metavar="APP/ENV/PROFILE", default=_appconfig_from_env(),
-                       help="AppConfig application/environment/profile ids holding the split "
-                            "($MODELOPS_APPCONFIG_APPLICATION, _ENVIRONMENT, _PROFILE)")
-        q.add_argument("--local", metavar="FILE", default=os.environ.get("MODELOPS_AB_CONFIG_FILE"),
-                       help="write the split to this file instead (local runs; $MODELOPS_AB_CONFIG_FILE)")
+        q.add_argument(
+            "--model", default=os.environ.get("MODELOPS_MODEL_NAME"), help="model name ($MODELOPS_MODEL_NAME)"
+        )
+        q.add_argument(
+            "--appconfig",
+            metavar="APP/ENV/PROFILE",
+            default=_appconfig_from_env(),
+            help="AppConfig application/environment/profile ids holding the split "
+            "($MODELOPS_APPCONFIG_APPLICATION, _ENVIRONMENT, _PROFILE)",
+        )
+        q.add_argument(
+            "--local",
+            metavar="FILE",
+            default=os.environ.get("MODELOPS_AB_CONFIG_FILE"),
+            help="write the split to this file instead (local runs; $MODELOPS_AB_CONFIG_FILE)",
+        )
 
     start = s.add_parser("start", help="send a share of entities to a challenger version")
     start.add_argument("challenger", help="challenger model version")
@@ -43,8 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     report = s.add_parser("report", help="compare A and B: traffic, errors, latency, quality, verdict")
     report.add_argument("--model", default=os.environ.get("MODELOPS_MODEL_NAME"))
-    report.add_argument("--data", default=os.environ.get("MODELOPS_DATA_URI"),
-                        help="s3://bucket/prefix holding captures/ and feedback/ ($MODELOPS_DATA_URI)")
+    report.add_argument(
+        "--data",
+        default=os.environ.get("MODELOPS_DATA_URI"),
+        help="s3://bucket/prefix holding captures/ and feedback/ ($MODELOPS_DATA_URI)",
+    )
     report.add_argument("--since", help="only predictions since then: ISO time or date, or an age like 24h or 7d")
     report.add_argument("--out", default="ab-report", help="directory for ab-report.json and ab-report.png")
     report.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
@@ -67,8 +83,9 @@ def publisher_from(args: argparse.Namespace) -> Any:
         if len(parts) != 3 or not all(parts):
             raise ModelOpsError(f"--appconfig '{args.appconfig}' must be APPLICATION/ENVIRONMENT/PROFILE")
         return AppConfigPublisher(AppConfigTarget(*parts))
-    raise ModelOpsError("say where the split lives: --appconfig APP/ENV/PROFILE (or MODELOPS_APPCONFIG_*), "
-                        "or --local FILE")
+    raise ModelOpsError(
+        "say where the split lives: --appconfig APP/ENV/PROFILE (or MODELOPS_APPCONFIG_*), or --local FILE"
+    )
 
 
 def _model(args: argparse.Namespace) -> str:
@@ -87,10 +104,14 @@ def start_cmd(args: argparse.Namespace) -> int:
 
     if not 0 < args.split < 100:
         raise ModelOpsError(f"--split must be between 0 and 100 (exclusive), got {args.split:g}")
-    out = abcontrol.start(require_registry(args.registry), publisher_from(args), _model(args), args.challenger, args.split)
+    out = abcontrol.start(
+        require_registry(args.registry), publisher_from(args), _model(args), args.challenger, args.split
+    )
     if not args.json:
-        print(f"B gets {args.split:g}% of entities once the predict function has MODELOPS_CHALLENGER_VERSION="
-              f"{out['challenger']} (deploy with --parameter-overrides ChallengerVersion={out['challenger']})")
+        print(
+            f"B gets {args.split:g}% of entities once the predict function has MODELOPS_CHALLENGER_VERSION="
+            f"{out['challenger']} (deploy with --parameter-overrides ChallengerVersion={out['challenger']})"
+        )
     return _show(args, out)
 
 
@@ -105,8 +126,10 @@ def promote_cmd(args: argparse.Namespace) -> int:
 
     out = abcontrol.promote(require_registry(args.registry), publisher_from(args), _model(args), args.reason)
     if not args.json:
-        print(f"champion is now {out['champion']} in the registry; roll it out through the canary "
-              "(`modelops retrain` or a deploy pinned to it) to serve it")
+        print(
+            f"champion is now {out['champion']} in the registry; roll it out through the canary "
+            "(`modelops retrain` or a deploy pinned to it) to serve it"
+        )
     return _show(args, out)
 
 
@@ -125,12 +148,18 @@ def report_cmd(args: argparse.Namespace) -> int:
     s3 = client("s3")
     predictions = feedback.PredictionLog(bucket, prefix, s3).read(since=since)
     if not predictions:
-        raise ModelOpsError(f"no captured predictions under {args.data}/captures"
-                            + (f" since {args.since}" if args.since else "") + ": is capture on (MODELOPS_CAPTURE=on)?")
+        raise ModelOpsError(
+            f"no captured predictions under {args.data}/captures"
+            + (f" since {args.since}" if args.since else "")
+            + ": is capture on (MODELOPS_CAPTURE=on)?"
+        )
     labelled = feedback.join(predictions, feedback.FeedbackStore(bucket, prefix, s3).read(since=since))
     positive = manifest.classes[-1] if manifest.classes else None
-    report = abreport.build_report(abreport.ReportInput(manifest.task, predictions, labelled, positive),
-                                   alpha=args.alpha, min_labelled=args.min_labelled)
+    report = abreport.build_report(
+        abreport.ReportInput(manifest.task, predictions, labelled, positive),
+        alpha=args.alpha,
+        min_labelled=args.min_labelled,
+    )
     report["since"] = args.since
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -149,9 +178,16 @@ def print_report(report: dict[str, Any], out: Path | None = None) -> None:
     quality = ["accuracy", "auc"] if report["task"] == "classification" else ["mae", "rmse"]
     rows = []
     for name, v in report["variants"].items():
-        row = {"variant": name, "model": ", ".join(v["model_versions"]), "requests": v["requests"],
-               "share": f"{100 * v['share']:.1f}%", "errors": f"{100 * v['error_rate']:.2f}%",
-               "p50 ms": v["latency_p50_ms"], "p99 ms": v["latency_p99_ms"], "labelled": v["labelled"]}
+        row = {
+            "variant": name,
+            "model": ", ".join(v["model_versions"]),
+            "requests": v["requests"],
+            "share": f"{100 * v['share']:.1f}%",
+            "errors": f"{100 * v['error_rate']:.2f}%",
+            "p50 ms": v["latency_p50_ms"],
+            "p99 ms": v["latency_p99_ms"],
+            "labelled": v["labelled"],
+        }
         for q in quality:
             ci = v.get(f"{q}_ci")
             row[q] = "-" if v.get(q) is None else (f"{v[q]:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
