@@ -342,3 +342,44 @@ def test_ready_made_events(clf):
     assert status == 400 and body["error"]["field"] == "instances[0].mean_radius"
     status, _, body = invoke(clf, load_event("get-model"))
     assert status == 200 and body["name"] == "breast-cancer"
+
+
+@pytest.mark.parametrize("model", ["classifier", "regressor"])
+def test_values_that_overflow_inside_the_model_are_400(serve, classifier_dir, regressor_dir, model):
+    model_dir = classifier_dir if model == "classifier" else regressor_dir
+    app = serve(model_dir)
+    golden = json.loads((model_dir / "golden.json").read_text())
+    row = {name: 1e308 for name in golden["instances"][0]}
+    status, _, body = post(app, {"instances": [golden["instances"][0], row]})
+    if status == 200:  # the model saturated instead of overflowing: the answer must still be all numbers
+        assert all(isinstance(p, (str, float, int)) for p in body["predictions"])
+    else:  # either the model's own input check or the finiteness check of its output refuses them
+        assert status == 400, body
+        assert body["error"]["code"] in ("rejected_by_model", "out_of_range")
+        assert body["error"]["field"] in ("instances", "instances[1]")
+
+
+def test_tracer_only_inside_aws():
+    from modelops.serving.gateway import running_in_aws
+
+    aws = {"AWS_LAMBDA_FUNCTION_NAME": "predict", "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000"}
+    assert running_in_aws(aws)
+    assert not running_in_aws({**aws, "AWS_SAM_LOCAL": "true"})
+    assert not running_in_aws({**aws, "POWERTOOLS_TRACE_DISABLED": "true"})
+    assert not running_in_aws({"AWS_LAMBDA_FUNCTION_NAME": "predict"})  # local emulator: no X-Ray daemon
+    assert not running_in_aws({})
+
+
+def test_non_finite_model_output_is_never_answered(clf, golden):
+    """A stand-in estimator (same predict_proba interface) returns NaN for the second row."""
+
+    class NanForSecondRow:
+        def predict_proba(self, matrix):
+            out = np.full((len(matrix), 2), 0.5)
+            out[1:] = np.nan
+            return out
+
+    clf.gateway.holder.model.estimator = NanForSecondRow()
+    status, _, body = post(clf, {"instances": golden["instances"][:2]})
+    assert status == 400
+    assert body["error"]["code"] == "out_of_range" and body["error"]["field"] == "instances[1]"

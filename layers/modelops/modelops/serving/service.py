@@ -116,13 +116,24 @@ def predict(model: ServedModel, matrix: np.ndarray) -> Prediction:
     try:
         if model.is_classifier:
             probabilities = model.estimator.predict_proba(matrix)
+            _check_finite(probabilities)
             classes = model.classes
             assert classes is not None
             labels = [classes[i] for i in probabilities.argmax(axis=1).tolist()]
             return Prediction(matrix, labels, probabilities)
-        return Prediction(matrix, model.estimator.predict(matrix).tolist())
+        values = model.estimator.predict(matrix)
+        _check_finite(values)
+        return Prediction(matrix, values.tolist())
     except (ValueError, TypeError) as exc:  # values the schema allows but the fitted model refuses
         raise ApiError(400, "rejected_by_model", f"the model cannot score these rows: {exc}", field="instances") from None
+
+
+def _check_finite(values: np.ndarray) -> None:
+    """Extreme (finite) inputs can overflow inside the model; never answer NaN or inf as a prediction."""
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        row = int(np.argwhere(~np.isfinite(values))[0][0])
+        raise ApiError(400, "out_of_range", f"instances[{row}]: values too extreme for the model to score",
+                       field=f"instances[{row}]")
 
 
 def response_document(model: ServedModel, prediction: Prediction, request_id: str,
