@@ -32,8 +32,8 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tests"))
 
 TARGET_1, TARGET_100, TARGET_INIT = 1.3, 2.5, 1.15
-WARM_ROUNDS = {1: 3000, 100: 1000}   # at most this many interleaved pairs ...
-WARM_BUDGET_S = 20.0                  # ... or this long, whichever ends first (HGB is slow on small boxes)
+WARM_ROUNDS = {1: 3000, 100: 1000}  # at most this many interleaved pairs ...
+WARM_BUDGET_S = 20.0  # ... or this long, whichever ends first (HGB is slow on small boxes)
 COLD_RUNS = 7
 
 CHILD_HANDLER = """
@@ -138,13 +138,17 @@ def main() -> int:
             for rows, target in ((1, TARGET_1), (100, TARGET_100)):
                 handler_s, raw_s = warm(model_dir, rows)
                 ratio = handler_s / raw_s
-                row(f"{label} {rows} row{'s' if rows > 1 else ''}", "handler/raw predict_proba (median)", ratio,
-                    f"<= {target}", ratio <= target)
+                row(
+                    f"{label} {rows} row{'s' if rows > 1 else ''}",
+                    "handler/raw predict_proba (median)",
+                    ratio,
+                    f"<= {target}",
+                    ratio <= target,
+                )
                 row(f"{label} {rows} row{'s' if rows > 1 else ''}", "handler median us", handler_s * 1e6)
                 row(f"{label} {rows} row{'s' if rows > 1 else ''}", "raw predict_proba median us", raw_s * 1e6)
             handler_s, raw_s = warm(model_dir, 100, capture=True)
-            row(f"{label} 100 rows, capture on", "handler/raw predict_proba (median)", handler_s / raw_s,
-                "(no target)")
+            row(f"{label} 100 rows, capture on", "handler/raw predict_proba (median)", handler_s / raw_s, "(no target)")
             init_s, load_s = cold(model_dir)
             ratio = init_s / load_s
             row(f"{label} cold init", "handler init/bare joblib.load", ratio, f"<= {TARGET_INIT}", ratio <= TARGET_INIT)

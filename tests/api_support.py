@@ -33,9 +33,17 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text())
 
 
-def proxy_event(method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
-                raw_body: str | None = None, base64_body: bool = False, request_id: str | None = None,
-                stage: str = "live") -> dict[str, Any]:
+def proxy_event(
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    headers: dict[str, str] | None = None,
+    raw_body: str | None = None,
+    base64_body: bool = False,
+    request_id: str | None = None,
+    stage: str = "live",
+) -> dict[str, Any]:
     """A REST API proxy event; body is JSON-encoded unless raw_body is given."""
     event = copy.deepcopy(load_event("get-model"))
     text = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
@@ -50,10 +58,18 @@ def proxy_event(method: str, path: str, body: Any = None, *, headers: dict[str, 
         if value is not None:
             all_headers[key] = value
     request_id = request_id or str(uuid.uuid4())
-    event.update(httpMethod=method, path=path, resource=path, body=text, isBase64Encoded=base64_body,
-                 headers=all_headers, multiValueHeaders={k: [v] for k, v in all_headers.items()})
-    event["requestContext"].update(httpMethod=method, resourcePath=path, requestId=request_id, stage=stage,
-                                   path=f"/{stage}{path}")
+    event.update(
+        httpMethod=method,
+        path=path,
+        resource=path,
+        body=text,
+        isBase64Encoded=base64_body,
+        headers=all_headers,
+        multiValueHeaders={k: [v] for k, v in all_headers.items()},
+    )
+    event["requestContext"].update(
+        httpMethod=method, resourcePath=path, requestId=request_id, stage=stage, path=f"/{stage}{path}"
+    )
     return event
 
 

@@ -10,8 +10,13 @@ import pytest
 from api_support import invoke, predict_app, proxy_event
 from modelops.artifact import Manifest
 
-MODEL_VARS = ("MODELOPS_MODEL_DIR", "MODELOPS_MODEL_NAME", "MODELOPS_MODEL_VERSION", "MODELOPS_CACHE_DIR",
-              "MODELOPS_LOAD_RETRY_SECONDS")
+MODEL_VARS = (
+    "MODELOPS_MODEL_DIR",
+    "MODELOPS_MODEL_NAME",
+    "MODELOPS_MODEL_VERSION",
+    "MODELOPS_CACHE_DIR",
+    "MODELOPS_LOAD_RETRY_SECONDS",
+)
 
 
 @pytest.fixture
@@ -39,14 +44,20 @@ def _golden_body(directory):
 def test_loads_the_pinned_version_from_the_registry_and_caches_it(start, registry, classifier_dir, tmp_path):
     version = registry.register(classifier_dir).version
     cache = tmp_path / "cache"
-    app = start(MODELOPS_REGISTRY=registry.uri, MODELOPS_MODEL_NAME="breast-cancer", MODELOPS_MODEL_VERSION=version,
-                MODELOPS_CACHE_DIR=str(cache))
+    app = start(
+        MODELOPS_REGISTRY=registry.uri,
+        MODELOPS_MODEL_NAME="breast-cancer",
+        MODELOPS_MODEL_VERSION=version,
+        MODELOPS_CACHE_DIR=str(cache),
+    )
     status, _, body = invoke(app, proxy_event("POST", "/predict", _golden_body(classifier_dir)))
     assert status == 200 and body["model"]["version"] == version
     cached = cache / "breast-cancer" / version
     assert {p.name for p in cached.iterdir()} == {"model.joblib", "manifest.json", "golden.json"}
     # a re-initialised environment reuses the verified copy: it works with the registry object gone
-    registry.s3.delete_object(Bucket=registry.bucket, Key=registry.version_key("breast-cancer", version, "model.joblib"))
+    registry.s3.delete_object(
+        Bucket=registry.bucket, Key=registry.version_key("breast-cancer", version, "model.joblib")
+    )
     app.reset()
     assert invoke(app, proxy_event("POST", "/predict", _golden_body(classifier_dir)))[0] == 200
 
@@ -58,8 +69,12 @@ def test_corrupt_cache_is_downloaded_again(start, registry, classifier_dir, tmp_
     for name in ("manifest.json", "golden.json"):
         (cached / name).write_bytes((classifier_dir / name).read_bytes())
     (cached / "model.joblib").write_bytes(b"truncated")
-    app = start(MODELOPS_REGISTRY=registry.uri, MODELOPS_MODEL_NAME="breast-cancer", MODELOPS_MODEL_VERSION=version,
-                MODELOPS_CACHE_DIR=str(tmp_path))
+    app = start(
+        MODELOPS_REGISTRY=registry.uri,
+        MODELOPS_MODEL_NAME="breast-cancer",
+        MODELOPS_MODEL_VERSION=version,
+        MODELOPS_CACHE_DIR=str(tmp_path),
+    )
     assert invoke(app, proxy_event("GET", "/health"))[0] == 200
     assert (cached / "model.joblib").read_bytes() == (classifier_dir / "model.joblib").read_bytes()
 
@@ -70,13 +85,19 @@ def _capture_logs(app, monkeypatch) -> io.StringIO:
     return stream
 
 
-@pytest.mark.parametrize("path, method, body", [("/predict", "POST", True), ("/model", "GET", False),
-                                               ("/health", "GET", False)])
-def test_missing_version_answers_503_with_the_reason_in_the_logs(start, registry, classifier_dir, tmp_path,
-                                                                  monkeypatch, path, method, body):
+@pytest.mark.parametrize(
+    "path, method, body", [("/predict", "POST", True), ("/model", "GET", False), ("/health", "GET", False)]
+)
+def test_missing_version_answers_503_with_the_reason_in_the_logs(
+    start, registry, classifier_dir, tmp_path, monkeypatch, path, method, body
+):
     registry.register(classifier_dir)
-    app = start(MODELOPS_REGISTRY=registry.uri, MODELOPS_MODEL_NAME="breast-cancer",
-                MODELOPS_MODEL_VERSION="20990101T000000000Z-abcdef", MODELOPS_CACHE_DIR=str(tmp_path))
+    app = start(
+        MODELOPS_REGISTRY=registry.uri,
+        MODELOPS_MODEL_NAME="breast-cancer",
+        MODELOPS_MODEL_VERSION="20990101T000000000Z-abcdef",
+        MODELOPS_CACHE_DIR=str(tmp_path),
+    )
     logs = _capture_logs(app, monkeypatch)
     status, headers, answer = invoke(app, proxy_event(method, path, _golden_body(classifier_dir) if body else None))
     assert status == 503
@@ -89,16 +110,25 @@ def test_missing_version_answers_503_with_the_reason_in_the_logs(start, registry
 
 
 def test_unreachable_bucket_is_503(start, s3, tmp_path):
-    app = start(MODELOPS_REGISTRY="s3://no-such-bucket/registry", MODELOPS_MODEL_NAME="breast-cancer",
-                MODELOPS_MODEL_VERSION="20260101T000000000Z-abcdef", MODELOPS_CACHE_DIR=str(tmp_path))
+    app = start(
+        MODELOPS_REGISTRY="s3://no-such-bucket/registry",
+        MODELOPS_MODEL_NAME="breast-cancer",
+        MODELOPS_MODEL_VERSION="20260101T000000000Z-abcdef",
+        MODELOPS_CACHE_DIR=str(tmp_path),
+    )
     assert invoke(app, proxy_event("GET", "/health"))[0] == 503
     assert "no-such-bucket" in app.gateway.holder.error
 
 
 def test_load_is_retried_after_the_pause(start, registry, classifier_dir, tmp_path):
     version = _version(classifier_dir)
-    app = start(MODELOPS_REGISTRY=registry.uri, MODELOPS_MODEL_NAME="breast-cancer", MODELOPS_MODEL_VERSION=version,
-                MODELOPS_CACHE_DIR=str(tmp_path), MODELOPS_LOAD_RETRY_SECONDS="0")
+    app = start(
+        MODELOPS_REGISTRY=registry.uri,
+        MODELOPS_MODEL_NAME="breast-cancer",
+        MODELOPS_MODEL_VERSION=version,
+        MODELOPS_CACHE_DIR=str(tmp_path),
+        MODELOPS_LOAD_RETRY_SECONDS="0",
+    )
     assert invoke(app, proxy_event("POST", "/predict", _golden_body(classifier_dir)))[0] == 503
     registry.register(classifier_dir)  # the version appears (e.g. an S3 outage ends)
     status, _, body = invoke(app, proxy_event("POST", "/predict", _golden_body(classifier_dir)))
@@ -108,20 +138,31 @@ def test_load_is_retried_after_the_pause(start, registry, classifier_dir, tmp_pa
 
 def test_no_retry_before_the_pause(start, registry, classifier_dir, tmp_path):
     version = _version(classifier_dir)
-    app = start(MODELOPS_REGISTRY=registry.uri, MODELOPS_MODEL_NAME="breast-cancer", MODELOPS_MODEL_VERSION=version,
-                MODELOPS_CACHE_DIR=str(tmp_path), MODELOPS_LOAD_RETRY_SECONDS="3600")
+    app = start(
+        MODELOPS_REGISTRY=registry.uri,
+        MODELOPS_MODEL_NAME="breast-cancer",
+        MODELOPS_MODEL_VERSION=version,
+        MODELOPS_CACHE_DIR=str(tmp_path),
+        MODELOPS_LOAD_RETRY_SECONDS="3600",
+    )
     registry.register(classifier_dir)
     assert invoke(app, proxy_event("GET", "/health"))[0] == 503
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"MODELOPS_MODEL_VERSION": "champion"}, "alias"),
-    ({"MODELOPS_MODEL_VERSION": ""}, "MODELOPS_MODEL_VERSION"),
-    ({"MODELOPS_MODEL_NAME": ""}, "MODELOPS_MODEL_NAME"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"MODELOPS_MODEL_VERSION": "champion"}, "alias"),
+        ({"MODELOPS_MODEL_VERSION": ""}, "MODELOPS_MODEL_VERSION"),
+        ({"MODELOPS_MODEL_NAME": ""}, "MODELOPS_MODEL_NAME"),
+    ],
+)
 def test_incomplete_or_alias_pin_is_refused(start, env, words):
-    base = {"MODELOPS_REGISTRY": "s3://modelops-test/registry", "MODELOPS_MODEL_NAME": "breast-cancer",
-            "MODELOPS_MODEL_VERSION": "20260101T000000000Z-abcdef"}
+    base = {
+        "MODELOPS_REGISTRY": "s3://modelops-test/registry",
+        "MODELOPS_MODEL_NAME": "breast-cancer",
+        "MODELOPS_MODEL_VERSION": "20260101T000000000Z-abcdef",
+    }
     app = start(**{**base, **env})
     assert invoke(app, proxy_event("GET", "/health"))[0] == 503
     assert words in app.gateway.holder.error
@@ -133,8 +174,11 @@ def test_model_dir_must_match_the_pin(start, classifier_dir, regressor_dir):
     assert "pinned to 20000101T000000000Z-000000" in app.gateway.holder.error
     app = start(MODELOPS_MODEL_DIR=str(regressor_dir), MODELOPS_MODEL_NAME="breast-cancer")
     assert invoke(app, proxy_event("GET", "/health"))[0] == 503
-    app = start(MODELOPS_MODEL_DIR=str(classifier_dir), MODELOPS_MODEL_VERSION=_version(classifier_dir),
-                MODELOPS_MODEL_NAME="breast-cancer")
+    app = start(
+        MODELOPS_MODEL_DIR=str(classifier_dir),
+        MODELOPS_MODEL_VERSION=_version(classifier_dir),
+        MODELOPS_MODEL_NAME="breast-cancer",
+    )
     assert invoke(app, proxy_event("GET", "/health"))[0] == 200
 
 

@@ -19,8 +19,15 @@ def serve(monkeypatch):
     """Start the handler on a model directory with extra environment; returns the handler module."""
 
     def _serve(model_dir, **env):
-        for var in ("MODELOPS_MODEL_NAME", "MODELOPS_MODEL_VERSION", "MODELOPS_CAPTURE", "MODELOPS_CORS_ORIGIN",
-                    "MODELOPS_MAX_ROWS", "MODELOPS_MAX_BODY_BYTES", "MODELOPS_DOCS"):
+        for var in (
+            "MODELOPS_MODEL_NAME",
+            "MODELOPS_MODEL_VERSION",
+            "MODELOPS_CAPTURE",
+            "MODELOPS_CORS_ORIGIN",
+            "MODELOPS_MAX_ROWS",
+            "MODELOPS_MAX_BODY_BYTES",
+            "MODELOPS_DOCS",
+        ):
             monkeypatch.delenv(var, raising=False)
         monkeypatch.setenv("MODELOPS_MODEL_DIR", str(model_dir))
         for key, value in env.items():
@@ -94,8 +101,9 @@ def test_base64_encoded_body(clf, golden):
 
 def test_xml_answer_holds_the_same_data(clf, golden):
     _, _, as_json = post(clf, {"instances": golden["instances"][:2]})
-    status, headers, text = post(clf, {"instances": golden["instances"][:2]}, headers={"Accept": "application/xml"},
-                                 request_id="xml-1")
+    status, headers, text = post(
+        clf, {"instances": golden["instances"][:2]}, headers={"Accept": "application/xml"}, request_id="xml-1"
+    )
     assert status == 200 and headers["content-type"] == "application/xml"
     root = ET.fromstring(text.encode())
     assert root.tag == "response"
@@ -114,11 +122,16 @@ def test_xml_error(clf):
     assert root.findtext("error/field") == "instances"
 
 
-@pytest.mark.parametrize("accept, expected", [
-    ("application/json", "application/json"), ("*/*", "application/json"), (None, "application/json"),
-    ("application/xml;q=0.9, application/json;q=0.5", "application/xml"),
-    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "application/xml"),
-])
+@pytest.mark.parametrize(
+    "accept, expected",
+    [
+        ("application/json", "application/json"),
+        ("*/*", "application/json"),
+        (None, "application/json"),
+        ("application/xml;q=0.9, application/json;q=0.5", "application/xml"),
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "application/xml"),
+    ],
+)
 def test_content_negotiation(clf, golden, accept, expected):
     status, headers, _ = post(clf, {"instances": golden["instances"][:1]}, headers={"Accept": accept})
     assert status == 200 and headers["content-type"] == expected
@@ -147,23 +160,30 @@ def _row(golden, **changes):
     return row
 
 
-@pytest.mark.parametrize("make_body, code, field", [
-    (lambda g: {"instances": [_row(g, mean_radius=KeyError)]}, "missing_feature", "instances[0].mean_radius"),
-    (lambda g: {"instances": [_row(g, colour=1.0)]}, "unknown_feature", "instances[0].colour"),
-    (lambda g: {"instances": [_row(g, mean_texture="high")]}, "wrong_type", "instances[0].mean_texture"),
-    (lambda g: {"instances": [_row(g, mean_texture=True)]}, "wrong_type", "instances[0].mean_texture"),
-    (lambda g: {"instances": [_row(g, mean_texture=None)]}, "wrong_type", "instances[0].mean_texture"),
-    (lambda g: {"instances": [_row(g, mean_texture=[1.0])]}, "wrong_type", "instances[0].mean_texture"),
-    (lambda g: {"instances": [g["instances"][0], "row"]}, "invalid_input", "instances[1]"),
-    (lambda g: {"instances": []}, "empty_input", "instances"),
-    (lambda g: {"instances": {"a": 1}}, "invalid_input", "instances"),
-    (lambda g: {"rows": []}, "missing_field", "instances"),
-    (lambda g: [1, 2], "invalid_body", "body"),
-    (lambda g: {"columns": ["mean_radius"]}, "missing_field", "data"),
-    (lambda g: {"columns": list(g["instances"][0]), "data": [[1.0]]}, "invalid_input", "data[0]"),
-    (lambda g: {"columns": list(g["instances"][0])[1:], "data": [[1.0] * 29]}, "missing_feature", "columns.mean_radius"),
-    (lambda g: {"instances": g["instances"][:1], "columns": ["x"], "data": [[1]]}, "invalid_body", "instances"),
-])
+@pytest.mark.parametrize(
+    "make_body, code, field",
+    [
+        (lambda g: {"instances": [_row(g, mean_radius=KeyError)]}, "missing_feature", "instances[0].mean_radius"),
+        (lambda g: {"instances": [_row(g, colour=1.0)]}, "unknown_feature", "instances[0].colour"),
+        (lambda g: {"instances": [_row(g, mean_texture="high")]}, "wrong_type", "instances[0].mean_texture"),
+        (lambda g: {"instances": [_row(g, mean_texture=True)]}, "wrong_type", "instances[0].mean_texture"),
+        (lambda g: {"instances": [_row(g, mean_texture=None)]}, "wrong_type", "instances[0].mean_texture"),
+        (lambda g: {"instances": [_row(g, mean_texture=[1.0])]}, "wrong_type", "instances[0].mean_texture"),
+        (lambda g: {"instances": [g["instances"][0], "row"]}, "invalid_input", "instances[1]"),
+        (lambda g: {"instances": []}, "empty_input", "instances"),
+        (lambda g: {"instances": {"a": 1}}, "invalid_input", "instances"),
+        (lambda g: {"rows": []}, "missing_field", "instances"),
+        (lambda g: [1, 2], "invalid_body", "body"),
+        (lambda g: {"columns": ["mean_radius"]}, "missing_field", "data"),
+        (lambda g: {"columns": list(g["instances"][0]), "data": [[1.0]]}, "invalid_input", "data[0]"),
+        (
+            lambda g: {"columns": list(g["instances"][0])[1:], "data": [[1.0] * 29]},
+            "missing_feature",
+            "columns.mean_radius",
+        ),
+        (lambda g: {"instances": g["instances"][:1], "columns": ["x"], "data": [[1]]}, "invalid_body", "instances"),
+    ],
+)
 def test_bad_rows_are_400_naming_the_field(clf, golden, make_body, code, field):
     status, _, body = post(clf, make_body(golden))
     assert status == 400, body
@@ -172,14 +192,17 @@ def test_bad_rows_are_400_naming_the_field(clf, golden, make_body, code, field):
     assert body["error"]["message"]
 
 
-@pytest.mark.parametrize("raw, code", [
-    ('{"instances": [', "malformed_json"),
-    ("", "malformed_json"),
-    ("not json", "malformed_json"),
-    ('{"instances": [{"mean_radius": NaN}]}', "malformed_json"),
-    ('{"instances": [{"mean_radius": Infinity}]}', "malformed_json"),
-    ('{"instances": [{"mean_radius": 1e400}]}', "not_finite"),
-])
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        ('{"instances": [', "malformed_json"),
+        ("", "malformed_json"),
+        ("not json", "malformed_json"),
+        ('{"instances": [{"mean_radius": NaN}]}', "malformed_json"),
+        ('{"instances": [{"mean_radius": Infinity}]}', "malformed_json"),
+        ('{"instances": [{"mean_radius": 1e400}]}', "not_finite"),
+    ],
+)
 def test_malformed_json_and_non_finite_literals_are_400(clf, raw, code):
     status, _, body = post(clf, raw_body=raw)
     assert status == 400
@@ -188,7 +211,8 @@ def test_malformed_json_and_non_finite_literals_are_400(clf, raw, code):
 
 def test_huge_number_overflowing_float_is_not_finite(clf, golden):
     raw = json.dumps({"instances": [golden["instances"][0]]}).replace(
-        str(golden["instances"][0]["mean_area"]), "1" + "0" * 400, 1)
+        str(golden["instances"][0]["mean_area"]), "1" + "0" * 400, 1
+    )
     status, _, body = post(clf, raw_body=raw)
     assert status == 400
     assert body["error"]["code"] in ("not_finite", "malformed_json")
@@ -205,8 +229,9 @@ def test_too_many_rows_is_413(serve, classifier_dir, golden):
     app = serve(classifier_dir, MODELOPS_MAX_ROWS="3")
     status, _, body = post(app, {"instances": golden["instances"][:4]})
     assert status == 413 and body["error"]["code"] == "too_many_rows" and body["error"]["field"] == "instances"
-    status, _, body = post(app, {"columns": list(golden["instances"][0]),
-                                 "data": [list(r.values()) for r in golden["instances"][:4]]})
+    status, _, body = post(
+        app, {"columns": list(golden["instances"][0]), "data": [list(r.values()) for r in golden["instances"][:4]]}
+    )
     assert status == 413 and body["error"]["field"] == "data"
     assert post(app, {"instances": golden["instances"][:3]})[0] == 200
 

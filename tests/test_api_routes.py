@@ -65,8 +65,10 @@ def test_get_model_406(clf):
 def test_health(clf, classifier_dir):
     status, _, body = invoke(clf, proxy_event("GET", "/health"))
     assert status == 200
-    assert body == {"status": "ok", "model": {"name": "breast-cancer",
-                                              "version": load_from_dir(classifier_dir).manifest.version}}
+    assert body == {
+        "status": "ok",
+        "model": {"name": "breast-cancer", "version": load_from_dir(classifier_dir).manifest.version},
+    }
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/nothing"), ("POST", "/predict/extra"), ("DELETE", "/models")])
@@ -76,9 +78,15 @@ def test_unknown_path_is_404(clf, method, path):
     assert body["error"] == {"code": "not_found", "message": f"no such resource: {path}", "field": "path"}
 
 
-@pytest.mark.parametrize("method, path, allow", [
-    ("GET", "/predict", "POST"), ("PUT", "/predict", "POST"), ("DELETE", "/model", "GET"), ("POST", "/health", "GET"),
-])
+@pytest.mark.parametrize(
+    "method, path, allow",
+    [
+        ("GET", "/predict", "POST"),
+        ("PUT", "/predict", "POST"),
+        ("DELETE", "/model", "GET"),
+        ("POST", "/health", "GET"),
+    ],
+)
 def test_wrong_method_is_405_with_allow(clf, method, path, allow):
     status, headers, body = invoke(clf, proxy_event(method, path))
     assert status == 405

@@ -66,8 +66,14 @@ def test_api_requires_a_key_with_usage_plan(template):
 def test_translated_api_routes_go_to_the_live_alias_with_keys(translated):
     body = translated["PredictApi"]["Properties"]["Body"]
     assert {"/predict", "/model", "/health", "/openapi.json", "/docs", "/{proxy+}"} <= set(body["paths"])
-    for path, keyed in (("/predict", True), ("/model", True), ("/{proxy+}", True),
-                        ("/health", False), ("/openapi.json", False), ("/docs", False)):
+    for path, keyed in (
+        ("/predict", True),
+        ("/model", True),
+        ("/{proxy+}", True),
+        ("/health", False),
+        ("/openapi.json", False),
+        ("/docs", False),
+    ):
         method = body["paths"][path]["x-amazon-apigateway-any-method"]
         assert bool(method.get("security")) is keyed, path
         assert "PredictFunctionAliaslive" in json.dumps(method["x-amazon-apigateway-integration"]["uri"])
@@ -78,7 +84,8 @@ def test_translated_api_routes_go_to_the_live_alias_with_keys(translated):
 def test_cors_header_only_when_an_origin_is_configured(translated, template):
     options = translated["PredictApi"]["Properties"]["Body"]["paths"]["/predict"]["options"]
     origin = options["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"][
-        "method.response.header.Access-Control-Allow-Origin"]
+        "method.response.header.Access-Control-Allow-Origin"
+    ]
     assert origin["Fn::If"][0] == "CorsEnabled" and origin["Fn::If"][2] == {"Ref": "AWS::NoValue"}
     assert template["Conditions"]["CorsEnabled"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CorsAllowOrigin"}, ""]}]}
     assert _predict(template)["Environment"]["Variables"]["MODELOPS_CORS_ORIGIN"] == {"Ref": "CorsAllowOrigin"}
@@ -159,8 +166,11 @@ def test_least_privilege_iam(translated):
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 assert "*" not in actions, name
     predict = list(_statements(translated["PredictFunctionRole"]))
-    s3 = [s for s in predict if any(str(a).startswith("s3:") for a in
-                                    (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+    s3 = [
+        s
+        for s in predict
+        if any(str(a).startswith("s3:") for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
+    ]
     assert len(s3) == 1 and s3[0]["Action"] == "s3:GetObject"
     assert s3[0]["Resource"] == {"Fn::Sub": "${ModelBucket.Arn}/${RegistryPrefix}/models/${ModelName}/*"}
 
@@ -170,13 +180,19 @@ def test_model_bucket_is_tls_only_and_private(template):
     assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     statements = template["Resources"]["ModelBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    deny = [s for s in statements if s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {})
-            .get("aws:SecureTransport") == "false"]
+    deny = [
+        s
+        for s in statements
+        if s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+    ]
     assert deny and deny[0]["Action"] == "s3:*" and deny[0]["Principal"] == "*"
 
 
 def test_docs_capture_and_limits_are_parameters(template):
     env = _predict(template)["Environment"]["Variables"]
-    assert env["MODELOPS_DOCS"] == {"Ref": "ApiDocs"} and template["Parameters"]["ApiDocs"]["AllowedValues"] == ["on", "off"]
+    assert env["MODELOPS_DOCS"] == {"Ref": "ApiDocs"} and template["Parameters"]["ApiDocs"]["AllowedValues"] == [
+        "on",
+        "off",
+    ]
     assert env["MODELOPS_CAPTURE"] == {"Ref": "OnlineCapture"}
     assert env["MODELOPS_MAX_ROWS"] == {"Ref": "PredictMaxRows"}

@@ -43,12 +43,25 @@ def _instances(model: ServedModel, prediction: Prediction, payload: Any) -> list
     return [dict(zip(names, values, strict=True)) for values in prediction.matrix.tolist()]
 
 
-def capture_line(model: ServedModel, prediction: Prediction, payload: Any, request_id: str, variant: str,
-                 entity_id: str | None = None, latency_ms: float | None = None) -> bytes:
+def capture_line(
+    model: ServedModel,
+    prediction: Prediction,
+    payload: Any,
+    request_id: str,
+    variant: str,
+    entity_id: str | None = None,
+    latency_ms: float | None = None,
+) -> bytes:
     record: dict[str, Any] = {
-        MARKER: True, "at": int(time.time() * 1000), "request_id": request_id,
-        "model_name": model.model_ref["name"], "model_version": model.model_ref["version"], "variant": variant,
-        "status": 200, "instances": _instances(model, prediction, payload), "predictions": prediction.predictions,
+        MARKER: True,
+        "at": int(time.time() * 1000),
+        "request_id": request_id,
+        "model_name": model.model_ref["name"],
+        "model_version": model.model_ref["version"],
+        "variant": variant,
+        "status": 200,
+        "instances": _instances(model, prediction, payload),
+        "predictions": prediction.predictions,
     }
     if entity_id is not None:  # A/B: lets feedback that names only the entity find this prediction
         record["entity_id"] = entity_id
@@ -64,15 +77,32 @@ def capture_line(model: ServedModel, prediction: Prediction, payload: Any, reque
     return orjson.dumps(record, option=_OPTS)
 
 
-def emit_capture(model: ServedModel, prediction: Prediction, payload: Any, request_id: str, variant: str,
-                 stream: IO[str] | None = None, entity_id: str | None = None, latency_ms: float | None = None) -> None:
+def emit_capture(
+    model: ServedModel,
+    prediction: Prediction,
+    payload: Any,
+    request_id: str,
+    variant: str,
+    stream: IO[str] | None = None,
+    entity_id: str | None = None,
+    latency_ms: float | None = None,
+) -> None:
     line = capture_line(model, prediction, payload, request_id, variant, entity_id, latency_ms)
     (stream or sys.stdout).write(line.decode() + "\n")
 
 
-def emit_failure(request_id: str, variant: str, model_version: str, status: int, latency_ms: float,
-                 stream: IO[str] | None = None) -> None:
+def emit_failure(
+    request_id: str, variant: str, model_version: str, status: int, latency_ms: float, stream: IO[str] | None = None
+) -> None:
     """A capture line for a request that failed on the server side (no instances: drift monitoring skips it)."""
-    record = {MARKER: True, "at": int(time.time() * 1000), "request_id": request_id, "model_version": model_version,
-              "variant": variant, "status": status, "latency_ms": round(latency_ms, 3), "predictions": []}
+    record = {
+        MARKER: True,
+        "at": int(time.time() * 1000),
+        "request_id": request_id,
+        "model_version": model_version,
+        "variant": variant,
+        "status": status,
+        "latency_ms": round(latency_ms, 3),
+        "predictions": [],
+    }
     (stream or sys.stdout).write(orjson.dumps(record).decode() + "\n")

@@ -12,8 +12,9 @@ MAX_TEXT = 200  # client-chosen names can be huge; never echo more than this bac
 class ApiError(Exception):
     """An answer other than 200, rendered as {"error": {"code", "message", "field"}}."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -31,8 +32,12 @@ def from_input_error(exc: InputError) -> ApiError:
 
 
 def model_unavailable(retry_after: int) -> ApiError:
-    return ApiError(503, "model_unavailable", "the model is not loaded yet or could not be loaded; retry later",
-                    headers={"Retry-After": str(max(1, retry_after))})
+    return ApiError(
+        503,
+        "model_unavailable",
+        "the model is not loaded yet or could not be loaded; retry later",
+        headers={"Retry-After": str(max(1, retry_after))},
+    )
 
 
 def _clip(text: str) -> str:

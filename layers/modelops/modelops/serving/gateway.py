@@ -45,8 +45,12 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
     def proxy(self, extra_headers: Mapping[str, str]) -> dict[str, Any]:
-        return {"statusCode": self.status, "headers": {"Content-Type": self.content_type, **self.headers, **extra_headers},
-                "body": self.body, "isBase64Encoded": False}
+        return {
+            "statusCode": self.status,
+            "headers": {"Content-Type": self.content_type, **self.headers, **extra_headers},
+            "body": self.body,
+            "isBase64Encoded": False,
+        }
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -58,16 +62,30 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 def running_in_aws(env: Mapping[str, str]) -> bool:
     """True inside a deployed Lambda with X-Ray available (not the local emulator, not tests)."""
-    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME") and env.get("AWS_XRAY_DAEMON_ADDRESS")
-                and not env.get("AWS_SAM_LOCAL")
-                and env.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true"))
+    return bool(
+        env.get("AWS_LAMBDA_FUNCTION_NAME")
+        and env.get("AWS_XRAY_DAEMON_ADDRESS")
+        and not env.get("AWS_SAM_LOCAL")
+        and env.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true")
+    )
 
 
 class Gateway:
-    def __init__(self, holder: ModelHolder, limits: Limits, *, docs_enabled: bool = True, capture: bool = False,
-                 cors_origin: str | None = None, model_name: str = "", pinned_version: str = "",
-                 log: Any = None, metrics: RequestMetrics | None = None,
-                 experiment: Any = None, challenger: ModelHolder | None = None):
+    def __init__(
+        self,
+        holder: ModelHolder,
+        limits: Limits,
+        *,
+        docs_enabled: bool = True,
+        capture: bool = False,
+        cors_origin: str | None = None,
+        model_name: str = "",
+        pinned_version: str = "",
+        log: Any = None,
+        metrics: RequestMetrics | None = None,
+        experiment: Any = None,
+        challenger: ModelHolder | None = None,
+    ):
         self.holder = holder
         self.experiment = experiment  # modelops.experiment.Experiment, or None when no A/B test runs
         self.challenger = challenger
@@ -80,8 +98,11 @@ class Gateway:
         self.model_version = model.model_ref["version"] if model else pinned_version or "unknown"
         self.log = log if log is not None else _powertools_logger()
         self.metrics = metrics or RequestMetrics(self.model_name, self.model_version)
-        self.challenger_metrics = (RequestMetrics(self.model_name, experiment.challenger_version, CHALLENGER_VARIANT)
-                                   if experiment is not None else None)
+        self.challenger_metrics = (
+            RequestMetrics(self.model_name, experiment.challenger_version, CHALLENGER_VARIANT)
+            if experiment is not None
+            else None
+        )
         self._resolver: Any = None
         self._resolver_model: Any = None
 
@@ -92,18 +113,26 @@ class Gateway:
         holder = ModelHolder.from_env(env)
         holder.load()
         experiment, challenger = _experiment_from_env(env)
-        gateway = cls(holder, Limits.from_env(env), docs_enabled=_flag(env, "MODELOPS_DOCS", True),
-                      capture=capture_enabled(env), cors_origin=env.get("MODELOPS_CORS_ORIGIN", "").strip() or None,
-                      model_name=env.get("MODELOPS_MODEL_NAME", ""), pinned_version=env.get("MODELOPS_MODEL_VERSION", ""),
-                      experiment=experiment, challenger=challenger)
+        gateway = cls(
+            holder,
+            Limits.from_env(env),
+            docs_enabled=_flag(env, "MODELOPS_DOCS", True),
+            capture=capture_enabled(env),
+            cors_origin=env.get("MODELOPS_CORS_ORIGIN", "").strip() or None,
+            model_name=env.get("MODELOPS_MODEL_NAME", ""),
+            pinned_version=env.get("MODELOPS_MODEL_VERSION", ""),
+            experiment=experiment,
+            challenger=challenger,
+        )
         if running_in_aws(env):
             gateway.handle = _traced(gateway.handle)  # type: ignore[method-assign]
         return gateway
 
     # ---- entry point ---------------------------------------------------------------------------
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-        if event.get("httpMethod") == "POST" and (event.get("path") == PREDICT_PATH
-                                                  or event.get("resource") == PREDICT_PATH):
+        if event.get("httpMethod") == "POST" and (
+            event.get("path") == PREDICT_PATH or event.get("resource") == PREDICT_PATH
+        ):
             return self.predict_event(event)
         try:
             return self.route_event(event, context)
@@ -114,8 +143,9 @@ class Gateway:
 
     def predict_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
         request_id = (event.get("requestContext") or {}).get("requestId") or str(uuid.uuid4())
-        return self.predict(event.get("headers"), event.get("body"), bool(event.get("isBase64Encoded")),
-                            request_id).proxy(self.extra_headers)
+        return self.predict(
+            event.get("headers"), event.get("body"), bool(event.get("isBase64Encoded")), request_id
+        ).proxy(self.extra_headers)
 
     # ---- POST /predict -------------------------------------------------------------------------
     def predict(self, headers: Mapping[str, str] | None, body: Any, is_base64: bool, request_id: str) -> Reply:
@@ -136,23 +166,32 @@ class Gateway:
             document, prediction = handle_predict(model, payload, request_id, self.limits, variant)
             rows, score = len(prediction.predictions), prediction.score()
             if self.capture:
-                emit_capture(model, prediction, payload, request_id, variant, entity_id=entity_id,
-                             latency_ms=(time.perf_counter() - started) * 1000.0)
+                emit_capture(
+                    model,
+                    prediction,
+                    payload,
+                    request_id,
+                    variant,
+                    entity_id=entity_id,
+                    latency_ms=(time.perf_counter() - started) * 1000.0,
+                )
             reply = Reply(200, render(document, fmt), fmt)
         except ApiError as exc:
             reply = self.error_reply(exc, fmt, request_id)
         except Exception:  # a bug, never the client's input: log it with the request id, answer 500
             self.log.exception("POST /predict failed")
-            reply = self.error_reply(ApiError(500, "internal_error", f"internal error (request {request_id})"),
-                                     fmt, request_id)
+            reply = self.error_reply(
+                ApiError(500, "internal_error", f"internal error (request {request_id})"), fmt, request_id
+            )
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         if self.capture and reply.status >= 500:  # failed requests count in each variant's error rate
             emit_failure(request_id, variant, metrics.dimensions["ModelVersion"], reply.status, elapsed_ms)
         metrics.emit(reply.status, elapsed_ms, rows, score)
         return reply
 
-    def _assign(self, headers: Mapping[str, str] | None, payload: Any, champion: Any,
-                metrics: RequestMetrics) -> tuple[Any, str, str | None, RequestMetrics]:
+    def _assign(
+        self, headers: Mapping[str, str] | None, payload: Any, champion: Any, metrics: RequestMetrics
+    ) -> tuple[Any, str, str | None, RequestMetrics]:
         """The model, variant, entity id and metrics for this request under the running A/B experiment.
         A challenger that cannot be loaded never fails a request: the champion answers (as variant A)."""
         from ..errors import InputError
@@ -211,8 +250,13 @@ def _experiment_from_env(env: Mapping[str, str]) -> tuple[Any, ModelHolder | Non
     except Exception as exc:  # a broken experiment setup must not take the champion down
         logger.error("A/B experiment disabled: %s", exc)
         return None, None
-    holder = ModelHolder.from_env({**env, "MODELOPS_MODEL_VERSION": challenger_version,
-                                   "MODELOPS_MODEL_DIR": env.get("MODELOPS_CHALLENGER_DIR", "")})
+    holder = ModelHolder.from_env(
+        {
+            **env,
+            "MODELOPS_MODEL_VERSION": challenger_version,
+            "MODELOPS_MODEL_DIR": env.get("MODELOPS_CHALLENGER_DIR", ""),
+        }
+    )
     holder.load()
     return experiment, holder
 

@@ -23,33 +23,59 @@ from typing import IO, Any
 
 import orjson
 
-BASE_METRICS = [{"Name": "Requests", "Unit": "Count"}, {"Name": "Rows", "Unit": "Count"},
-                {"Name": "Latency", "Unit": "Milliseconds"}, {"Name": "ClientErrors", "Unit": "Count"},
-                {"Name": "ServerErrors", "Unit": "Count"}]
+BASE_METRICS = [
+    {"Name": "Requests", "Unit": "Count"},
+    {"Name": "Rows", "Unit": "Count"},
+    {"Name": "Latency", "Unit": "Milliseconds"},
+    {"Name": "ClientErrors", "Unit": "Count"},
+    {"Name": "ServerErrors", "Unit": "Count"},
+]
 SCORE_METRIC = {"Name": "Score", "Unit": "None"}
 DIMENSION_SETS = [["ModelName", "ModelVersion", "Variant"], ["ModelName", "FunctionVersion"], ["ModelName"]]
 
 
 class RequestMetrics:
-    def __init__(self, model_name: str, model_version: str, variant: str = "A", *,
-                 namespace: str | None = None, stream: IO[str] | None = None):
+    def __init__(
+        self,
+        model_name: str,
+        model_version: str,
+        variant: str = "A",
+        *,
+        namespace: str | None = None,
+        stream: IO[str] | None = None,
+    ):
         self.namespace = namespace or os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "modelops"
         self.stream = stream
-        self.dimensions = {"ModelName": model_name, "ModelVersion": model_version, "Variant": variant,
-                           "FunctionVersion": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST"}
+        self.dimensions = {
+            "ModelName": model_name,
+            "ModelVersion": model_version,
+            "Variant": variant,
+            "FunctionVersion": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST",
+        }
         self._without_score = self._directive(BASE_METRICS)
         self._with_score = self._directive([*BASE_METRICS, SCORE_METRIC])
 
     def _directive(self, metrics: list[dict[str, str]]) -> dict[str, Any]:
         return {"CloudWatchMetrics": [{"Namespace": self.namespace, "Dimensions": DIMENSION_SETS, "Metrics": metrics}]}
 
-    def line(self, status: int, latency_ms: float, rows: int, score: float | None = None,
-             dimensions: Mapping[str, str] | None = None) -> bytes:
+    def line(
+        self,
+        status: int,
+        latency_ms: float,
+        rows: int,
+        score: float | None = None,
+        dimensions: Mapping[str, str] | None = None,
+    ) -> bytes:
         directive = self._without_score if score is None else self._with_score
-        record: dict[str, Any] = {"_aws": {"Timestamp": int(time.time() * 1000), **directive},
-                                  **(dimensions or self.dimensions),
-                                  "Requests": 1, "Rows": rows, "Latency": round(latency_ms, 3),
-                                  "ClientErrors": int(400 <= status < 500), "ServerErrors": int(status >= 500)}
+        record: dict[str, Any] = {
+            "_aws": {"Timestamp": int(time.time() * 1000), **directive},
+            **(dimensions or self.dimensions),
+            "Requests": 1,
+            "Rows": rows,
+            "Latency": round(latency_ms, 3),
+            "ClientErrors": int(400 <= status < 500),
+            "ServerErrors": int(status >= 500),
+        }
         if score is not None:
             record["Score"] = score
         return orjson.dumps(record)

@@ -57,9 +57,15 @@ class ServedModel:
         if manifest.task == CLASSIFICATION:
             raw = getattr(loaded.estimator, "classes_", None)
             classes = [c.item() if hasattr(c, "item") else c for c in raw] if raw is not None else manifest.classes
-        return cls(manifest=manifest, estimator=loaded.estimator, schema=manifest.schema, classes=classes,
-                   golden=loaded.golden, class_keys=[str(c) for c in classes or ()],
-                   model_ref={"name": manifest.name, "version": manifest.version})
+        return cls(
+            manifest=manifest,
+            estimator=loaded.estimator,
+            schema=manifest.schema,
+            classes=classes,
+            golden=loaded.golden,
+            class_keys=[str(c) for c in classes or ()],
+            model_ref={"name": manifest.name, "version": manifest.version},
+        )
 
     @property
     def is_classifier(self) -> bool:
@@ -74,7 +80,8 @@ class ServedModel:
 
 
 class ModelSource(Protocol):
-    description: str
+    @property
+    def description(self) -> str: ...
 
     def load(self) -> LoadedModel: ...
 
@@ -156,8 +163,15 @@ def source_from_env(env: Mapping[str, str]) -> ModelSource:
     if directory:
         return DirectorySource(Path(directory), name, version)
     registry = env.get("MODELOPS_REGISTRY", "").strip()
-    missing = [var for var, value in (("MODELOPS_REGISTRY", registry), ("MODELOPS_MODEL_NAME", name),
-                                      ("MODELOPS_MODEL_VERSION", version)) if not value]
+    missing = [
+        var
+        for var, value in (
+            ("MODELOPS_REGISTRY", registry),
+            ("MODELOPS_MODEL_NAME", name),
+            ("MODELOPS_MODEL_VERSION", version),
+        )
+        if not value
+    ]
     if missing:
         raise ModelOpsError(f"no model configured: set {', '.join(missing)} (or MODELOPS_MODEL_DIR)")
     assert name and version
@@ -170,8 +184,14 @@ def source_from_env(env: Mapping[str, str]) -> ModelSource:
 class ModelHolder:
     """Holds the served model, or the reason it is missing; retries a failed load after a pause."""
 
-    def __init__(self, source: ModelSource | None, *, retry_seconds: float = DEFAULT_RETRY_SECONDS,
-                 config_error: str | None = None, clock: Any = time.monotonic):
+    def __init__(
+        self,
+        source: ModelSource | None,
+        *,
+        retry_seconds: float = DEFAULT_RETRY_SECONDS,
+        config_error: str | None = None,
+        clock: Any = time.monotonic,
+    ):
         self.source = source
         self.retry_seconds = retry_seconds
         self.model: ServedModel | None = None
@@ -216,8 +236,9 @@ class ModelHolder:
         model = self.model
         if model is not None:
             return model
-        if self.source is not None and (self._last_attempt is None or
-                                        self._clock() - self._last_attempt >= self.retry_seconds):
+        if self.source is not None and (
+            self._last_attempt is None or self._clock() - self._last_attempt >= self.retry_seconds
+        ):
             return self.load()
         return None
 

@@ -64,8 +64,12 @@ def choose_format(accept: str | None) -> str:
         if fmt and (q > best_q or (q == best_q and fmt == JSON)):
             best, best_q = fmt, q
     if best is None:
-        raise ApiError(406, "not_acceptable", f"cannot answer in '{accept[:80]}': accepted types are {JSON} and {XML}",
-                       field="Accept")
+        raise ApiError(
+            406,
+            "not_acceptable",
+            f"cannot answer in '{accept[:80]}': accepted types are {JSON} and {XML}",
+            field="Accept",
+        )
     return best
 
 
@@ -75,8 +79,12 @@ def check_json_body(content_type: str | None) -> None:
         return
     media = content_type.partition(";")[0].strip().lower()
     if media != JSON and not (media.startswith("application/") and media.endswith("+json")):
-        raise ApiError(415, "unsupported_media_type",
-                       f"request body must be {JSON}, got '{content_type[:80]}'", field="Content-Type")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"request body must be {JSON}, got '{content_type[:80]}'",
+            field="Content-Type",
+        )
 
 
 def render(data: Any, fmt: str) -> str:

@@ -24,9 +24,11 @@ DOCS_PATH = "/docs"
 API_KEY_HEADER = "x-api-key"
 logger = logging.getLogger(__name__)
 
-XML_NOTE = ("Send `Accept: application/xml` to get the same data as XML: objects become elements named by "
-            "their keys, lists become repeated `<item>` elements, null is an empty element with nil=\"true\". "
-            "Any Accept value other than JSON or XML gets 406.")
+XML_NOTE = (
+    "Send `Accept: application/xml` to get the same data as XML: objects become elements named by "
+    'their keys, lists become repeated `<item>` elements, null is an empty element with nil="true". '
+    "Any Accept value other than JSON or XML gets 406."
+)
 
 
 def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
@@ -43,8 +45,9 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         allowed.update({OPENAPI_PATH: "GET", DOCS_PATH: "GET"})
 
     def reply_response(reply: "Reply") -> Response:
-        return Response(status_code=reply.status, content_type=reply.content_type, body=reply.body,
-                        headers=reply.headers or None)
+        return Response(
+            status_code=reply.status, content_type=reply.content_type, body=reply.body, headers=reply.headers or None
+        )
 
     def negotiated() -> str:
         return choose_format(header(app.current_event.headers, "accept"))
@@ -57,19 +60,39 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         return reply_response(gateway.error_reply(exc, fmt, app.current_event.request_context.request_id))
 
     # ---- routes -----------------------------------------------------------------------------
-    @app.post("/predict", operation_id="predict", tags=["prediction"], summary="Score rows with the served model",
-              description=("Rows go in as `instances` (one object per row) or in columnar form (`columns` + `data`), "
-                           f"1 to {gateway.limits.max_rows} rows, every feature present, numbers finite. "
-                           "Classifiers also return the probability of each class. " + XML_NOTE),
-              responses=models.responses(200, 400, 406, 413, 415, 503))
-    def predict(request: Annotated[models.request_type, Body(openapi_examples=models.examples(),  # type: ignore[name-defined]
-                                                              description="rows to score")]) -> Any:
+    @app.post(
+        "/predict",
+        operation_id="predict",
+        tags=["prediction"],
+        summary="Score rows with the served model",
+        description=(
+            "Rows go in as `instances` (one object per row) or in columnar form (`columns` + `data`), "
+            f"1 to {gateway.limits.max_rows} rows, every feature present, numbers finite. "
+            "Classifiers also return the probability of each class. " + XML_NOTE
+        ),
+        responses=models.responses(200, 400, 406, 413, 415, 503),
+    )
+    def predict(
+        request: Annotated[
+            models.request_type,  # type: ignore[name-defined]
+            Body(
+                openapi_examples=models.examples(),
+                description="rows to score",
+            ),
+        ],
+    ) -> Any:
         event = app.current_event
-        return reply_response(gateway.predict(event.headers, event.body, event.is_base64_encoded,
-                                              event.request_context.request_id))
+        return reply_response(
+            gateway.predict(event.headers, event.body, bool(event.is_base64_encoded), event.request_context.request_id)
+        )
 
-    @app.get("/model", operation_id="getModel", tags=["model"], summary="The served model: version, features, metrics",
-             responses=models.responses(200, 406, 503, ok_model=models.ModelSummary))
+    @app.get(
+        "/model",
+        operation_id="getModel",
+        tags=["model"],
+        summary="The served model: version, features, metrics",
+        responses=models.responses(200, 406, 503, ok_model=models.ModelSummary),
+    )
     def get_model() -> Any:
         fmt = negotiated()
         served = gateway.holder.get()
@@ -78,8 +101,13 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         summary = {**served.manifest.summary(), "max_rows": gateway.limits.max_rows}
         return Response(200, fmt, render(summary, fmt))
 
-    @app.get("/health", operation_id="health", tags=["model"], summary="200 when the model is loaded and serving",
-             responses=models.responses(200, 406, 503, ok_model=models.Health))
+    @app.get(
+        "/health",
+        operation_id="health",
+        tags=["model"],
+        summary="200 when the model is loaded and serving",
+        responses=models.responses(200, 406, 503, ok_model=models.Health),
+    )
     def health() -> Any:
         fmt = negotiated()
         served = gateway.holder.get()
@@ -88,10 +116,13 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         return Response(200, fmt, render({"status": "ok", "model": served.model_ref}, fmt))
 
     openapi_kwargs: dict[str, Any] = {
-        "title": "modelops prediction API", "version": __version__,
-        "description": (f"Online predictions from model '{gateway.model_name}' version {gateway.model_version}. "
-                        "Authenticate with an API key in the `x-api-key` header."),
-        "security_schemes": {"apiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)},
+        "title": "modelops prediction API",
+        "version": __version__,
+        "description": (
+            f"Online predictions from model '{gateway.model_name}' version {gateway.model_version}. "
+            "Authenticate with an API key in the `x-api-key` header."
+        ),
+        "security_schemes": {"apiKey": APIKey.model_validate({"name": API_KEY_HEADER, "in": APIKeyIn.header})},
         "security": [{"apiKey": []}],
     }
     if gateway.docs_enabled:
@@ -121,8 +152,15 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
     def on_not_found(exc: NotFoundError) -> Any:
         path, method = app.current_event.path, app.current_event.http_method
         if path in allowed:
-            return error_response(ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}; use "
-                                           f"{allowed[path]}", field="method", headers={"Allow": allowed[path]}))
+            return error_response(
+                ApiError(
+                    405,
+                    "method_not_allowed",
+                    f"{method} is not allowed on {path}; use {allowed[path]}",
+                    field="method",
+                    headers={"Allow": allowed[path]},
+                )
+            )
         return error_response(ApiError(404, "not_found", f"no such resource: {path}", field="path"))
 
     @app.exception_handler(Exception)
@@ -193,14 +231,20 @@ class _DocumentModels:
 
         class InstancesRequest(BaseModel):
             model_config = ConfigDict(extra="allow", title="InstancesRequest")
-            instances: list[instance] = Field(min_length=1, max_length=max_rows,  # type: ignore[valid-type]
-                                              description="one object per row, keyed by feature name")
+            instances: list[instance] = Field(
+                min_length=1,
+                max_length=max_rows,  # type: ignore[valid-type]
+                description="one object per row, keyed by feature name",
+            )
 
         class ColumnsRequest(BaseModel):
             model_config = ConfigDict(extra="allow", title="ColumnsRequest")
             columns: list[str] = Field(min_length=1, description="feature names, each once, in any order")
-            data: list[list[scalar]] = Field(min_length=1, max_length=max_rows,  # type: ignore[valid-type]
-                                             description="rows of values in the order of `columns`")
+            data: list[list[scalar]] = Field(
+                min_length=1,
+                max_length=max_rows,  # type: ignore[valid-type]
+                description="rows of values in the order of `columns`",
+            )
 
         class ModelRef(BaseModel):
             name: str
@@ -211,7 +255,8 @@ class _DocumentModels:
             variant: str = Field(description="experiment variant that answered (A = champion)")
             predictions: list[Union[str, float, int, bool, None]]  # noqa: UP007
             probabilities: list[dict[str, float]] | None = Field(
-                default=None, description="classifiers only: probability of each class, keyed by class label")
+                default=None, description="classifiers only: probability of each class, keyed by class label"
+            )
             request_id: str
 
         class ErrorDetail(BaseModel):
@@ -257,23 +302,27 @@ class _DocumentModels:
         row = self.model.example_instance()
         names = list(self.model.schema.names)
         return {
-            "instances": Example(summary="one row as an object (a real row this model answers)",
-                                 value={"instances": [row]}),
-            "columns": Example(summary="the same row in columnar form", value={"columns": names,
-                                                                               "data": [[row[n] for n in names]]}),
+            "instances": Example(
+                summary="one row as an object (a real row this model answers)", value={"instances": [row]}
+            ),
+            "columns": Example(
+                summary="the same row in columnar form", value={"columns": names, "data": [[row[n] for n in names]]}
+            ),
         }
 
     def responses(self, *statuses: int, ok_model: Any = None) -> dict[int, Any]:
         descriptions = {
-            200: "answered", 400: "invalid request: a feature is missing, unknown, of the wrong type or not finite, "
-            "no rows, or malformed JSON", 406: "the Accept header asks for something other than JSON or XML",
-            413: "too many rows, or the body is too large", 415: "the body is not application/json",
+            200: "answered",
+            400: "invalid request: a feature is missing, unknown, of the wrong type or not finite, "
+            "no rows, or malformed JSON",
+            406: "the Accept header asks for something other than JSON or XML",
+            413: "too many rows, or the body is too large",
+            415: "the body is not application/json",
             503: "the model could not be loaded; retry after the Retry-After seconds",
         }
         xml = {"schema": {"type": "string", "description": "the same data as XML"}}
         out: dict[int, Any] = {}
         for status in statuses:
             model = (ok_model or self.PredictResponse) if status == 200 else self.ErrorResponse
-            out[status] = {"description": descriptions[status],
-                           "content": {JSON: {"model": model}, XML: xml}}
+            out[status] = {"description": descriptions[status], "content": {JSON: {"model": model}, XML: xml}}
         return out

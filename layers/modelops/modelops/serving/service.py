@@ -42,8 +42,10 @@ class Limits:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
         env = os.environ if env is None else env
-        return cls(max_rows=_positive_int(env.get("MODELOPS_MAX_ROWS"), DEFAULT_MAX_ROWS),
-                   max_body_bytes=_positive_int(env.get("MODELOPS_MAX_BODY_BYTES"), DEFAULT_MAX_BODY_BYTES))
+        return cls(
+            max_rows=_positive_int(env.get("MODELOPS_MAX_ROWS"), DEFAULT_MAX_ROWS),
+            max_body_bytes=_positive_int(env.get("MODELOPS_MAX_BODY_BYTES"), DEFAULT_MAX_BODY_BYTES),
+        )
 
 
 @dataclass
@@ -85,21 +87,27 @@ def read_json(body: str | bytes | None, is_base64: bool, max_bytes: int) -> Any:
         if "depth limit" in text:
             raise ApiError(400, "too_deep", "request body is nested too deeply", field="body") from None
         if "infinity" in text:
-            raise ApiError(400, "not_finite", f"request body has a number too large to represent: {text}",
-                           field="body") from None
+            raise ApiError(
+                400, "not_finite", f"request body has a number too large to represent: {text}", field="body"
+            ) from None
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {text}", field="body") from None
 
 
 def rows_matrix(model: ServedModel, payload: Any, max_rows: int) -> np.ndarray:
     """Validate the request rows against the model's feature schema and return them as a matrix."""
     if not isinstance(payload, dict):
-        raise ApiError(400, "invalid_body", "request body must be a JSON object with 'instances', "
-                                            "or 'columns' and 'data'", field="body")
+        raise ApiError(
+            400,
+            "invalid_body",
+            "request body must be a JSON object with 'instances', or 'columns' and 'data'",
+            field="body",
+        )
     try:
         if "instances" in payload:
             if "columns" in payload or "data" in payload:
-                raise ApiError(400, "invalid_body", "send either 'instances' or 'columns' and 'data', not both",
-                               field="instances")
+                raise ApiError(
+                    400, "invalid_body", "send either 'instances' or 'columns' and 'data', not both", field="instances"
+                )
             return model.schema.matrix_from_instances(payload["instances"], max_rows)
         if "columns" in payload or "data" in payload:
             for name in ("columns", "data"):
@@ -108,8 +116,12 @@ def rows_matrix(model: ServedModel, payload: Any, max_rows: int) -> np.ndarray:
             return model.schema.matrix_from_columns(payload["columns"], payload["data"], max_rows)
     except InputError as exc:
         raise from_input_error(exc) from None
-    raise ApiError(400, "missing_field", "request body needs 'instances' (a list of rows), "
-                                         "or 'columns' and 'data'", field="instances")
+    raise ApiError(
+        400,
+        "missing_field",
+        "request body needs 'instances' (a list of rows), or 'columns' and 'data'",
+        field="instances",
+    )
 
 
 def predict(model: ServedModel, matrix: np.ndarray) -> Prediction:
@@ -125,19 +137,26 @@ def predict(model: ServedModel, matrix: np.ndarray) -> Prediction:
         _check_finite(values)
         return Prediction(matrix, values.tolist())
     except (ValueError, TypeError) as exc:  # values the schema allows but the fitted model refuses
-        raise ApiError(400, "rejected_by_model", f"the model cannot score these rows: {exc}", field="instances") from None
+        raise ApiError(
+            400, "rejected_by_model", f"the model cannot score these rows: {exc}", field="instances"
+        ) from None
 
 
 def _check_finite(values: np.ndarray) -> None:
     """Extreme (finite) inputs can overflow inside the model; never answer NaN or inf as a prediction."""
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         row = int(np.argwhere(~np.isfinite(values))[0][0])
-        raise ApiError(400, "out_of_range", f"instances[{row}]: values too extreme for the model to score",
-                       field=f"instances[{row}]")
+        raise ApiError(
+            400,
+            "out_of_range",
+            f"instances[{row}]: values too extreme for the model to score",
+            field=f"instances[{row}]",
+        )
 
 
-def response_document(model: ServedModel, prediction: Prediction, request_id: str,
-                      variant: str = CHAMPION_VARIANT) -> dict[str, Any]:
+def response_document(
+    model: ServedModel, prediction: Prediction, request_id: str, variant: str = CHAMPION_VARIANT
+) -> dict[str, Any]:
     document: dict[str, Any] = {"model": model.model_ref, "variant": variant, "predictions": prediction.predictions}
     if prediction.probabilities is not None:
         keys = model.class_keys
@@ -151,8 +170,9 @@ def response_document(model: ServedModel, prediction: Prediction, request_id: st
     return document
 
 
-def handle_predict(model: ServedModel, payload: Any, request_id: str, limits: Limits,
-                   variant: str = CHAMPION_VARIANT) -> tuple[dict[str, Any], Prediction]:
+def handle_predict(
+    model: ServedModel, payload: Any, request_id: str, limits: Limits, variant: str = CHAMPION_VARIANT
+) -> tuple[dict[str, Any], Prediction]:
     """The whole of POST /predict after the body is parsed: validate, predict, build the answer."""
     prediction = predict(model, rows_matrix(model, payload, limits.max_rows))
     return response_document(model, prediction, request_id, variant), prediction
