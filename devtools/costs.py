@@ -245,6 +245,9 @@ def render(inputs: Inputs) -> str:
         "## Assumptions",
         "",
         "- One row per request; a request with 100 rows costs the same requests and a little more duration.",
+        "- The warm duration is the benchmark's in-process median on the development machine, not a Lambda "
+        "measurement. CPU share grows with memory on Lambda, so at this memory the handler can run several times "
+        "longer; the table above shows what 10 ms and 100 ms would cost.",
         "- Warm invocations only. A cold start adds its init time for each new execution environment; with steady "
         "traffic environments are reused, so this is a small share. Provisioned concurrency, if enabled, is billed "
         "separately and is not included.",
