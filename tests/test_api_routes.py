@@ -194,3 +194,10 @@ def test_an_event_that_is_not_from_api_gateway_gets_a_500_answer_not_a_crash(clf
     response = clf.lambda_handler({"unexpected": True}, None)
     assert response["statusCode"] == 500
     assert json.loads(response["body"])["error"]["code"] == "internal_error"
+
+
+def test_health_probe_does_not_build_the_documented_routes(clf):
+    assert invoke(clf, proxy_event("GET", "/health"))[0] == 200
+    assert clf.gateway._resolver is None  # no Powertools resolver or pydantic import for probes
+    routed = clf.gateway.resolver().resolve(proxy_event("GET", "/health"), None)
+    assert routed["statusCode"] == 200 and json.loads(routed["body"])["status"] == "ok"

@@ -34,6 +34,7 @@ from .negotiation import JSON, XML, check_json_body, choose_format, header, rend
 from .service import CHALLENGER_VARIANT, CHAMPION_VARIANT, Limits, handle_predict, read_json
 
 PREDICT_PATH = "/predict"
+HEALTH_PATH = "/health"
 logger = logging.getLogger(__name__)
 
 
@@ -134,6 +135,9 @@ class Gateway:
             event.get("path") == PREDICT_PATH or event.get("resource") == PREDICT_PATH
         ):
             return self.predict_event(event)
+        if event.get("httpMethod") == "GET" and event.get("path") == HEALTH_PATH:  # probes skip the resolver
+            request_id = (event.get("requestContext") or {}).get("requestId") or str(uuid.uuid4())
+            return self.health(event.get("headers"), request_id).proxy(self.extra_headers)
         try:
             return self.route_event(event, context)
         except Exception:  # not an API Gateway event, or a bug: log it, never crash the runtime
@@ -146,6 +150,20 @@ class Gateway:
         return self.predict(
             event.get("headers"), event.get("body"), bool(event.get("isBase64Encoded")), request_id
         ).proxy(self.extra_headers)
+
+    # ---- GET /health --------------------------------------------------------------------------
+    def health(self, headers: Mapping[str, str] | None, request_id: str) -> Reply:
+        """200 with the served model when it is loaded, else 503 (also the documented route's answer)."""
+        self.log.set_correlation_id(request_id)
+        fmt = JSON
+        try:
+            fmt = choose_format(header(headers, "accept"))
+            model = self.holder.get()
+            if model is None:
+                raise self._unavailable()
+            return Reply(200, render({"status": "ok", "model": model.model_ref}, fmt), fmt)
+        except ApiError as exc:
+            return self.error_reply(exc, fmt, request_id)
 
     # ---- POST /predict -------------------------------------------------------------------------
     def predict(self, headers: Mapping[str, str] | None, body: Any, is_base64: bool, request_id: str) -> Reply:

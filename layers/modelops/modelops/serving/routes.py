@@ -2,6 +2,9 @@
 generated from these routes and from the served model's feature schema (every feature is a named,
 typed property, and the worked example is a real row the model answers with 200).
 
+Powertools' enable_swagger serves only the UI (/docs, with the document embedded, or /docs?format=json);
+/openapi.json is a route of its own, so clients and fuzzers find the document at the usual place.
+
 Built on the first request that is not POST /predict (see gateway.py), and rebuilt if the model
 becomes available later, so the document always describes the model being served.
 """
@@ -109,11 +112,8 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         responses=models.responses(200, 406, 503, ok_model=models.Health),
     )
     def health() -> Any:
-        fmt = negotiated()
-        served = gateway.holder.get()
-        if served is None:
-            raise gateway._unavailable()
-        return Response(200, fmt, render({"status": "ok", "model": served.model_ref}, fmt))
+        event = app.current_event
+        return reply_response(gateway.health(event.headers, event.request_context.request_id))
 
     openapi_kwargs: dict[str, Any] = {
         "title": "modelops prediction API",
