@@ -82,14 +82,15 @@ def test_batch_runs_publish_the_metric_the_drift_alarm_reads():
 
     docs = batch_metrics.run_documents(
         {
-            "model": {"name": "m"},
+            "model": {"name": "m", "version": "v1"},
             "rows": {"read": 1, "scored": 1, "rejected": 0},
             "timings": {"seconds": 1},
             "drift": {"feature_psi": {"x": 0.3}},
         }
     )
     psi_docs = [d for d in docs if monitoring.DRIFT_PSI in d]
-    assert psi_docs and psi_docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ModelName", "Feature"]]
+    dimension_sets = [sorted(d) for d in psi_docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"]]
+    assert ["Feature", "ModelName"] in dimension_sets  # exactly the SCHEMA(modelops, Feature, ModelName) of the alarm
 
 
 def _rule(translated, fragment):
