@@ -286,3 +286,56 @@ def test_target_version_comes_from_the_deployment_appspec(codedeploy):
         hook.check_target(target, "other-PredictFunction")
     with pytest.raises(ModelOpsError, match="names no target"):
         hook.check_target(None, "stack-PredictFunction-x")
+
+
+class ChallengerFirstABFunction:
+    """An A/B predict version whose random assignment sends the first two requests to the challenger."""
+
+    def __init__(self, champion_dir: Path, challenger_dir: Path):
+        self.a = FakePredictFunction(champion_dir)
+        self.b = FakePredictFunction(challenger_dir)
+        self.calls = 0
+
+    def get_function_configuration(self, FunctionName):
+        return {
+            "Environment": {
+                "Variables": {
+                    "MODELOPS_MODEL_VERSION": self.a.model.manifest.version,
+                    "MODELOPS_CHALLENGER_VERSION": self.b.model.manifest.version,
+                }
+            }
+        }
+
+    def invoke(self, FunctionName, InvocationType, Payload):
+        self.calls += 1
+        return (self.b if self.calls <= 2 else self.a).invoke(FunctionName, InvocationType, Payload)
+
+
+def test_ab_version_is_validated_against_whichever_model_answers(
+    registry, classifier_dir, classifier_v2_dir, codedeploy
+):
+    client, stub = codedeploy
+    registry.register(classifier_dir)
+    registry.register(classifier_v2_dir)
+    fake = ChallengerFirstABFunction(classifier_dir, classifier_v2_dir)
+    expect_report(stub, "Succeeded")
+    result = hook.run_hook(EVENT, make_context(registry, fake, client))
+    assert result.status == "Succeeded", result.problems
+    # the challenger answered the champion's rows first, so its own golden rows were sent next
+    assert fake.calls == 2 and result.checked == {fake.b.model.manifest.version: 20}
+
+
+def test_ab_version_answering_off_target_every_time_fails_after_bounded_tries(
+    registry, classifier_dir, classifier_v2_dir, codedeploy
+):
+    """Each answer comes from the model whose golden rows were not sent: the hook gives up and fails."""
+    client, stub = codedeploy
+    registry.register(classifier_dir)
+    registry.register(classifier_v2_dir)
+    fake = ChallengerFirstABFunction(classifier_dir, classifier_v2_dir)
+    fake.invoke = lambda FunctionName, InvocationType, Payload, f=fake: (  # type: ignore[method-assign]
+        setattr(f, "calls", f.calls + 1) or (f.b if f.calls % 2 else f.a).invoke(FunctionName, InvocationType, Payload)
+    )
+    expect_report(stub, "Failed")
+    result = hook.run_hook(EVENT, make_context(registry, fake, client))
+    assert result.status == "Failed" and "tries" in result.problems[0] and fake.calls == hook.MAX_ATTEMPTS
