@@ -161,3 +161,44 @@ def test_sns_announcement_reaches_subscribers(moto_aws):
     body = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
     assert body["Subject"] == "modelops: m candidate not promoted"
     assert json.loads(body["Message"]) == {"outcome": "rejected", "reason": "worse"}
+
+
+def test_firehose_objects_from_the_log_subscription_are_read(s3):
+    """What the capture pipeline writes: CloudWatch Logs subscription envelopes, each gzip-compressed, concatenated
+    by Firehose into one object (CompressionFormat UNCOMPRESSED keeps the logs' own gzip)."""
+    import gzip
+    import time
+
+    from modelops.feedback import PredictionLog, prediction_record
+
+    now = time.time()
+    envelopes = []
+    for batch in range(2):
+        lines = [
+            json.dumps(
+                prediction_record(
+                    request_id=f"r{batch}-{i}",
+                    model_version="v1",
+                    at=now - 60,
+                    instances=[{"x": float(i)}],
+                    predictions=["a"],
+                    scores=[0.2],
+                )
+            )
+            for i in range(3)
+        ]
+        envelope = {
+            "messageType": "DATA_MESSAGE",
+            "logGroup": "/aws/lambda/predict",
+            "subscriptionFilters": ["f"],
+            "logEvents": [
+                {"id": str(i), "timestamp": int(now * 1000), "message": line + "\n"} for i, line in enumerate(lines)
+            ],
+        }
+        envelopes.append(gzip.compress(json.dumps(envelope).encode()))
+    day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+    s3.put_object(Bucket="modelops-test", Key=f"data/captures/date={day}/stream-1-2026", Body=b"".join(envelopes))
+    records = PredictionLog("modelops-test", "data", s3).read(since=now - 3600)
+    assert sorted(r.request_id for r in records) == sorted(f"r{b}-{i}" for b in range(2) for i in range(3))
+    assert sorted(r.instances[0]["x"] for r in records) == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+    assert all(r.scores == [0.2] and r.model_version == "v1" for r in records)
