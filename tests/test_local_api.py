@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from local_fixtures import http_call
-
 from modelops.registry import Registry
 
 pytestmark = pytest.mark.slow
