@@ -194,6 +194,9 @@ def test_retrain_role_is_least_privilege(translated):
     lam = by_sid["PublishPinnedPredictVersions"]
     assert {"lambda:PublishVersion", "lambda:UpdateFunctionConfiguration"} <= set(lam["Action"])
     assert "lambda:UpdateAlias" not in lam["Action"]  # only CodeDeploy moves the live alias
+    # registering checks the bucket with HeadBucket (s3:ListBucket without a prefix); prefixed listings stay scoped
+    listing = by_sid["ListRegistryDataAndTrainingSets"]["Condition"]["StringLikeIfExists"]["s3:prefix"]
+    assert [p["Fn::Sub"] for p in listing] == ["${RegistryPrefix}/*", "${DataPrefix}/*", "${TrainingDataPrefix}/*"]
     s3_resources = json.dumps(by_sid["RegistryReadWrite"]["Resource"])
     assert "${RegistryPrefix}/*" in s3_resources
     monitor = _statements(translated, "MonitorFunctionRole")
