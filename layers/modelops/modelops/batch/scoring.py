@@ -6,8 +6,6 @@ string formatting), so the same model and input always give byte-identical outpu
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..artifact import LoadedModel
@@ -74,6 +72,3 @@ class Scorer:
             body = body[1:].replace(b"\n,", b"\n")
         return body, tracked
 
-
-def describe(model: LoadedModel) -> dict[str, Any]:
-    return {"name": model.manifest.name, "version": model.manifest.version}

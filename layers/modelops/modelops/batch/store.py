@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..aws import aws_errors, client, error_code
+from ..aws import aws_errors, client
 from ..errors import ModelOpsError, NotFoundError
 
 
@@ -77,6 +77,3 @@ class Store:
             with aws_errors(f"deleting under {self.uri(keys[0])}", self.bucket):
                 self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
-
-def is_not_found(exc: Exception) -> bool:
-    return error_code(exc) in ("NoSuchKey", "404", "NotFound")
