@@ -185,8 +185,9 @@ def render(inputs: Inputs) -> str:
         "",
         f"Inputs: the predict function has **{inputs.memory_mb} MB** ({inputs.memory_source}) on arm64, and a "
         f"one-row request runs for **{inputs.duration_ms:.3g} ms** warm ({inputs.duration_source}), billed as "
-        f"**{ms} ms** because Lambda rounds duration up to the next millisecond. Prices are US East on-demand "
-        "rates as stated by the sources below, without free tiers.",
+        f"**{ms} ms** because Lambda rounds duration up to the next millisecond. Prices are on-demand rates as "
+        "quoted by the sources below (the Lambda source states US East, N. Virginia; the others state no region), "
+        "without free tiers.",
         "",
         "## Per 1M predictions",
         "",
