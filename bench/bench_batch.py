@@ -99,11 +99,16 @@ def case_modelops(model: str, rows: int) -> dict:
     from modelops.batch.run import BatchRunner
 
     _preload()
-    config = BatchConfig.from_env({
-        "MODELOPS_DATA_BUCKET": BUCKET, "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
-        "MODELOPS_MODEL_NAME": MODELS[model], "MODELOPS_BATCH_UPSTREAM_MARKER": "",
-        "MODELOPS_BATCH_OUTPUT_PREFIX": f"batch/output-{model}",
-        "MODELOPS_BATCH_PREFETCH": os.environ.get("MODELOPS_BATCH_PREFETCH", "1")})
+    config = BatchConfig.from_env(
+        {
+            "MODELOPS_DATA_BUCKET": BUCKET,
+            "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
+            "MODELOPS_MODEL_NAME": MODELS[model],
+            "MODELOPS_BATCH_UPSTREAM_MARKER": "",
+            "MODELOPS_BATCH_OUTPUT_PREFIX": f"batch/output-{model}",
+            "MODELOPS_BATCH_PREFETCH": os.environ.get("MODELOPS_BATCH_PREFETCH", "1"),
+        }
+    )
     t0 = time.perf_counter()
     result = BatchRunner(config).run(_date(rows), force=True)
     seconds = time.perf_counter() - t0
@@ -125,11 +130,17 @@ def case_pandas(model: str, rows: int) -> dict:
     df = pd.read_csv(body)
     proba = loaded.estimator.predict_proba(df[list(loaded.manifest.schema.names)].to_numpy(dtype=np.float64))
     classes = np.asarray(loaded.manifest.classes)
-    out = pd.DataFrame({"id": df["id"], "prediction": classes[proba.argmax(axis=1)],
-                        **{f"proba_{c}": proba[:, i] for i, c in enumerate(classes)},
-                        "model_version": loaded.manifest.version})
-    s3.put_object(Bucket=BUCKET, Key=f"batch/pandas-{model}/{_date(rows)}/predictions.csv",
-                  Body=out.to_csv(index=False).encode())
+    out = pd.DataFrame(
+        {
+            "id": df["id"],
+            "prediction": classes[proba.argmax(axis=1)],
+            **{f"proba_{c}": proba[:, i] for i, c in enumerate(classes)},
+            "model_version": loaded.manifest.version,
+        }
+    )
+    s3.put_object(
+        Bucket=BUCKET, Key=f"batch/pandas-{model}/{_date(rows)}/predictions.csv", Body=out.to_csv(index=False).encode()
+    )
     return {"seconds": time.perf_counter() - t0, "rows": len(out)}
 
 
@@ -172,8 +183,12 @@ def _free_port() -> int:
 
 def _start_moto(env: dict) -> subprocess.Popen:
     port = int(env["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     for _ in range(100):
         try:
             urllib.request.urlopen(env["AWS_ENDPOINT_URL"] + "/moto-api/", timeout=1)
@@ -203,32 +218,50 @@ def _setup(sizes: list[int]) -> None:
             registry.set_alias(name, "champion", m.version)
     for rows in sizes:
         path = input_file(rows)
-        s3.upload_file(str(path), BUCKET, f"batch/input/{_date(rows)}/data.csv",
-                       Config=TransferConfig(multipart_chunksize=64 * 1024**2, max_concurrency=4))
+        s3.upload_file(
+            str(path),
+            BUCKET,
+            f"batch/input/{_date(rows)}/data.csv",
+            Config=TransferConfig(multipart_chunksize=64 * 1024**2, max_concurrency=4),
+        )
 
 
 def run_case(pipeline: str, model: str, rows: int, env: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--case", pipeline, model, str(rows), json.dumps(DATES)],
-                          env=env, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--case", pipeline, model, str(rows), json.dumps(DATES)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
         raise SystemExit(f"case {pipeline} {model} {rows} failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(line[len("RESULT "):])
+    out = json.loads(line[len("RESULT ") :])
     out["rows_per_s"] = out["rows"] / out["seconds"]
-    print(f"  {pipeline:<9} {model:<4} {rows:>9,} rows  {out['seconds']:7.2f} s  {out['rows_per_s']:>10,.0f} rows/s  "
-          f"peak RSS {out['peak_rss_mb']:7.0f} MB", flush=True)
+    print(
+        f"  {pipeline:<9} {model:<4} {rows:>9,} rows  {out['seconds']:7.2f} s  {out['rows_per_s']:>10,.0f} rows/s  "
+        f"peak RSS {out['peak_rss_mb']:7.0f} MB",
+        flush=True,
+    )
     return out
 
 
 def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     sizes = [int(x) for x in os.environ.get("BENCH_BATCH_ROWS", "1000000,5000000").split(",")]
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}",
-           "PYTHONPATH": str(ROOT / "layers" / "modelops")}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}",
+        "PYTHONPATH": str(ROOT / "layers" / "modelops"),
+    }
     env.pop("AWS_PROFILE", None)
-    os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-                                           "AWS_ENDPOINT_URL")})
+    os.environ.update(
+        {k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
+    )
     for rows in sizes:
         print(f"  input {rows:,} rows: {input_file(rows).stat().st_size / 1e6:.0f} MB", flush=True)
     server = _start_moto(env)
@@ -269,9 +302,17 @@ def main() -> int:
         for model in ("lr", "hgb"):
             ratio = results["modelops", model, large]["peak_rss_mb"] / results["modelops", model, small]["peak_rss_mb"]
             row(f"{model} modelops", f"peak RSS {label[large]} / {label[small]}", ratio, "<= 1.2", ratio <= 1.2)
-    (RESULTS / "batch.json").write_text(json.dumps({
-        "title": "Batch scoring S3 -> S3 (moto server), modelops vs pandas", "rows": out,
-        "details": {f"{p} {m} {n}": r for (p, m, n), r in results.items()}}, indent=2) + "\n")
+    (RESULTS / "batch.json").write_text(
+        json.dumps(
+            {
+                "title": "Batch scoring S3 -> S3 (moto server), modelops vs pandas",
+                "rows": out,
+                "details": {f"{p} {m} {n}": r for (p, m, n), r in results.items()},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return 0
 
 

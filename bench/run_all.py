@@ -37,7 +37,10 @@ def main(argv: list[str]) -> int:
             rows += [{"bench": data.get("title", script.stem), **r} for r in data["rows"]]
     if rows:
         print()
-        widths = {k: max(len(k), *(len(_fmt(r.get(k))) for r in rows)) for k in ("bench", "case", "metric", "value", "target", "ok")}
+        widths = {
+            k: max(len(k), *(len(_fmt(r.get(k))) for r in rows))
+            for k in ("bench", "case", "metric", "value", "target", "ok")
+        }
         print("  ".join(k.upper().ljust(w) for k, w in widths.items()))
         for r in rows:
             print("  ".join(_fmt(r.get(k)).ljust(w) for k, w in widths.items()))

@@ -26,18 +26,26 @@ def features_and_rows(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
 
 def csv_bytes(names: list[str], X: np.ndarray, ids: list[str] | None = None) -> bytes:
     ids = ids or [f"r{i}" for i in range(len(X))]
-    lines = ["id," + ",".join(names)] + [f"{i}," + ",".join(repr(float(v)) for v in row) for i, row in zip(ids, X, strict=True)]
+    lines = ["id," + ",".join(names)] + [
+        f"{i}," + ",".join(repr(float(v)) for v in row) for i, row in zip(ids, X, strict=True)
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
 def jsonl_bytes(names: list[str], X: np.ndarray) -> bytes:
-    return b"".join(json.dumps({"id": i, **dict(zip(names, map(float, row), strict=True))}).encode() + b"\n"
-                    for i, row in enumerate(X))
+    return b"".join(
+        json.dumps({"id": i, **dict(zip(names, map(float, row), strict=True))}).encode() + b"\n"
+        for i, row in enumerate(X)
+    )
 
 
 def config(**overrides) -> BatchConfig:
-    env = {"MODELOPS_DATA_BUCKET": BUCKET, "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
-           "MODELOPS_MODEL_NAME": "breast-cancer", "MODELOPS_BATCH_UPSTREAM_MARKER": ""}
+    env = {
+        "MODELOPS_DATA_BUCKET": BUCKET,
+        "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
+        "MODELOPS_MODEL_NAME": "breast-cancer",
+        "MODELOPS_BATCH_UPSTREAM_MARKER": "",
+    }
     return BatchConfig.from_env(env, **overrides)
 
 

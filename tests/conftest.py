@@ -7,12 +7,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from modelops.artifact import write_artifact
 from modelops.dataset import load_builtin
 from modelops.registry import Registry
 from modelops.training import train
+from moto import mock_aws
 
 # Session fixtures of the local stack (moto server, Runtime Interface Emulator, local API).
 pytest_plugins = ["local_fixtures"]

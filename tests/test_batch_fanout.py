@@ -30,8 +30,12 @@ from modelops.errors import ModelOpsError
 ROOT = Path(__file__).resolve().parents[1]
 ASL = json.loads((ROOT / "statemachine" / "batch.asl.json").read_text())
 OUT = f"batch/output/{DATE}/"
-CONTEXT = SimpleNamespace(function_name="batch", memory_limit_in_mb=3008, aws_request_id="req-1",
-                          invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:batch")
+CONTEXT = SimpleNamespace(
+    function_name="batch",
+    memory_limit_in_mb=3008,
+    aws_request_id="req-1",
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:batch",
+)
 
 
 def _load(name: str):
@@ -44,9 +48,14 @@ def _load(name: str):
 @pytest.fixture
 def env(monkeypatch, registry, classifier_dir):
     register_champion(registry, classifier_dir)
-    for k, v in {"MODELOPS_DATA_BUCKET": BUCKET, "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
-                 "MODELOPS_MODEL_NAME": "breast-cancer", "MODELOPS_BATCH_UPSTREAM_MARKER": "{date}/_SUCCESS",
-                 "MODELOPS_BATCH_TIMEZONE": "Asia/Shanghai", "MODELOPS_BATCH_CHUNK_ROWS": "100"}.items():
+    for k, v in {
+        "MODELOPS_DATA_BUCKET": BUCKET,
+        "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
+        "MODELOPS_MODEL_NAME": "breast-cancer",
+        "MODELOPS_BATCH_UPSTREAM_MARKER": "{date}/_SUCCESS",
+        "MODELOPS_BATCH_TIMEZONE": "Asia/Shanghai",
+        "MODELOPS_BATCH_CHUNK_ROWS": "100",
+    }.items():
         monkeypatch.setenv(k, v)
     return monkeypatch
 
@@ -73,7 +82,9 @@ def test_scheduled_event_scores_yesterday_in_the_schedule_time_zone(s3, env, cap
     assert counts["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ModelName"], ["ModelName", "ModelVersion"]]
     feature_doc = next(d for d in docs if "FeaturePSI" in d)
     assert feature_doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
-        ["ModelName", "Feature"], ["ModelName", "ModelVersion", "Feature"]]
+        ["ModelName", "Feature"],
+        ["ModelName", "ModelVersion", "Feature"],
+    ]
     assert feature_doc["ModelVersion"] == manifest(s3)["model"]["version"]
 
 
@@ -89,8 +100,9 @@ def test_waiting_is_bounded_then_fails_with_metric_and_log(s3, env, capsys, capl
     assert last["status"] == "timed_out" and "not ready after 2 attempts" in last["error"]
     out = capsys.readouterr().out
     assert [d["BatchDependencyTimeout"] for d in _emf(out)] == [1]
-    assert any(r.levelname == "ERROR" and "dependencies not ready after 2 attempts" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        r.levelname == "ERROR" and "dependencies not ready after 2 attempts" in r.getMessage() for r in caplog.records
+    )
     assert keys(s3, "batch/output/") == []
 
 
@@ -228,8 +240,13 @@ def test_template_wires_schedule_state_machine_and_functions():
         statements = fn["Policies"][0]["Statement"]
         assert all(s["Resource"] != "*" for s in statements)  # scoped to the batch and registry prefixes
         assert {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} == {
-            "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
-            "s3:ListBucketMultipartUploads"}
+            "s3:ListBucket",
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:DeleteObject",
+            "s3:AbortMultipartUpload",
+            "s3:ListBucketMultipartUploads",
+        }
 
 
 def test_cli_batch_run_and_status(s3, env, capsys):

@@ -45,8 +45,9 @@ def test_csv_happy_path(s3, registry, champion):
     assert m["rows"] == {"read": 500, "scored": 500, "rejected": 0}
     assert m["model"] == {"name": "breast-cancer", "version": champion}
     etag = s3.head_object(Bucket=BUCKET, Key=f"batch/input/{DATE}/part-a.csv")["ETag"]
-    assert m["inputs"] == [{"key": f"batch/input/{DATE}/part-a.csv", "etag": etag, "size": len(csv_bytes(names, X)),
-                            "format": "csv"}]
+    assert m["inputs"] == [
+        {"key": f"batch/input/{DATE}/part-a.csv", "etag": etag, "size": len(csv_bytes(names, X)), "format": "csv"}
+    ]
     assert set(m["drift"]["feature_psi"]) == set(names) and m["drift"]["prediction_psi"] is not None
     rows = read_csv(s3, OUT + "predictions/part-00000.csv")
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(500)]
@@ -67,8 +68,9 @@ def test_jsonl_happy_path(s3, registry, champion):
     assert m["rows"] == {"read": 300, "scored": 300, "rejected": 0} and m["inputs"][0]["format"] == "jsonl"
     rows = read_csv(s3, OUT + "predictions/part-00000.csv")
     assert [r["id"] for r in rows] == [str(i) for i in range(300)]
-    np.testing.assert_allclose([float(r["proba_malignant"]) for r in rows],
-                               expected_proba(registry, champion, X)[:, 1], atol=1e-6)
+    np.testing.assert_allclose(
+        [float(r["proba_malignant"]) for r in rows], expected_proba(registry, champion, X)[:, 1], atol=1e-6
+    )
 
 
 def test_rejected_rows_get_line_and_reason(s3, champion):
@@ -93,8 +95,9 @@ def test_rejected_rows_get_line_and_reason(s3, champion):
     m = manifest(s3)
     assert m["rows"] == {"read": 6, "scored": 2, "rejected": 4}
     rejected = read_csv(s3, OUT + "rejected.csv")
-    assert [(r["line"], r["object"]) for r in rejected] == [(str(n), f"batch/input/{DATE}/mixed.csv")
-                                                            for n in (3, 6, 7, 8)]
+    assert [(r["line"], r["object"]) for r in rejected] == [
+        (str(n), f"batch/input/{DATE}/mixed.csv") for n in (3, 6, 7, 8)
+    ]
     assert "expected 31 fields, found 30" in rejected[0]["reason"]
     assert f"column '{names[2]}': 'abc' is not a number" == rejected[1]["reason"]
     assert f"column '{names[6]}' is empty" == rejected[2]["reason"]
@@ -202,7 +205,8 @@ def test_failure_in_a_later_part_leaves_earlier_uploads_invisible_then_rerun(s3,
     assert seen == [b"r0", b"r100", b"r200", b"r300"]
     # part 0 finished: its upload is open but nothing is readable at the final location
     assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])] == [
-        OUT + "predictions/part-00000.csv"]
+        OUT + "predictions/part-00000.csv"
+    ]
     assert keys(s3, OUT + "predictions/") == []
     r.on_chunk = None
     assert r.run(DATE)["status"] == "succeeded"
@@ -215,9 +219,11 @@ def test_failure_in_a_later_part_leaves_earlier_uploads_invisible_then_rerun(s3,
 
 def _fail_call(s3, operation: str, code: str, when):
     """Make one S3 operation fail with a ClientError (as real S3 would under throttling)."""
+
     def handler(params, **kwargs):
         if when(params):
             raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
     s3.meta.events.register(f"before-parameter-build.s3.{operation}", handler)
     return handler
 
@@ -302,13 +308,16 @@ def test_byte_range_parts_give_the_same_rows_and_absolute_line_numbers(s3, champ
     assert [(r_["line"], r_["reason"]) for r_ in rejected] == [("651", "expected 31 fields, found 32")]
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing_column", "missing required feature column 'worst_area'"),
-    ("missing_id", "missing required id column 'id'"),
-    ("empty_folder", "no input objects under"),
-    ("unsupported", "unsupported input object"),
-    ("changed_object", "changed after the run was planned"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing_column", "missing required feature column 'worst_area'"),
+        ("missing_id", "missing required id column 'id'"),
+        ("empty_folder", "no input objects under"),
+        ("unsupported", "unsupported input object"),
+        ("changed_object", "changed after the run was planned"),
+    ],
+)
 def test_bad_input_fails_the_run_without_manifest(s3, champion, case, message):
     names, X = features_and_rows(10)
     body = csv_bytes(names, X)
@@ -362,8 +371,15 @@ def test_config_errors_are_one_line():
         config(bucket="")
     with pytest.raises(ModelOpsError, match="MODELOPS_BATCH_CHUNK_ROWS"):
         from modelops.batch.config import BatchConfig
-        BatchConfig.from_env({"MODELOPS_DATA_BUCKET": "b", "MODELOPS_REGISTRY": "s3://b/r", "MODELOPS_MODEL_NAME": "m",
-                              "MODELOPS_BATCH_CHUNK_ROWS": "lots"})
+
+        BatchConfig.from_env(
+            {
+                "MODELOPS_DATA_BUCKET": "b",
+                "MODELOPS_REGISTRY": "s3://b/r",
+                "MODELOPS_MODEL_NAME": "m",
+                "MODELOPS_BATCH_CHUNK_ROWS": "lots",
+            }
+        )
     assert json.dumps(config().id_columns) == '["id"]'
 
 
@@ -373,5 +389,6 @@ def test_without_id_columns_lines_start_with_the_prediction(s3, registry, champi
     runner(s3, id_columns=()).run(DATE)
     rows = read_csv(s3, OUT + "predictions/part-00000.csv")
     assert list(rows[0]) == ["prediction", "proba_benign", "proba_malignant", "model_version"]
-    np.testing.assert_allclose([float(r["proba_malignant"]) for r in rows],
-                               expected_proba(registry, champion, X)[:, 1], atol=1e-6)
+    np.testing.assert_allclose(
+        [float(r["proba_malignant"]) for r in rows], expected_proba(registry, champion, X)[:, 1], atol=1e-6
+    )

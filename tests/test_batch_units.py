@@ -30,8 +30,13 @@ def test_run_request_from_scheduler_event_and_overrides():
     assert run_request({"scheduled_time": "2026-03-14T18:00:00Z"}, "UTC").run_date == "2026-03-13"
     backfill = run_request({"run_date": "2025-01-02", "force": True, "attempt": 3}, "UTC")
     assert (backfill.run_date, backfill.force, backfill.attempt) == ("2025-01-02", True, 3)
-    for bad, field in [({"run_date": "2025-13-01"}, "run_date"), ({"run_date": "yesterday"}, "run_date"),
-                       ({"force": "yes"}, "force"), ({"attempt": 0}, "attempt"), ({"time": "noon"}, "time")]:
+    for bad, field in [
+        ({"run_date": "2025-13-01"}, "run_date"),
+        ({"run_date": "yesterday"}, "run_date"),
+        ({"force": "yes"}, "force"),
+        ({"attempt": 0}, "attempt"),
+        ({"time": "noon"}, "time"),
+    ]:
         with pytest.raises(InputError) as err:
             run_request(bad, "UTC")
         assert err.value.field == field
@@ -47,7 +52,7 @@ def test_byte_ranges_own_each_line_exactly_once(trailing_newline):
     for part_bytes in (1, 7, 64, 1000, len(data)):
         got = []
         for start in range(0, len(data), part_bytes):
-            stream = io.BytesIO(data[max(start - 1, 0):])
+            stream = io.BytesIO(data[max(start - 1, 0) :])
             for lines_ in line_chunks(stream, len(data), start, min(len(data), start + part_bytes), 17, read_bytes=50):
                 assert len(lines_) <= 17
                 got += lines_
@@ -86,7 +91,10 @@ def test_parse_when_id_column_is_not_first():
 def test_fixed_decimals_are_six_place_probabilities():
     p = np.array([[0.0, 1.0], [1 / 3, 2 / 3], [0.25, 0.75]])
     assert [bytes(r).decode() for r in fixed_decimals(p)] == [
-        ",0.000000,1.000000", ",0.333333,0.666667", ",0.250000,0.750000"]
+        ",0.000000,1.000000",
+        ",0.333333,0.666667",
+        ",0.250000,0.750000",
+    ]
     q = np.random.default_rng(2).random((1000, 3))
     back = np.array([[float(v) for v in bytes(r).decode().split(",")[1:]] for r in fixed_decimals(q)])
     assert np.abs(back - q).max() <= 5e-7 + 1e-12

@@ -4,7 +4,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from modelops.errors import ConflictError, ModelOpsError, NotFoundError
 from modelops.registry import Registry
 
@@ -41,7 +40,9 @@ def test_layout_in_s3(registry, s3, classifier_dir):
 
 def test_a_registered_version_is_never_overwritten(registry, s3, classifier_dir):
     m = registry.register(classifier_dir)
-    before = s3.get_object(Bucket="modelops-test", Key=f"registry/models/breast-cancer/{m.version}/model.joblib")["ETag"]
+    before = s3.get_object(Bucket="modelops-test", Key=f"registry/models/breast-cancer/{m.version}/model.joblib")[
+        "ETag"
+    ]
     with pytest.raises(ConflictError, match="already registered"):
         registry.register(classifier_dir)
     after = s3.get_object(Bucket="modelops-test", Key=f"registry/models/breast-cancer/{m.version}/model.joblib")["ETag"]
@@ -107,7 +108,9 @@ def test_concurrent_promotions_exactly_one_wins(registry, classifier_dir, classi
 
     def promote(target):
         try:
-            Registry("s3://modelops-test/registry", s3=SerializedPuts()).set_alias("breast-cancer", "champion", target, expected=v1)
+            Registry("s3://modelops-test/registry", s3=SerializedPuts()).set_alias(
+                "breast-cancer", "champion", target, expected=v1
+            )
             results.append(("won", target))
         except ConflictError:
             results.append(("lost", target))

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-
 from modelops.batch import metrics
 from modelops.batch.config import BatchConfig
 from modelops.batch.events import run_request
@@ -22,12 +21,20 @@ logger = Logger()
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     config = BatchConfig.from_env()
     request = run_request(event, config.timezone)
-    result = scheduled_step(BatchRunner(config), request.run_date, request.force, request.attempt,
-                            request.max_attempts, request.wait_seconds)
+    result = scheduled_step(
+        BatchRunner(config),
+        request.run_date,
+        request.force,
+        request.attempt,
+        request.max_attempts,
+        request.wait_seconds,
+    )
     status = result["status"]
     if status == "waiting":
-        logger.warning("batch run waiting for dependencies", extra={k: result[k] for k in
-                       ("run_date", "attempt", "max_attempts", "waiting_for")})
+        logger.warning(
+            "batch run waiting for dependencies",
+            extra={k: result[k] for k in ("run_date", "attempt", "max_attempts", "waiting_for")},
+        )
     elif status == "timed_out":
         metrics.emit([metrics.dependency_timeout_document(config.model_name or "", request.run_date)])
         logger.error(result["error"], extra={"run_date": request.run_date, "waiting_for": result["waiting_for"]})
@@ -41,5 +48,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def summary(manifest: dict[str, Any]) -> dict[str, Any]:
     """Step Functions payloads are small: the manifest itself stays in S3."""
-    return {"status": "succeeded", "run_date": manifest["run_date"], "rows": manifest["rows"],
-            "model": manifest["model"], "outputs": manifest["outputs"]}
+    return {
+        "status": "succeeded",
+        "run_date": manifest["run_date"],
+        "rows": manifest["rows"],
+        "model": manifest["model"],
+        "outputs": manifest["outputs"],
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
-
 from modelops.batch import metrics
 from modelops.batch.config import BatchConfig
 from modelops.batch.run import BatchRunner

@@ -33,15 +33,17 @@ def load_stats(config: BatchConfig, store: Store, run: dict[str, Any], count: in
     for i in range(count):
         key = part_keys(config, run["run_date"], run["attempt"], i)["stats"]
         if not store.exists(key):
-            raise ModelOpsError(f"run {run['run_date']} attempt {run['attempt']}: part {i} has not finished; "
-                                "nothing was committed")
+            raise ModelOpsError(
+                f"run {run['run_date']} attempt {run['attempt']}: part {i} has not finished; nothing was committed"
+            )
         out.append(orjson.loads(store.get(key)))
     return out
 
 
 def line_offsets(stats: list[dict[str, Any]]) -> dict[int, int]:
     """Lines before each part within its object, so rejected line numbers are absolute."""
-    offsets, seen = {}, {}
+    offsets: dict[int, int] = {}
+    seen: dict[Any, int] = {}
     for s in stats:
         offsets[s["index"]] = seen.get(s["key"], 0)
         seen[s["key"]] = seen.get(s["key"], 0) + s["lines"]
@@ -84,20 +86,29 @@ def drift_summary(baseline: dict[str, Any], features: list[str], stats: list[dic
     return summary
 
 
-def commit(config: BatchConfig, store: Store, run: dict[str, Any], parts: list[dict[str, Any]],
-           baseline: dict[str, Any], features: list[str], started_at: str, started: float) -> dict[str, Any]:
+def commit(
+    config: BatchConfig,
+    store: Store,
+    run: dict[str, Any],
+    parts: list[dict[str, Any]],
+    baseline: dict[str, Any],
+    features: list[str],
+    started_at: str,
+    started: float,
+) -> dict[str, Any]:
     import time
 
     run_date = run["run_date"]
     stats = load_stats(config, store, run, len(parts))
-    inputs = {}
+    inputs: dict[str, dict[str, Any]] = {}
     for p in parts:
         inputs.setdefault(p["key"], {"key": p["key"], "etag": p["etag"], "size": p["size"], "format": p["format"]})
     for item in inputs.values():
         now = store.head(item["key"])
         if now is None or now.etag != item["etag"]:
-            raise ModelOpsError(f"{store.uri(item['key'])} changed or disappeared during the run; nothing was "
-                                "committed, rerun the date")
+            raise ModelOpsError(
+                f"{store.uri(item['key'])} changed or disappeared during the run; nothing was committed, rerun the date"
+            )
     manifest_key = config.manifest_key(run_date)
     if store.exists(manifest_key):
         if not run.get("force"):
@@ -116,18 +127,30 @@ def commit(config: BatchConfig, store: Store, run: dict[str, Any], parts: list[d
         complete_upload(store.s3, store.bucket, target, upload["upload_id"], upload["parts"])
     merge_rejected(store, stats, rejected)
 
-    rows = {"read": sum(s["rows_read"] for s in stats), "scored": sum(s["rows_scored"] for s in stats),
-            "rejected": sum(s["rows_rejected"] for s in stats)}
+    rows = {
+        "read": sum(s["rows_read"] for s in stats),
+        "scored": sum(s["rows_scored"] for s in stats),
+        "rejected": sum(s["rows_rejected"] for s in stats),
+    }
     manifest = {
-        "run_date": run_date, "status": "succeeded", "attempt": run["attempt"], "forced": bool(run.get("force")),
-        "model": run["model"], "inputs": list(inputs.values()),
+        "run_date": run_date,
+        "status": "succeeded",
+        "attempt": run["attempt"],
+        "forced": bool(run.get("force")),
+        "model": run["model"],
+        "inputs": list(inputs.values()),
         "outputs": {"predictions": predictions, "rejected": rejected},
-        "rows": rows, "parts": len(parts), "chunks": sum(s["chunks"] for s in stats),
+        "rows": rows,
+        "parts": len(parts),
+        "chunks": sum(s["chunks"] for s in stats),
         "peak_chunk_rows": max((s["peak_rows"] for s in stats), default=0),
         "drift": drift_summary(baseline, features, stats),
-        "timings": {"started_at": started_at, "finished_at": utc_now_iso(),
-                    "seconds": round(time.time() - started, 3),
-                    "part_seconds": round(sum(s["seconds"] for s in stats), 3)},
+        "timings": {
+            "started_at": started_at,
+            "finished_at": utc_now_iso(),
+            "seconds": round(time.time() - started, 3),
+            "part_seconds": round(sum(s["seconds"] for s in stats), 3),
+        },
     }
     store.put(manifest_key, orjson.dumps(manifest, option=orjson.OPT_INDENT_2), if_none_match=True)
     abort_uploads(store.s3, store.bucket, folder, keep=set())

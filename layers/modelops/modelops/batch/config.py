@@ -61,11 +61,13 @@ class BatchConfig:
             registry=env.get("MODELOPS_REGISTRY") or None,
             model_name=env.get("MODELOPS_MODEL_NAME") or None,
             model_version=env.get("MODELOPS_MODEL_VERSION") or None,
-            inline_max_bytes=_int("MODELOPS_BATCH_INLINE_MAX_BYTES", env.get("MODELOPS_BATCH_INLINE_MAX_BYTES"),
-                                  cls.inline_max_bytes),
+            inline_max_bytes=_int(
+                "MODELOPS_BATCH_INLINE_MAX_BYTES", env.get("MODELOPS_BATCH_INLINE_MAX_BYTES"), cls.inline_max_bytes
+            ),
             part_bytes=_int("MODELOPS_BATCH_PART_BYTES", env.get("MODELOPS_BATCH_PART_BYTES"), cls.part_bytes),
-            prefetch=0 if env.get("MODELOPS_BATCH_PREFETCH") == "0" else
-            _int("MODELOPS_BATCH_PREFETCH", env.get("MODELOPS_BATCH_PREFETCH"), cls.prefetch),
+            prefetch=0
+            if env.get("MODELOPS_BATCH_PREFETCH") == "0"
+            else _int("MODELOPS_BATCH_PREFETCH", env.get("MODELOPS_BATCH_PREFETCH"), cls.prefetch),
         )
         config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
         config.check()

@@ -23,8 +23,9 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(f"time zone '{name}' is unknown (use an IANA name such as Asia/Shanghai)",
-                         field="timezone") from None
+        raise InputError(
+            f"time zone '{name}' is unknown (use an IANA name such as Asia/Shanghai)", field="timezone"
+        ) from None
 
 
 def logical_run_date(now: dt.datetime, timezone: str) -> str:

@@ -48,9 +48,13 @@ def run_request(event: dict[str, Any], timezone: str, now: dt.datetime | None = 
     if not isinstance(force, bool):
         raise InputError(f"force: expected true or false, got {force!r}", field="force")
     return RunRequest(
-        run_date=run_date, force=force, attempt=_positive(event, "attempt", 1),
-        max_attempts=_positive(event, "max_attempts",
-                               int(os.environ.get("MODELOPS_BATCH_WAIT_ATTEMPTS", DEFAULT_WAIT_ATTEMPTS))),
-        wait_seconds=_positive(event, "wait_seconds",
-                               int(os.environ.get("MODELOPS_BATCH_WAIT_SECONDS", DEFAULT_WAIT_SECONDS))),
+        run_date=run_date,
+        force=force,
+        attempt=_positive(event, "attempt", 1),
+        max_attempts=_positive(
+            event, "max_attempts", int(os.environ.get("MODELOPS_BATCH_WAIT_ATTEMPTS", DEFAULT_WAIT_ATTEMPTS))
+        ),
+        wait_seconds=_positive(
+            event, "wait_seconds", int(os.environ.get("MODELOPS_BATCH_WAIT_SECONDS", DEFAULT_WAIT_SECONDS))
+        ),
     )

@@ -10,13 +10,22 @@ from typing import Any, TextIO
 import orjson
 
 
-def _doc(namespace: str, dims: dict[str, str], metrics: dict[str, tuple[float, str]],
-         sets: list[list[str]] | None = None) -> dict[str, Any]:
+def _doc(
+    namespace: str, dims: dict[str, str], metrics: dict[str, tuple[float, str]], sets: list[list[str]] | None = None
+) -> dict[str, Any]:
     return {
-        "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [{
-            "Namespace": namespace, "Dimensions": sets or [list(dims)],
-            "Metrics": [{"Name": n, "Unit": unit} for n, (_, unit) in metrics.items()]}]},
-        **dims, **{n: v for n, (v, _) in metrics.items()},
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": sets or [list(dims)],
+                    "Metrics": [{"Name": n, "Unit": unit} for n, (_, unit) in metrics.items()],
+                }
+            ],
+        },
+        **dims,
+        **{n: v for n, (v, _) in metrics.items()},
     }
 
 
@@ -35,10 +44,19 @@ def run_documents(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     per_model = [["ModelName"], ["ModelName", "ModelVersion"]]
     per_feature = [["ModelName", "Feature"], ["ModelName", "ModelVersion", "Feature"]]
     rows = manifest["rows"]
-    docs = [_doc(ns, model, {
-        "BatchRowsRead": (rows["read"], "Count"), "BatchRowsScored": (rows["scored"], "Count"),
-        "BatchRowsRejected": (rows["rejected"], "Count"),
-        "BatchDurationSeconds": (manifest["timings"]["seconds"], "Seconds")}, per_model)]
+    docs = [
+        _doc(
+            ns,
+            model,
+            {
+                "BatchRowsRead": (rows["read"], "Count"),
+                "BatchRowsScored": (rows["scored"], "Count"),
+                "BatchRowsRejected": (rows["rejected"], "Count"),
+                "BatchDurationSeconds": (manifest["timings"]["seconds"], "Seconds"),
+            },
+            per_model,
+        )
+    ]
     drift = manifest.get("drift") or {}
     for feature, value in (drift.get("feature_psi") or {}).items():
         docs.append(_doc(ns, {**model, "Feature": feature}, {"FeaturePSI": (value, "None")}, per_feature))

@@ -67,12 +67,21 @@ def part_keys(config: BatchConfig, run_date: str, attempt: str, index: int) -> d
     """Predictions go to their final key as an open multipart upload (invisible until the commit completes
     it); rejects and stats stay in the attempt's work area."""
     base = config.attempt_folder(run_date, attempt) + f"part-{index:05d}"
-    return {"predictions": predictions_key(config, run_date, index), "rejected": base + ".rejected.csv",
-            "stats": base + ".json"}
+    return {
+        "predictions": predictions_key(config, run_date, index),
+        "rejected": base + ".rejected.csv",
+        "stats": base + ".json",
+    }
 
 
-def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dict[str, Any], scorer: Scorer,
-               on_chunk: Callable[[Chunk], None] | None = None) -> dict[str, Any]:
+def score_part(
+    config: BatchConfig,
+    store: Store,
+    run: dict[str, Any],
+    part: dict[str, Any],
+    scorer: Scorer,
+    on_chunk: Callable[[Chunk], None] | None = None,
+) -> dict[str, Any]:
     started = time.perf_counter()
     keys = part_keys(config, run["run_date"], run["attempt"], part["index"])
     key, etag, size = part["key"], part["etag"], part["size"]
@@ -104,9 +113,12 @@ def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dic
             yield chunk
 
     scored = rejected = chunks = peak_rows = 0
-    with stream, contextlib.closing(prefetched(parsed(), config.prefetch)) as parsed_chunks, \
-            MultipartWriter(store.s3, store.bucket, keys["predictions"], deferred=True) as out, \
-            MultipartWriter(store.s3, store.bucket, keys["rejected"]) as bad:
+    with (
+        stream,
+        contextlib.closing(prefetched(parsed(), config.prefetch)) as parsed_chunks,
+        MultipartWriter(store.s3, store.bucket, keys["predictions"], deferred=True) as out,
+        MultipartWriter(store.s3, store.bucket, keys["rejected"]) as bad,
+    ):
         out.write(scorer.header(config.id_columns))
         bad.write(REJECTED_HEADER)
         for chunk in parsed_chunks:
@@ -127,10 +139,18 @@ def score_part(config: BatchConfig, store: Store, run: dict[str, Any], part: dic
             if on_chunk is not None:
                 on_chunk(chunk)
     stats = {
-        "index": part["index"], "key": key, "etag": etag, "piece": part.get("piece", 0),
-        "rows_read": scored + rejected, "rows_scored": scored, "rows_rejected": rejected,
-        "lines": line_count, "chunks": chunks, "peak_rows": peak_rows,
-        "predictions_upload": out.upload, "rejected_key": keys["rejected"],
+        "index": part["index"],
+        "key": key,
+        "etag": etag,
+        "piece": part.get("piece", 0),
+        "rows_read": scored + rejected,
+        "rows_scored": scored,
+        "rows_rejected": rejected,
+        "lines": line_count,
+        "chunks": chunks,
+        "peak_rows": peak_rows,
+        "predictions_upload": out.upload,
+        "rejected_key": keys["rejected"],
         "drift": {n: c.tolist() for n, c in features.counts.items()} if features else {},
         "prediction_drift": prediction.counts[PREDICTION].tolist() if prediction else None,
         "seconds": round(time.perf_counter() - started, 3),

@@ -32,7 +32,9 @@ def input_objects(objects: list[ObjectInfo], folder_uri: str) -> list[ObjectInfo
         raise InputError(f"no input objects under {folder_uri}: nothing to score", field="input")
     for o in data:
         if format_of(o.key) is None:
-            raise InputError(f"{o.key}: unsupported input object (expected .csv with a header, or .jsonl)", field="input")
+            raise InputError(
+                f"{o.key}: unsupported input object (expected .csv with a header, or .jsonl)", field="input"
+            )
     return data
 
 
@@ -41,9 +43,18 @@ def plan_parts(objects: list[ObjectInfo], part_bytes: int) -> list[dict[str, Any
     for o in objects:
         starts = range(0, max(o.size, 1), part_bytes)
         for n, start in enumerate(starts):
-            parts.append({"index": len(parts), "key": o.key, "etag": o.etag, "size": o.size,
-                          "format": format_of(o.key), "start": start, "end": min(o.size, start + part_bytes),
-                          "piece": n})
+            parts.append(
+                {
+                    "index": len(parts),
+                    "key": o.key,
+                    "etag": o.etag,
+                    "size": o.size,
+                    "format": format_of(o.key),
+                    "start": start,
+                    "end": min(o.size, start + part_bytes),
+                    "piece": n,
+                }
+            )
     return parts
 
 

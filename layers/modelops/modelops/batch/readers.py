@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import BinaryIO
+from typing import Protocol
 
 import numpy as np
 import orjson
@@ -57,8 +57,13 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def line_chunks(stream: BinaryIO, size: int, start: int, end: int, chunk_rows: int,
-                read_bytes: int = READ_BYTES) -> Iterator[list[bytes]]:
+class ByteStream(Protocol):
+    def read(self, n: int) -> bytes: ...
+
+
+def line_chunks(
+    stream: ByteStream, size: int, start: int, end: int, chunk_rows: int, read_bytes: int = READ_BYTES
+) -> Iterator[list[bytes]]:
     """Lists of at most `chunk_rows` lines (without their newline): the lines starting in [start, end).
 
     `stream` reads the object from byte max(start - 1, 0) on; reading stops once the last owned line is
@@ -84,7 +89,7 @@ def line_chunks(stream: BinaryIO, size: int, start: int, end: int, chunk_rows: i
                 if at_eof:
                     return
                 continue
-            buf, skip_partial = buf[i + 1:], False
+            buf, skip_partial = buf[i + 1 :], False
             newlines -= 1
         if end < size:
             rel = end - 1 - (pos - len(buf))  # buf ends at pos until the owned range is cut
@@ -93,7 +98,7 @@ def line_chunks(stream: BinaryIO, size: int, start: int, end: int, chunk_rows: i
             else:
                 j = buf.find(b"\n", rel)
                 if j >= 0:
-                    buf, done = buf[:j + 1], True
+                    buf, done = buf[: j + 1], True
                     newlines = buf.count(b"\n")
         if at_eof and not done:
             if buf and not buf.endswith(b"\n"):
@@ -165,13 +170,14 @@ class CsvParser:
         rejected: list[tuple[int, str]] = []
         with gc_paused():
             for s in range(0, len(lines), FAST_LINES):
-                self._parse(lines[s:s + FAST_LINES], first_line + s, ids, mats, rejected)
+                self._parse(lines[s : s + FAST_LINES], first_line + s, ids, mats, rejected)
         width = len(self.names)
         matrix = np.concatenate(mats) if mats else np.zeros((0, width))
         return Chunk(ids, matrix, rejected, len(lines))
 
-    def _parse(self, lines: list[bytes], line0: int, ids: list[bytes], mats: list[np.ndarray],
-               rejected: list[tuple[int, str]]) -> None:
+    def _parse(
+        self, lines: list[bytes], line0: int, ids: list[bytes], mats: list[np.ndarray], rejected: list[tuple[int, str]]
+    ) -> None:
         if self.lead is not None and self._fast(lines, ids, mats):
             return
         if len(lines) > SLOW_LINES:

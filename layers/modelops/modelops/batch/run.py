@@ -56,8 +56,11 @@ class BatchRunner:
         config, store = self.config, self.store
         manifest_key = config.manifest_key(run_date)
         if not force and store.exists(manifest_key):
-            return {"status": "skipped", "run_date": run_date,
-                    "reason": f"already succeeded ({store.uri(manifest_key)}); use force to rerun"}
+            return {
+                "status": "skipped",
+                "run_date": run_date,
+                "reason": f"already succeeded ({store.uri(manifest_key)}); use force to rerun",
+            }
         readiness = deps.check(config, store, run_date)
         if not readiness.ready:
             return {"status": "waiting", "run_date": run_date, "waiting_for": readiness.waiting_for}
@@ -68,8 +71,17 @@ class BatchRunner:
         parts = plan.plan_parts(objects, config.part_bytes)
         parts_key = config.attempt_folder(run_date, attempt) + "parts.json"
         store.put(parts_key, orjson.dumps(parts))
-        run = {"run_date": run_date, "attempt": attempt, "force": force, "model": model, "bucket": store.bucket,
-               "parts_key": parts_key, "parts": len(parts), "started_at": utc_now_iso(), "started": time.time()}
+        run = {
+            "run_date": run_date,
+            "attempt": attempt,
+            "force": force,
+            "model": model,
+            "bucket": store.bucket,
+            "parts_key": parts_key,
+            "parts": len(parts),
+            "started_at": utc_now_iso(),
+            "started": time.time(),
+        }
         return {"status": "ready", "mode": plan.choose_mode(objects, config.inline_max_bytes), "run": run}
 
     def parts(self, run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -81,8 +93,16 @@ class BatchRunner:
 
     def commit(self, run: dict[str, Any]) -> dict[str, Any]:
         model = self.registry.manifest(run["model"]["name"], run["model"]["version"])
-        return commit(self.config, self.store, run, self.parts(run), model.baseline, list(model.schema.names),
-                      run["started_at"], run["started"])
+        return commit(
+            self.config,
+            self.store,
+            run,
+            self.parts(run),
+            model.baseline,
+            list(model.schema.names),
+            run["started_at"],
+            run["started"],
+        )
 
     def execute(self, run: dict[str, Any]) -> dict[str, Any]:
         for part in self.parts(run):
@@ -103,8 +123,10 @@ class BatchRunner:
         if store.exists(key):
             return {"status": "succeeded", "run_date": run_date, "manifest": orjson.loads(store.get(key))}
         reasons = []
-        attempts = {o.key.split("/_attempts/")[1].split("/")[0]
-                    for o in store.list(config.output_folder(run_date) + "_attempts/")}
+        attempts = {
+            o.key.split("/_attempts/")[1].split("/")[0]
+            for o in store.list(config.output_folder(run_date) + "_attempts/")
+        }
         if attempts:
             reasons.append(f"uncommitted attempt(s) {', '.join(sorted(attempts))}: running, or failed before commit")
         readiness = deps.check(config, store, run_date)
@@ -119,8 +141,9 @@ class BatchRunner:
         return {"status": "pending", "run_date": run_date, "manifest_key": store.uri(key), "reasons": reasons}
 
 
-def scheduled_step(runner: BatchRunner, run_date: str, force: bool, attempt: int, max_attempts: int,
-                   wait_seconds: int) -> dict[str, Any]:
+def scheduled_step(
+    runner: BatchRunner, run_date: str, force: bool, attempt: int, max_attempts: int, wait_seconds: int
+) -> dict[str, Any]:
     """One scheduled invocation: small inputs are scored here; large ones are handed to the fan-out.
 
     When dependencies are not ready the answer says "waiting" with the next attempt number; the
@@ -129,12 +152,21 @@ def scheduled_step(runner: BatchRunner, run_date: str, force: bool, attempt: int
     prepared = runner.prepare(run_date, force)
     status = prepared["status"]
     if status == "waiting":
-        base = {"run_date": run_date, "force": force, "waiting_for": prepared["waiting_for"],
-                "max_attempts": max_attempts, "wait_seconds": wait_seconds}
+        base = {
+            "run_date": run_date,
+            "force": force,
+            "waiting_for": prepared["waiting_for"],
+            "max_attempts": max_attempts,
+            "wait_seconds": wait_seconds,
+        }
         if attempt >= max_attempts:
-            return {"status": "timed_out", "attempt": attempt, **base,
-                    "error": f"run {run_date}: dependencies not ready after {attempt} attempts: "
-                             + "; ".join(prepared["waiting_for"])}
+            return {
+                "status": "timed_out",
+                "attempt": attempt,
+                **base,
+                "error": f"run {run_date}: dependencies not ready after {attempt} attempts: "
+                + "; ".join(prepared["waiting_for"]),
+            }
         return {"status": "waiting", "attempt": attempt + 1, **base}
     if status == "skipped":
         return prepared
@@ -142,4 +174,3 @@ def scheduled_step(runner: BatchRunner, run_date: str, force: bool, attempt: int
         return {"status": "fanout", "run": prepared["run"]}
     manifest = runner.execute(prepared["run"])
     return {"status": "succeeded", "run_date": run_date, "manifest": manifest}
-

@@ -71,4 +71,3 @@ class Scorer:
         if not with_ids:  # lines start with the label: drop the separator in front of it
             body = body[1:].replace(b"\n,", b"\n")
         return body, tracked
-

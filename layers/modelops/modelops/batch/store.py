@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,9 +72,8 @@ class Store:
         with aws_errors(f"writing {self.uri(key)}", self.bucket):
             self.s3.put_object(**kwargs)
 
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         for i in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[i:i + 1000]]
+            batch = [{"Key": k} for k in keys[i : i + 1000]]
             with aws_errors(f"deleting under {self.uri(keys[0])}", self.bucket):
                 self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
-

@@ -20,8 +20,15 @@ class MultipartWriter:
     """With deferred=True the upload is left open on close: nothing is readable at `key` until a later
     commit calls complete_upload(), which publishes the whole object at once without copying data."""
 
-    def __init__(self, s3: Any, bucket: str, key: str, content_type: str = "text/csv", part_bytes: int | None = None,
-                 deferred: bool = False):
+    def __init__(
+        self,
+        s3: Any,
+        bucket: str,
+        key: str,
+        content_type: str = "text/csv",
+        part_bytes: int | None = None,
+        deferred: bool = False,
+    ):
         self.s3, self.bucket, self.key = s3, bucket, key
         self.deferred = deferred
         self.upload: dict[str, Any] | None = None  # deferred: what complete_upload() needs
@@ -49,15 +56,17 @@ class MultipartWriter:
         if self._upload_id is None:
             with aws_errors(self._what(), self.bucket):
                 self._upload_id = self.s3.create_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, ContentType=self.content_type)["UploadId"]
+                    Bucket=self.bucket, Key=self.key, ContentType=self.content_type
+                )["UploadId"]
             self._uploader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-upload")
         self._wait()
         self._pending = self._uploader.submit(self._upload, len(self._parts) + 1, body)  # type: ignore[union-attr]
 
     def _upload(self, number: int, body: bytes) -> dict[str, Any]:
         with aws_errors(self._what(), self.bucket):
-            etag = self.s3.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id,
-                                       PartNumber=number, Body=body)["ETag"]
+            etag = self.s3.upload_part(
+                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
+            )["ETag"]
         return {"PartNumber": number, "ETag": etag, "size": len(body)}
 
     def _wait(self) -> None:

@@ -24,8 +24,11 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("batch", help="score a day's S3 input folder; show a run's manifest",
-                       description="Batch scoring of s3://bucket/<input-prefix>/<date>/ into <output-prefix>/<date>/.")
+    p = sub.add_parser(
+        "batch",
+        help="score a day's S3 input folder; show a run's manifest",
+        description="Batch scoring of s3://bucket/<input-prefix>/<date>/ into <output-prefix>/<date>/.",
+    )
     bs = p.add_subparsers(dest="batch_command", metavar="ACTION", required=True)
 
     run = bs.add_parser("run", help="score one run date (skipped if it already succeeded, unless --force)")
@@ -36,8 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--chunk-rows", type=int, help="rows per chunk (default: $MODELOPS_BATCH_CHUNK_ROWS or 100000)")
     run.add_argument("--id-columns", help="comma-separated id columns (default: $MODELOPS_BATCH_ID_COLUMNS or id)")
     run.add_argument("--upstream-marker", help="upstream completion marker, e.g. '{date}/_SUCCESS'; '' for none")
-    run.add_argument("--require-previous", action="store_true", default=None,
-                     help="also require the previous date's run to have succeeded")
+    run.add_argument(
+        "--require-previous",
+        action="store_true",
+        default=None,
+        help="also require the previous date's run to have succeeded",
+    )
     run.set_defaults(func=run_cmd)
 
     status = bs.add_parser("status", help="show a run date's manifest, or why there is none")
@@ -51,12 +58,17 @@ def _config(args: argparse.Namespace) -> BatchConfig:
     if chunk_rows is not None and chunk_rows <= 0:
         raise ModelOpsError(f"--chunk-rows must be positive, got {chunk_rows}")
     return BatchConfig.from_env(
-        bucket=args.bucket, input_prefix=args.input_prefix and args.input_prefix.strip("/"),
-        output_prefix=args.output_prefix and args.output_prefix.strip("/"), timezone=args.timezone,
-        registry=args.registry, model_name=getattr(args, "model", None),
-        model_version=getattr(args, "model_version", None), chunk_rows=chunk_rows,
+        bucket=args.bucket,
+        input_prefix=args.input_prefix and args.input_prefix.strip("/"),
+        output_prefix=args.output_prefix and args.output_prefix.strip("/"),
+        timezone=args.timezone,
+        registry=args.registry,
+        model_name=getattr(args, "model", None),
+        model_version=getattr(args, "model_version", None),
+        chunk_rows=chunk_rows,
         id_columns=tuple(c.strip() for c in ids.split(",") if c.strip()) if ids is not None else None,
-        upstream_marker=getattr(args, "upstream_marker", None), require_previous=getattr(args, "require_previous", None),
+        upstream_marker=getattr(args, "upstream_marker", None),
+        require_previous=getattr(args, "require_previous", None),
     )
 
 
@@ -101,12 +113,21 @@ def status_cmd(args: argparse.Namespace) -> int:
 def _summary(m: dict[str, Any]) -> None:
     drift = m.get("drift") or {}
     worst = drift.get("max_feature") or {}
-    key_values({
-        "run_date": m["run_date"], "status": m["status"], "model": f"{m['model']['name']}/{m['model']['version']}",
-        "inputs": len(m["inputs"]), "rows read": m["rows"]["read"], "rows scored": m["rows"]["scored"],
-        "rows rejected": m["rows"]["rejected"], "parts / chunks": f"{m['parts']} / {m['chunks']}",
-        "predictions": m["outputs"]["predictions"], "rejected": m["outputs"]["rejected"],
-        "prediction psi": drift.get("prediction_psi"),
-        "max feature psi": f"{worst.get('name')} {worst.get('psi')}" if worst else None,
-        "seconds": m["timings"]["seconds"], "finished_at": m["timings"]["finished_at"],
-    })
+    key_values(
+        {
+            "run_date": m["run_date"],
+            "status": m["status"],
+            "model": f"{m['model']['name']}/{m['model']['version']}",
+            "inputs": len(m["inputs"]),
+            "rows read": m["rows"]["read"],
+            "rows scored": m["rows"]["scored"],
+            "rows rejected": m["rows"]["rejected"],
+            "parts / chunks": f"{m['parts']} / {m['chunks']}",
+            "predictions": m["outputs"]["predictions"],
+            "rejected": m["outputs"]["rejected"],
+            "prediction psi": drift.get("prediction_psi"),
+            "max feature psi": f"{worst.get('name')} {worst.get('psi')}" if worst else None,
+            "seconds": m["timings"]["seconds"],
+            "finished_at": m["timings"]["finished_at"],
+        }
+    )
