@@ -250,7 +250,7 @@ def test_throttled_multipart_upload_then_rerun(s3, champion, monkeypatch):
 
 
 def test_failed_manifest_write_leaves_run_uncommitted_then_rerun(s3, champion):
-    """Commit copies the predictions, then the manifest PUT is refused (injected InternalError)."""
+    """Commit completes the predictions' uploads, then the manifest PUT is refused (injected InternalError)."""
     names, X = features_and_rows(300)
     put_input(s3, "a.csv", csv_bytes(names, X))
     r = runner(s3)
