@@ -269,3 +269,22 @@ def test_cli_batch_run_and_status(s3, env, capsys):
     assert cli_main(["batch", "run", "--date", "2026-02-30"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--date: '2026-02-30' is not a date" in err
+
+
+def test_cli_batch_status_draws_drift_per_feature(s3, env, capsys, tmp_path):
+    names, X = features_and_rows(40)
+    put_input(s3, "a.csv", csv_bytes(names, X))
+    put_input(s3, "_SUCCESS", b"")
+    assert cli_main(["batch", "run", "--date", DATE]) == 0
+    capsys.readouterr()
+    chart = tmp_path / "drift.png"
+    assert cli_main(["--json", "batch", "status", "--date", DATE, "--drift-chart", str(chart)]) == 0
+    manifest = json.loads(capsys.readouterr().out)["manifest"]
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from modelops.cli.drift_chart import draw_drift
+
+    bars = draw_drift(manifest, tmp_path / "again.png")
+    psi_by_feature = manifest["drift"]["feature_psi"]
+    drawn = dict(bars)
+    assert drawn.pop("(prediction)") == manifest["drift"]["prediction_psi"]
+    assert drawn == dict(sorted(psi_by_feature.items(), key=lambda kv: kv[1], reverse=True)[:30])

@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     status = bs.add_parser("status", help="show a run date's manifest, or why there is none")
     _add_settings(status)
+    status.add_argument("--drift-chart", metavar="PNG", help="also draw the run's drift per feature to this PNG file")
     status.set_defaults(func=status_cmd)
 
 
@@ -99,6 +100,12 @@ def status_cmd(args: argparse.Namespace) -> int:
     runner = BatchRunner(_config(args))
     run_date = _date(args, runner)
     result = runner.status(run_date)
+    if args.drift_chart and result["status"] == "succeeded":
+        from .drift_chart import draw_drift
+
+        draw_drift(result["manifest"], args.drift_chart)
+        if not args.json:
+            print(f"drift chart: {args.drift_chart}")
     if args.json:
         emit_json(result)
     elif result["status"] == "succeeded":
