@@ -288,3 +288,42 @@ def test_cli_batch_status_draws_drift_per_feature(s3, env, capsys, tmp_path):
     drawn = dict(bars)
     assert drawn.pop("(prediction)") == manifest["drift"]["prediction_psi"]
     assert drawn == dict(sorted(psi_by_feature.items(), key=lambda kv: kv[1], reverse=True)[:30])
+
+
+def test_cli_backfill_runs_dates_in_order_and_stops_at_the_first_not_ready(s3, env, capsys):
+    names, X = features_and_rows(20)
+    for day, ready in (("2026-03-01", True), ("2026-03-02", True), ("2026-03-03", False), ("2026-03-04", True)):
+        put_input(s3, "a.csv", csv_bytes(names, X), date=day)
+        if ready:
+            put_input(s3, "_SUCCESS", b"", date=day)
+    code = cli_main(["--json", "batch", "backfill", "--from", "2026-03-01", "--to", "2026-03-04"])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 75
+    assert [(r["date"], r["status"]) for r in rows] == [
+        ("2026-03-01", "succeeded"),
+        ("2026-03-02", "succeeded"),
+        ("2026-03-03", "waiting"),
+    ]
+    assert rows[0]["scored"] == 20 and "upstream marker" in rows[2]["detail"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="modelops-test", Prefix="batch/output/")["Contents"]]
+    assert not any("2026-03-04" in k for k in keys)  # nothing after the date that was not ready
+    put_input(s3, "_SUCCESS", b"", date="2026-03-03")
+    assert cli_main(["--json", "batch", "backfill", "--from", "2026-03-01", "--to", "2026-03-04"]) == 0
+    statuses = [r["status"] for r in json.loads(capsys.readouterr().out)]
+    assert statuses == ["skipped", "skipped", "succeeded", "succeeded"]
+    assert cli_main(["batch", "backfill", "--from", "2026-03-01", "--to", "2026-03-02"]) == 0
+    assert "2 of 2 dates run" in capsys.readouterr().out
+    assert cli_main(["batch", "backfill", "--from", "2026-03-04", "--to", "2026-03-01"]) == 1
+    assert "is after --to" in capsys.readouterr().err
+
+
+def test_row_progress_counts_chunks_and_rows():
+    import numpy as np
+    from modelops.batch.readers import Chunk
+    from modelops.cli.output import RowProgress
+
+    counter = RowProgress("run 2026-03-01")
+    counter.update(Chunk(ids=[b"1"] * 3, matrix=np.zeros((3, 2)), rejected=[(4, "bad")]))
+    counter.update(Chunk(ids=[b"2"] * 2, matrix=np.zeros((2, 2))))
+    assert (counter.rows, counter.rejected, counter.chunks) == (5, 1, 2)
+    assert counter.line().startswith("run 2026-03-01: 5 rows scored, 1 rejected, 2 chunks")

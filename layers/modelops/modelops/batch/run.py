@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from .commit import commit
 from .config import BatchConfig
 from .dates import logical_run_date
 from .part import score_part
+from .readers import Chunk
 from .scoring import Scorer
 from .store import Store
 
@@ -32,7 +34,7 @@ class BatchRunner:
         self.config = config
         self.store = store or Store(config.bucket)
         self.registry = registry or Registry(config.registry or "", s3=self.store.s3)
-        self.on_chunk = None  # optional observer of each parsed chunk (tests, progress)
+        self.on_chunk: Callable[[Chunk], None] | None = None  # optional observer of each parsed chunk (tests, progress)
 
     # ---- model ------------------------------------------------------------------------
     def resolve_version(self) -> str:

@@ -55,3 +55,34 @@ def progress(label: str, total_steps: int):
             print(f"[{state['n']}/{total_steps}] {label}: {name}", file=sys.stderr)
 
     return step
+
+
+class RowProgress:
+    """Live rows-scored counter on stderr for a terminal (one line, rewritten in place); silent otherwise."""
+
+    def __init__(self, label: str):
+        import time
+
+        self.label = label
+        self.rows = self.rejected = self.chunks = 0
+        self._clock = time.monotonic
+        self._started = self._clock()
+        self.live = sys.stderr.isatty()
+
+    def update(self, chunk: Any) -> None:
+        self.rows += len(chunk.matrix)
+        self.rejected += len(chunk.rejected)
+        self.chunks += 1
+        if self.live:
+            print(f"\r{self.line()}   ", end="", file=sys.stderr, flush=True)
+
+    def line(self) -> str:
+        seconds = max(self._clock() - self._started, 1e-9)
+        return (
+            f"{self.label}: {self.rows:,} rows scored, {self.rejected:,} rejected, {self.chunks} chunks, "
+            f"{self.rows / seconds:,.0f} rows/s"
+        )
+
+    def done(self) -> None:
+        if self.live and self.chunks:
+            print(file=sys.stderr)
