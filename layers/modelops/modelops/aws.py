@@ -34,6 +34,11 @@ def error_code(exc: Exception) -> str:
 PRECONDITION_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 
 
+def lost_conditional_write(exc: Exception) -> bool:
+    """True when an If-Match / If-None-Match write was refused because the object changed."""
+    return error_code(exc) in PRECONDITION_CODES
+
+
 @contextlib.contextmanager
 def aws_errors(what: str, bucket: str | None = None) -> Iterator[None]:
     """Turn botocore exceptions into ModelOpsError subclasses with a readable message."""
@@ -55,7 +60,7 @@ def aws_errors(what: str, bucket: str | None = None) -> Iterator[None]:
             raise NotFoundError(f"{what}: bucket '{bucket}' does not exist") from None
         if code in ("NoSuchKey", "404", "NotFound"):
             raise NotFoundError(f"{what}: not found") from None
-        if code in PRECONDITION_CODES:
+        if lost_conditional_write(exc):
             raise ConflictError(f"{what}: changed concurrently by someone else; re-read and retry") from None
         if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
             raise ModelOpsError(f"{what}: access denied ({code})") from None

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .aws import aws_errors, error_code
+from .aws import aws_errors, lost_conditional_write
 from .errors import ConflictError, NotFoundError
 
 DEFAULT_TTL_SECONDS = 20 * 60  # longer than the retrain function's 15-minute Lambda maximum
@@ -93,7 +93,7 @@ class RetrainLock:
                     **condition,
                 )
             except Exception as exc:
-                if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                if lost_conditional_write(exc):
                     raise LockBusy("another retrain changed the lock at the same moment; this one backs off") from None
                 raise
 

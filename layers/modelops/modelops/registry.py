@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifact import GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, LoadedModel, Manifest, load_from_bytes
-from .aws import aws_errors, client, error_code, parse_s3_uri
+from .aws import aws_errors, client, lost_conditional_write, parse_s3_uri
 from .errors import ConflictError, ModelOpsError, NotFoundError
 from .versioning import utc_now_iso
 
@@ -246,7 +246,7 @@ class Registry:
                     **condition,
                 )
             except Exception as exc:
-                if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                if lost_conditional_write(exc):
                     raise ConflictError(f"{what}: another change to {name}@{alias} won the race; not changed") from None
                 raise
         self.record(
