@@ -323,7 +323,7 @@ def test_row_progress_counts_chunks_and_rows():
     from modelops.cli.output import RowProgress
 
     counter = RowProgress("run 2026-03-01")
-    counter.update(Chunk(ids=[b"1"] * 3, matrix=np.zeros((3, 2)), rejected=[(4, "bad")]))
-    counter.update(Chunk(ids=[b"2"] * 2, matrix=np.zeros((2, 2))))
+    counter.update(Chunk(ids=np.full((3, 1), ord("1"), np.uint8), matrix=np.zeros((3, 2)), rejected=[(4, "bad")]))
+    counter.update(Chunk(ids=np.full((2, 1), ord("2"), np.uint8), matrix=np.zeros((2, 2))))
     assert (counter.rows, counter.rejected, counter.chunks) == (5, 1, 2)
     assert counter.line().startswith("run 2026-03-01: 5 rows scored, 1 rejected, 2 chunks")

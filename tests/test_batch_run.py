@@ -195,8 +195,8 @@ def test_failure_in_a_later_part_leaves_earlier_uploads_invisible_then_rerun(s3,
     seen = []
 
     def crash_in_second_object(chunk):
-        seen.append(chunk.ids[0])
-        if chunk.ids[0] == b"r300":
+        seen.append(chunk.id_list()[0])
+        if seen[-1] == b"r300":
             raise RuntimeError("simulated crash")
 
     r.on_chunk = crash_in_second_object

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from modelops.batch.dates import logical_run_date, parse_run_date
 from modelops.batch.events import run_request
-from modelops.batch.readers import CsvParser, line_chunks
+from modelops.batch.readers import CsvParser, line_blocks
 from modelops.batch.scoring import fixed_decimals
 from modelops.errors import InputError
 from modelops.schema import Feature, FeatureSchema
@@ -53,9 +53,9 @@ def test_byte_ranges_own_each_line_exactly_once(trailing_newline):
         got = []
         for start in range(0, len(data), part_bytes):
             stream = io.BytesIO(data[max(start - 1, 0) :])
-            for lines_ in line_chunks(stream, len(data), start, min(len(data), start + part_bytes), 17, read_bytes=50):
-                assert len(lines_) <= 17
-                got += lines_
+            for block in line_blocks(stream, len(data), start, min(len(data), start + part_bytes), 17, read_bytes=50):
+                assert block.endswith(b"\n") and block.count(b"\n") <= 17
+                got += block.split(b"\n")[:-1]
         assert got == lines, part_bytes
 
 
@@ -74,18 +74,18 @@ def test_bulk_parse_matches_float_and_isolates_bad_lines():
     lines = text.getvalue().encode().split(b"\n")[:-1]
     lines[1234] = b"1234,1.0,oops,2.0"
     lines[4321] = b"4321,1.0,2.0"
-    chunk = _parser(names, ["id", "c", "a", "b"]).parse(lines, first_line=2)
+    chunk = _parser(names, ["id", "c", "a", "b"]).parse(b"\n".join(lines) + b"\n", first_line=2)
     keep = [i for i in range(5000) if i not in (1234, 4321)]
     # columns come back in schema order (a, b, c) although the file has c first
     np.testing.assert_array_equal(chunk.matrix, X[keep][:, [1, 2, 0]])
-    assert chunk.ids == [str(i).encode() for i in keep]
+    assert chunk.id_list() == [str(i).encode() for i in keep]
     assert chunk.rejected == [(1236, "column 'a': 'oops' is not a number"), (4323, "expected 4 fields, found 3")]
 
 
 def test_parse_when_id_column_is_not_first():
-    chunk = _parser(["a", "b"], ["a", "id", "b"]).parse([b"1.5,x1,2\r", b'-3,"x,2",4e2\r'], first_line=2)
+    chunk = _parser(["a", "b"], ["a", "id", "b"]).parse(b'1.5,x1,2\r\n-3,"x,2",4e2\r\n', first_line=2)
     np.testing.assert_array_equal(chunk.matrix, [[1.5, 2.0], [-3.0, 400.0]])
-    assert chunk.ids == [b"x1", b'"x,2"']
+    assert chunk.id_list() == [b"x1", b'"x,2"']
 
 
 def test_fixed_decimals_are_six_place_probabilities():

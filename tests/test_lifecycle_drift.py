@@ -97,6 +97,38 @@ def test_accumulator_merge_equals_single_pass():
     assert a.psi_by_feature()["x"] == pytest.approx(one.psi_by_feature()["x"])
 
 
+def test_accumulator_bins_many_features_at_once_like_one_column_at_a_time():
+    rng = np.random.default_rng(2)
+    train = np.column_stack([rng.normal(size=4000), rng.integers(0, 3, 4000), rng.exponential(size=4000)])
+    names = ["normal", "three_values", "skewed"]
+    baseline = {n: drift.numeric_baseline(train[:, j]) for j, n in enumerate(names)}
+    assert len(baseline["three_values"]["edges"]) < len(baseline["normal"]["edges"])  # padded edge rows
+    data = np.column_stack([rng.normal(0.2, 1, 5000), rng.integers(0, 4, 5000), rng.exponential(2, 5000)])
+    data[:50, 0] = baseline["normal"]["edges"][3]  # values exactly on an edge go to the lower bin
+    acc = drift.DriftAccumulator(baseline, names)
+    acc.add(data[:1234])
+    acc.add(data[1234:])
+    for j, name in enumerate(names):
+        assert acc.counts[name].tolist() == drift.numeric_counts(data[:, j], baseline[name]["edges"]).tolist()
+    # a chunk with non-finite values takes the per-column path, which leaves them out
+    data[0, 0], data[1, 2] = np.nan, np.inf
+    other = drift.DriftAccumulator(baseline, names)
+    other.add(data)
+    assert other.counts["normal"].sum() == 4999 and other.counts["three_values"].sum() == 5000
+    assert other.counts["skewed"].tolist() == drift.numeric_counts(data[:, 2], baseline["skewed"]["edges"]).tolist()
+
+
+def test_accumulator_mixed_numeric_and_categorical_columns():
+    base = {
+        "x": drift.numeric_baseline(np.arange(100.0)),
+        "c": drift.categorical_baseline(np.array(["a", "b"] * 50, dtype=object)),
+    }
+    acc = drift.DriftAccumulator(base, ["c", "x"])
+    acc.add(np.array([["a", 5.0], ["z", 95.0], ["b", 50.0]], dtype=object))
+    assert acc.counts["c"].tolist() == [1, 1, 1]
+    assert acc.counts["x"].tolist() == drift.numeric_counts(np.array([5.0, 95.0, 50.0]), base["x"]["edges"]).tolist()
+
+
 def test_drift_report_from_captured_requests_flags_the_shifted_feature(classifier_dir):
     manifest = Manifest.from_json((classifier_dir / "manifest.json").read_bytes())
     from modelops.dataset import load_builtin

@@ -67,7 +67,11 @@ def baseline_for(values: np.ndarray, dtype: str) -> dict[str, Any]:
 
 
 class DriftAccumulator:
-    """Counts values per baseline bin over many chunks, so drift needs no second pass."""
+    """Counts values per baseline bin over many chunks, so drift needs no second pass.
+
+    Numeric features are binned together: one comparison of the whole chunk per edge rank (a few
+    vectorised passes) instead of a binary search per value, which is several times faster for wide inputs.
+    """
 
     def __init__(self, baseline: dict[str, dict[str, Any]], feature_names: list[str] | tuple[str, ...]):
         self.names = list(feature_names)
@@ -80,16 +84,40 @@ class DriftAccumulator:
             self.counts[name] = np.zeros(size, dtype=np.int64)
             if base["kind"] == "numeric":
                 self._edges[name] = np.asarray(base["edges"], dtype=np.float64)
+        self._numeric = [j for j, name in enumerate(self.names) if name in self._edges]
+        width = max((self._edges[self.names[j]].size for j in self._numeric), default=0)
+        # one row of edges per numeric feature, padded with +inf: a padded edge's bin stays empty
+        self._edge_grid = np.full((len(self._numeric), width), np.inf)
+        for row, j in enumerate(self._numeric):
+            edges = self._edges[self.names[j]]
+            self._edge_grid[row, : edges.size] = edges
 
     def add(self, matrix: np.ndarray) -> None:
-        for j, name in enumerate(self.names):
-            column = matrix[:, j]
-            if name in self._edges:
-                self.counts[name] += numeric_counts(column, self._edges[name])
-            else:
-                self.counts[name] += categorical_counts(column, self.baseline[name]["categories"])
+        self.merge(self.bin_counts(matrix))
 
-    def merge(self, other_counts: dict[str, list[int]]) -> None:
+    def bin_counts(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        """The counts of one chunk, without touching the totals (safe to call from several threads)."""
+        out = self._numeric_counts(matrix) if self._numeric else {}
+        for j, name in enumerate(self.names):
+            if name not in self._edges:
+                out[name] = categorical_counts(matrix[:, j], self.baseline[name]["categories"])
+        return out
+
+    def _numeric_counts(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        columns = matrix if len(self._numeric) == matrix.shape[1] else matrix[:, self._numeric]
+        values = np.ascontiguousarray(np.asarray(columns, dtype=np.float64).T)  # one feature per row
+        names = [self.names[j] for j in self._numeric]
+        if not np.isfinite(values).all():  # rare: per-column counting drops the non-finite values
+            return {name: numeric_counts(values[row], self._edges[name]) for row, name in enumerate(names)}
+        # at_most[k, f] = values of feature f <= its k-th edge; bin counts are the differences
+        at_most = np.empty((self._edge_grid.shape[1] + 1, len(names)), dtype=np.int64)
+        for k in range(self._edge_grid.shape[1]):
+            at_most[k] = np.count_nonzero(values <= self._edge_grid[:, k, None], axis=1)
+        at_most[-1] = values.shape[1]
+        counts = np.diff(at_most, axis=0, prepend=0)
+        return {name: counts[: self.counts[name].size, row] for row, name in enumerate(names)}
+
+    def merge(self, other_counts: dict[str, list[int]] | dict[str, np.ndarray]) -> None:
         for name, counts in other_counts.items():
             self.counts[name] += np.asarray(counts, dtype=np.int64)
 

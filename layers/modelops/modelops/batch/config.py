@@ -27,6 +27,11 @@ def _int(name: str, value: str | None, default: int) -> int:
     return number
 
 
+def _count(name: str, value: str | None, default: int) -> int:
+    """Like _int, but 0 is allowed."""
+    return 0 if value is not None and value.strip() == "0" else _int(name, value, default)
+
+
 @dataclass(frozen=True)
 class BatchConfig:
     bucket: str
@@ -43,6 +48,7 @@ class BatchConfig:
     inline_max_bytes: int = 1024**3
     part_bytes: int = 256 * 1024**2
     prefetch: int = 1  # chunks parsed ahead in a background thread; 0 = parse and score in turn
+    score_workers: int = 0  # threads scoring chunks side by side; 0 = one per available CPU
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> BatchConfig:
@@ -65,9 +71,10 @@ class BatchConfig:
                 "MODELOPS_BATCH_INLINE_MAX_BYTES", env.get("MODELOPS_BATCH_INLINE_MAX_BYTES"), cls.inline_max_bytes
             ),
             part_bytes=_int("MODELOPS_BATCH_PART_BYTES", env.get("MODELOPS_BATCH_PART_BYTES"), cls.part_bytes),
-            prefetch=0
-            if env.get("MODELOPS_BATCH_PREFETCH") == "0"
-            else _int("MODELOPS_BATCH_PREFETCH", env.get("MODELOPS_BATCH_PREFETCH"), cls.prefetch),
+            prefetch=_count("MODELOPS_BATCH_PREFETCH", env.get("MODELOPS_BATCH_PREFETCH"), cls.prefetch),
+            score_workers=_count(
+                "MODELOPS_BATCH_SCORE_WORKERS", env.get("MODELOPS_BATCH_SCORE_WORKERS"), cls.score_workers
+            ),
         )
         config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
         config.check()

@@ -6,8 +6,9 @@ stats last, so a stats file means the part is complete. A retried part starts a 
 its stats; the commit completes only the uploads named in the stats and aborts the rest, so retries
 never duplicate rows.
 
-Memory: the read buffer, at most three chunks of lines (one parsing, one queued, one scoring) and two
-upload parts, whatever the input size.
+Chunks are parsed one step ahead in a background thread and scored on one worker thread per CPU.
+Memory: the read buffer, at most (2 + workers) chunks (one parsing, one queued, the rest scoring) and
+two upload parts, whatever the input size.
 """
 
 from __future__ import annotations
@@ -15,19 +16,23 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
+from ..artifact import Manifest
 from ..aws import aws_errors
 from ..drift import DriftAccumulator
 from ..errors import ModelOpsError
+from ..schema import FeatureSchema
 from .config import BatchConfig
 from .prefetch import prefetched
-from .readers import Chunk, CsvParser, JsonLinesParser, csv_field, line_chunks, read_header
+from .readers import ByteStream, Chunk, CsvParser, JsonLinesParser, Unread, csv_field, line_blocks, read_header
 from .scoring import Scorer
 from .store import Store
+from .workers import ordered_map, worker_count
 from .writer import MultipartWriter
 
 REJECTED_HEADER = b"object,line,reason\n"
@@ -59,6 +64,14 @@ class ObjectStream:
                 self._body.close()
 
 
+@dataclass
+class ScoredChunk:
+    chunk: Chunk
+    body: bytes  # prediction lines
+    feature_counts: dict[str, np.ndarray] | None  # drift bin counts of this chunk
+    prediction_counts: dict[str, np.ndarray] | None
+
+
 def predictions_key(config: BatchConfig, run_date: str, index: int) -> str:
     return config.output_folder(run_date) + f"predictions/part-{index:05d}.csv"
 
@@ -74,66 +87,96 @@ def part_keys(config: BatchConfig, run_date: str, attempt: str, index: int) -> d
     }
 
 
+@dataclass
+class Source:
+    stream: ByteStream  # positioned where line_blocks expects it: the byte before `start`
+    start: int  # first byte of the part's lines
+    parser: CsvParser | JsonLinesParser
+    first_line: int  # line number of the part's first line (2 after a CSV header)
+
+
+def open_input(
+    stack: contextlib.ExitStack, store: Store, part: dict[str, Any], schema: FeatureSchema, id_columns: tuple[str, ...]
+) -> Source:
+    """One streamed GET for the part. A CSV part at the start of its object reads the header from that same
+    stream; a later byte range reads the header with a small GET of its own."""
+    key, etag, size, where = part["key"], part["etag"], part["size"], store.uri(part["key"])
+    start = part["start"]
+    if part["format"] != "csv":
+        body = stack.enter_context(ObjectStream(store, key, etag, max(start - 1, 0)))
+        return Source(body, start, JsonLinesParser(schema, id_columns), 1)
+    if start == 0:
+        body = stack.enter_context(ObjectStream(store, key, etag, 0))
+        header, data_start, head = read_header(body, size, where)
+        parser = CsvParser(header, schema, id_columns, where)
+        # put back what the header read took past the byte before the data
+        return Source(Unread(head[max(data_start - 1, 0) :], body), data_start, parser, 2)
+    with ObjectStream(store, key, etag, 0) as first_bytes:
+        header, _, _ = read_header(first_bytes, size, where)
+    body = stack.enter_context(ObjectStream(store, key, etag, start - 1))
+    return Source(body, start, CsvParser(header, schema, id_columns, where), 1)
+
+
 def score_part(
     config: BatchConfig,
     store: Store,
     run: dict[str, Any],
     part: dict[str, Any],
-    scorer: Scorer,
+    manifest: Manifest,
+    load_scorer: Callable[[], Scorer],
     on_chunk: Callable[[Chunk], None] | None = None,
 ) -> dict[str, Any]:
+    """The input is opened and parsed in a background thread from the start, so reading the first chunk
+    overlaps with loading the model (`load_scorer`); `manifest` is that model's manifest."""
     started = time.perf_counter()
     keys = part_keys(config, run["run_date"], run["attempt"], part["index"])
-    key, etag, size = part["key"], part["etag"], part["size"]
-    where = store.uri(key)
-
-    def fetch(start: int, end: int) -> bytes:
-        return store.get_range(key, etag, start, end)
-
-    manifest = scorer.manifest
+    key, size = part["key"], part["size"]
     schema = manifest.schema
-    if part["format"] == "csv":
-        header, data_start = read_header(fetch, size, where)
-        parser: CsvParser | JsonLinesParser = CsvParser(header, schema, config.id_columns, where)
-        first_line, line_count = (2, 1) if part["start"] == 0 else (1, 0)
-        start = data_start if part["start"] == 0 else part["start"]
-    else:
-        parser = JsonLinesParser(schema, config.id_columns)
-        first_line, line_count, start = 1, 0, part["start"]
-    stream_from = start - 1 if start > 0 else start
-    stream = ObjectStream(store, key, etag, stream_from)
-    features = DriftAccumulator(manifest.baseline, schema.names) if schema.names[0] in manifest.baseline else None
+    tracked_features = schema.names[0] in manifest.baseline and schema.all_numeric
+    features = DriftAccumulator(manifest.baseline, schema.names) if tracked_features else None
     prediction = DriftAccumulator(manifest.baseline, [PREDICTION]) if PREDICTION in manifest.baseline else None
 
     def parsed() -> Iterator[Chunk]:
-        first = first_line
-        for lines in line_chunks(stream, size, start, part["end"], config.chunk_rows):
-            chunk = parser.parse(lines, first)
-            first += chunk.lines
-            yield chunk
+        with contextlib.ExitStack() as inputs:
+            source = open_input(inputs, store, part, schema, config.id_columns)
+            first = source.first_line
+            for block in line_blocks(source.stream, size, source.start, part["end"], config.chunk_rows):
+                chunk = source.parser.parse(block, first)
+                first += chunk.lines
+                yield chunk
 
     scored = rejected = chunks = peak_rows = 0
-    with (
-        stream,
-        contextlib.closing(prefetched(parsed(), config.prefetch)) as parsed_chunks,
-        MultipartWriter(store.s3, store.bucket, keys["predictions"], deferred=True) as out,
-        MultipartWriter(store.s3, store.bucket, keys["rejected"]) as bad,
-    ):
+    line_count = 1 if part["format"] == "csv" and part["start"] == 0 else 0  # the header line
+    with contextlib.ExitStack() as stack:
+        parsed_chunks = stack.enter_context(contextlib.closing(prefetched(parsed(), config.prefetch)))
+        scorer = load_scorer()
+
+        def score_chunk(chunk: Chunk) -> ScoredChunk:
+            """Runs on a scoring worker: everything here is per chunk; totals are kept by the caller."""
+            body, tracked = scorer.score(chunk.ids, chunk.matrix, bool(config.id_columns))
+            feature_counts = features.bin_counts(chunk.matrix) if features and len(chunk.matrix) else None
+            prediction_counts = prediction.bin_counts(tracked.reshape(-1, 1)) if prediction and len(tracked) else None
+            return ScoredChunk(chunk, body, feature_counts, prediction_counts)
+
+        workers = worker_count(config.score_workers)
+        results = stack.enter_context(contextlib.closing(ordered_map(score_chunk, parsed_chunks, workers)))
+        out = stack.enter_context(MultipartWriter(store.s3, store.bucket, keys["predictions"], deferred=True))
+        bad = stack.enter_context(MultipartWriter(store.s3, store.bucket, keys["rejected"]))
         out.write(scorer.header(config.id_columns))
         bad.write(REJECTED_HEADER)
-        for chunk in parsed_chunks:
+        for result in results:
+            chunk = result.chunk
             chunks += 1
             peak_rows = max(peak_rows, chunk.lines)
             line_count += chunk.lines
-            body, tracked = scorer.score(chunk.ids, chunk.matrix, bool(config.id_columns))
-            out.write(body)
+            out.write(result.body)
             if chunk.rejected:
                 obj = csv_field(key)
                 bad.write("".join(f"{obj},{line},{csv_field(reason)}\n" for line, reason in chunk.rejected).encode())
-            if features is not None and len(chunk.matrix) and schema.all_numeric:
-                features.add(np.asfortranarray(chunk.matrix))  # contiguous columns: faster binning
-            if prediction is not None and len(tracked):
-                prediction.add(tracked.reshape(-1, 1))
+            if features is not None and result.feature_counts:
+                features.merge(result.feature_counts)
+            if prediction is not None and result.prediction_counts:
+                prediction.merge(result.prediction_counts)
             scored += len(chunk.matrix)
             rejected += len(chunk.rejected)
             if on_chunk is not None:
@@ -141,7 +184,7 @@ def score_part(
     stats = {
         "index": part["index"],
         "key": key,
-        "etag": etag,
+        "etag": part["etag"],
         "piece": part.get("piece", 0),
         "rows_read": scored + rejected,
         "rows_scored": scored,

@@ -41,6 +41,10 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Generator[T, None, None]:
             offer((_END, None))
         except BaseException as exc:  # handed to the consumer, which re-raises it
             offer((_END, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:  # a generator releases what it holds (an open stream) in this thread
+                close()
 
     worker = threading.Thread(target=produce, name="batch-prefetch", daemon=True)
     worker.start()

@@ -1,12 +1,16 @@
-"""Streaming readers: an object's byte range -> chunks of at most N rows -> (ids, feature matrix, rejects).
+"""Streaming readers: an object's byte range -> blocks of at most N whole lines -> (ids, features, rejects).
 
-Memory is set by the chunk size: only the current read buffer and chunk of lines are held. A part is read with one ranged, streamed GET; a byte-range part owns the lines that *start* inside its
-range (the first partial line belongs to the previous part, the last line is read to its end).
+Memory is set by the chunk size: only the current read and one block of lines are held. A part is read
+with one ranged, streamed GET; a byte-range part owns the lines that *start* inside its range (the first
+partial line belongs to the previous part, the last line is read to its end).
 
-CSV numbers are parsed in bulk: the numeric fields of about a thousand lines are joined into one JSON
-array text and parsed by orjson (JSON numbers are a subset of Python float syntax, so the values
-are identical to float()). A sub-block that is not plain numbers is split in halves until the bad
-lines are isolated and parsed one by one, which names the reason for each rejected line.
+A block is one bytes object of whole lines, each ending with a newline. CSV blocks are parsed in bulk
+(batch.bulkcsv: no Python object per line or value) in sub-blocks of about a megabyte; a sub-block that
+does not qualify is split in halves until the bad lines are isolated and parsed one by one, which names
+the reason for each rejected line.
+
+Ids travel as a zero-padded byte matrix (one row per scored row), so output lines are assembled with
+array operations too. CSV text never contains NUL bytes: lines with one are rejected.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import gc
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Protocol
 
 import numpy as np
@@ -25,29 +28,50 @@ import orjson
 
 from ..errors import InputError
 from ..schema import FeatureSchema
+from .bulkcsv import BulkCsv
 
 READ_BYTES = 8 * 1024**2
 HEADER_MAX_BYTES = 1024**2
-FAST_LINES = 1024  # lines per bulk parse: large enough to amortise, small enough to stay in cache
+SUB_BLOCK_BYTES = 1024**2  # bulk parsing granularity: large enough to amortise, small enough to stay in cache
 SLOW_LINES = 64  # below this a failing sub-block is parsed line by line
-_NUMBER_BYTES = b"0123456789.eE+-,"
 _MISSING = object()
 
 Fetch = Callable[[int, int], bytes]  # (start, end) -> bytes [start, end)
 
 
+def padded_ids(ids: list[bytes]) -> np.ndarray:
+    """Id texts as an (n, width) uint8 matrix, zero-padded on the right."""
+    if not ids:
+        return np.zeros((0, 0), dtype=np.uint8)
+    fixed = np.array(ids, dtype=bytes)  # numpy pads fixed-width byte strings with NULs
+    return fixed.view(np.uint8).reshape(len(ids), fixed.dtype.itemsize)
+
+
+def stack_ids(parts: list[np.ndarray]) -> np.ndarray:
+    width = max((p.shape[1] for p in parts), default=0)
+    out = np.zeros((sum(len(p) for p in parts), width), dtype=np.uint8)
+    row = 0
+    for p in parts:
+        out[row : row + len(p), : p.shape[1]] = p
+        row += len(p)
+    return out
+
+
 @dataclass
 class Chunk:
-    ids: list[bytes]  # CSV-encoded id field(s) per scored row
+    ids: np.ndarray  # (scored rows, width) uint8: each row's CSV-encoded id field(s), zero-padded
     matrix: np.ndarray  # scored rows x features, in schema order
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
     lines: int = 0  # lines consumed, blank ones included
 
+    def id_list(self) -> list[bytes]:
+        return [bytes(row).rstrip(b"\0") for row in self.ids]
+
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """Parsing allocates millions of short-lived floats and lists but no reference cycles; the cyclic
-    collector would otherwise rescan them over and over (it halves parse throughput)."""
+    """Parsing allocates many short-lived objects but no reference cycles; the cyclic collector would
+    otherwise rescan them over and over."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -61,64 +85,80 @@ class ByteStream(Protocol):
     def read(self, n: int) -> bytes: ...
 
 
-def line_chunks(
-    stream: ByteStream, size: int, start: int, end: int, chunk_rows: int, read_bytes: int = READ_BYTES
-) -> Iterator[list[bytes]]:
-    """Lists of at most `chunk_rows` lines (without their newline): the lines starting in [start, end).
+def owned_bytes(stream: ByteStream, size: int, start: int, end: int, read_bytes: int = READ_BYTES) -> Iterator[bytes]:
+    """The bytes of the lines starting in [start, end), in pieces as read; the last piece ends with a newline.
 
     `stream` reads the object from byte max(start - 1, 0) on; reading stops once the last owned line is
-    complete, so only one read buffer plus one chunk of lines is ever held.
+    complete.
     """
-    pos = start - 1 if start > 0 else start
-    skip_partial = start > 0
-    buf = b""
-    done = False
-    newlines = 0  # in buf, counted once per read
-    while not done:
-        if pos < size:
-            data = stream.read(min(read_bytes, size - pos))
-            if not data:
-                raise InputError(f"object ended early at byte {pos} of {size}")
-            pos += len(data)
-            buf += data
-            newlines += data.count(b"\n")
-        at_eof = pos >= size
+    pos = start - 1 if start > 0 else start  # object offset of the next byte read
+    skip_partial = start > 0  # through the first newline: that line started in the previous range
+    last = b"\n"
+    while pos < size:
+        data = stream.read(min(read_bytes, size - pos))
+        if not data:
+            raise InputError(f"object ended early at byte {pos} of {size}")
+        offset, pos = pos, pos + len(data)
         if skip_partial:
-            i = buf.find(b"\n")
+            i = data.find(b"\n")
             if i < 0:
-                if at_eof:
-                    return
                 continue
-            buf, skip_partial = buf[i + 1 :], False
-            newlines -= 1
+            data, offset, skip_partial = data[i + 1 :], offset + i + 1, False
+            if end < size and offset >= end:
+                return  # no line starts inside the range
         if end < size:
-            rel = end - 1 - (pos - len(buf))  # buf ends at pos until the owned range is cut
-            if rel < 0:
-                buf, newlines, done = b"", 0, True
-            else:
-                j = buf.find(b"\n", rel)
-                if j >= 0:
-                    buf, done = buf[: j + 1], True
-                    newlines = buf.count(b"\n")
-        if at_eof and not done:
-            if buf and not buf.endswith(b"\n"):
-                buf += b"\n"
-                newlines += 1
-            done = True
-        while newlines >= chunk_rows:
-            lines = buf.split(b"\n", chunk_rows)
-            buf = lines.pop()
-            newlines -= chunk_rows
-            yield lines
-    if buf:
-        lines = buf.split(b"\n")
-        lines.pop()
-        yield lines
+            j = data.find(b"\n", max(end - 1 - offset, 0))  # the newline ending the last owned line
+            if j >= 0:
+                yield data[: j + 1]
+                return
+        if data:
+            last = data[-1:]
+            yield data
+    if last != b"\n" and not skip_partial:
+        yield b"\n"
 
 
-def read_header(fetch: Fetch, size: int, where: str) -> tuple[list[str], int]:
-    """The CSV header's column names and the byte offset where data starts."""
-    head = fetch(0, min(size, HEADER_MAX_BYTES)) if size else b""
+def line_blocks(
+    stream: ByteStream, size: int, start: int, end: int, chunk_rows: int, read_bytes: int = READ_BYTES
+) -> Iterator[bytes]:
+    """Blocks of at most `chunk_rows` whole lines (each ending with a newline): the lines starting in
+    [start, end). Only the read piece in which a block ends is scanned for newline positions."""
+    held: list[bytes] = []
+    lines = 0
+    for piece in owned_bytes(stream, size, start, end, read_bytes):
+        count = piece.count(b"\n")
+        used = taken = 0  # bytes and newlines of this piece already in a yielded block
+        newlines: np.ndarray | None = None
+        while lines + count - taken >= chunk_rows:
+            if newlines is None:
+                newlines = np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == ord("\n"))
+            need = chunk_rows - lines
+            cut = int(newlines[taken + need - 1]) + 1
+            held.append(piece[used:cut])
+            yield b"".join(held)
+            held, lines, used, taken = [], 0, cut, taken + need
+        if used < len(piece):
+            held.append(piece[used:] if used else piece)
+            lines += count - taken
+    if held:
+        yield b"".join(held)
+
+
+HEADER_READ_BYTES = 64 * 1024
+
+
+def read_header(stream: ByteStream, size: int, where: str) -> tuple[list[str], int, bytes]:
+    """The CSV header's column names, the byte offset where data starts, and the bytes read for it.
+
+    `stream` reads the object from its first byte; it is read only as far as the header's newline (in
+    small pieces), so the same stream can go on to deliver the data.
+    """
+    head = b""
+    while b"\n" not in head and len(head) < min(size, HEADER_MAX_BYTES):
+        piece = stream.read(min(HEADER_READ_BYTES, size - len(head)))
+        if not piece:
+            raise InputError(f"{where}: object ended early at byte {len(head)} of {size}")
+        head += piece
     end = head.find(b"\n")
     if end < 0 and len(head) < size:
         raise InputError(f"{where}: header line is longer than {HEADER_MAX_BYTES} bytes")
@@ -130,7 +170,20 @@ def read_header(fetch: Fetch, size: int, where: str) -> tuple[list[str], int]:
     if not text.strip():
         raise InputError(f"{where}: no CSV header line")
     names = [n.strip() for n in next(csv.reader([text]))]
-    return names, (len(head) if end < 0 else end + 1)
+    return names, (len(head) if end < 0 else end + 1), head
+
+
+class Unread:
+    """A stream with bytes already read put back in front of it."""
+
+    def __init__(self, prefix: bytes, stream: ByteStream):
+        self.prefix, self.stream = prefix, stream
+
+    def read(self, n: int) -> bytes:
+        if not self.prefix:
+            return self.stream.read(n)
+        out, self.prefix = self.prefix[:n], self.prefix[n:]
+        return out
 
 
 def csv_field(text: str) -> str:
@@ -156,80 +209,70 @@ class CsvParser:
         self.names = schema.names
         self.feature_idx = [header.index(n) for n in schema.names]
         self.id_idx = [header.index(c) for c in id_columns]
-        others = sorted(set(range(self.ncols)) - set(self.feature_idx))
-        # Fast path when non-feature columns (ids, extras) all come first: split them off, parse the rest.
-        self.lead = len(others) if others == list(range(len(others))) and schema.all_numeric else None
-        if self.lead is not None:
-            self.rest_order = [j - self.lead for j in self.feature_idx]
+        self.bulk = self._bulk_layout()
 
-    def parse(self, lines: list[bytes], first_line: int) -> Chunk:
-        if lines and lines[0].endswith(b"\r"):  # CRLF line endings
-            lines = [line.removesuffix(b"\r") for line in lines]
-        ids: list[bytes] = []
+    def _bulk_layout(self) -> BulkCsv | None:
+        """Bulk parsing needs numeric features after all other columns, and the id columns side by side
+        in header order among those leading columns."""
+        others = sorted(set(range(self.ncols)) - set(self.feature_idx))
+        lead = len(others)
+        if not self.schema.all_numeric or others != list(range(lead)):
+            return None
+        first = self.id_idx[0] if self.id_idx else 0
+        if self.id_idx != list(range(first, first + len(self.id_idx))) or first + len(self.id_idx) > lead:
+            return None
+        return BulkCsv(self.ncols, lead, (first, first + len(self.id_idx)), self.feature_idx)
+
+    def parse(self, block: bytes, first_line: int) -> Chunk:
+        if b"\r" in block:  # CRLF line endings
+            block = block.replace(b"\r\n", b"\n")
+        ids: list[np.ndarray] = []
         mats: list[np.ndarray] = []
         rejected: list[tuple[int, str]] = []
+        line = first_line
         with gc_paused():
-            for s in range(0, len(lines), FAST_LINES):
-                self._parse(lines[s : s + FAST_LINES], first_line + s, ids, mats, rejected)
-        width = len(self.names)
-        matrix = np.concatenate(mats) if mats else np.zeros((0, width))
-        return Chunk(ids, matrix, rejected, len(lines))
+            pos = 0
+            while pos < len(block):
+                cut = block.find(b"\n", pos + SUB_BLOCK_BYTES) + 1 or len(block)
+                line += self._parse(block[pos:cut], line, ids, mats, rejected)
+                pos = cut
+        dtype = np.float64 if self.schema.all_numeric else object
+        matrix = np.concatenate(mats) if mats else np.zeros((0, len(self.names)), dtype=dtype)
+        return Chunk(stack_ids(ids), matrix, rejected, line - first_line)
 
     def _parse(
-        self, lines: list[bytes], line0: int, ids: list[bytes], mats: list[np.ndarray], rejected: list[tuple[int, str]]
-    ) -> None:
-        if self.lead is not None and self._fast(lines, ids, mats):
-            return
-        if len(lines) > SLOW_LINES:
-            half = len(lines) // 2
-            self._parse(lines[:half], line0, ids, mats, rejected)
-            self._parse(lines[half:], line0 + half, ids, mats, rejected)
-            return
-        rows = []
-        for i, raw in enumerate(lines):
-            values = self._slow_line(raw, line0 + i, ids, rejected)
+        self, block: bytes, line0: int, ids: list[np.ndarray], mats: list[np.ndarray], rejected: list[tuple[int, str]]
+    ) -> int:
+        """Parse whole lines; returns how many were consumed."""
+        if self.bulk is not None:
+            result = self.bulk.parse(block)
+            if result is not None:
+                ids.append(result[0])
+                mats.append(result[1])
+                return len(result[1])
+        lines = block.count(b"\n")
+        if lines > SLOW_LINES:
+            mid = block.find(b"\n", len(block) // 2)
+            if mid == len(block) - 1:
+                mid = block.rfind(b"\n", 0, len(block) // 2)
+            if mid >= 0:
+                done = self._parse(block[: mid + 1], line0, ids, mats, rejected)
+                return done + self._parse(block[mid + 1 :], line0 + done, ids, mats, rejected)
+        rows, row_ids = [], []
+        for i, raw in enumerate(block.split(b"\n")[:lines]):
+            values = self._slow_line(raw, line0 + i, row_ids, rejected)
             if values is not None:
                 rows.append(values)
         if rows:
+            ids.append(padded_ids(row_ids))
             mats.append(np.array(rows, dtype=np.float64 if self.schema.all_numeric else object))
-
-    def _fast(self, lines: list[bytes], ids: list[bytes], mats: list[np.ndarray]) -> bool:
-        lead = self.lead
-        if lead:
-            parts = [line.split(b",", lead) for line in lines]
-            if any(len(p) <= lead for p in parts):
-                return False
-            rest = [p[lead] for p in parts]
-        else:
-            rest = lines
-        width = self.ncols - (lead or 0)
-        # one flat JSON array is cheaper than a list per row; the per-line separator count keeps rows aligned
-        if any(c != width - 1 for c in map(bytes.count, rest, repeat(b","))):
-            return False
-        blob = b",".join(rest)
-        if b'"' in blob or blob.translate(None, _NUMBER_BYTES):
-            return False
-        try:
-            values = orjson.loads(b"[" + blob + b"]")
-            matrix = np.array(values, dtype=np.float64)
-        except (orjson.JSONDecodeError, ValueError, TypeError):
-            return False
-        if matrix.shape != (len(lines) * width,):
-            return False
-        matrix = matrix.reshape(len(lines), width)[:, self.rest_order]
-        if not np.isfinite(matrix).all():
-            return False
-        if self.id_idx == [0] and lead == 1:
-            ids.extend(p[0] for p in parts)
-        elif self.id_idx:
-            ids.extend(b",".join([p[i] for i in self.id_idx]) for p in parts)
-        else:
-            ids.extend([b""] * len(lines))
-        mats.append(matrix)
-        return True
+        return lines
 
     def _slow_line(self, raw: bytes, line: int, ids: list[bytes], rejected: list[tuple[int, str]]) -> list | None:
         if not raw.strip():
+            return None
+        if b"\0" in raw:
+            rejected.append((line, "line contains a NUL byte"))
             return None
         try:
             text = raw.decode("utf-8")
@@ -272,7 +315,9 @@ class JsonLinesParser:
         self.schema = schema
         self.id_columns = id_columns
 
-    def parse(self, lines: list[bytes], first_line: int) -> Chunk:
+    def parse(self, block: bytes, first_line: int) -> Chunk:
+        lines = block.split(b"\n")
+        lines.pop()  # after the last newline
         ids: list[bytes] = []
         rows: list[list] = []
         rejected: list[tuple[int, str]] = []
@@ -281,7 +326,7 @@ class JsonLinesParser:
                 self._line(raw, first_line + i, ids, rows, rejected)
         dtype = np.float64 if self.schema.all_numeric else object
         matrix = np.array(rows, dtype=dtype) if rows else np.zeros((0, len(self.schema.names)), dtype=dtype)
-        return Chunk(ids, matrix, rejected, len(lines))
+        return Chunk(padded_ids(ids), matrix, rejected, len(lines))
 
     def _line(self, raw: bytes, line: int, ids: list[bytes], rows: list[list], rejected: list[tuple[int, str]]) -> None:
         try:
@@ -313,7 +358,11 @@ class JsonLinesParser:
             if value is _MISSING:
                 rejected.append((line, f"missing id field '{c}'"))
                 return
-            id_values.append(csv_field(id_text(value)))
+            text = id_text(value)
+            if "\0" in text:
+                rejected.append((line, f"id field '{c}' contains a NUL character"))
+                return
+            id_values.append(csv_field(text))
         ids.append(",".join(id_values).encode())
         rows.append(values)
 

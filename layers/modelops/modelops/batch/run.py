@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ..artifact import LoadedModel
+from ..artifact import LoadedModel, Manifest
 from ..registry import CHAMPION, Registry
 from ..versioning import utc_now_iso
 from . import deps, plan
@@ -49,6 +49,10 @@ class BatchRunner:
             _MODELS.clear()
             _MODELS[key] = self.registry.load(model["name"], model["version"])
         return Scorer(_MODELS[key])
+
+    def model_manifest(self, model: dict[str, str]) -> Manifest:
+        loaded = _MODELS.get((self.registry.uri, model["name"], model["version"]))
+        return loaded.manifest if loaded else self.registry.manifest(model["name"], model["version"])
 
     # ---- steps ------------------------------------------------------------------------
     def default_date(self, now: dt.datetime | None = None) -> str:
@@ -90,7 +94,9 @@ class BatchRunner:
         return orjson.loads(self.store.get(run["parts_key"]))
 
     def score_part(self, run: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
-        stats = score_part(self.config, self.store, run, part, self.scorer(run["model"]), self.on_chunk)
+        model = run["model"]
+        manifest = self.model_manifest(model)
+        stats = score_part(self.config, self.store, run, part, manifest, lambda: self.scorer(model), self.on_chunk)
         return {k: stats[k] for k in ("index", "rows_read", "rows_scored", "rows_rejected", "chunks", "seconds")}
 
     def commit(self, run: dict[str, Any]) -> dict[str, Any]:

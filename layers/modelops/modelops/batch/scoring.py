@@ -9,22 +9,25 @@ from __future__ import annotations
 import numpy as np
 
 from ..artifact import LoadedModel
-from .readers import csv_field
+from .readers import csv_field, padded_ids
 
 DECIMALS = 6
 _SCALE = 10**DECIMALS
-_PLACES = 10 ** np.arange(DECIMALS - 1, -1, -1, dtype=np.int64)
+# the three ASCII digits of 0..999: six decimals are two lookups, not six divisions
+_THREE_DIGITS = np.array([[48 + d // 100, 48 + d // 10 % 10, 48 + d % 10] for d in range(1000)], dtype=np.uint8)
 
 
 def fixed_decimals(values: np.ndarray) -> np.ndarray:
     """Values in [0, 1] as '0.123456' byte strings: an (n, k) array -> n rows of k comma-led fields."""
-    q = np.rint(np.clip(values, 0.0, 1.0) * _SCALE).astype(np.int64)
+    q = np.rint(np.clip(values, 0.0, 1.0) * _SCALE).astype(np.int32)
     n, k = q.shape
     out = np.empty((n, k, DECIMALS + 3), dtype=np.uint8)
     out[:, :, 0] = ord(",")
     out[:, :, 1] = (q // _SCALE) + ord("0")
     out[:, :, 2] = ord(".")
-    out[:, :, 3:] = ((q % _SCALE)[:, :, None] // _PLACES) % 10 + ord("0")
+    fraction = q % _SCALE
+    out[:, :, 3:6] = _THREE_DIGITS[fraction // 1000]
+    out[:, :, 6:9] = _THREE_DIGITS[fraction % 1000]
     return out.reshape(n, k * (DECIMALS + 3))
 
 
@@ -35,7 +38,9 @@ class Scorer:
         self.estimator = model.estimator
         self.classes = list(self.manifest.classes or []) if self.manifest.task == "classification" else []
         self.version_field = ("," + csv_field(self.manifest.version)).encode()
-        self.labels = [b"," + csv_field(str(c)).encode() for c in self.classes]
+        labels = [csv_field(str(c)).encode() for c in self.classes]
+        # ",label" after an id, or "label" opening the line when there are no ids; zero-padded per class
+        self._labels = {True: padded_ids([b"," + x for x in labels]), False: padded_ids(labels)}
         self._suffix = np.frombuffer(self.version_field + b"\n", np.uint8)
 
     def columns(self, id_columns: tuple[str, ...]) -> list[str]:
@@ -44,30 +49,28 @@ class Scorer:
     def header(self, id_columns: tuple[str, ...]) -> bytes:
         return (",".join(csv_field(c) for c in self.columns(id_columns)) + "\n").encode()
 
-    def score(self, ids: list[bytes], matrix: np.ndarray, with_ids: bool = True) -> tuple[bytes, np.ndarray]:
-        """Prediction lines for the rows, and the value whose drift is tracked (P(last class) or y)."""
-        if len(ids) == 0:
+    def score(self, ids: np.ndarray, matrix: np.ndarray, with_ids: bool = True) -> tuple[bytes, np.ndarray]:
+        """Prediction lines for the rows, and the value whose drift is tracked (P(last class) or y).
+
+        ids: (n, width) zero-padded id text. Each line is laid out as a row of a byte matrix
+        (ids, label, probabilities, version), and the padding zeros are dropped in one pass.
+        """
+        n = len(matrix)
+        if n == 0:
             return b"", np.zeros(0)
         from sklearn import config_context
 
-        n = len(ids)
         with config_context(assume_finite=True):
             if self.classes:
                 proba = self.estimator.predict_proba(matrix)
-                labels = [self.labels[i] for i in np.argmax(proba, axis=1).tolist()]
-                tail = np.concatenate([fixed_decimals(proba), self._suffix[None, :].repeat(n, 0)], axis=1)
-                tails = tail.view(f"S{tail.shape[1]}").ravel().tolist()
+                label = self._labels[with_ids][np.argmax(proba, axis=1)]
+                numbers = fixed_decimals(proba)
                 tracked = proba[:, -1]
             else:
                 tracked = np.asarray(self.estimator.predict(matrix), dtype=np.float64)
-                labels = [b"," + repr(v).encode() for v in tracked.tolist()]
-                tails = [self.version_field + b"\n"] * n
-        # interleave [id, ",label", "...tail\n"] and join once: no per-row concatenation
-        pieces: list[bytes] = [b""] * (3 * n)
-        pieces[0::3] = ids
-        pieces[1::3] = labels
-        pieces[2::3] = tails
-        body = b"".join(pieces)
-        if not with_ids:  # lines start with the label: drop the separator in front of it
-            body = body[1:].replace(b"\n,", b"\n")
-        return body, tracked
+                label = padded_ids([(b"," if with_ids else b"") + repr(v).encode() for v in tracked.tolist()])
+                numbers = np.zeros((n, 0), dtype=np.uint8)
+        parts = [ids] if with_ids else []
+        rows = np.concatenate([*parts, label, numbers, np.broadcast_to(self._suffix, (n, self._suffix.size))], axis=1)
+        flat = rows.ravel()
+        return flat[flat != 0].tobytes(), tracked
