@@ -45,6 +45,8 @@ def parse_numbers(text: bytes) -> np.ndarray | None:
     try:
         doc = parser.parse(text)
         try:
+            if not isinstance(doc, simdjson.Array):
+                return None
             return np.frombuffer(doc.as_buffer(of_type="d"), dtype=np.float64)
         finally:
             del doc  # the parser refuses to parse again while a document from it is alive

@@ -258,7 +258,8 @@ class CsvParser:
             if mid >= 0:
                 done = self._parse(block[: mid + 1], line0, ids, mats, rejected)
                 return done + self._parse(block[mid + 1 :], line0 + done, ids, mats, rejected)
-        rows, row_ids = [], []
+        rows: list[list] = []
+        row_ids: list[bytes] = []
         for i, raw in enumerate(block.split(b"\n")[:lines]):
             values = self._slow_line(raw, line0 + i, row_ids, rejected)
             if values is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -43,7 +43,7 @@ def limit_openmp_threads(threads: int) -> None:
     _openmp.threads = threads
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Generator[R, None, None]:
     """fn over items on `workers` threads; results in input order, at most `workers` items in flight.
 
     workers <= 1 runs fn in the calling thread. A failure is raised at its item's turn; the items not
