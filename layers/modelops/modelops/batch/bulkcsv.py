@@ -37,7 +37,7 @@ def parse_numbers(text: bytes) -> np.ndarray | None:
 
     Nested arrays would be flattened (as_buffer does that), so '[' inside the text is refused here.
     """
-    if b"[" in text[1:-1]:
+    if text.find(b"[", 1) >= 0:
         return None
     parser = getattr(_parsers, "parser", None)
     if parser is None:

@@ -1,0 +1,298 @@
+"""Bulk CSV parsing (batch.bulkcsv via CsvParser) checked against a plain line-by-line reference parser
+(csv module + float()) on generated inputs with deliberate damage, and the pieces around it: header
+reading from the data stream, the scoring pool, output line assembly."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+from modelops.artifact import load_from_dir
+from modelops.batch import bulkcsv, readers
+from modelops.batch.readers import CsvParser, JsonLinesParser, Unread, csv_field, line_blocks, read_header
+from modelops.batch.scoring import Scorer
+from modelops.batch.workers import limit_openmp_threads, ordered_map
+from modelops.errors import InputError
+from modelops.schema import Feature, FeatureSchema
+
+FEATURES = ["a", "b", "c", "d"]
+
+
+def reference(header: list[str], text: bytes, id_columns: tuple[str, ...], first_line: int = 2):
+    """What the parser must produce: ids, feature rows in schema order, rejected line numbers."""
+    ids, rows, rejected = [], [], []
+    for i, raw in enumerate(text.split(b"\n")[:-1]):
+        line = first_line + i
+        raw = raw.removesuffix(b"\r")
+        if not raw.strip():
+            continue
+        if b"\0" in raw:
+            rejected.append(line)
+            continue
+        fields = next(csv.reader([raw.decode()], strict=True))
+        if len(fields) != len(header):
+            rejected.append(line)
+            continue
+        try:
+            values = [float(fields[header.index(n)].strip()) for n in FEATURES]
+        except ValueError:
+            rejected.append(line)
+            continue
+        if not all(math.isfinite(v) for v in values):
+            rejected.append(line)
+            continue
+        ids.append(",".join(csv_field(fields[header.index(c)]) for c in id_columns).encode())
+        rows.append(values)
+    return ids, np.array(rows).reshape(-1, len(FEATURES)), rejected
+
+
+def number(rng: np.random.Generator) -> str:
+    v = float(rng.normal() * 10.0 ** rng.integers(-6, 7))
+    style = rng.integers(0, 5)
+    if style == 0:
+        return repr(v)
+    if style == 1:
+        return f"{v:.4f}"
+    if style == 2:
+        return f"{v:.3e}"
+    if style == 3:
+        return str(int(v))
+    return f"{v:.17g}"
+
+
+DAMAGE = [
+    lambda f, rng: f + ["7.0"],  # one field too many
+    lambda f, rng: f[:-1],  # one field too few
+    lambda f, rng: [*f[:-1], "abc"],
+    lambda f, rng: [*f[:-1], "nan"],
+    lambda f, rng: [*f[:-1], "inf"],
+    lambda f, rng: [*f[:-1], "1e400"],  # overflows to infinity
+    lambda f, rng: [*f[:-1], "[2]"],
+    lambda f, rng: [*f[:-1], ""],
+    lambda f, rng: [*f[:-1], " 2.5"],  # float() accepts the space: not a reject
+    lambda f, rng: [*f[:-1], "1_000"],  # float() accepts underscores: not a reject
+    lambda f, rng: [*f[:-1], "0x10"],
+    lambda f, rng: [*f[:-1], bulkcsv.SENTINEL.decode()],  # a real number equal to the row marker
+    lambda f, rng: [*f[:-1], "2\x003"],
+    lambda f, rng: [],  # blank line
+]
+
+
+def make_csv(rng, header, id_columns, rows, damage_rate, id_maker):
+    lines = []
+    for i in range(rows):
+        fields = []
+        for name in header:
+            if name in FEATURES:
+                fields.append(number(rng))
+            elif name in id_columns:
+                fields.append(id_maker(i, rng))
+            else:
+                fields.append(f"x{rng.integers(0, 99)}")
+        if rng.random() < damage_rate:
+            fields = DAMAGE[rng.integers(0, len(DAMAGE))](fields, rng)
+        lines.append(",".join(fields))
+    return ("\n".join(lines) + "\n").encode()
+
+
+LAYOUTS = [
+    (["id", "a", "b", "c", "d"], ("id",)),
+    (["id", "extra", "c", "a", "d", "b"], ("id",)),
+    (["a", "b", "c", "d"], ()),
+    (["cust", "region", "a", "b", "c", "d"], ("cust", "region")),
+    (["region", "cust", "a", "b", "c", "d"], ("cust",)),
+    (["a", "id", "b", "c", "d"], ("id",)),  # id among the features: line-by-line parsing only
+]
+IDS = {
+    "numeric": lambda i, rng: str(i),
+    "text": lambda i, rng: f"c-{i:05d}",
+    "long": lambda i, rng: f"user-{i}-" + "x" * int(rng.integers(20, 50)),
+}
+
+
+def _schema():
+    return FeatureSchema(tuple(Feature(n, "number") for n in FEATURES))
+
+
+def _check(header, id_columns, text, monkeypatch=None):
+    parser = CsvParser(header, _schema(), id_columns, "t.csv")
+    chunk = parser.parse(text, first_line=2)
+    want_ids, want_rows, want_rejected = reference(header, text, id_columns)
+    assert [line for line, _ in chunk.rejected] == want_rejected
+    np.testing.assert_array_equal(chunk.matrix, want_rows)  # exact: same doubles as float()
+    assert chunk.id_list() == want_ids
+    assert chunk.lines == text.count(b"\n")
+    return parser, chunk
+
+
+@pytest.mark.parametrize("header,id_columns", LAYOUTS)
+@pytest.mark.parametrize("ids", sorted(IDS))
+def test_bulk_parse_equals_line_by_line_reference(header, id_columns, ids, monkeypatch):
+    rng = np.random.default_rng(len(header) * 7 + len(ids))
+    monkeypatch.setattr(readers, "SUB_BLOCK_BYTES", 2000)  # many sub-blocks, each split on damage
+    for damage_rate in (0.0, 0.02, 0.3):
+        text = make_csv(rng, header, id_columns, 700, damage_rate, IDS[ids])
+        _check(header, id_columns, text)
+        _check(header, id_columns, text.replace(b"\n", b"\r\n"))
+
+
+def test_clean_input_takes_the_bulk_path_and_long_ids_widen_the_window(monkeypatch):
+    slow = []
+    original = CsvParser._slow_line
+    monkeypatch.setattr(CsvParser, "_slow_line", lambda self, *a: slow.append(a[1]) or original(self, *a))
+    rng = np.random.default_rng(3)
+    header = ["id", "a", "b", "c", "d"]
+    parser, chunk = _check(header, ("id",), make_csv(rng, header, ("id",), 3000, 0.0, IDS["numeric"]))
+    assert slow == [] and len(chunk.matrix) == 3000 and parser.bulk.window == 16
+    parser, _ = _check(header, ("id",), make_csv(rng, header, ("id",), 300, 0.0, IDS["long"]))
+    assert slow == [] and parser.bulk.window == 64
+    # ids longer than the widest window are still parsed, line by line
+    text = make_csv(rng, header, ("id",), 100, 0.0, lambda i, rng: "k" * 300 + str(i))
+    _check(header, ("id",), text)
+    assert len(slow) == 100
+
+
+def test_misaligned_neighbours_are_rejected_not_shifted():
+    # one line has a field too many and the next one too few: the totals match, the rows do not
+    text = b"1,1.0,2.0,3.0,4.0\n2,1.0,2.0,3.0,4.0,5.0\n3,1.0,2.0,3.0\n4,5.0,6.0,7.0,8.0\n" * 40
+    _, chunk = _check(["id", "a", "b", "c", "d"], ("id",), text)
+    assert len(chunk.rejected) == 80 and chunk.id_list()[:2] == [b"1", b"4"]
+
+
+def test_empty_leading_fields():
+    # an empty first field leaves no room for the placeholder number: those lines go line by line
+    header = ["id", "extra", "a", "b", "c", "d"]
+    lines = [b"%d,e%d,1.5,2,3,4" % (i, i) for i in range(200)]
+    lines[10], lines[11], lines[150] = b",e,1.5,2,3,4", b"11,,1.5,2,3,4", b",,0.5,2,3,4"
+    _, chunk = _check(header, ("id",), b"\n".join(lines) + b"\n")
+    assert chunk.id_list()[10:12] == [b"", b"11"] and len(chunk.matrix) == 200
+    lines = [b"%d,1.5,2,3,4" % i for i in range(200)]
+    lines[7] = b",1.5,2,3,4"
+    _, chunk = _check(["id", *FEATURES], ("id",), b"\n".join(lines) + b"\n")
+    assert chunk.id_list()[6:9] == [b"6", b"", b"8"]
+
+
+def test_reasons_for_rejected_lines():
+    header = ["id", "a", "b", "c", "d"]
+    text = b"1,1,2,3,4\n2,1,2,x,4\n\n3,1,2,3\n4,1,2,3,1e999\n5,1,2\x00,3,4\n6,1,2,3,4\n"
+    chunk = CsvParser(header, _schema(), ("id",), "t.csv").parse(text, first_line=2)
+    assert chunk.id_list() == [b"1", b"6"]
+    assert chunk.rejected == [
+        (3, "column 'c': 'x' is not a number"),
+        (5, "expected 5 fields, found 4"),
+        (6, "column 'd': '1e999' is not a finite number"),
+        (7, "line contains a NUL byte"),
+    ]
+    assert chunk.lines == 7
+
+
+def test_jsonl_rejects_an_id_with_a_nul_character():
+    parser = JsonLinesParser(_schema(), ("id",))
+    chunk = parser.parse(
+        b'{"id": "a\\u0000b", "a": 1, "b": 2, "c": 3, "d": 4}\n{"id": 7, "a": 1, "b": 2, "c": 3, "d": 4}\n', 1
+    )
+    assert chunk.id_list() == [b"7"] and chunk.rejected == [(1, "id field 'id' contains a NUL character")]
+
+
+def test_header_read_from_the_data_stream_in_pieces(monkeypatch):
+    monkeypatch.setattr(readers, "HEADER_READ_BYTES", 7)  # the header takes several reads
+    data = b"id,a,b,c,d\n1,1,2,3,4\n2,5,6,7,8"
+    stream = io.BytesIO(data)
+    names, start, head = read_header(stream, len(data), "t.csv")
+    assert names == ["id", "a", "b", "c", "d"] and start == 11 and len(head) > start
+    rest = Unread(head[start - 1 :], stream)  # the stream resumes at the byte before the data
+    blocks = list(line_blocks(rest, len(data), start, len(data), 10, read_bytes=4))
+    assert b"".join(blocks) == b"1,1,2,3,4\n2,5,6,7,8\n"
+    only_header = b"id,a,b,c,d"
+    names, start, _ = read_header(io.BytesIO(only_header), len(only_header), "t.csv")
+    assert start == len(only_header)
+    monkeypatch.setattr(readers, "HEADER_MAX_BYTES", 20)
+    with pytest.raises(InputError, match="header line is longer than 20 bytes"):
+        read_header(io.BytesIO(b"x" * 50 + b"\n1\n"), 53, "t.csv")
+    with pytest.raises(InputError, match="ended early"):
+        read_header(io.BytesIO(b"id,a"), 10, "t.csv")
+
+
+def test_ordered_map_keeps_order_bounds_work_in_flight_and_raises_in_turn():
+    rng = np.random.default_rng(4)
+    delays = rng.uniform(0, 0.01, 40)
+    running, peak = [0], [0]
+    lock = threading.Lock()
+
+    def work(i):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(delays[i])
+        with lock:
+            running[0] -= 1
+        return i * i
+
+    assert list(ordered_map(work, range(40), workers=3)) == [i * i for i in range(40)]
+    assert 1 < peak[0] <= 3
+    assert list(ordered_map(work, range(5), workers=1)) == [0, 1, 4, 9, 16]
+
+    def fail_at_7(i):
+        if i == 7:
+            raise ValueError("bad chunk 7")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="bad chunk 7"):
+        for x in ordered_map(fail_at_7, range(20), workers=3):
+            got.append(x)
+    assert got == list(range(7))
+    pulled = []
+
+    def source():
+        for i in range(1000):
+            pulled.append(i)
+            yield i
+
+    results = ordered_map(lambda i: i, source(), workers=2)
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    results.close()  # the consumer stops: nothing more is pulled from the source
+    assert len(pulled) <= 5
+
+
+def test_openmp_limit_applies_to_the_calling_thread_only():
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    before = _openmp_effective_n_threads()
+    seen = []
+
+    def worker():
+        limit_openmp_threads(1)
+        seen.append(_openmp_effective_n_threads())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [1]
+    assert _openmp_effective_n_threads() == before
+
+
+def test_output_lines_for_regressors_and_without_ids(regressor_dir, classifier_dir):
+    regressor = Scorer(load_from_dir(regressor_dir))
+    names = regressor.manifest.schema.names
+    X = np.abs(np.random.default_rng(5).normal(size=(3, len(names))))
+    ids = readers.padded_ids([b"a", b"bb", b'"c,d"'])
+    body, tracked = regressor.score(ids, X)
+    lines = body.decode().splitlines()
+    version = regressor.manifest.version
+    assert [line.split(",", 1)[0] for line in lines[:2]] == ["a", "bb"] and lines[2].startswith('"c,d",')
+    assert [float(line.rsplit(",", 2)[-2]) for line in lines] == tracked.tolist()
+    assert all(line.endswith("," + version) for line in lines)
+    body, _ = regressor.score(np.zeros((3, 0), np.uint8), X, with_ids=False)
+    assert [float(line.split(",")[0]) for line in body.decode().splitlines()] == tracked.tolist()
+    classifier = Scorer(load_from_dir(classifier_dir))
+    X = np.abs(np.random.default_rng(6).normal(size=(4, len(classifier.manifest.schema.names))))
+    body, tracked = classifier.score(np.zeros((4, 0), np.uint8), X, with_ids=False)
+    rows = [line.split(",") for line in body.decode().splitlines()]
+    assert all(len(r) == 2 + len(classifier.classes) for r in rows)
+    assert [float(r[-2]) for r in rows] == pytest.approx(tracked.tolist(), abs=5e-7)
