@@ -148,7 +148,7 @@ def test_clean_input_takes_the_bulk_path_and_long_ids_widen_the_window(monkeypat
     rng = np.random.default_rng(3)
     header = ["id", "a", "b", "c", "d"]
     parser, chunk = _check(header, ("id",), make_csv(rng, header, ("id",), 3000, 0.0, IDS["numeric"]))
-    assert slow == [] and len(chunk.matrix) == 3000 and parser.bulk.window == 16
+    assert slow == [] and len(chunk.matrix) == 3000 and parser.bulk.window == 8
     parser, _ = _check(header, ("id",), make_csv(rng, header, ("id",), 300, 0.0, IDS["long"]))
     assert slow == [] and parser.bulk.window == 64
     # ids longer than the widest window are still parsed, line by line

@@ -27,7 +27,7 @@ SENTINEL = b"-9.87654321e300"  # an end-of-row marker no real input is expected 
 _SENTINEL_VALUE = float(SENTINEL)
 _ROW_END = b"," + SENTINEL + b","
 _COMMA, _ZERO, _SPACE = ord(","), ord("0"), ord(" ")
-WINDOWS = (16, 64, 256)  # bytes per line searched for the leading fields; longer ids take the slow path
+WINDOWS = (8, 16, 64, 256)  # bytes per line searched for the leading fields; longer ids take the slow path
 
 _parsers = threading.local()  # a simdjson parser reuses its buffers and is not thread-safe
 
@@ -115,12 +115,16 @@ class BulkCsv:
         offsets = np.arange(window)
         head = data[np.minimum(starts[:, None] + offsets, data.size - 1)]  # each line's first bytes
         is_comma = head == _COMMA
-        commas_seen = np.cumsum(is_comma, axis=1, dtype=np.int16)
-        if (commas_seen[:, -1] < self.lead).any():
+        if self.lead == 1:  # the common case needs no running count
+            kth = [np.argmax(is_comma, axis=1)]
+            complete = is_comma[np.arange(len(starts)), kth[0]]
+        else:
+            seen = np.cumsum(is_comma, axis=1, dtype=np.int16)
+            kth = [np.argmax(is_comma & (seen == k), axis=1) for k in range(1, self.lead + 1)]
+            complete = seen[:, -1] >= self.lead
+        if not complete.all():
             return None  # a line's leading fields do not end inside the window
-        # column of the k-th comma of each line, k = 1..lead
-        kth = [np.argmax(is_comma & (commas_seen == k), axis=1) for k in range(1, self.lead + 1)]
-        lead_end = kth[-1]
+        lead_end = kth[-1]  # column of the comma ending the leading fields
         if (starts + lead_end >= ends).any():
             return None  # that comma belongs to the next line: this one has too few fields
         if not lead_end.all():
@@ -131,8 +135,10 @@ class BulkCsv:
         begin = np.zeros_like(lead_end) if first == 0 else kth[first - 1] + 1
         length = kth[stop - 1] - begin
         width = int(length.max())
-        take = np.minimum(begin[:, None] + offsets[:width], window - 1)
-        ids = np.take_along_axis(head, take, axis=1)
+        if first == 0:
+            ids = head[:, :width].copy()
+        else:
+            ids = np.take_along_axis(head, np.minimum(begin[:, None] + offsets[:width], window - 1), axis=1)
         ids[offsets[:width] >= length[:, None]] = 0
         return ids, lead_end
 
