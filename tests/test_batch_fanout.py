@@ -249,6 +249,16 @@ def test_template_wires_schedule_state_machine_and_functions():
         }
 
 
+def test_cli_score_workers_flag(s3, env, capsys):
+    names, X = features_and_rows(300)
+    put_input(s3, "a.csv", csv_bytes(names, X))
+    args = ["batch", "run", "--date", DATE, "--upstream-marker", ""]
+    assert cli_main([*args, "--score-workers", "-2"]) == 1
+    assert "--score-workers must be 0 (one per CPU) or more, got -2" in capsys.readouterr().err
+    assert cli_main(["--json", *args, "--score-workers", "3", "--chunk-rows", "50"]) == 0
+    assert json.loads(capsys.readouterr().out)["manifest"]["rows"]["scored"] == 300
+
+
 def test_cli_batch_run_and_status(s3, env, capsys):
     names, X = features_and_rows(30)
     put_input(s3, "a.csv", csv_bytes(names, X))

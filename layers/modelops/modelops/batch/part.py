@@ -95,11 +95,21 @@ class Source:
     first_line: int  # line number of the part's first line (2 after a CSV header)
 
 
+_HEADERS: dict[tuple[str, str, str], list[str]] = {}  # (bucket, key, ETag) -> CSV header, shared by an object's parts
+
+
+def _remember_header(store: Store, key: str, etag: str, header: list[str]) -> None:
+    if len(_HEADERS) >= 64:
+        _HEADERS.clear()
+    _HEADERS[(store.bucket, key, etag)] = header
+
+
 def open_input(
     stack: contextlib.ExitStack, store: Store, part: dict[str, Any], schema: FeatureSchema, id_columns: tuple[str, ...]
 ) -> Source:
     """One streamed GET for the part. A CSV part at the start of its object reads the header from that same
-    stream; a later byte range reads the header with a small GET of its own."""
+    stream; a later byte range takes it from an earlier part of the same object version in this process, or
+    reads it with a small GET of its own."""
     key, etag, size, where = part["key"], part["etag"], part["size"], store.uri(part["key"])
     start = part["start"]
     if part["format"] != "csv":
@@ -109,10 +119,14 @@ def open_input(
         body = stack.enter_context(ObjectStream(store, key, etag, 0))
         header, data_start, head = read_header(body, size, where)
         parser = CsvParser(header, schema, id_columns, where)
+        _remember_header(store, key, etag, header)
         # put back what the header read took past the byte before the data
         return Source(Unread(head[max(data_start - 1, 0) :], body), data_start, parser, 2)
-    with ObjectStream(store, key, etag, 0) as first_bytes:
-        header, _, _ = read_header(first_bytes, size, where)
+    header = _HEADERS.get((store.bucket, key, etag))
+    if header is None:
+        with ObjectStream(store, key, etag, 0) as first_bytes:
+            header = read_header(first_bytes, size, where)[0]
+        _remember_header(store, key, etag, header)
     body = stack.enter_context(ObjectStream(store, key, etag, start - 1))
     return Source(body, start, CsvParser(header, schema, id_columns, where), 1)
 

@@ -38,6 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--model", help="model name (default: $MODELOPS_MODEL_NAME)")
     run.add_argument("--model-version", help="pin a version (default: the registry's champion)")
     run.add_argument("--chunk-rows", type=int, help="rows per chunk (default: $MODELOPS_BATCH_CHUNK_ROWS or 100000)")
+    run.add_argument(
+        "--score-workers",
+        type=int,
+        help="threads scoring chunks side by side (default: $MODELOPS_BATCH_SCORE_WORKERS or one per CPU)",
+    )
     run.add_argument("--id-columns", help="comma-separated id columns (default: $MODELOPS_BATCH_ID_COLUMNS or id)")
     run.add_argument("--upstream-marker", help="upstream completion marker, e.g. '{date}/_SUCCESS'; '' for none")
     run.add_argument(
@@ -68,6 +73,9 @@ def _config(args: argparse.Namespace) -> BatchConfig:
     chunk_rows = getattr(args, "chunk_rows", None)
     if chunk_rows is not None and chunk_rows <= 0:
         raise ModelOpsError(f"--chunk-rows must be positive, got {chunk_rows}")
+    score_workers = getattr(args, "score_workers", None)
+    if score_workers is not None and score_workers < 0:
+        raise ModelOpsError(f"--score-workers must be 0 (one per CPU) or more, got {score_workers}")
     return BatchConfig.from_env(
         bucket=args.bucket,
         input_prefix=args.input_prefix and args.input_prefix.strip("/"),
@@ -77,6 +85,7 @@ def _config(args: argparse.Namespace) -> BatchConfig:
         model_name=getattr(args, "model", None),
         model_version=getattr(args, "model_version", None),
         chunk_rows=chunk_rows,
+        score_workers=score_workers,
         id_columns=tuple(c.strip() for c in ids.split(",") if c.strip()) if ids is not None else None,
         upstream_marker=getattr(args, "upstream_marker", None),
         require_previous=getattr(args, "require_previous", None),
