@@ -122,13 +122,13 @@ def open_input(
         _remember_header(store, key, etag, header)
         # put back what the header read took past the byte before the data
         return Source(Unread(head[max(data_start - 1, 0) :], body), data_start, parser, 2)
-    header = _HEADERS.get((store.bucket, key, etag))
-    if header is None:
+    known = _HEADERS.get((store.bucket, key, etag))
+    if known is None:
         with ObjectStream(store, key, etag, 0) as first_bytes:
-            header = read_header(first_bytes, size, where)[0]
-        _remember_header(store, key, etag, header)
+            known = read_header(first_bytes, size, where)[0]
+        _remember_header(store, key, etag, known)
     body = stack.enter_context(ObjectStream(store, key, etag, start - 1))
-    return Source(body, start, CsvParser(header, schema, id_columns, where), 1)
+    return Source(body, start, CsvParser(known, schema, id_columns, where), 1)
 
 
 def score_part(
