@@ -33,6 +33,30 @@ def worker_count(setting: int) -> int:
     return setting if setting > 0 else available_cpus()
 
 
+MALLOC_ARENAS = 2
+_arenas_limited = False
+
+
+def limit_malloc_arenas() -> None:
+    """Cap glibc's heap arenas for this process (once, before the pool starts).
+
+    By default every thread that allocates gets an arena of its own, and chunk-sized buffers freed into
+    several arenas are not returned to the system: peak memory would creep up with the length of the run
+    instead of staying set by the chunk size. No-op where the C library is not glibc.
+    """
+    global _arenas_limited
+    if _arenas_limited:
+        return
+    _arenas_limited = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-8, MALLOC_ARENAS)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def limit_openmp_threads(threads: int) -> None:
     """OpenMP's thread count is a per-thread setting, so this changes only the calling thread's models."""
     if getattr(_openmp, "threads", None) == threads:
@@ -54,6 +78,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Gener
             yield fn(item)
         return
     openmp_threads = max(1, available_cpus() // workers)
+    limit_malloc_arenas()
 
     def run(item: T) -> R:
         limit_openmp_threads(openmp_threads)
