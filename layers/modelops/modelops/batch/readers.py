@@ -19,7 +19,7 @@ import contextlib
 import csv
 import gc
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,8 +35,6 @@ HEADER_MAX_BYTES = 1024**2
 SUB_BLOCK_BYTES = 1024**2  # bulk parsing granularity: large enough to amortise, small enough to stay in cache
 SLOW_LINES = 64  # below this a failing sub-block is parsed line by line
 _MISSING = object()
-
-Fetch = Callable[[int, int], bytes]  # (start, end) -> bytes [start, end)
 
 
 def padded_ids(ids: list[bytes]) -> np.ndarray:

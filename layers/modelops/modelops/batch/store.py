@@ -60,11 +60,6 @@ class Store:
                 raise ModelOpsError(f"{what}: the object changed after the run was planned; rerun the date") from None
             raise
 
-    def get_range(self, key: str, etag: str, start: int, end: int) -> bytes:
-        body = self.open_range(key, etag, start, end)
-        with aws_errors(f"reading {self.uri(key)}", self.bucket):
-            return body.read()
-
     def put(self, key: str, body: bytes, content_type: str = "application/json", if_none_match: bool = False) -> None:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": body, "ContentType": content_type}
         if if_none_match:
