@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 import uuid
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -86,13 +85,6 @@ def _predict_event(instances: list[dict[str, Any]]) -> dict[str, Any]:
     return event
 
 
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:
-        z.writestr("app.py", "def lambda_handler(event, context):\n    return {}\n")
-    return buffer.getvalue()
-
-
 class Demo:
     def __init__(self, out: Callable[[str], None] = print):
         self.out = out
@@ -137,6 +129,7 @@ class Demo:
         from modelops.training import train
 
         from devtools.lifecycle_sim import drifted_rows
+        from devtools.stand_in_function import create_stand_in_function
 
         self.s3 = boto3.client("s3")
         self.s3.create_bucket(Bucket=BUCKET)
@@ -154,15 +147,7 @@ class Demo:
             v1 = registry.register(tmp).version
         registry.set_alias(MODEL, CHAMPION, v1, reason="first model", trigger="demo")
         pin.put(v1)
-        role = boto3.client("iam").create_role(RoleName="predict", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        lam.create_function(
-            FunctionName=FUNCTION,
-            Runtime="python3.12",
-            Role=role,
-            Handler="app.lambda_handler",
-            Code={"ZipFile": _zip()},
-            Environment={"Variables": {"MODELOPS_MODEL_VERSION": pin.get()}},
-        )
+        create_stand_in_function(lam, FUNCTION, {"MODELOPS_MODEL_VERSION": pin.get()})
         lam.create_alias(
             FunctionName=FUNCTION, Name="live", FunctionVersion=lam.publish_version(FunctionName=FUNCTION)["Version"]
         )

@@ -111,7 +111,7 @@ def find_python312(explicit: str | None) -> str:
     candidates = (
         [explicit]
         if explicit
-        else [shutil.which("python3.12"), *map(str, pyenv_root.glob("versions/3.12*/bin/python3.12"))]
+        else [shutil.which("python3.12"), *map(str, sorted(pyenv_root.glob("versions/3.12*/bin/python3.12")))]
     )
     for candidate in filter(None, candidates):
         probe = subprocess.run(

@@ -22,23 +22,17 @@ from pathlib import Path
 import pytest
 
 from devtools import package_size
+from devtools.layer_smoke import find_python312
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 
 
 def _python312() -> str | None:
-    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates = [shutil.which("python3.12"), *map(str, sorted(pyenv_root.glob("versions/3.12*/bin/python3.12")))]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run(
-            [candidate, "-c", "import sys; print(sys.executable) if sys.version_info[:2] == (3, 12) else exit(1)"],
-            capture_output=True,
-            text=True,
-        )
-        if probe.returncode == 0:
-            return probe.stdout.strip()
-    return None
+    try:
+        return find_python312(None)
+    except SystemExit:
+        return None
 
 
 PYTHON312 = _python312()

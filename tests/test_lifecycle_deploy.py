@@ -5,9 +5,7 @@ versions and the PreTraffic hook) and returns real-shaped answers."""
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 
 import boto3
 import pytest
@@ -21,39 +19,15 @@ from modelops.deploy import (
 )
 from modelops.errors import ModelOpsError
 
+from devtools.stand_in_function import create_stand_in_function
+
 FN = "modelops-PredictFunction"
-
-
-def _zip() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
-    return buf.getvalue()
 
 
 @pytest.fixture
 def lam(moto_aws):
-    iam = boto3.client("iam")
-    role = iam.create_role(
-        RoleName="predict",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-                ],
-            }
-        ),
-    )["Role"]["Arn"]
     client = boto3.client("lambda")
-    client.create_function(
-        FunctionName=FN,
-        Runtime="python3.12",
-        Role=role,
-        Handler="app.lambda_handler",
-        Code={"ZipFile": _zip()},
-        Environment={"Variables": {"MODELOPS_MODEL_VERSION": "v1", "MODELOPS_MODEL_NAME": "m"}},
-    )
+    create_stand_in_function(client, FN, {"MODELOPS_MODEL_VERSION": "v1", "MODELOPS_MODEL_NAME": "m"})
     v1 = client.publish_version(FunctionName=FN)["Version"]
     client.create_alias(FunctionName=FN, Name="live", FunctionVersion=v1)
     return client

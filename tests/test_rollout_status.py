@@ -5,9 +5,7 @@ botocore Stubber that checks the exact requests and returns real-shaped answers.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
-import zipfile
 
 import boto3
 import pytest
@@ -16,39 +14,16 @@ from modelops.cli import main
 from modelops.errors import ModelOpsError
 from modelops.rollout import ACTIVE_STATUSES, Rollouts, Target
 
+from devtools.stand_in_function import create_stand_in_function
+
 FN = "stack-PredictFunction-abc"
 TARGET = Target(FN, "stack-ServerlessDeploymentApplication-x", "stack-PredictFunctionDeploymentGroup-y")
 
 
-def _zip() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("app.py", "def lambda_handler(event, context):\n    return event\n")
-    return buf.getvalue()
-
-
 @pytest.fixture
 def lam(moto_aws):
-    role = boto3.client("iam").create_role(
-        RoleName="predict",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-                ],
-            }
-        ),
-    )["Role"]["Arn"]
     client = boto3.client("lambda")
-    client.create_function(
-        FunctionName=FN,
-        Runtime="python3.12",
-        Role=role,
-        Handler="app.lambda_handler",
-        Code={"ZipFile": _zip()},
-        Environment={"Variables": {"MODELOPS_MODEL_VERSION": "20260101-a"}},
-    )
+    create_stand_in_function(client, FN, {"MODELOPS_MODEL_VERSION": "20260101-a"})
     v1 = client.publish_version(FunctionName=FN)["Version"]
     client.update_function_configuration(
         FunctionName=FN, Environment={"Variables": {"MODELOPS_MODEL_VERSION": "20260102-b"}}
