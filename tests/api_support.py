@@ -29,6 +29,29 @@ def predict_app() -> Any:
     return sys.modules[_MODULE]
 
 
+SERVING_VARS = (
+    "MODELOPS_MODEL_NAME",
+    "MODELOPS_MODEL_VERSION",
+    "MODELOPS_CAPTURE",
+    "MODELOPS_CORS_ORIGIN",
+    "MODELOPS_MAX_ROWS",
+    "MODELOPS_MAX_BODY_BYTES",
+    "MODELOPS_DOCS",
+)
+
+
+def serve_model(monkeypatch: Any, model_dir: Any, **env: str) -> Any:
+    """Start the handler on a model directory with only the given extra environment; returns the module."""
+    for var in SERVING_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MODELOPS_MODEL_DIR", str(model_dir))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    app = predict_app()
+    app.reset()
+    return app
+
+
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text())
 

@@ -4,39 +4,21 @@ client error status, XML, limits, metrics and capture lines. Models come from th
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from api_support import invoke, load_event, predict_app, proxy_event
+from api_support import invoke, load_event, proxy_event, serve_model
 from modelops.artifact import load_from_dir
 
 
 @pytest.fixture
 def serve(monkeypatch):
     """Start the handler on a model directory with extra environment; returns the handler module."""
-
-    def _serve(model_dir, **env):
-        for var in (
-            "MODELOPS_MODEL_NAME",
-            "MODELOPS_MODEL_VERSION",
-            "MODELOPS_CAPTURE",
-            "MODELOPS_CORS_ORIGIN",
-            "MODELOPS_MAX_ROWS",
-            "MODELOPS_MAX_BODY_BYTES",
-            "MODELOPS_DOCS",
-        ):
-            monkeypatch.delenv(var, raising=False)
-        monkeypatch.setenv("MODELOPS_MODEL_DIR", str(model_dir))
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        app = predict_app()
-        app.reset()
-        return app
-
-    return _serve
+    return functools.partial(serve_model, monkeypatch)
 
 
 @pytest.fixture

@@ -3,27 +3,19 @@ the OpenAPI document's contents and its worked examples, which must really be an
 
 from __future__ import annotations
 
+import functools
 import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from api_support import invoke, predict_app, proxy_event
+from api_support import invoke, proxy_event, serve_model
 from modelops.artifact import load_from_dir
 
 
 @pytest.fixture
 def serve(monkeypatch):
-    def _serve(model_dir, **env):
-        for var in ("MODELOPS_MODEL_NAME", "MODELOPS_MODEL_VERSION", "MODELOPS_DOCS", "MODELOPS_MAX_ROWS"):
-            monkeypatch.delenv(var, raising=False)
-        monkeypatch.setenv("MODELOPS_MODEL_DIR", str(model_dir))
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        app = predict_app()
-        app.reset()
-        return app
-
-    return _serve
+    """Start the handler on a model directory with extra environment; returns the handler module."""
+    return functools.partial(serve_model, monkeypatch)
 
 
 @pytest.fixture
