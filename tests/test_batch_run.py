@@ -296,7 +296,7 @@ def test_byte_range_parts_give_the_same_rows_and_absolute_line_numbers(s3, champ
     put_input(s3, "a.csv", ("\n".join(lines) + "\n").encode())
     put_input(s3, "b.csv", csv_bytes(names, X[:50], ids=[f"b{i}" for i in range(50)]))
     r = runner(s3, part_bytes=16 * 1024, chunk_rows=64)
-    prepared = r.prepare(DATE)
+    prepared = r.prepare(DATE, split=True)  # as the fan-out plans it
     parts = r.parts(prepared["run"])
     assert len(parts) > 5 and {p["key"].rsplit("/", 1)[1] for p in parts} == {"a.csv", "b.csv"}
     # a later byte range in a fresh process reads the header with a GET of its own; the parts after it
@@ -317,6 +317,22 @@ def test_byte_range_parts_give_the_same_rows_and_absolute_line_numbers(s3, champ
     assert ids == [f"r{i}" for i in range(700) if i != 649] + [f"b{i}" for i in range(50)]
     rejected = read_csv(s3, OUT + "rejected.csv")
     assert [(r_["line"], r_["reason"]) for r_ in rejected] == [("651", "expected 31 fields, found 32")]
+
+
+def test_one_process_streams_each_object_whole_and_only_the_fan_out_splits(s3, champion):
+    names, X = features_and_rows(700, seed=4)
+    put_input(s3, "a.csv", csv_bytes(names, X))
+    r = runner(s3, part_bytes=16 * 1024, chunk_rows=64)
+    assert r.config.inline_max_bytes >= 16 * 1024 * 8  # this input is scored inline
+    inline = r.prepare(DATE)
+    assert inline["mode"] == "inline" and len(r.parts(inline["run"])) == 1
+    fanned = runner(s3, part_bytes=16 * 1024, chunk_rows=64, inline_max_bytes=1).prepare(DATE)
+    assert fanned["mode"] == "fanout" and len(r.parts(fanned["run"])) > 5
+
+    r.run(DATE)  # in-process, as the CLI runs it: one part for the object whatever its size
+    m = manifest(s3)
+    assert m["parts"] == 1 and m["outputs"]["predictions"] == [OUT + "predictions/part-00000.csv"]
+    assert m["rows"]["scored"] == 700
 
 
 @pytest.mark.parametrize(

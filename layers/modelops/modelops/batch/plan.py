@@ -8,6 +8,10 @@ Lambda's 15-minute limit as margin for a slow S3 link or a model tens of times s
 Larger inputs fan out with a Distributed Map: one child per object, and objects larger than
 MODELOPS_BATCH_PART_BYTES (default 256 MiB) are split into byte ranges; each range owns the lines
 that start inside it. All parts use the same per-chunk worker code; a commit step runs last.
+
+Byte ranges exist only for the fan-out. A run scored in one process (inline, or `modelops batch run`)
+streams each object in one pass: splitting it there would add a GET, a ramp-up and a tail per range and
+buy nothing, since the ranges would be scored one after the other anyway.
 """
 
 from __future__ import annotations
@@ -39,10 +43,12 @@ def input_objects(objects: list[ObjectInfo], folder_uri: str) -> list[ObjectInfo
     return data
 
 
-def plan_parts(objects: list[ObjectInfo], part_bytes: int) -> list[dict[str, Any]]:
+def plan_parts(objects: list[ObjectInfo], part_bytes: int | None) -> list[dict[str, Any]]:
+    """One part per object, or per byte range of at most part_bytes (None: whole objects)."""
     parts: list[dict[str, Any]] = []
     for o in objects:
-        starts = range(0, max(o.size, 1), part_bytes)
+        step = part_bytes or max(o.size, 1)
+        starts = range(0, max(o.size, 1), step)
         for n, start in enumerate(starts):
             parts.append(
                 {
@@ -52,7 +58,7 @@ def plan_parts(objects: list[ObjectInfo], part_bytes: int) -> list[dict[str, Any
                     "size": o.size,
                     "format": format_of(o.key),
                     "start": start,
-                    "end": min(o.size, start + part_bytes),
+                    "end": min(o.size, start + step),
                     "piece": n,
                 }
             )

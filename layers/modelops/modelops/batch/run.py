@@ -58,7 +58,9 @@ class BatchRunner:
     def default_date(self, now: dt.datetime | None = None) -> str:
         return logical_run_date(now or dt.datetime.now(dt.UTC), self.config.timezone)
 
-    def prepare(self, run_date: str, force: bool = False) -> dict[str, Any]:
+    def prepare(self, run_date: str, force: bool = False, split: bool | None = None) -> dict[str, Any]:
+        """Skip, wait, or plan the run. split: cut large objects into byte-range parts; by default only
+        when the run fans out, since one process scores its parts one after the other anyway."""
         config, store = self.config, self.store
         manifest_key = config.manifest_key(run_date)
         if not force and store.exists(manifest_key):
@@ -74,7 +76,10 @@ class BatchRunner:
         objects = plan.input_objects(store.list(folder), store.uri(folder))
         model = {"name": config.model_name or "", "version": self.resolve_version()}
         attempt = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
-        parts = plan.plan_parts(objects, config.part_bytes)
+        mode = plan.choose_mode(objects, config.inline_max_bytes)
+        if split is None:
+            split = mode == plan.FANOUT
+        parts = plan.plan_parts(objects, config.part_bytes if split else None)
         parts_key = config.attempt_folder(run_date, attempt) + "parts.json"
         store.put(parts_key, orjson.dumps(parts))
         run = {
@@ -88,7 +93,7 @@ class BatchRunner:
             "started_at": utc_now_iso(),
             "started": time.time(),
         }
-        return {"status": "ready", "mode": plan.choose_mode(objects, config.inline_max_bytes), "run": run}
+        return {"status": "ready", "mode": mode, "run": run}
 
     def parts(self, run: dict[str, Any]) -> list[dict[str, Any]]:
         return orjson.loads(self.store.get(run["parts_key"]))
@@ -119,7 +124,7 @@ class BatchRunner:
 
     def run(self, run_date: str, force: bool = False) -> dict[str, Any]:
         """Prepare and score in this process, whatever the input size. Returns status + manifest."""
-        prepared = self.prepare(run_date, force)
+        prepared = self.prepare(run_date, force, split=False)
         if prepared["status"] != "ready":
             return prepared
         manifest = self.execute(prepared["run"])
