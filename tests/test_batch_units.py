@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from modelops.batch.blocks import BlockSizes
 from modelops.batch.dates import logical_run_date, parse_run_date
 from modelops.batch.events import run_request
 from modelops.batch.readers import CsvParser, line_blocks
@@ -41,6 +42,33 @@ def test_run_request_from_scheduler_event_and_overrides():
             run_request(bad, "UTC")
         assert err.value.field == field
     assert parse_run_date("2024-02-29") == "2024-02-29"
+
+
+def test_block_sizes_start_short_hold_the_chunk_size_and_shrink_towards_the_end():
+    line = b"1,2.5,3.25\n"
+    lines = 10_000
+    data = line * lines
+    sizes = BlockSizes(1_000, workers=2, total_bytes=len(data))
+    blocks = [b.count(b"\n") for b in line_blocks(io.BytesIO(data), len(data), 0, len(data), sizes, read_bytes=4096)]
+
+    assert sum(blocks) == lines and max(blocks) == 1_000
+    assert blocks[:3] == [125, 250, 500]  # scoring starts after 1/8 of a chunk, not a whole one
+    middle = blocks.index(1_000)
+    assert blocks[middle : middle + 5] == [1_000] * 5
+    tail = blocks[len(blocks) - blocks[::-1].index(1_000) :]  # after the last full chunk
+    # guided: each late block takes a quarter of what is left (2 workers), never below 1/8 of a chunk
+    assert tail == sorted(tail, reverse=True) and len(tail) >= 4 and min(tail[:-1]) >= 125
+    assert tail[-1] <= 125
+
+
+def test_fixed_block_sizes_and_sizes_for_an_unknown_length():
+    data = b"x\n" * 50
+    fixed = [b.count(b"\n") for b in line_blocks(io.BytesIO(data), len(data), 0, len(data), 17)]
+    assert fixed == [17, 17, 16]
+    guess = BlockSizes(16, workers=4, total_bytes=0)  # nothing known about the end: ramp, then chunk size
+    assert [guess.next(0, 0), guess.next(2, 1), guess.next(6, 3), guess.next(14, 7)] == [2, 4, 8, 16]
+    with pytest.raises(ValueError):
+        BlockSizes(0)
 
 
 @pytest.mark.parametrize("trailing_newline", [True, False])

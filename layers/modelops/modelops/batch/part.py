@@ -27,6 +27,7 @@ from ..aws import aws_errors
 from ..drift import DriftAccumulator
 from ..errors import ModelOpsError
 from ..schema import FeatureSchema
+from .blocks import BlockSizes
 from .config import BatchConfig
 from .prefetch import prefetched
 from .readers import ByteStream, Chunk, CsvParser, JsonLinesParser, Unread, csv_field, line_blocks, read_header
@@ -150,11 +151,14 @@ def score_part(
     features = DriftAccumulator(manifest.baseline, schema.names) if tracked_features else None
     prediction = DriftAccumulator(manifest.baseline, [PREDICTION]) if PREDICTION in manifest.baseline else None
 
+    workers = worker_count(config.score_workers)
+    sizes = BlockSizes(config.chunk_rows, workers, part["end"] - part["start"])
+
     def parsed() -> Iterator[Chunk]:
         with contextlib.ExitStack() as inputs:
             source = open_input(inputs, store, part, schema, config.id_columns)
             first = source.first_line
-            for block in line_blocks(source.stream, size, source.start, part["end"], config.chunk_rows):
+            for block in line_blocks(source.stream, size, source.start, part["end"], sizes):
                 chunk = source.parser.parse(block, first)
                 first += chunk.lines
                 yield chunk
@@ -172,7 +176,6 @@ def score_part(
             prediction_counts = prediction.bin_counts(tracked.reshape(-1, 1)) if prediction and len(tracked) else None
             return ScoredChunk(chunk, body, feature_counts, prediction_counts)
 
-        workers = worker_count(config.score_workers)
         results = stack.enter_context(contextlib.closing(ordered_map(score_chunk, parsed_chunks, workers)))
         out = stack.enter_context(MultipartWriter(store.s3, store.bucket, keys["predictions"], deferred=True))
         bad = stack.enter_context(MultipartWriter(store.s3, store.bucket, keys["rejected"]))

@@ -28,6 +28,7 @@ import orjson
 
 from ..errors import InputError
 from ..schema import FeatureSchema
+from .blocks import BlockSizes
 from .bulkcsv import BulkCsv
 
 READ_BYTES = 8 * 1024**2
@@ -117,24 +118,37 @@ def owned_bytes(stream: ByteStream, size: int, start: int, end: int, read_bytes:
 
 
 def line_blocks(
-    stream: ByteStream, size: int, start: int, end: int, chunk_rows: int, read_bytes: int = READ_BYTES
+    stream: ByteStream,
+    size: int,
+    start: int,
+    end: int,
+    block_rows: int | BlockSizes,
+    read_bytes: int = READ_BYTES,
 ) -> Iterator[bytes]:
-    """Blocks of at most `chunk_rows` whole lines (each ending with a newline): the lines starting in
-    [start, end). Only the read piece in which a block ends is scanned for newline positions."""
+    """Blocks of whole lines (each ending with a newline): the lines starting in [start, end).
+
+    block_rows: lines per block, or a BlockSizes that picks each block's size. Only the read piece in
+    which a block ends is scanned for newline positions.
+    """
+    sizes = block_rows if isinstance(block_rows, BlockSizes) else BlockSizes.fixed(block_rows)
+    target = sizes.next(0, 0)
     held: list[bytes] = []
-    lines = 0
+    lines = bytes_done = lines_done = 0
     for piece in owned_bytes(stream, size, start, end, read_bytes):
         count = piece.count(b"\n")
         used = taken = 0  # bytes and newlines of this piece already in a yielded block
         newlines: np.ndarray | None = None
-        while lines + count - taken >= chunk_rows:
+        while lines + count - taken >= target:
             if newlines is None:
                 newlines = np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == ord("\n"))
-            need = chunk_rows - lines
+            need = target - lines
             cut = int(newlines[taken + need - 1]) + 1
             held.append(piece[used:cut])
-            yield b"".join(held)
+            block = b"".join(held)
+            yield block
+            bytes_done, lines_done = bytes_done + len(block), lines_done + target
             held, lines, used, taken = [], 0, cut, taken + need
+            target = sizes.next(bytes_done, lines_done)
         if used < len(piece):
             held.append(piece[used:] if used else piece)
             lines += count - taken
