@@ -15,7 +15,7 @@ import pytest
 from modelops.artifact import load_from_dir
 from modelops.batch import bulkcsv, readers
 from modelops.batch.readers import CsvParser, JsonLinesParser, Unread, csv_field, line_blocks, read_header
-from modelops.batch.scoring import Scorer
+from modelops.batch.scoring import Scorer, without_idle_imputers
 from modelops.batch.workers import limit_openmp_threads, ordered_map
 from modelops.errors import InputError
 from modelops.schema import Feature, FeatureSchema
@@ -296,3 +296,39 @@ def test_output_lines_for_regressors_and_without_ids(regressor_dir, classifier_d
     rows = [line.split(",") for line in body.decode().splitlines()]
     assert all(len(r) == 2 + len(classifier.classes) for r in rows)
     assert [float(r[-2]) for r in rows] == pytest.approx(tracked.tolist(), abs=5e-7)
+
+
+def test_idle_imputers_are_skipped_only_for_complete_rows(classifier_dir, classifier_v2_dir):
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+
+    for model_dir in (classifier_dir, classifier_v2_dir):  # logistic (impute, scale, model) and HGB
+        scorer = Scorer(load_from_dir(model_dir))
+        pipeline = scorer.estimator
+        assert [type(s).__name__ for s in scorer._complete_rows_estimator] == [
+            type(s).__name__ for _, s in pipeline.steps[1:]
+        ]
+        names = scorer.manifest.schema.names
+        X = np.abs(np.random.default_rng(8).normal(size=(50, len(names))))
+        ids = readers.padded_ids([b"r%d" % i for i in range(50)])
+        full = Scorer(load_from_dir(model_dir))
+        full._complete_rows_estimator = None
+        assert scorer.score(ids, X)[0] == full.score(ids, X)[0]  # byte-identical output
+        X[3, 2] = np.nan  # a missing value: the whole pipeline runs, imputer included
+        body, tracked = scorer.score(ids, X)
+        assert body == full.score(ids, X)[0]
+        np.testing.assert_array_equal(tracked, pipeline.predict_proba(X)[:, -1])
+
+    X = np.array([[1.0, np.nan], [2.0, np.nan], [3.0, 4.0]])
+    y = [0, 1, 0]
+    from sklearn.linear_model import LogisticRegression
+
+    with_indicator = make_pipeline(SimpleImputer(add_indicator=True), LogisticRegression()).fit(X, y)
+    assert without_idle_imputers(with_indicator) is None  # adds columns
+    minus_one = make_pipeline(SimpleImputer(missing_values=-1.0), LogisticRegression())
+    assert without_idle_imputers(minus_one.fit(np.nan_to_num(X, nan=-1.0), y)) is None  # replaces a number
+    dropped = make_pipeline(SimpleImputer(keep_empty_features=False), LogisticRegression())
+    with pytest.warns(UserWarning, match="without any observed values"):  # the all-NaN column is dropped
+        dropped.fit(np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]]), y)
+    assert without_idle_imputers(dropped) is None
+    assert without_idle_imputers(LogisticRegression().fit(X[2:].repeat(2, 0), [0, 1])) is None
