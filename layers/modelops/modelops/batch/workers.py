@@ -34,26 +34,35 @@ def worker_count(setting: int) -> int:
 
 
 MALLOC_ARENAS = 1
-_arenas_limited = False
+MMAP_THRESHOLD = 64 * 1024**2
+TRIM_THRESHOLD = 256 * 1024**2
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # mallopt parameters (glibc malloc.h)
+_malloc_tuned = False
 
 
-def limit_malloc_arenas() -> None:
-    """Use one glibc heap arena for this process (set once, before the pool starts).
+def tune_malloc() -> None:
+    """Set glibc's allocator up for chunk-sized buffers (once, before the pool starts).
 
-    By default threads that allocate at the same time get arenas of their own, and chunk-sized buffers
-    freed into several arenas are not returned to the system: peak memory would creep up with the length
-    of the run instead of staying set by the chunk size. Scoring threads allocate few, large blocks, so
-    sharing one arena costs no measurable speed. No-op where the C library is not glibc.
+    One heap arena: by default threads that allocate at the same time get arenas of their own, and
+    chunk-sized buffers freed into several arenas are not returned to the system, so peak memory would
+    creep up with the length of the run instead of staying set by the chunk size.
+
+    Buffers up to 64 MiB come from the heap, which keeps up to 256 MiB free: each chunk's buffers (tens
+    of MB) then reuse the previous chunk's pages instead of being mapped, faulted in page by page and
+    unmapped again, which halves the page faults of a run. Peak memory is unchanged: it is set by the
+    chunks in flight. No-op where the C library is not glibc.
     """
-    global _arenas_limited
-    if _arenas_limited:
+    global _malloc_tuned
+    if _malloc_tuned:
         return
-    _arenas_limited = True
+    _malloc_tuned = True
     try:
         import ctypes
 
         libc = ctypes.CDLL(None)
-        libc.mallopt(-8, MALLOC_ARENAS)  # M_ARENA_MAX
+        libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     except (OSError, AttributeError):
         pass
 
@@ -79,7 +88,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Gener
             yield fn(item)
         return
     openmp_threads = max(1, available_cpus() // workers)
-    limit_malloc_arenas()
+    tune_malloc()
 
     def run(item: T) -> R:
         limit_openmp_threads(openmp_threads)
