@@ -2,7 +2,7 @@
 
 Threshold (documented choice): a run whose input totals at most MODELOPS_BATCH_INLINE_MAX_BYTES
 (default 1 GiB, about 4.5 million rows of 30 float features) is scored inside the scheduled
-invocation. The benchmark measures about 50 MB/s (HistGradientBoosting) to 110 MB/s (logistic
+invocation. The benchmark measures about 50 MB/s (HistGradientBoosting) to 70-100 MB/s (logistic
 regression) end to end on a 2-core machine, so 1 GiB takes well under a minute there, leaving most of
 Lambda's 15-minute limit as margin for a slow S3 link or a model tens of times slower to predict.
 Larger inputs fan out with a Distributed Map: one child per object, and objects larger than
