@@ -90,9 +90,11 @@ def test_serve_prints_url_answers_and_stops_everything_on_ctrl_c(tmp_path, local
     started: set[int] = set()
     try:
         banner = "".join(_wait_for_url(proc))
-        assert f"http://127.0.0.1:{port}" in banner and f"http://127.0.0.1:{port}/docs" in banner
-        assert "curl -s -X POST" in banner
-        assert http_call(port, "GET", "/hello").status == 200
+        # the API under its stage, as in the stack's ApiUrl output
+        assert f"API:      http://127.0.0.1:{port}/v1\n" in banner
+        assert f"http://127.0.0.1:{port}/v1/docs" in banner and f"http://127.0.0.1:{port}/v1/openapi.json" in banner
+        assert f"curl -s -X POST http://127.0.0.1:{port}/v1/predict" in banner
+        assert http_call(port, "GET", "/v1/hello").status == 200
         started |= _descendants(proc.pid)
         names = [_cmdline(p) for p in started if _alive(p)]
         assert sum("moto.server" in n for n in names) == 1
@@ -105,7 +107,7 @@ def test_serve_prints_url_answers_and_stops_everything_on_ctrl_c(tmp_path, local
             time.sleep(0.1)
         assert [p for p in started if _alive(p)] == []
         with pytest.raises(ConnectionRefusedError):
-            http_call(port, "GET", "/hello", timeout=2)
+            http_call(port, "GET", "/v1/hello", timeout=2)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
