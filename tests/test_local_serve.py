@@ -72,6 +72,8 @@ class Serve:
     """`python -m devtools.serve` on the echo project, optionally under a parent standing in for make."""
 
     def __init__(self, template: Path, model_cache: Path, *, under_parent: bool = False, port: int = 0):
+        work = template.parent / "tmp"  # serve's work directory, which a SIGKILL leaves behind, goes here
+        work.mkdir()
         argv = [
             sys.executable,
             "-m",
@@ -87,7 +89,7 @@ class Serve:
         ]
         if under_parent:
             argv = [sys.executable, "-c", PARENT, *argv]
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "TMPDIR": str(work)}
         self.proc = subprocess.Popen(
             argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
