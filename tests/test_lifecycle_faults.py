@@ -104,7 +104,7 @@ def test_crash_at_each_stage_keeps_the_champion(stage, registry, champion_versio
         clock=Clock(),
     )
     if stage == "lock":
-        retrainer.lock.s3 = FailingS3(registry.s3, "get_object", "locks/")
+        retrainer.lock.store.s3 = FailingS3(registry.s3, "get_object", "locks/")  # the registry's own store
     elif stage == "guard":
         deployer.in_flight = raising(Boom("codedeploy unreachable"))
     elif stage == "champion":
@@ -135,7 +135,7 @@ def test_crash_at_each_stage_keeps_the_champion(stage, registry, champion_versio
     else:
         assert versions == [champion_version]
     assert deployer.started == [] and pin.value == champion_version and deployer.live == champion_version
-    retrainer.lock.s3 = registry.s3
+    retrainer.lock.store.s3 = registry.s3
     assert not retrainer.lock.status()["locked"]
     assert "in_cooldown" not in retrainer.lock.status()  # a failure starts no cooldown
     if stage != "register-history":

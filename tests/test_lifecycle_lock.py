@@ -7,6 +7,7 @@ import threading
 import pytest
 from lifecycle_fakes import SerializedPuts
 from modelops.lock import CooldownActive, LockBusy, RetrainLock
+from modelops.objectstore import LocalObjectStore, S3ObjectStore
 
 
 class Clock:
@@ -22,11 +23,14 @@ def clock():
     return Clock()
 
 
-@pytest.fixture
-def lock(s3, clock):
-    return RetrainLock(
-        s3, "modelops-test", "registry/locks/m/retrain.json", ttl_seconds=600, cooldown_seconds=3600, clock=clock
-    )
+@pytest.fixture(params=["s3", "local"])
+def lock(request, clock, tmp_path):
+    """The same lock on moto S3 and on a local directory (modelops.objectstore's two adapters)."""
+    if request.param == "s3":
+        store = S3ObjectStore("modelops-test", request.getfixturevalue("s3"))
+    else:
+        store = LocalObjectStore(tmp_path / "registry")
+    return RetrainLock(store, "registry/locks/m/retrain.json", ttl_seconds=600, cooldown_seconds=3600, clock=clock)
 
 
 def test_second_acquire_is_refused_while_held(lock):
@@ -58,7 +62,7 @@ def test_cooldown_after_a_decision(lock, clock):
     lock.release(lock.acquire())
 
 
-def test_lost_race_on_conditional_write(lock, s3):
+def test_lost_race_on_conditional_write(lock):
     """Two runs read the same free state; the second write fails its If-None-Match / If-Match condition."""
     state, etag = lock.read()
     lock.acquire()
@@ -67,7 +71,8 @@ def test_lost_race_on_conditional_write(lock, s3):
 
 
 def test_threads_racing_get_exactly_one_lease(lock):
-    lock.s3 = SerializedPuts(lock.s3)
+    if isinstance(lock.store, S3ObjectStore):
+        lock.store.s3 = SerializedPuts(lock.store.s3)
     barrier = threading.Barrier(8)
     won, lost = [], []
 

@@ -9,8 +9,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from modelops import feedback
-from modelops.aws import parse_s3_uri
 from modelops.errors import InputError, ModelOpsError
+from modelops.objectstore import open_location
 
 logger = Logger()
 app = APIGatewayRestResolver()
@@ -22,8 +22,8 @@ _labels_loaded = False
 def store() -> feedback.FeedbackStore:
     global _store
     if _store is None:
-        bucket, prefix = parse_s3_uri(os.environ["MODELOPS_DATA_URI"])
-        _store = feedback.FeedbackStore(bucket, prefix)
+        store, prefix = open_location(os.environ["MODELOPS_DATA_URI"])
+        _store = feedback.FeedbackStore(store, prefix)
     return _store
 
 

@@ -9,7 +9,7 @@ import time
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from modelops import feedback, monitoring
-from modelops.aws import parse_s3_uri
+from modelops.objectstore import open_location
 from modelops.registry import CHAMPION, Registry
 
 logger = Logger()
@@ -20,11 +20,11 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     registry = Registry(os.environ["MODELOPS_REGISTRY"])
     name = os.environ["MODELOPS_MODEL_NAME"]
     window_seconds = float(os.environ.get("MODELOPS_MONITOR_WINDOW_HOURS", "24")) * 3600
-    bucket, prefix = parse_s3_uri(os.environ["MODELOPS_DATA_URI"])
+    store, prefix = open_location(os.environ["MODELOPS_DATA_URI"], registry.s3)
     now = time.time()
     since = now - window_seconds
-    captured = feedback.PredictionLog(bucket, prefix, registry.s3).read(since=since, until=now)
-    labelled = feedback.join(captured, feedback.FeedbackStore(bucket, prefix, registry.s3).read(since=since))
+    captured = feedback.PredictionLog(store, prefix).read(since=since, until=now)
+    labelled = feedback.join(captured, feedback.FeedbackStore(store, prefix).read(since=since))
     serving = registry.get_alias(name, CHAMPION).version
     manifests: dict = {}
 

@@ -1,6 +1,6 @@
 """Ground truth ("feedback") stored append-only in S3, and its join to the predictions that were served.
 
-Layout under s3://<bucket>/<prefix>:
+Layout under s3://<bucket>/<prefix> (or a local directory; modelops.objectstore):
     feedback/date=YYYY-MM-DD/<epoch-ns>-<random>.json
         one feedback record per object, written with If-None-Match so nothing is ever overwritten:
         {"at", "request_id", "entity_id", "row", "actual", "feedback_id"}
@@ -11,7 +11,7 @@ Layout under s3://<bucket>/<prefix>:
          "latency_ms", "instances", "predictions", "scores"}
 
 Module API (for the A/B report and for quality monitoring):
-    store = FeedbackStore(bucket, prefix)                # s3= to pass a client
+    store = FeedbackStore(bucket, prefix)                # s3= to pass a client; or an ObjectStore for bucket
     store.append(actual, request_id=..., entity_id=..., row=None) -> FeedbackRecord
     store.read(since=None, until=None) -> list[FeedbackRecord]     # oldest first
     log = PredictionLog(bucket, prefix)
@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from .aws import aws_errors, client
 from .errors import InputError
+from .objectstore import ObjectStore, open_bucket
 
 FEEDBACK_DIR = "feedback"
 CAPTURE_DIR = "captures"
@@ -82,22 +82,24 @@ def _partition_key(prefix: str, directory: str, ts: float, name: str) -> str:
 
 
 def _list_partitions(
-    s3: Any, bucket: str, prefix: str, directory: str, since: float | None, until: float | None
+    store: ObjectStore, prefix: str, directory: str, since: float | None, until: float | None
 ) -> Iterator[str]:
     """Keys under <prefix>/<directory>/date=.../, skipping whole days outside [since, until]."""
     base = "/".join(p for p in (prefix, directory) if p) + "/"
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": base}
+    start_after = None
     if since is not None:  # keys sort by day, so start listing at the first day that can match
-        kwargs["StartAfter"] = f"{base}date={(utc(since).date() - timedelta(days=1)).isoformat()}/~"
+        start_after = f"{base}date={(utc(since).date() - timedelta(days=1)).isoformat()}/~"
     last_day = utc(until).date() if until is not None else None
-    with aws_errors(f"listing s3://{bucket}/{base}", bucket):
-        for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                day = _day_of(key[len(base) :])
-                if last_day is not None and day is not None and day > last_day:
-                    return
-                yield key
+    for obj in store.list(base, start_after=start_after):
+        day = _day_of(obj.key[len(base) :])
+        if last_day is not None and day is not None and day > last_day:
+            return
+        yield obj.key
+
+
+def data_store(bucket: str | ObjectStore, s3: Any = None) -> ObjectStore:
+    """The store behind a data prefix: an S3 bucket name, a local directory, or a store given as is."""
+    return bucket if not isinstance(bucket, str) else open_bucket(bucket, s3)
 
 
 def _day_of(rest: str) -> date | None:
@@ -199,10 +201,15 @@ def validate_feedback(body: Any, allowed_labels: Sequence[Any] | None = None) ->
 
 
 class FeedbackStore:
-    def __init__(self, bucket: str, prefix: str = "", s3: Any = None):
-        self.bucket = bucket
+    def __init__(self, bucket: str | ObjectStore, prefix: str = "", s3: Any = None):
+        self.store = data_store(bucket, s3)
+        self.bucket = self.store.bucket
         self.prefix = prefix.strip("/")
-        self.s3 = s3 if s3 is not None else client("s3")
+
+    @property
+    def s3(self) -> Any:
+        """The boto3 client of an S3 store."""
+        return getattr(self.store, "s3", None)
 
     def append(
         self,
@@ -225,17 +232,13 @@ class FeedbackStore:
             feedback_id=f"{time.time_ns():020d}-{secrets.token_hex(6)}",
         )
         key = _partition_key(self.prefix, FEEDBACK_DIR, at, f"{record.feedback_id}.json")
-        with aws_errors(f"storing feedback in s3://{self.bucket}", self.bucket):
-            self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=record.to_json(), IfNoneMatch="*", ContentType="application/json"
-            )
+        self.store.put(key, record.to_json(), content_type="application/json", if_none_match=True)
         return record
 
     def read(self, since: float | None = None, until: float | None = None) -> list[FeedbackRecord]:
         out: list[FeedbackRecord] = []
-        for key in _list_partitions(self.s3, self.bucket, self.prefix, FEEDBACK_DIR, since, until):
-            with aws_errors(f"reading s3://{self.bucket}/{key}", self.bucket):
-                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        for key in _list_partitions(self.store, self.prefix, FEEDBACK_DIR, since, until):
+            body, _ = self.store.get(key)
             try:
                 record = FeedbackRecord.from_json(body)
             except (ValueError, KeyError, TypeError):
@@ -377,10 +380,15 @@ def parse_records(data: bytes) -> Iterator[PredictionRecord]:
 class PredictionLog:
     """Reads captured prediction records (and writes them in batches, for tests and the local demo)."""
 
-    def __init__(self, bucket: str, prefix: str = "", s3: Any = None):
-        self.bucket = bucket
+    def __init__(self, bucket: str | ObjectStore, prefix: str = "", s3: Any = None):
+        self.store = data_store(bucket, s3)
+        self.bucket = self.store.bucket
         self.prefix = prefix.strip("/")
-        self.s3 = s3 if s3 is not None else client("s3")
+
+    @property
+    def s3(self) -> Any:
+        """The boto3 client of an S3 store."""
+        return getattr(self.store, "s3", None)
 
     def append(self, records: Iterable[dict[str, Any]]) -> str | None:
         lines = [json.dumps(r) for r in records]
@@ -389,21 +397,13 @@ class PredictionLog:
         key = _partition_key(
             self.prefix, CAPTURE_DIR, time.time(), f"{time.time_ns():020d}-{secrets.token_hex(6)}.jsonl"
         )
-        with aws_errors(f"storing predictions in s3://{self.bucket}", self.bucket):
-            self.s3.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=("\n".join(lines) + "\n").encode(),
-                IfNoneMatch="*",
-                ContentType="application/x-ndjson",
-            )
+        self.store.put(key, ("\n".join(lines) + "\n").encode(), content_type="application/x-ndjson", if_none_match=True)
         return key
 
     def read(self, since: float | None = None, until: float | None = None) -> list[PredictionRecord]:
         out: list[PredictionRecord] = []
-        for key in _list_partitions(self.s3, self.bucket, self.prefix, CAPTURE_DIR, since, until):
-            with aws_errors(f"reading s3://{self.bucket}/{key}", self.bucket):
-                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        for key in _list_partitions(self.store, self.prefix, CAPTURE_DIR, since, until):
+            body, _ = self.store.get(key)
             out.extend(
                 r for r in parse_records(body) if (since is None or r.at >= since) and (until is None or r.at <= until)
             )
@@ -465,9 +465,11 @@ def join(predictions: Iterable[PredictionRecord], feedback: Iterable[FeedbackRec
     return sorted(out, key=lambda r: (r.at, r.request_id, r.row))
 
 
-def labelled_rows(bucket: str, prefix: str = "", since: float | None = None, s3: Any = None) -> list[LabelledRow]:
+def labelled_rows(
+    bucket: str | ObjectStore, prefix: str = "", since: float | None = None, s3: Any = None
+) -> list[LabelledRow]:
     """Predictions made since `since`, joined to the feedback that labels them."""
-    s3 = s3 if s3 is not None else client("s3")
-    predictions = PredictionLog(bucket, prefix, s3).read(since=since)
-    feedback = FeedbackStore(bucket, prefix, s3).read(since=since)
+    store = data_store(bucket, s3)
+    predictions = PredictionLog(store, prefix).read(since=since)
+    feedback = FeedbackStore(store, prefix).read(since=since)
     return join(predictions, feedback)

@@ -307,17 +307,13 @@ def registry_allowed_models(registry: Any, model_name: str) -> Callable[[], set[
 def registry_golden_loader(registry: Any, model_name: str) -> Callable[[str], tuple[dict[str, Any], list[Any] | None]]:
     """Golden set and class labels of a model version, read (and integrity-checked) from the registry."""
     from .artifact import GOLDEN_FILE, sha256_bytes
-    from .aws import aws_errors, s3_get
     from .errors import ArtifactIntegrityError
 
     def load(version: str) -> tuple[dict[str, Any], list[Any] | None]:
         manifest = registry.manifest(model_name, version)
         if not manifest.golden:
             raise ModelOpsError(f"model {model_name}/{version} has no golden set in the registry")
-        what = f"reading the golden set of {model_name}/{version}"
-        obj = s3_get(registry.s3, registry.bucket, registry.version_key(model_name, version, GOLDEN_FILE), what)
-        with aws_errors(what, registry.bucket):
-            body = obj["Body"].read()
+        body, _ = registry.store.get(registry.version_key(model_name, version, GOLDEN_FILE))
         if sha256_bytes(body) != manifest.golden.get("sha256"):
             raise ArtifactIntegrityError(f"model {model_name}/{version}: {GOLDEN_FILE} does not match its sha256")
         return json.loads(body), manifest.classes

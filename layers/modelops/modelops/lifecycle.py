@@ -18,9 +18,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .aws import client, parse_s3_uri
+from .aws import client
 from .deploy import LIVE_ALIAS, Deployer, LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
 from .errors import ModelOpsError
+from .objectstore import open_location
 from .registry import Registry
 from .retrain import FeedbackLabelled, Notifier, NullNotifier, RetrainConfig, Retrainer, SnsNotifier
 
@@ -91,11 +92,11 @@ def registry_from_env(env: Mapping[str, str] = os.environ) -> tuple[Registry, st
 
 def retrainer_from_env(env: Mapping[str, str] = os.environ, deployer: Deployer | None = None) -> Retrainer:
     registry, name = registry_from_env(env)
-    bucket, prefix = parse_s3_uri(_required(env, "MODELOPS_DATA_URI"))
+    store, prefix = open_location(_required(env, "MODELOPS_DATA_URI"), registry.s3)
     return Retrainer(
         registry,
         name,
-        labelled=FeedbackLabelled(bucket, prefix, registry.s3),
+        labelled=FeedbackLabelled(store, prefix),
         deployer=deployer or deployer_from_env(env),
         notifier=notifier_from_env(env),
         config=config_from_env(env),

@@ -1,7 +1,7 @@
 """The retrain lock: one retrain at a time, with an expiry and a cooldown between retrains.
 
-The lock is one small JSON object in the registry bucket, changed only by S3 conditional writes
-(If-None-Match on first creation, If-Match on the ETag that was read afterwards). Of two runs that
+The lock is one small JSON object in the registry's store, changed only by conditional writes
+(If-None-Match on first creation, If-Match on the ETag that was read afterwards; modelops.objectstore). Of two runs that
 read the same state, exactly one write succeeds; the other gets 412 and backs off. S3 was chosen
 over a DynamoDB conditional put because the registry already lives there (no extra table, no extra
 IAM surface), S3 conditional writes are strongly consistent, and the registry's alias writes use the
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .aws import aws_errors, lost_conditional_write, s3_get
 from .errors import ConflictError, NotFoundError
+from .objectstore import ObjectStore
 
 DEFAULT_TTL_SECONDS = 20 * 60  # longer than the retrain function's 15-minute Lambda maximum
 DEFAULT_COOLDOWN_SECONDS = 24 * 3600
@@ -56,47 +56,39 @@ class Lease:
 class RetrainLock:
     def __init__(
         self,
-        s3: Any,
-        bucket: str,
+        store: ObjectStore,
         key: str,
         *,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS,
         clock: Callable[[], float] = time.time,
     ):
-        self.s3, self.bucket, self.key = s3, bucket, key
+        self.store, self.key = store, key
         self.ttl, self.cooldown, self.clock = ttl_seconds, cooldown_seconds, clock
 
     @classmethod
     def for_registry(cls, registry: Any, name: str, **kwargs: Any) -> RetrainLock:
-        return cls(registry.s3, registry.bucket, registry._key("locks", name, "retrain.json"), **kwargs)
+        return cls(registry.store, registry.key("locks", name, "retrain.json"), **kwargs)
 
     # ---- state ---------------------------------------------------------------------------
     def read(self) -> tuple[dict[str, Any], str | None]:
-        what = f"reading lock s3://{self.bucket}/{self.key}"
         try:
-            obj = s3_get(self.s3, self.bucket, self.key, what)
+            body, etag = self.store.get(self.key)
         except NotFoundError:
             return {}, None
-        with aws_errors(what, self.bucket):
-            return json.loads(obj["Body"].read()), obj["ETag"]
+        return json.loads(body), etag
 
     def _write(self, state: dict[str, Any], etag: str | None) -> None:
-        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
-        what = f"writing lock s3://{self.bucket}/{self.key}"
-        with aws_errors(what, self.bucket):
-            try:
-                self.s3.put_object(
-                    Bucket=self.bucket,
-                    Key=self.key,
-                    Body=json.dumps(state).encode(),
-                    ContentType="application/json",
-                    **condition,
-                )
-            except Exception as exc:
-                if lost_conditional_write(exc):
-                    raise LockBusy("another retrain changed the lock at the same moment; this one backs off") from None
-                raise
+        try:
+            self.store.put(
+                self.key,
+                json.dumps(state).encode(),
+                content_type="application/json",
+                if_match=etag,
+                if_none_match=etag is None,
+            )
+        except ConflictError:
+            raise LockBusy("another retrain changed the lock at the same moment; this one backs off") from None
 
     # ---- operations ------------------------------------------------------------------------
     def acquire(self, *, ignore_cooldown: bool = False) -> Lease:

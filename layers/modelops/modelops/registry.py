@@ -1,11 +1,11 @@
 """The S3 model registry.
 
-Layout under s3://bucket/prefix:
+Layout under s3://bucket/prefix, or under a local directory (modelops.objectstore):
     models/<name>/<version>/model.joblib, golden.json, manifest.json   (manifest written last = registered)
     aliases/<name>/<alias>.json        current version + stack of previous versions
     history/<name>/<timestamp>-<id>.json   append-only audit events (alias changes, decisions)
 
-Every write that must not race is an S3 conditional write: a version's files use If-None-Match
+Every write that must not race is a conditional write: a version's files use If-None-Match
 (never overwritten) and alias updates use If-Match on the ETag that was read (of two concurrent
 promotions exactly one wins).
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .artifact import GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, LoadedModel, Manifest, load_from_bytes
-from .aws import aws_errors, client, lost_conditional_write, parse_s3_uri, s3_get
 from .errors import ConflictError, ModelOpsError, NotFoundError
+from .objectstore import ObjectStore, open_location
 from .versioning import utc_now_iso
 
 CHAMPION = "champion"
@@ -57,44 +57,56 @@ class AliasState:
 
 
 class Registry:
-    def __init__(self, uri: str, s3: Any = None):
-        self.uri = uri.rstrip("/")
-        self.bucket, self.prefix = parse_s3_uri(uri)
-        self.s3 = s3 if s3 is not None else client("s3")
+    def __init__(self, uri: str, s3: Any = None, *, store: ObjectStore | None = None):
+        """uri: s3://bucket/prefix, or a local directory (a path or file:// URI). s3: the boto3 client to use for
+        S3; store: an ObjectStore to use instead (its keys are then under the uri's prefix as given)."""
+        self.uri = uri.rstrip("/") or uri
+        opened, self.prefix = open_location(self.uri, s3)
+        self.store: ObjectStore = store if store is not None else opened
+
+    @property
+    def bucket(self) -> str:
+        return self.store.bucket
+
+    @property
+    def s3(self) -> Any:
+        """The boto3 client of an S3 registry."""
+        return getattr(self.store, "s3", None)
+
+    @s3.setter
+    def s3(self, value: Any) -> None:
+        self.store.s3 = value  # type: ignore[attr-defined]
 
     # ---- keys ------------------------------------------------------------------------
-    def _key(self, *parts: str) -> str:
+    def key(self, *parts: str) -> str:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
-    def version_key(self, name: str, version: str, file: str = "") -> str:
-        return self._key("models", name, version, file)
+    _key = key
 
-    # ---- low-level S3 -----------------------------------------------------------------
+    def version_key(self, name: str, version: str, file: str = "") -> str:
+        return self.key("models", name, version, file)
+
+    # ---- storage ----------------------------------------------------------------------
     def _get(self, key: str, what: str) -> tuple[bytes, str]:
-        obj = s3_get(self.s3, self.bucket, key, what)
-        with aws_errors(what, self.bucket):
-            return obj["Body"].read(), obj["ETag"]
+        try:
+            return self.store.get(key)
+        except NotFoundError:
+            raise NotFoundError(f"{what}: not found") from None
 
     def _put_new(self, key: str, body: bytes, what: str, content_type: str = "application/json") -> None:
-        with aws_errors(what, self.bucket):
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*", ContentType=content_type)
+        try:
+            self.store.put(key, body, content_type=content_type, if_none_match=True)
+        except ConflictError:
+            raise ConflictError(f"{what}: {key} already exists") from None
 
-    def _list(self, prefix: str, delimiter: str | None = None) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
-        if delimiter:
-            kwargs["Delimiter"] = delimiter
-        out: list[dict[str, Any]] = []
-        with aws_errors(f"listing {self.uri}", self.bucket):
-            for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
-                out.extend(page.get("CommonPrefixes", []) if delimiter else page.get("Contents", []))
-        return out
+    def _keys(self, prefix: str) -> list[str]:
+        return [o.key for o in self.store.list(prefix)]
 
     def check_bucket(self) -> None:
         try:
-            with aws_errors(f"registry {self.uri}", self.bucket):
-                self.s3.head_bucket(Bucket=self.bucket)
-        except NotFoundError:  # HeadBucket answers a bare 404 without an error code
-            raise NotFoundError(f"registry {self.uri}: bucket '{self.bucket}' does not exist") from None
+            self.store.check()
+        except NotFoundError as exc:
+            raise NotFoundError(f"registry {self.uri}: {exc}") from None
 
     # ---- versions ---------------------------------------------------------------------
     def register(self, directory: str | Path) -> Manifest:
@@ -125,12 +137,11 @@ class Registry:
         return manifest
 
     def list_models(self) -> list[str]:
-        base = self._key("models") + "/"
-        return sorted(p["Prefix"][len(base) :].strip("/") for p in self._list(base, "/"))
+        return sorted(self.store.folders(self.key("models") + "/"))
 
     def list_versions(self, name: str) -> list[str]:
-        objects = self._list(self._key("models", name) + "/")
-        versions = sorted({o["Key"].split("/")[-2] for o in objects if o["Key"].endswith("/" + MANIFEST_FILE)})
+        keys = self._keys(self.key("models", name) + "/")
+        versions = sorted({k.split("/")[-2] for k in keys if k.endswith("/" + MANIFEST_FILE)})
         if not versions:
             raise NotFoundError(f"model '{name}' not found in {self.uri}")
         return versions
@@ -165,7 +176,7 @@ class Registry:
 
     # ---- aliases ----------------------------------------------------------------------
     def alias_key(self, name: str, alias: str) -> str:
-        return self._key("aliases", name, f"{alias}.json")
+        return self.key("aliases", name, f"{alias}.json")
 
     def get_alias(self, name: str, alias: str) -> AliasState:
         try:
@@ -184,8 +195,8 @@ class Registry:
         )
 
     def aliases(self, name: str) -> dict[str, AliasState]:
-        base = self._key("aliases", name) + "/"
-        names = [o["Key"][len(base) : -len(".json")] for o in self._list(base) if o["Key"].endswith(".json")]
+        base = self.key("aliases", name) + "/"
+        names = [k[len(base) : -len(".json")] for k in self._keys(base) if k.endswith(".json")]
         return {a: self.get_alias(name, a) for a in sorted(names)}
 
     def resolve(self, name: str, alias: str) -> str:
@@ -236,20 +247,16 @@ class Registry:
             trigger=trigger,
         )
         what = f"setting alias {name}@{alias}"
-        with aws_errors(what, self.bucket):
-            condition = {"IfMatch": current.etag} if current.etag else {"IfNoneMatch": "*"}
-            try:
-                self.s3.put_object(
-                    Bucket=self.bucket,
-                    Key=self.alias_key(name, alias),
-                    Body=new.to_json(),
-                    ContentType="application/json",
-                    **condition,
-                )
-            except Exception as exc:
-                if lost_conditional_write(exc):
-                    raise ConflictError(f"{what}: another change to {name}@{alias} won the race; not changed") from None
-                raise
+        try:
+            self.store.put(
+                self.alias_key(name, alias),
+                new.to_json(),
+                content_type="application/json",
+                if_match=current.etag,
+                if_none_match=current.etag is None,
+            )
+        except ConflictError:
+            raise ConflictError(f"{what}: another change to {name}@{alias} won the race; not changed") from None
         self.record(
             name,
             "rollback" if _rollback else "alias_set",
@@ -277,15 +284,15 @@ class Registry:
     def record(self, name: str, event: str, detail: dict[str, Any]) -> dict[str, Any]:
         """Append one audit event. Keys sort by time; If-None-Match keeps the log append-only."""
         entry = {"at": utc_now_iso(), "model": name, "event": event, **detail}
-        key = self._key("history", name, f"{time.time_ns():020d}-{secrets.token_hex(4)}.json")
+        key = self.key("history", name, f"{time.time_ns():020d}-{secrets.token_hex(4)}.json")
         self._put_new(key, json.dumps(entry, default=str).encode(), f"recording {event} for {name}")
         return entry
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
-        objects = sorted(self._list(self._key("history", name) + "/"), key=lambda o: o["Key"])
+        keys = sorted(self._keys(self.key("history", name) + "/"))
         if limit:
-            objects = objects[-limit:]
-        return [json.loads(self._get(o["Key"], "history")[0]) for o in objects]
+            keys = keys[-limit:]
+        return [json.loads(self._get(k, "history")[0]) for k in keys]
 
 
 def require_registry(uri: str | None) -> Registry:

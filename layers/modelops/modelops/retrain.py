@@ -33,12 +33,13 @@ import numpy as np
 
 from . import training
 from .artifact import CLASSIFICATION, Manifest, write_artifact
-from .aws import aws_errors, parse_s3_uri, s3_get
+from .aws import aws_errors, parse_s3_uri
 from .dataset import Dataset, load_builtin, read_csv
 from .deploy import MODEL_VERSION_VAR, ChampionPin, Deployer
 from .errors import ConflictError, ModelOpsError, NotFoundError
 from .feedback import LabelledRow, labelled_rows
 from .lock import CooldownActive, LockBusy, RetrainLock, iso
+from .objectstore import ObjectStore, S3ObjectStore
 from .registry import CANDIDATE, CHAMPION, Registry
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,11 @@ class FeedbackLabelled:
     """Labelled predictions from the feedback store: captured requests joined to their ground truth.
     Rows captured without their features cannot be trained on and are left out."""
 
-    def __init__(self, bucket: str, prefix: str, s3: Any):
-        self.bucket, self.prefix, self.s3 = bucket, prefix, s3
+    def __init__(self, store: ObjectStore, prefix: str):
+        self.store, self.prefix = store, prefix
 
     def labelled(self, name: str, since: float, until: float) -> list[LabelledRow]:
-        rows = labelled_rows(self.bucket, self.prefix, since=since, s3=self.s3)
+        rows = labelled_rows(self.store, self.prefix, since=since)
         return [r for r in rows if r.at <= until and r.features]
 
 
@@ -129,9 +130,7 @@ def load_original(manifest: Manifest, s3: Any = None) -> Dataset:
         dataset = load_builtin(uri.split(":", 1)[1])
     elif uri.startswith("s3://"):
         bucket, key = parse_s3_uri(uri)
-        obj = s3_get(s3, bucket, key, f"reading training data {uri}")
-        with aws_errors(f"reading training data {uri}", bucket):
-            body = obj["Body"].read()
+        body, _ = S3ObjectStore(bucket, s3).get(key)
         dataset = read_csv(body, recipe["target"], recipe.get("features"), recipe.get("dtypes"))
         dataset.source = uri
     else:

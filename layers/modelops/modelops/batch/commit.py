@@ -19,8 +19,8 @@ from ..errors import ConflictError, ModelOpsError
 from ..versioning import utc_now_iso
 from .config import BatchConfig
 from .part import PREDICTION, REJECTED_HEADER, part_keys
-from .store import Store
-from .writer import MultipartWriter, abort_uploads, complete_upload
+from .store import ObjectStore
+from .writer import MultipartWriter, abort_uploads
 
 
 def final_keys(config: BatchConfig, run_date: str, count: int) -> tuple[list[str], str]:
@@ -28,7 +28,7 @@ def final_keys(config: BatchConfig, run_date: str, count: int) -> tuple[list[str
     return [folder + f"predictions/part-{i:05d}.csv" for i in range(count)], folder + "rejected.csv"
 
 
-def load_stats(config: BatchConfig, store: Store, run: dict[str, Any], count: int) -> list[dict[str, Any]]:
+def load_stats(config: BatchConfig, store: ObjectStore, run: dict[str, Any], count: int) -> list[dict[str, Any]]:
     out = []
     for i in range(count):
         key = part_keys(config, run["run_date"], run["attempt"], i)["stats"]
@@ -36,7 +36,7 @@ def load_stats(config: BatchConfig, store: Store, run: dict[str, Any], count: in
             raise ModelOpsError(
                 f"run {run['run_date']} attempt {run['attempt']}: part {i} has not finished; nothing was committed"
             )
-        out.append(orjson.loads(store.get(key)))
+        out.append(orjson.loads(store.get(key)[0]))
     return out
 
 
@@ -50,12 +50,12 @@ def line_offsets(stats: list[dict[str, Any]]) -> dict[int, int]:
     return offsets
 
 
-def merge_rejected(store: Store, stats: list[dict[str, Any]], target: str) -> None:
+def merge_rejected(store: ObjectStore, stats: list[dict[str, Any]], target: str) -> None:
     offsets = line_offsets(stats)
-    with MultipartWriter(store.s3, store.bucket, target) as out:
+    with MultipartWriter(store, target) as out:
         out.write(REJECTED_HEADER)
         for s in stats:
-            body = store.get(s["rejected_key"])
+            body, _ = store.get(s["rejected_key"])
             if s["rows_rejected"] == 0:
                 continue
             offset = offsets[s["index"]]
@@ -88,7 +88,7 @@ def drift_summary(baseline: dict[str, Any], features: list[str], stats: list[dic
 
 def commit(
     config: BatchConfig,
-    store: Store,
+    store: ObjectStore,
     run: dict[str, Any],
     parts: list[dict[str, Any]],
     baseline: dict[str, Any],
@@ -124,7 +124,7 @@ def commit(
         upload = s["predictions_upload"]
         if upload["key"] != target:
             raise ModelOpsError(f"part {s['index']} wrote to {upload['key']}, expected {target}")
-        complete_upload(store.s3, store.bucket, target, upload["upload_id"], upload["parts"])
+        store.complete_upload(target, upload["upload_id"], upload["parts"])
     merge_rejected(store, stats, rejected)
 
     rows = {
@@ -153,7 +153,7 @@ def commit(
         },
     }
     store.put(manifest_key, orjson.dumps(manifest, option=orjson.OPT_INDENT_2), if_none_match=True)
-    abort_uploads(store.s3, store.bucket, folder, keep=set())
+    abort_uploads(store, folder, keep=set())
     attempts = [o.key for o in store.list(folder + "_attempts/")]
     if attempts:
         store.delete(attempts)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .config import BatchConfig
 from .dates import previous_day
-from .store import Store
+from .store import ObjectStore
 
 
 @dataclass
@@ -18,7 +18,7 @@ class Readiness:
         return "ready" if self.ready else "waiting for " + "; ".join(self.waiting_for)
 
 
-def check(config: BatchConfig, store: Store, run_date: str) -> Readiness:
+def check(config: BatchConfig, store: ObjectStore, run_date: str) -> Readiness:
     waiting: list[str] = []
     marker = config.marker_key(run_date)
     if marker and not store.exists(marker):

@@ -32,7 +32,7 @@ from .config import BatchConfig
 from .prefetch import prefetched
 from .readers import ByteStream, Chunk, CsvParser, JsonLinesParser, Unread, csv_field, line_blocks, read_header
 from .scoring import Scorer
-from .store import Store
+from .store import ObjectStore
 from .workers import ordered_map, worker_count
 from .writer import MultipartWriter
 
@@ -43,7 +43,7 @@ PREDICTION = "__prediction__"
 class ObjectStream:
     """One streamed ranged GET; read errors become one-line ModelOpsErrors; closed when the part is done."""
 
-    def __init__(self, store: Store, key: str, etag: str, start: int):
+    def __init__(self, store: ObjectStore, key: str, etag: str, start: int):
         self.store, self.key, self.etag, self.start = store, key, etag, start
         self._body: Any = None
 
@@ -99,14 +99,18 @@ class Source:
 _HEADERS: dict[tuple[str, str, str], list[str]] = {}  # (bucket, key, ETag) -> CSV header, shared by an object's parts
 
 
-def _remember_header(store: Store, key: str, etag: str, header: list[str]) -> None:
+def _remember_header(store: ObjectStore, key: str, etag: str, header: list[str]) -> None:
     if len(_HEADERS) >= 64:
         _HEADERS.clear()
     _HEADERS[(store.bucket, key, etag)] = header
 
 
 def open_input(
-    stack: contextlib.ExitStack, store: Store, part: dict[str, Any], schema: FeatureSchema, id_columns: tuple[str, ...]
+    stack: contextlib.ExitStack,
+    store: ObjectStore,
+    part: dict[str, Any],
+    schema: FeatureSchema,
+    id_columns: tuple[str, ...],
 ) -> Source:
     """One streamed GET for the part. A CSV part at the start of its object reads the header from that same
     stream; a later byte range takes it from an earlier part of the same object version in this process, or
@@ -134,7 +138,7 @@ def open_input(
 
 def score_part(
     config: BatchConfig,
-    store: Store,
+    store: ObjectStore,
     run: dict[str, Any],
     part: dict[str, Any],
     manifest: Manifest,
@@ -177,8 +181,8 @@ def score_part(
             return ScoredChunk(chunk, body, feature_counts, prediction_counts)
 
         results = stack.enter_context(contextlib.closing(ordered_map(score_chunk, parsed_chunks, workers)))
-        out = stack.enter_context(MultipartWriter(store.s3, store.bucket, keys["predictions"], deferred=True))
-        bad = stack.enter_context(MultipartWriter(store.s3, store.bucket, keys["rejected"]))
+        out = stack.enter_context(MultipartWriter(store, keys["predictions"], deferred=True))
+        bad = stack.enter_context(MultipartWriter(store, keys["rejected"]))
         out.write(scorer.header(config.id_columns))
         bad.write(REJECTED_HEADER)
         for result in results:

@@ -24,16 +24,16 @@ from .dates import logical_run_date
 from .part import score_part
 from .readers import Chunk
 from .scoring import Scorer
-from .store import Store
+from .store import ObjectStore, open_store
 
 _MODELS: dict[tuple[str, str, str], LoadedModel] = {}  # warm invocations reuse the loaded model
 
 
 class BatchRunner:
-    def __init__(self, config: BatchConfig, store: Store | None = None, registry: Registry | None = None):
+    def __init__(self, config: BatchConfig, store: ObjectStore | None = None, registry: Registry | None = None):
         self.config = config
-        self.store = store or Store(config.bucket)
-        self.registry = registry or Registry(config.registry or "", s3=self.store.s3)
+        self.store = store or open_store(config.bucket)
+        self.registry = registry or Registry(config.registry or "", s3=getattr(self.store, "s3", None))
         self.on_chunk: Callable[[Chunk], None] | None = None  # optional observer of each parsed chunk (tests, progress)
 
     # ---- model ------------------------------------------------------------------------
@@ -73,7 +73,7 @@ class BatchRunner:
         if not readiness.ready:
             return {"status": "waiting", "run_date": run_date, "waiting_for": readiness.waiting_for}
         folder = config.input_folder(run_date)
-        objects = plan.input_objects(store.list(folder), store.uri(folder))
+        objects = plan.input_objects(list(store.list(folder)), store.uri(folder))
         model = {"name": config.model_name or "", "version": self.resolve_version()}
         attempt = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
         mode = plan.choose_mode(objects, config.inline_max_bytes)
@@ -96,7 +96,7 @@ class BatchRunner:
         return {"status": "ready", "mode": mode, "run": run}
 
     def parts(self, run: dict[str, Any]) -> list[dict[str, Any]]:
-        return orjson.loads(self.store.get(run["parts_key"]))
+        return orjson.loads(self.store.get(run["parts_key"])[0])
 
     def score_part(self, run: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
         model = run["model"]
@@ -134,7 +134,7 @@ class BatchRunner:
         config, store = self.config, self.store
         key = config.manifest_key(run_date)
         if store.exists(key):
-            return {"status": "succeeded", "run_date": run_date, "manifest": orjson.loads(store.get(key))}
+            return {"status": "succeeded", "run_date": run_date, "manifest": orjson.loads(store.get(key)[0])}
         reasons = []
         attempts = {
             o.key.split("/_attempts/")[1].split("/")[0]

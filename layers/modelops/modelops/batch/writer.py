@@ -11,7 +11,7 @@ import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ..aws import aws_errors
+from ..objectstore import ObjectStore
 
 PART_BYTES = 8 * 1024**2  # S3 needs >= 5 MiB for every part but the last
 
@@ -22,14 +22,13 @@ class MultipartWriter:
 
     def __init__(
         self,
-        s3: Any,
-        bucket: str,
+        store: ObjectStore,
         key: str,
         content_type: str = "text/csv",
         part_bytes: int | None = None,
         deferred: bool = False,
     ):
-        self.s3, self.bucket, self.key = s3, bucket, key
+        self.store, self.key = store, key
         self.deferred = deferred
         self.upload: dict[str, Any] | None = None  # deferred: what complete_upload() needs
         self.content_type = content_type
@@ -54,19 +53,14 @@ class MultipartWriter:
         body = b"".join(self._buffer)
         self._buffer, self._buffered = [], 0
         if self._upload_id is None:
-            with aws_errors(self._what(), self.bucket):
-                self._upload_id = self.s3.create_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, ContentType=self.content_type
-                )["UploadId"]
+            self._upload_id = self.store.create_upload(self.key, self.content_type)
             self._uploader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-upload")
         self._wait()
         self._pending = self._uploader.submit(self._upload, len(self._parts) + 1, body)  # type: ignore[union-attr]
 
     def _upload(self, number: int, body: bytes) -> dict[str, Any]:
-        with aws_errors(self._what(), self.bucket):
-            etag = self.s3.upload_part(
-                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
-            )["ETag"]
+        assert self._upload_id is not None
+        etag = self.store.upload_part(self.key, self._upload_id, number, body)
         return {"PartNumber": number, "ETag": etag, "size": len(body)}
 
     def _wait(self) -> None:
@@ -75,16 +69,12 @@ class MultipartWriter:
             self.bytes_written += part.pop("size")
             self._parts.append(part)
 
-    def _what(self) -> str:
-        return f"writing s3://{self.bucket}/{self.key}"
-
     def close(self) -> None:
         if self.deferred and self._upload_id is None:
             self._flush()  # even a small output becomes a (single-part) upload, so it stays invisible
         if self._upload_id is None:  # small output: one plain put
             body = b"".join(self._buffer)
-            with aws_errors(self._what(), self.bucket):
-                self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=body, ContentType=self.content_type)
+            self.store.put(self.key, body, content_type=self.content_type)
             self.bytes_written += len(body)
             self._buffer = []
             return
@@ -95,7 +85,7 @@ class MultipartWriter:
             if self.deferred:
                 self.upload = {"key": self.key, "upload_id": self._upload_id, "parts": self._parts}
             else:
-                complete_upload(self.s3, self.bucket, self.key, self._upload_id, self._parts)
+                self.store.complete_upload(self.key, self._upload_id, self._parts)
         except BaseException:
             self.abort()
             raise
@@ -111,7 +101,7 @@ class MultipartWriter:
         if self._upload_id is not None:
             # best effort: the original error matters more; an incomplete upload is never readable
             with contextlib.suppress(Exception):
-                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
+                self.store.abort_upload(self.key, self._upload_id)
 
     def _shutdown(self) -> None:
         if self._uploader is not None:
@@ -128,18 +118,11 @@ class MultipartWriter:
             self.abort()
 
 
-def complete_upload(s3: Any, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
-    with aws_errors(f"writing s3://{bucket}/{key}", bucket):
-        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
-
-
-def abort_uploads(s3: Any, bucket: str, prefix: str, keep: set[str]) -> int:
+def abort_uploads(store: ObjectStore, prefix: str, keep: set[str]) -> int:
     """Abort open uploads under prefix (left by failed or retried attempts), except the upload ids in keep."""
     aborted = 0
-    with aws_errors(f"listing uploads under s3://{bucket}/{prefix}", bucket):
-        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
-            for upload in page.get("Uploads", []):
-                if upload["UploadId"] not in keep:
-                    s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-                    aborted += 1
+    for key, upload_id in store.open_uploads(prefix):
+        if upload_id not in keep:
+            store.abort_upload(key, upload_id)
+            aborted += 1
     return aborted

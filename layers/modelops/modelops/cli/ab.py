@@ -135,25 +135,22 @@ def promote_cmd(args: argparse.Namespace) -> int:
 
 def report_cmd(args: argparse.Namespace) -> int:
     from .. import abreport, feedback
-    from ..aws import parse_s3_uri
+    from ..objectstore import open_location
 
     if not args.data:
         raise ModelOpsError("no data location: pass --data s3://bucket/prefix or set MODELOPS_DATA_URI")
-    bucket, prefix = parse_s3_uri(args.data)
+    store, prefix = open_location(args.data)
     since = feedback.parse_time(args.since) if args.since else None
     registry = require_registry(args.registry)
     manifest = registry.manifest(_model(args), CHAMPION)
-    from ..aws import client
-
-    s3 = client("s3")
-    predictions = feedback.PredictionLog(bucket, prefix, s3).read(since=since)
+    predictions = feedback.PredictionLog(store, prefix).read(since=since)
     if not predictions:
         raise ModelOpsError(
             f"no captured predictions under {args.data}/captures"
             + (f" since {args.since}" if args.since else "")
             + ": is capture on (MODELOPS_CAPTURE=on)?"
         )
-    labelled = feedback.join(predictions, feedback.FeedbackStore(bucket, prefix, s3).read(since=since))
+    labelled = feedback.join(predictions, feedback.FeedbackStore(store, prefix).read(since=since))
     positive = manifest.classes[-1] if manifest.classes else None
     report = abreport.build_report(
         abreport.ReportInput(manifest.task, predictions, labelled, positive),
