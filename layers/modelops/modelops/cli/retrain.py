@@ -44,7 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="s3://bucket/prefix of captured predictions and feedback (default: $MODELOPS_DATA_URI)",
     )
     p.add_argument("--stack", help="deployed stack a winning candidate is rolled out to (a stack update)")
-    p.add_argument("--dry-run", action="store_true", help="train and compare, but register and deploy nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="train and compare, but write nothing: no lock, no history, no registration, no rollout",
+    )
     p.add_argument("--ignore-cooldown", action="store_true", help="run even if the last retrain decided recently")
     p.add_argument("--margin", type=float, help="required gain on the primary metric (default 0.01)")
     p.add_argument("--recent-days", type=float, help="labelled-data window in days (default 14)")
@@ -103,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     retrainer = lifecycle.retrainer_from_env(env, deployer=deployer)
     result = retrainer.run({"type": "manual", "by": "cli"}, dry_run=args.dry_run, ignore_cooldown=args.ignore_cooldown)
     out = result.to_dict()
+    if result.outcome == "failed" and not args.json:
+        raise ModelOpsError(f"retrain failed at stage {result.stage}: {result.reason}")
     if args.json:
         emit_json(out)
     else:
