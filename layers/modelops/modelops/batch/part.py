@@ -253,7 +253,7 @@ def score_part(
         "rows_scored": scored,
         "rows_rejected": rejected,
         "lines": 0 if empty else header_lines + lines_read,
-        "empty": bool(empty) or (compressed and lines_read == 0),
+        "empty": bool(empty) or (compressed and header_lines + lines_read == 0),
         "chunks": chunks,
         "peak_rows": peak_rows,
         "predictions_upload": out.upload,

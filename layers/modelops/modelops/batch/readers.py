@@ -118,7 +118,7 @@ def owned_bytes(
     complete. size None: a stream of unknown length (decompressed data), read whole to its end.
     """
     if size is None:
-        yield from _whole_stream(stream, read_bytes)
+        yield from _whole_stream(stream, start > 0, read_bytes)
         return
     end = size if end is None else end
     pos = start - 1 if start > 0 else start  # object offset of the next byte read
@@ -148,12 +148,21 @@ def owned_bytes(
         yield b"\n"
 
 
-def _whole_stream(stream: ByteStream, read_bytes: int) -> Iterator[bytes]:
+def _whole_stream(stream: ByteStream, skip_partial: bool, read_bytes: int) -> Iterator[bytes]:
+    """Every line to the end of the stream; skip_partial: first through the first newline (the stream then
+    starts at the byte before the first owned line, as for a byte range)."""
     last = b"\n"
     while data := stream.read(read_bytes):
+        if skip_partial:
+            i = data.find(b"\n")
+            if i < 0:
+                continue
+            data, skip_partial = data[i + 1 :], False
+            if not data:
+                continue
         last = data[-1:]
         yield data
-    if last != b"\n":
+    if last != b"\n" and not skip_partial:
         yield b"\n"
 
 
