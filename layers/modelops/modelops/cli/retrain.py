@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..errors import ModelOpsError
+from ..errors import ModelOpsError, NotFoundError
+from ..names import check_model_name
+from ..objectstore import open_location
 from .output import emit_json, key_values
 
 
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.registry:
         raise ModelOpsError("no registry given: pass --registry s3://bucket/prefix or set MODELOPS_REGISTRY")
+    check_model_name(args.model_name)
     env = {
         **os.environ,
         "MODELOPS_REGISTRY": args.registry,
@@ -94,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.data:
         raise ModelOpsError("no labelled data location: pass --data s3://bucket/prefix or set MODELOPS_DATA_URI")
+    data_store, _ = open_location(args.data)
+    try:
+        data_store.check()  # a mistyped location would otherwise read as "no labelled data yet"
+    except NotFoundError as exc:
+        raise NotFoundError(f"labelled data {args.data}: {exc}") from None
     deployer: Deployer
     if env.get("MODELOPS_PREDICT_FUNCTION"):
         deployer = lifecycle.deployer_from_env(env)
