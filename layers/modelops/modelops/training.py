@@ -125,12 +125,14 @@ def evaluate(task: str, estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[st
 
     if task == REGRESSION:
         pred = estimator.predict(X)
-        return {
+        out = {
             "mae": float(metrics.mean_absolute_error(y, pred)),
             "rmse": float(math.sqrt(metrics.mean_squared_error(y, pred))),
-            "r2": float(metrics.r2_score(y, pred)),
             "rows": int(len(y)),
         }
+        if len(y) >= 2:  # R² is undefined for a single row (NaN would not be valid JSON)
+            out["r2"] = float(metrics.r2_score(y, pred))
+        return out
     pred = estimator.predict(X)
     proba = estimator.predict_proba(X)
     classes = list(estimator.classes_)
