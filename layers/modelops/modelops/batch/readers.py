@@ -10,7 +10,13 @@ does not qualify is split in halves until the bad lines are isolated and parsed 
 the reason for each rejected line.
 
 Ids travel as a zero-padded byte matrix (one row per scored row), so output lines are assembled with
-array operations too. CSV text never contains NUL bytes: lines with one are rejected.
+array operations too. CSV text never contains NUL bytes: lines with one are rejected. Without id columns a
+row's id is its object and line number ('key,line').
+
+A gzip object is decompressed as it streams (GzipStream) and read whole, from its first byte: its length is
+unknown until the end, and it cannot be entered in the middle. A UTF-8 byte order mark is skipped at the
+start of an object. Missing values (modelops.missing tokens in CSV, null in JSON) become NaN in the features
+the model's schema marks nullable, and reject the row in the others.
 """
 
 from __future__ import annotations
