@@ -121,7 +121,7 @@ class LocalStack:
         from . import processes
 
         if self.proc is not None:
-            processes.stop(self.proc, grace=10.0)
+            processes.stop(self.proc, grace=5.0)  # its shutdown can hang on a service; then SIGKILL
             self.proc = None
 
     def __enter__(self) -> LocalStack:

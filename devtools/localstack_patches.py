@@ -18,6 +18,7 @@ patch functions.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 import json
@@ -167,10 +168,8 @@ def patch_stepfunctions_integer_percentage() -> None:
 
     def parse(definition: str) -> Any:
         if "ToleratedFailurePercentage" in definition:
-            try:
+            with contextlib.suppress(ValueError):  # not JSON: LocalStack's own parser reports the error
                 definition = json.dumps(as_float(json.loads(definition)))
-            except ValueError:
-                pass  # not JSON: LocalStack's own parser reports the error
         return original(definition)
 
     AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
@@ -228,14 +227,35 @@ def placeholder(stack: str, logical_id: str) -> str:
     return PLACEHOLDER.format(stack=stack, logical_id=logical_id)
 
 
-def adapt_template(translated: dict[str, Any], stack_name: str) -> tuple[dict[str, Any], list[Dropped]]:
+def _schedule_name_per_stack(template: dict[str, Any], stack_name: str) -> list[Dropped]:
+    """KNOWN TEMPLATE BUG, not a LocalStack gap: SAM names a ScheduleV2 event's schedule after its logical id
+    unless the event sets Name, so a second stack in the same account fails with "ConflictException ...
+    Schedule BatchStateMachineDailySchedule already exists". This renames such schedules to
+    <stack>-<logical id>, only when asked for (--work-around schedule-name), to check the rest meanwhile."""
+    out = []
+    for logical_id, body in template["Resources"].items():
+        props = body.get("Properties", {})
+        if body.get("Type") == "AWS::Scheduler::Schedule" and props.get("Name") == logical_id:
+            props["Name"] = f"{stack_name}-{logical_id}"
+            reason = "KNOWN TEMPLATE BUG worked around: the schedule's name is its logical id, the same in every stack"
+            out.append(Dropped(logical_id, "Properties.Name", body["Type"], reason, logical_id))
+    return out
+
+
+KNOWN_TEMPLATE_BUGS = {"schedule-name": _schedule_name_per_stack}
+
+
+def adapt_template(
+    translated: dict[str, Any], stack_name: str, work_arounds: list[str] | tuple[str, ...] = ()
+) -> tuple[dict[str, Any], list[Dropped]]:
     """The translated template as LocalStack community can deploy it, and the list of what was left out.
 
     Changes, each also recorded in the returned list:
     - Resources of UNSUPPORTED_TYPES (CodeDeploy application and deployment group, the AppConfig A/B split
-      store) are removed. LocalStack lacks both services; with CFN_IGNORE_UNSUPPORTED_RESOURCE_TYPES=0 they
-      would fail the stack, and skipping them silently would report CREATE_COMPLETE for resources that do not
-      exist. Every Ref / GetAtt / ${} to them becomes the string PLACEHOLDER, so the values that carry them
+      store, the CloudWatch dashboard) are removed. LocalStack lacks CodeDeploy and AppConfig, and has no
+      CloudFormation provider for dashboards; with CFN_IGNORE_UNSUPPORTED_RESOURCE_TYPES=0 they would fail
+      the stack, and skipping them silently would report CREATE_COMPLETE for resources that do not exist.
+      (The checks still resolve the dashboard's body, check it names this stack's alarms, and put it.) Every Ref / GetAtt / ${} to them becomes the string PLACEHOLDER, so the values that carry them
       (environment variables, IAM policy ARNs, an EventBridge pattern, outputs) are still deployed and
       visibly marked. Resources that DependsOn them lose that dependency.
     - UpdatePolicy.CodeDeployLambdaAliasUpdate of an AWS::Lambda::Alias is removed: it names the deployment
@@ -246,6 +266,8 @@ def adapt_template(translated: dict[str, Any], stack_name: str) -> tuple[dict[st
       the alias. The removed value is kept in the record; the checks compare it with PredictInstanceCount.
     These do not hide template bugs elsewhere: nothing else is touched, the remaining resources are deployed
     as CloudFormation receives them, and the assertions check that exactly the expected resources exist.
+    ``work_arounds`` names entries of KNOWN_TEMPLATE_BUGS to apply as well (off by default, so the deploy
+    fails on them): bugs of the template itself, worked around only to check everything else meanwhile.
     """
     template = copy.deepcopy(translated)
     resources: dict[str, Any] = template["Resources"]
@@ -294,6 +316,8 @@ def adapt_template(translated: dict[str, Any], stack_name: str) -> tuple[dict[st
     for section in ("Resources", "Outputs"):
         for key, value in list(template.get(section, {}).items()):
             template[section][key] = _replace_refs(value, gone, stack_name)
+    for name in work_arounds:
+        dropped += KNOWN_TEMPLATE_BUGS[name](template, stack_name)
     return template, dropped
 
 
