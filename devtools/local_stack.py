@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from modelops.deploy import MODEL_VERSION_PARAMETER, PinNames
+
 from .emulator import Emulator, EmulatorPool
 from .gateway import Gateway
 from .localaws import LocalAws
@@ -65,7 +67,26 @@ class LocalStack:
                 raise TemplateError(f"SSM parameter {name} does not exist in the local AWS") from None
 
         self.template = Template(self.template_path, LocalContext(dynamic_ref=dynamic_ref))
+        self.template.context.parameters.update(self.pin_parameters(self.template))
         return self
+
+    def pin_parameters(self, template: Template) -> dict[str, str]:
+        """The stack's own champion pin for a ModelVersion parameter the template leaves without a default, as
+        samconfig.toml sets it for each deployed stack."""
+        declared = (template.doc.get("Parameters") or {}).get(MODEL_VERSION_PARAMETER) or {}
+        if not declared or "Default" in declared:
+            return {}
+        model = template.parameters().get("ModelName", "breast-cancer")
+        return {MODEL_VERSION_PARAMETER: PinNames(template.context.stack_name, model).champion}
+
+    def champion_pin(self) -> str:
+        """Name of the SSM parameter the template's ModelVersion resolves (this stack's champion pin when the
+        template has no such parameter)."""
+        t = self._template()
+        params = t.parameters()
+        if MODEL_VERSION_PARAMETER in params:
+            return params[MODEL_VERSION_PARAMETER]
+        return PinNames(t.context.stack_name, params.get("ModelName", "breast-cancer")).champion
 
     def seed(self) -> str:
         """Create the template's buckets and make sure the served model has a champion."""
@@ -80,7 +101,9 @@ class LocalStack:
         model_name = params.get("ModelName", "breast-cancer")
         registry = Registry(self.registry_uri(), s3=s3)
         cache = self.model_cache / model_name if self.model_cache else None
-        self.champion = ensure_champion(registry, self.aws.client("ssm"), model_name, cache, log=self.log)
+        self.champion = ensure_champion(
+            registry, self.aws.client("ssm"), model_name, self.champion_pin(), cache, log=self.log
+        )
         return self.champion
 
     def registry_uri(self) -> str:

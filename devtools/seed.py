@@ -17,10 +17,6 @@ from modelops.training import train
 BUILTIN_DATASETS = {"breast-cancer": "breast_cancer", "diabetes": "diabetes"}
 
 
-def champion_parameter(model_name: str) -> str:
-    return f"/modelops/{model_name}/champion"
-
-
 def ensure_bucket(s3: Any, bucket: str) -> None:
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if bucket not in existing:
@@ -52,8 +48,11 @@ def trained_artifact(model_name: str, cache_dir: Path | None, log=print) -> Path
     return target
 
 
-def ensure_champion(registry: Registry, ssm: Any, model_name: str, cache_dir: Path | None = None, log=print) -> str:
-    """Champion version of model_name; trains and registers the built-in model if there is none."""
+def ensure_champion(
+    registry: Registry, ssm: Any, model_name: str, pin: str, cache_dir: Path | None = None, log=print
+) -> str:
+    """Champion version of model_name, pinned in the SSM parameter `pin`; trains and registers the built-in model
+    if there is none."""
     state = registry.get_alias(model_name, CHAMPION)
     version = state.version
     if version is None:
@@ -64,5 +63,5 @@ def ensure_champion(registry: Registry, ssm: Any, model_name: str, cache_dir: Pa
             version = load_from_dir(artifact).manifest.version
         registry.set_alias(model_name, CHAMPION, version, reason="local default model", trigger="devtools:seed")
         log(f"registered {model_name} {version} as {CHAMPION} in {registry.uri}")
-    ssm.put_parameter(Name=champion_parameter(model_name), Value=version, Type="String", Overwrite=True)
+    ssm.put_parameter(Name=pin, Value=version, Type="String", Overwrite=True)
     return version

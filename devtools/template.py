@@ -167,8 +167,9 @@ class Template:
         params = self.parameters()
         if name in params:
             declared = (self.doc.get("Parameters") or {}).get(name) or {}
-            if str(declared.get("Type", "")).startswith(SSM_PARAMETER_TYPE) and name not in self.context.parameters:
-                return self._dynamic(f"{{{{resolve:ssm:{params[name]}}}}}")  # the value is the SSM parameter's
+            if str(declared.get("Type", "")).startswith(SSM_PARAMETER_TYPE):
+                # as in CloudFormation, the value given (or defaulted) is the SSM parameter's name
+                return self._dynamic(f"{{{{resolve:ssm:{params[name]}}}}}")
             return params[name]
         if name in self.context.resources:
             return self.context.resources[name]

@@ -29,7 +29,8 @@ class ListLabelled:
 
 
 class FakeDeployer:
-    """Stands in for CodeDeploy (moto cannot run deployments); records what it was asked to roll out."""
+    """Stands in for the stack-update rollout (moto cannot run CloudFormation change sets or CodeDeploy); records
+    what it was asked to roll out."""
 
     mechanism = "fake"
 
@@ -38,15 +39,20 @@ class FakeDeployer:
         self.live = live
         self.running: str | None = None
         self.fail: Exception | None = None
+        self.refuse: Exception | None = None
 
     def in_flight(self) -> str | None:
         return self.running
+
+    def check(self) -> None:
+        if self.refuse:
+            raise self.refuse
 
     def start(self, model_version: str, description: str) -> Rollout:
         if self.fail:
             raise self.fail
         self.started.append(model_version)
-        return Rollout(f"d-{len(self.started)}", str(len(self.started) + 1), "1", model_version, self.mechanism)
+        return Rollout(f"d-{len(self.started)}", model_version, self.mechanism, previous_version="1")
 
     def live_model_version(self) -> str | None:
         return self.live

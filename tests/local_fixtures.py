@@ -87,7 +87,7 @@ Resources:
       Layers: [!Ref ModelOpsLayer]
       Environment:
         Variables:
-          MODELOPS_MODEL_VERSION: !Sub "{{{{resolve:ssm:/modelops/${{ModelName}}/champion}}}}"
+          MODELOPS_MODEL_VERSION: !Sub "{{{{resolve:ssm:/modelops/${{AWS::StackName}}/${{ModelName}}/champion}}}}"
           ECHO_EXTRA: !If [ExtraOn, "on", !Ref "AWS::NoValue"]
       Events:
         Items:

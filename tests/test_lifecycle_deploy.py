@@ -1,169 +1,176 @@
-"""The rollout adapters. Lambda versions and aliases and SSM run on moto. moto's CodeDeploy never moves a
-deployment past "Created" and cannot be asked for list_deployments by status usefully, so the CodeDeploy
-client is a botocore Stubber that checks the exact requests (AppSpec with alias, current and target
-versions and the PreTraffic hook) and returns real-shaped answers."""
+"""The rollout adapters. A rollout is an update of the stack itself (modelops.deploy). moto can run neither change sets
+of a SAM template nor CodeDeploy, so CloudFormation is the fake in stack_fake.py, which follows CloudFormation's and
+CodeDeploy's documented behaviour on moto's Lambda and SSM (its docstring names the sources). The Lambda client handed
+to modelops is read-only: only the fake CloudFormation may publish versions or move `live`."""
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
 from modelops.deploy import (
     AliasShiftDeployer,
-    CodeDeployDeployer,
     LambdaVersions,
-    SsmChampionPin,
-    champion_parameter,
+    PinNames,
+    SsmPins,
+    StackRolloutDeployer,
+    unexpected_changes,
 )
-from modelops.errors import ModelOpsError
+from modelops.errors import ConflictError, ModelOpsError
+from stack_fake import ROLLOUT_CHANGES, FakeStack, ReadOnlyLambda
 
 from devtools.stand_in_function import create_stand_in_function
 
 FN = "modelops-PredictFunction"
+STACK = "modelops-dev"
+MODEL = "m"
 
 
 @pytest.fixture
 def lam(moto_aws):
     client = boto3.client("lambda")
-    create_stand_in_function(client, FN, {"MODELOPS_MODEL_VERSION": "v1", "MODELOPS_MODEL_NAME": "m"})
-    v1 = client.publish_version(FunctionName=FN)["Version"]
-    client.create_alias(FunctionName=FN, Name="live", FunctionVersion=v1)
+    create_stand_in_function(client, FN, {"MODELOPS_MODEL_VERSION": "v1", "MODELOPS_MODEL_NAME": MODEL})
     return client
 
 
-def codedeploy_stub():
-    cd = boto3.client("codedeploy")
-    return cd, Stubber(cd)
+@pytest.fixture
+def ssm(moto_aws):
+    return boto3.client("ssm")
 
 
-def test_codedeploy_rollout_publishes_a_pinned_version_and_creates_a_deployment(lam):
-    cd, stub = codedeploy_stub()
-    deployer = CodeDeployDeployer(
-        LambdaVersions(lam, FN, sleep=lambda s: None), cd, "app", "group", pre_traffic_hook="CodeDeployHook_modelops"
-    )
-    captured = {}
-
-    def expect_create():
-        stub.add_response(
-            "create_deployment",
-            {"deploymentId": "d-ABC123"},
-            {"applicationName": "app", "deploymentGroupName": "group", "description": ANY, "revision": ANY},
-        )
-
-    expect_create()
-    orig = cd.create_deployment
-
-    def spy(**kwargs):
-        captured.update(kwargs)
-        return orig(**kwargs)
-
-    cd.create_deployment = spy
-    with stub:
-        rollout = deployer.start("v2", "retrain: m v1 -> v2")
-    stub.assert_no_pending_responses()
-    assert rollout.deployment_id == "d-ABC123"
-    assert (rollout.previous_version, rollout.function_version) == ("1", "2")
-    # the new Lambda version serves v2, the old one still v1, and the alias has not moved (CodeDeploy moves it)
-    versions = LambdaVersions(lam, FN)
-    assert versions.model_version_of("2") == "v2"
-    assert versions.model_version_of("1") == "v1"
-    assert versions.alias_version() == "1"
-    env = lam.get_function_configuration(FunctionName=FN, Qualifier="2")["Environment"]["Variables"]
-    assert env["MODELOPS_MODEL_NAME"] == "m"  # the rest of the environment is kept
-    # $LATEST is back to what the stack deployed, so a later code-only deploy cannot ship the candidate
-    assert lam.get_function_configuration(FunctionName=FN)["Environment"]["Variables"]["MODELOPS_MODEL_VERSION"] == "v1"
-    spec = json.loads(captured["revision"]["appSpecContent"]["content"])
-    props = spec["Resources"][0]["PredictFunction"]["Properties"]
-    assert props == {"Name": FN, "Alias": "live", "CurrentVersion": "1", "TargetVersion": "2"}
-    assert spec["Hooks"] == [{"BeforeAllowTraffic": "CodeDeployHook_modelops"}]
+@pytest.fixture
+def pins(ssm):
+    pins = SsmPins(ssm, PinNames(STACK, MODEL))
+    pins.put("v1")
+    return pins
 
 
-def test_in_flight_lists_active_deployments(lam):
-    cd, stub = codedeploy_stub()
-    deployer = CodeDeployDeployer(LambdaVersions(lam, FN), cd, "app", "group")
-    params = {
-        "applicationName": "app",
-        "deploymentGroupName": "group",
-        "includeOnlyStatuses": ["Created", "Queued", "InProgress", "Baking", "Ready"],
+@pytest.fixture
+def stack(lam, ssm, pins):
+    """The deployed stack: ModelVersion names its champion pin, as samconfig.toml sets it."""
+    return FakeStack(lam, ssm, name=STACK, function=FN, parameters={"ModelName": MODEL, "ModelVersion": pins.name})
+
+
+def deployer(stack, lam, pins):
+    return StackRolloutDeployer(stack, pins, STACK, LambdaVersions(ReadOnlyLambda(lam), FN), sleep=lambda s: None)
+
+
+def test_rollout_is_a_change_set_of_the_stack_that_points_model_version_at_an_immutable_pin(stack, lam, pins, ssm):
+    rollout = deployer(stack, lam, pins).start("v2", "retrain: m v1 -> v2")
+    assert rollout.mechanism == "cloudformation" and rollout.previous_version == "1"
+    (executed,) = stack.executed
+    assert executed["name"] == rollout.deployment_id == "modelops-rollout-v2"
+    assert executed["parameters"] == {"ModelName": MODEL, "ModelVersion": f"/modelops/{STACK}/{MODEL}/versions/v2"}
+    assert ssm.get_parameter(Name=f"/modelops/{STACK}/{MODEL}/versions/v2")["Parameter"]["Value"] == "v2"
+    # CloudFormation (the fake) published the version and moved live through the canary; modelops moved nothing
+    assert stack.status == "UPDATE_COMPLETE" and stack.live_model_version() == "v2"
+    assert stack.events[-1]["detail"]["client-request-token"] == "modelops-rollout-v2"
+    assert pins.get() == "v1"  # the champion pin moves only when finalize sees the update complete
+
+
+def test_failed_canary_rolls_the_stack_back_and_nothing_needs_restoring(stack, lam, pins):
+    stack.canary = lambda version: "alarm PredictNewVersionErrorsAlarm is ALARM"
+    deployer(stack, lam, pins).start("v2", "x")
+    assert stack.status == "UPDATE_ROLLBACK_COMPLETE" and stack.live_model_version() == "v1"
+    assert stack.parameters["ModelVersion"] == pins.name  # rolled back to the champion pin, whose value never changed
+    assert pins.get() == "v1"
+
+
+def test_in_flight_follows_the_stack_status(stack, lam, pins):
+    d = deployer(stack, lam, pins)
+    assert d.in_flight() is None
+    stack.status = "UPDATE_IN_PROGRESS"
+    assert d.in_flight() == f"stack {STACK} is UPDATE_IN_PROGRESS"
+    with pytest.raises(ModelOpsError, match="deployed and idle"):
+        d.start("v2", "x")
+    assert stack.change_sets == {}
+
+
+def test_a_change_set_that_changes_more_than_the_model_is_refused_and_deleted(stack, lam, pins):
+    """A template or transform change not yet deployed would ride along with the rollout: refuse it."""
+    stack.pending_template_changes = [("BatchFunction", "AWS::Lambda::Function")]
+    with pytest.raises(ModelOpsError, match=r"would also change .*BatchFunction.*sam deploy"):
+        deployer(stack, lam, pins).start("v2", "x")
+    assert stack.executed == [] and stack.change_sets == {}
+    assert stack.live_model_version() == "v1"
+
+
+def test_unexpected_changes_allows_exactly_the_rollout_resources():
+    changes = [
+        {"ResourceChange": {"Action": "Modify", "LogicalResourceId": lid, "ResourceType": kind, "Replacement": repl}}
+        for lid, kind, repl in ROLLOUT_CHANGES
+    ]
+    assert unexpected_changes(changes) == []
+    replaced_alias = {"ResourceChange": {**changes[2]["ResourceChange"], "Replacement": "True"}}
+    removed_role = {
+        "ResourceChange": {
+            "Action": "Remove",
+            "LogicalResourceId": "PredictFunctionRole",
+            "ResourceType": "AWS::IAM::Role",
+        }
     }
-    stub.add_response("list_deployments", {"deployments": ["d-RUNNING"]}, params)
-    stub.add_response("list_deployments", {"deployments": []}, params)
-    with stub:
-        assert deployer.in_flight() == "d-RUNNING"
-        assert deployer.in_flight() is None
+    assert unexpected_changes([replaced_alias, removed_role]) == [
+        "replacement of PredictFunctionAliaslive (AWS::Lambda::Alias)",
+        "Remove PredictFunctionRole (AWS::IAM::Role)",
+    ]
 
 
-def test_create_deployment_failure_is_one_line_and_leaves_the_alias(lam):
-    cd, stub = codedeploy_stub()
-    stub.add_client_error("create_deployment", "DeploymentLimitExceededException", "too many deployments")
-    deployer = CodeDeployDeployer(LambdaVersions(lam, FN, sleep=lambda s: None), cd, "app", "group")
-    with stub, pytest.raises(ModelOpsError, match="DeploymentLimitExceeded"):
-        deployer.start("v2", "x")
-    assert LambdaVersions(lam, FN).live_model_version() == "v1"
+def test_a_stack_reading_another_stacks_pin_is_refused(lam, ssm):
+    """Two stacks in one account: prod deployed with dev's pin would serve (and be retrained into) dev's model."""
+    dev = SsmPins(ssm, PinNames("modelops-dev", MODEL))
+    dev.put("v1")
+    prod = FakeStack(
+        lam, ssm, name="modelops-prod", function=FN, parameters={"ModelName": MODEL, "ModelVersion": dev.name}
+    )
+    prod_pins = SsmPins(ssm, PinNames("modelops-prod", MODEL))
+    d = StackRolloutDeployer(prod, prod_pins, "modelops-prod", LambdaVersions(ReadOnlyLambda(lam), FN))
+    with pytest.raises(
+        ModelOpsError, match="not one of its own pins .*ModelVersion=/modelops/modelops-prod/m/champion"
+    ):
+        d.start("v2", "x")
+    assert prod.executed == []
+
+
+def test_rolling_out_what_already_serves_is_a_clear_error(stack, lam, pins):
+    deployer(stack, lam, pins).start("v2", "x")
+    with pytest.raises(ModelOpsError, match="already serves this model version"):
+        deployer(stack, lam, pins).start("v2", "again")
+    assert len(stack.executed) == 1 and stack.change_sets == {}  # the empty change set was deleted
+
+
+def test_version_pins_are_never_overwritten(ssm):
+    pins = SsmPins(ssm, PinNames(STACK, MODEL))
+    assert pins.ensure_version("v2") == f"/modelops/{STACK}/{MODEL}/versions/v2"
+    assert pins.ensure_version("v2") == f"/modelops/{STACK}/{MODEL}/versions/v2"  # the same value again is fine
+    ssm.put_parameter(Name=f"/modelops/{STACK}/{MODEL}/versions/v3", Value="tampered", Type="String")
+    with pytest.raises(ConflictError, match="holds 'tampered'"):
+        pins.ensure_version("v3")
+
+
+def test_champion_pin_round_trip_per_stack(ssm):
+    dev, prod = (
+        SsmPins(ssm, PinNames("modelops-dev", "breast-cancer")),
+        SsmPins(ssm, PinNames("modelops-prod", "breast-cancer")),
+    )
+    assert dev.get() is None
+    dev.put("20260101T000000Z-aaaa")
+    dev.put("20260102T000000Z-bbbb")
+    assert dev.get() == "20260102T000000Z-bbbb" and prod.get() is None
+    assert dev.name == "/modelops/modelops-dev/breast-cancer/champion"
+    assert ssm.get_parameter(Name=dev.name)["Parameter"]["Value"] == dev.get()
 
 
 def test_local_alias_shift_canary_then_complete(lam):
-    deployer = AliasShiftDeployer(LambdaVersions(lam, FN, sleep=lambda s: None), canary_weight=0.1)
-    rollout = deployer.start("v2", "x")
+    v1 = lam.publish_version(FunctionName=FN)["Version"]
+    lam.create_alias(FunctionName=FN, Name="live", FunctionVersion=v1)
+    local = AliasShiftDeployer(LambdaVersions(lam, FN, sleep=lambda s: None), canary_weight=0.1)
+    rollout = local.start("v2", "x")
     alias = lam.get_alias(FunctionName=FN, Name="live")
     assert alias["FunctionVersion"] == "1"
     assert alias["RoutingConfig"]["AdditionalVersionWeights"] == {"2": 0.1}
-    assert deployer.in_flight() == "local-canary-2"
-    assert deployer.live_model_version() == "v1"
-    deployer.complete(rollout)
-    assert deployer.live_model_version() == "v2"
-    assert deployer.in_flight() is None
-
-
-def test_ssm_champion_pin_round_trip(moto_aws):
-    ssm = boto3.client("ssm")
-    pin = SsmChampionPin(ssm, "breast-cancer")
-    assert pin.get() is None
-    pin.put("20260101T000000Z-aaaa")
-    pin.put("20260102T000000Z-bbbb")
-    assert pin.get() == "20260102T000000Z-bbbb"
-    assert ssm.get_parameter(Name=champion_parameter("breast-cancer"))["Parameter"]["Value"] == pin.get()
-
-
-def test_failed_publish_still_restores_latest_environment(lam):
-    class PublishFails:
-        def __getattr__(self, name):
-            return getattr(lam, name)
-
-        def publish_version(self, **kwargs):
-            from botocore.exceptions import ClientError
-
-            raise ClientError({"Error": {"Code": "ServiceException", "Message": "injected"}}, "PublishVersion")
-
-    cd, stub = codedeploy_stub()
-    deployer = CodeDeployDeployer(LambdaVersions(PublishFails(), FN, sleep=lambda s: None), cd, "app", "group")
-    with stub, pytest.raises(ModelOpsError, match="ServiceException"):
-        deployer.start("v2", "x")
-    stub.assert_no_pending_responses()  # no deployment was requested
+    assert local.in_flight() == "local-canary-2"
+    assert local.live_model_version() == "v1"
+    local.complete(rollout)
+    assert local.live_model_version() == "v2"
+    assert local.in_flight() is None
+    # $LATEST is back to what it was, so nothing but the published version serves the candidate
     assert lam.get_function_configuration(FunctionName=FN)["Environment"]["Variables"]["MODELOPS_MODEL_VERSION"] == "v1"
-    assert LambdaVersions(lam, FN).live_model_version() == "v1"
-
-
-def test_retrain_appspec_is_what_the_pre_traffic_hook_validates(lam):
-    """The hook reads the target version from the deployment's AppSpec (Stubber for GetDeployment)."""
-    from modelops import hook
-
-    cd, stub = codedeploy_stub()
-    deployer = CodeDeployDeployer(LambdaVersions(lam, FN), cd, "app", "group", pre_traffic_hook="CodeDeployHook_x")
-    content = json.dumps(deployer.appspec("1", "2"))
-    stub.add_response(
-        "get_deployment",
-        {
-            "deploymentInfo": {
-                "deploymentId": "d-1",
-                "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": content}},
-            }
-        },
-        {"deploymentId": "d-1"},
-    )
-    with stub:
-        target = hook.target_from_deployment(cd, "d-1")
-    assert target == f"{FN}:2"
-    assert hook.check_target(target, FN) == target

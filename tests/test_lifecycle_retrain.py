@@ -11,7 +11,7 @@ import pytest
 from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, MemoryPin, Notes, SerializedPuts
 from modelops import training
 from modelops.dataset import load_builtin
-from modelops.registry import CHALLENGER, CHAMPION
+from modelops.registry import CANDIDATE, CHAMPION
 from modelops.retrain import RetrainConfig, Retrainer, finalize
 
 from devtools.lifecycle_sim import labelled_traffic
@@ -60,9 +60,9 @@ def test_better_candidate_is_registered_and_its_rollout_started(registry, champi
     assert result.candidate in versions and len(versions) == 2
     assert deployer.started == [result.candidate]
     assert result.deployment_id == "d-1"
-    # champion moves only after the rollout succeeds; challenger marks the candidate in flight
+    # champion moves only after the rollout succeeds; the candidate alias marks the version in flight
     assert registry.resolve("breast-cancer", CHAMPION) == champion.manifest.version
-    assert registry.resolve("breast-cancer", CHALLENGER) == result.candidate
+    assert registry.resolve("breast-cancer", CANDIDATE) == result.candidate
     m = result.metrics
     assert m["candidate"]["accuracy"] >= m["champion"]["accuracy"] + 0.01
     assert m["candidate"]["rows"] == m["champion"]["rows"] == result.data["holdout_rows"] == 120
@@ -88,7 +88,7 @@ def test_worse_candidate_is_not_promoted_and_the_reason_is_recorded(registry, ch
     assert "does not beat the champion by the margin" in result.reason
     assert deployer.started == []
     assert registry.list_versions("breast-cancer") == [champion.manifest.version]
-    assert registry.get_alias("breast-cancer", CHALLENGER).version is None
+    assert registry.get_alias("breast-cancer", CANDIDATE).version is None
     decision = events(registry, "retrain_decision")[-1]
     assert decision["outcome"] == "rejected" and decision["reason"] == result.reason
     assert decision["metrics"]["candidate"]["accuracy"] < decision["metrics"]["champion"]["accuracy"] + 0.01

@@ -18,9 +18,11 @@ def _ssm(values: dict[str, str]):
 
 
 def test_predict_function_resolves_from_the_repository_template():
+    pin = "/modelops/modelops-local/breast-cancer/champion"  # ModelVersion has no default: samconfig names the pin
     context = LocalContext(
         resources={"ModelBucket": "local-bucket"},
-        dynamic_ref=_ssm({"/modelops/breast-cancer/champion": "20260101T000000Z-abc123"}),
+        parameters={"ModelVersion": pin},
+        dynamic_ref=_ssm({pin: "20260101T000000Z-abc123"}),
     )
     spec = Template(REPO / "template.yaml", context).function("PredictFunction")
     assert spec.handler == "app.lambda_handler"
@@ -44,7 +46,7 @@ def test_globals_function_overrides_conditions_and_pseudo_parameters(tmp_path):
     on = Template(
         path,
         LocalContext(
-            parameters={"Extra": "on"}, region="eu-west-1", dynamic_ref=_ssm({"/modelops/breast-cancer/champion": "v9"})
+            parameters={"Extra": "on"}, region="eu-west-1", dynamic_ref=_ssm({"/modelops/modelops-local/breast-cancer/champion": "v9"})
         ),
     )
     spec = on.function("EchoFunction")
@@ -61,7 +63,7 @@ def test_globals_function_overrides_conditions_and_pseudo_parameters(tmp_path):
     )
     assert on.resolve({"Fn::GetAtt": ["ModelBucket", "Arn"]}) == "arn:aws:s3:::modelops-local-modelbucket"
     assert on.resolve({"Fn::Join": ["-", ["a", {"Ref": "ModelName"}]]}) == "a-breast-cancer"
-    off = Template(path, LocalContext(dynamic_ref=_ssm({"/modelops/breast-cancer/champion": "v9"})))
+    off = Template(path, LocalContext(dynamic_ref=_ssm({"/modelops/modelops-local/breast-cancer/champion": "v9"})))
     assert "ECHO_EXTRA" not in off.function("EchoFunction").environment
     assert off.api_stage("EchoApi") == "v1"
     assert {(r.method, r.path) for r in off.function("EchoFunction").routes} == {
@@ -112,6 +114,10 @@ def test_auto_publish_alias_resources_and_ssm_typed_parameters(tmp_path):
     assert env["PINNED"] == "v7"  # the parameter's value is the SSM parameter's, as CloudFormation resolves it
     assert env["TARGET"] == "arn:aws:lambda:us-east-1:123456789012:function:modelops-local-fn:1"
     assert env["ALIAS"].endswith(":function:modelops-local-fn:live") and env["NUMBER"] == "1"
-    overridden = Template(tmp_path / "template.yaml", LocalContext(parameters={"Pinned": "v8"}))
+    # a value given for an SSM-typed parameter is the name of the SSM parameter to resolve, as in CloudFormation
+    overridden = Template(
+        tmp_path / "template.yaml",
+        LocalContext(parameters={"Pinned": "/modelops/m/other"}, dynamic_ref=_ssm({"/modelops/m/other": "v8"})),
+    )
     assert overridden.function("Hook").environment["PINNED"] == "v8"
     assert t.api_functions() == []

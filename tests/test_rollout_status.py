@@ -82,7 +82,10 @@ def test_status_shows_traffic_split_models_and_deployment(lam):
     assert (d["id"], d["status"], d["from_version"], d["to_version"]) == ("d-2", "InProgress", v1, v2)
 
 
-def test_rollback_stops_deployment_and_routes_everything_to_previous(lam):
+def test_rollback_stops_the_deployment_and_leaves_the_alias_to_codedeploy(lam):
+    """StopDeployment with auto-rollback makes CodeDeploy send the traffic back and CloudFormation roll the stack update
+    back. The alias itself is not touched here: CloudFormation must stay the only writer of `live`, or its next
+    deployment fails CodeDeploy's CurrentVersion check (see modelops.deploy)."""
     client, v1, v2 = lam
     cd = boto3.client("codedeploy")
     with Stubber(cd) as stub:
@@ -98,36 +101,19 @@ def test_rollback_stops_deployment_and_routes_everything_to_previous(lam):
         result = Rollouts(TARGET, client, cd).rollback()
         stub.assert_no_pending_responses()
     assert result["stopped_deployment"] == "d-2" and result["function_version"] == v1
+    assert result["model_version"] == "20260101-a"
     alias = client.get_alias(FunctionName=FN, Name="live")
-    assert alias["FunctionVersion"] == v1
-    assert not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
-    assert result["traffic"] == {v1: 1.0} and result["model_version"] == "20260101-a"
+    assert alias["FunctionVersion"] == v1 and alias["RoutingConfig"]["AdditionalVersionWeights"] == {v2: 0.1}
 
 
-def test_rollback_without_deployment_in_flight_uses_last_deployment(lam):
+def test_rollback_with_no_deployment_in_flight_points_to_a_rollout(lam):
     client, v1, v2 = lam
-    client.update_alias(
-        FunctionName=FN, Name="live", FunctionVersion=v2, RoutingConfig={"AdditionalVersionWeights": {}}
-    )
     cd = boto3.client("codedeploy")
     with Stubber(cd) as stub:
         stub.add_response("list_deployments", {"deployments": []}, group_kwargs(includeOnlyStatuses=ACTIVE_STATUSES))
-        stub.add_response("list_deployments", {"deployments": ["d-2"]}, group_kwargs())
-        stub.add_response("get_deployment", deployment_info("d-2", "Succeeded", v1, v2), {"deploymentId": "d-2"})
-        result = Rollouts(TARGET, client, cd).rollback()
-    assert (
-        result["stopped_deployment"] is None and client.get_alias(FunctionName=FN, Name="live")["FunctionVersion"] == v1
-    )
-
-
-def test_rollback_with_nothing_to_go_back_to_is_a_clear_error(lam):
-    client, _, _ = lam
-    cd = boto3.client("codedeploy")
-    with Stubber(cd) as stub:
-        stub.add_response("list_deployments", {"deployments": []}, group_kwargs(includeOnlyStatuses=ACTIVE_STATUSES))
-        stub.add_response("list_deployments", {"deployments": []}, group_kwargs())
-        with pytest.raises(ModelOpsError, match="no deployment"):
+        with pytest.raises(ModelOpsError, match="no deployment .* in flight.*modelops rollout start"):
             Rollouts(TARGET, client, cd).rollback()
+    assert client.get_alias(FunctionName=FN, Name="live")["FunctionVersion"] == v1  # nothing moved
 
 
 def test_target_from_stack_outputs_and_cli_errors(moto_aws, capsys):

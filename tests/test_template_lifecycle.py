@@ -133,12 +133,16 @@ def _delivered(pattern, event) -> bool:
     return bool(sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages"))
 
 
-def test_deployment_rule_only_covers_the_predict_deployment_group(translated):
-    pattern = _rule(translated, "PredictDeploymentFinished")["EventPattern"]
-    assert pattern["source"] == ["aws.codedeploy"]
-    assert pattern["detail"]["state"] == ["SUCCESS", "FAILURE", "STOP"]
-    assert pattern["detail"]["deploymentGroup"] == [{"Ref": "PredictFunctionDeploymentGroup"}]
-    assert pattern["detail"]["application"] == [{"Ref": "ServerlessDeploymentApplication"}]
+def test_stack_update_rule_only_covers_this_stack(translated):
+    """The event shape is CloudFormation's "Stack Status Change" event (CloudFormation user guide, events detail
+    reference): detail.stack-id and detail.status-details.status."""
+    from modelops.lifecycle import FAILED_STATES, SUCCEEDED_STATES
+
+    pattern = _rule(translated, "StackUpdateFinished")["EventPattern"]
+    assert pattern["source"] == ["aws.cloudformation"]
+    assert pattern["detail-type"] == ["CloudFormation Stack Status Change"]
+    assert pattern["detail"]["stack-id"] == [{"Ref": "AWS::StackId"}]
+    assert set(pattern["detail"]["status-details"]["status"]) == {*SUCCEEDED_STATES, *FAILED_STATES}
 
 
 def test_weekly_retrain_schedule_is_a_parameter_and_off_by_default(raw, translated):
@@ -151,14 +155,11 @@ def test_weekly_retrain_schedule_is_a_parameter_and_off_by_default(raw, translat
 def test_retrain_function_environment_wires_the_rollout_path(raw):
     env = raw["Resources"]["RetrainFunction"]["Properties"]["Environment"]["Variables"]
     assert env["MODELOPS_PREDICT_FUNCTION"] == {"Ref": "PredictFunction"}
-    assert env["MODELOPS_CODEDEPLOY_APPLICATION"] == {"Ref": "ServerlessDeploymentApplication"}
-    assert env["MODELOPS_CODEDEPLOY_GROUP"] == {"Ref": "PredictFunctionDeploymentGroup"}
+    assert env["MODELOPS_STACK_NAME"] == {"Ref": "AWS::StackName"}  # a rollout is an update of this stack
     assert env["MODELOPS_PREDICT_ALIAS"] == "live"
     assert env["MODELOPS_RETRAIN_TOPIC"] == {"Ref": "LifecycleTopic"}
     assert env["MODELOPS_RETRAIN_MARGIN"] == {"Ref": "RetrainMargin"}
-    hook = env["MODELOPS_PRETRAFFIC_HOOK"]["Ref"]
-    predict = raw["Resources"]["PredictFunction"]["Properties"]
-    assert predict["DeploymentPreference"]["Hooks"]["PreTraffic"] == {"Ref": hook}  # the same hook as sam deploy
+    assert not any(var.startswith("MODELOPS_CODEDEPLOY_") for var in env)  # it never starts deployments itself
     from modelops.lifecycle import FLOOR_VARS
 
     for var in env:
@@ -185,15 +186,27 @@ def test_retrain_role_is_least_privilege(translated):
     actions = [a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
     assert "*" not in actions and not any(a.endswith(":*") for a in actions)
     by_sid = {s.get("Sid"): s for s in statements}
-    assert by_sid["ChampionPin"]["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]
-    assert "parameter/modelops/${ModelName}/champion" in by_sid["ChampionPin"]["Resource"]["Fn::Sub"]
+    # pins: only this stack's own, never another stack's (two stacks in one account)
+    assert by_sid["ThisStacksPins"]["Action"] == ["ssm:GetParameter", "ssm:GetParameters", "ssm:PutParameter"]
+    assert by_sid["ThisStacksPins"]["Resource"]["Fn::Sub"].endswith(":parameter/modelops/${AWS::StackName}/${ModelName}/*")
+    # rollouts are change sets on this stack only, with the rollout name prefix
+    change_sets = by_sid["RolloutChangeSets"]
+    assert change_sets["Resource"]["Fn::Sub"].endswith(":stack/${AWS::StackName}/*")
+    assert change_sets["Condition"] == {"StringLike": {"cloudformation:ChangeSetName": "modelops-rollout-*"}}
+    # CloudFormation runs the change set with this role: only the resources that follow the model version
+    lam = by_sid["RolloutUpdatesPredictAndFeedbackFunctions"]
+    assert {"lambda:PublishVersion", "lambda:UpdateFunctionConfiguration", "lambda:UpdateAlias"} <= set(lam["Action"])
+    assert json.dumps(lam["Resource"]).count("PredictFunction") == 2 and json.dumps(lam["Resource"]).count("FeedbackFunction") == 2
+    assert by_sid["RolloutPassesTheFunctionsOwnRoles"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}
+    }
+    assert by_sid["RolloutAlarmsWatchTheNewVersion"]["Resource"]["Fn::Sub"].endswith(
+        ":alarm:${AWS::StackName}-predict-new-version-*"
+    )
     assert (
         "deploymentgroup:${ServerlessDeploymentApplication}/${PredictFunctionDeploymentGroup}"
-        in by_sid["StartCanaryDeployments"]["Resource"]["Fn::Sub"]
+        in by_sid["RolloutCanary"]["Resource"]["Fn::Sub"]
     )
-    lam = by_sid["PublishPinnedPredictVersions"]
-    assert {"lambda:PublishVersion", "lambda:UpdateFunctionConfiguration"} <= set(lam["Action"])
-    assert "lambda:UpdateAlias" not in lam["Action"]  # only CodeDeploy moves the live alias
     # registering checks the bucket with HeadBucket (s3:ListBucket without a prefix); prefixed listings stay scoped
     listing = by_sid["ListRegistryDataAndTrainingSets"]["Condition"]["StringLikeIfExists"]["s3:prefix"]
     assert [p["Fn::Sub"] for p in listing] == ["${RegistryPrefix}/*", "${DataPrefix}/*", "${TrainingDataPrefix}/*"]

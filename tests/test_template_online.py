@@ -106,7 +106,8 @@ def test_function_shape(template):
 def test_model_version_pinned_from_ssm(template):
     param = template["Parameters"]["ModelVersion"]
     assert param["Type"] == "AWS::SSM::Parameter::Value<String>"
-    assert param["Default"] == "/modelops/breast-cancer/champion"
+    # No default: a shared default would let two stacks read (and retrain) the same pin.
+    assert "Default" not in param
     env = _predict(template)["Environment"]["Variables"]
     assert env["MODELOPS_MODEL_VERSION"] == {"Ref": "ModelVersion"}
     assert "${ModelVersion}" in _predict(template)["VersionDescription"]["Fn::Sub"]

@@ -146,21 +146,30 @@ def test_hook_wiring_and_least_privilege(translated, raw):
     assert (ROOT / "functions" / "pretraffic_hook" / "app.py").exists()
     env = translated["Resources"]["PreTrafficHookFunction"]["Properties"]["Environment"]["Variables"]
     assert env["MODELOPS_PREDICT_FUNCTION"] == {"Ref": "PredictFunction"}
+    assert env["MODELOPS_STACK_NAME"] == {"Ref": "AWS::StackName"}
     statements = _statements(translated, "PreTrafficHookFunctionRole")
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert actions == {
         "lambda:InvokeFunction",
         "lambda:GetFunctionConfiguration",
         "codedeploy:GetDeployment",
+        "codedeploy:GetApplicationRevision",
         "codedeploy:PutLifecycleEventHookExecutionStatus",
+        "cloudformation:DescribeStacks",
         "s3:GetObject",
+        "s3:ListBucket",
     }
     by_sid = {s["Sid"]: s for s in statements}
     assert by_sid["ValidateNewPredictVersion"]["Resource"] == {"Fn::Sub": "${PredictFunction.Arn}:*"}
     assert (
         ":deploymentgroup:${ServerlessDeploymentApplication}/*" in by_sid["ReportToCodeDeploy"]["Resource"]["Fn::Sub"]
     )
-    assert "/models/${ModelName}/*" in by_sid["ReadGoldenSets"]["Resource"]["Fn::Sub"]
+    # GetDeployment may carry only the AppSpec's sha256: the content is read with GetApplicationRevision, whose
+    # resource is the application (CodeDeploy's permissions reference)
+    assert by_sid["ReadAppSpec"]["Resource"]["Fn::Sub"].endswith(":application:${ServerlessDeploymentApplication}")
+    assert by_sid["ReadWhichPinThisStackResolves"]["Resource"]["Fn::Sub"].endswith(":stack/${AWS::StackName}/*")
+    resources = json.dumps(by_sid["ReadGoldenSetsAndAliases"]["Resource"])
+    assert "/models/${ModelName}/*" in resources and "/aliases/${ModelName}/*" in resources
     # CodeDeploy's role may invoke exactly this hook (it is not named CodeDeployHook_*)
     role = translated["Resources"]["PredictDeploymentRole"]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "codedeploy.amazonaws.com"}

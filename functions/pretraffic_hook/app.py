@@ -8,6 +8,7 @@ import os
 from aws_lambda_powertools import Logger
 from modelops import hook
 from modelops.aws import client
+from modelops.deploy import PinNames, require_own_pin
 from modelops.registry import Registry
 
 logger = Logger()
@@ -15,15 +16,25 @@ logger = Logger()
 
 def build_context(deployment_id: str) -> hook.HookContext:
     registry = Registry(os.environ["MODELOPS_REGISTRY"], s3=client("s3"))
+    model_name = os.environ["MODELOPS_MODEL_NAME"]
     codedeploy = client("codedeploy")
     # The version this deployment moves traffic to, whether `sam deploy` or a retrain rollout started it.
     target = hook.target_from_deployment(codedeploy, deployment_id)
     hook.check_target(target, os.environ["MODELOPS_PREDICT_FUNCTION"])
+    stack = os.environ.get("MODELOPS_STACK_NAME")
+
+    def check_stack() -> None:
+        if stack:
+            cfn = client("cloudformation")
+            require_own_pin(cfn.describe_stacks(StackName=stack)["Stacks"][0], PinNames(stack, model_name))
+
     return hook.HookContext(
         codedeploy=codedeploy,
         lambda_client=client("lambda"),
-        load_golden=hook.registry_golden_loader(registry, os.environ["MODELOPS_MODEL_NAME"]),
+        load_golden=hook.registry_golden_loader(registry, model_name),
         target_function=target,
+        allowed_models=hook.registry_allowed_models(registry, model_name),
+        check_stack=check_stack,
     )
 
 

@@ -1,5 +1,6 @@
-"""Retrain function: an alarm (or the weekly schedule) retrains and gates a candidate; a finished CodeDeploy
-deployment of the predict function pins the model it left serving as the champion."""
+"""Retrain function: an alarm (or the weekly schedule) retrains and gates a candidate and updates the stack to roll
+it out; when an update of this stack ends, the model the predict function's `live` alias serves is pinned as the
+champion."""
 
 from __future__ import annotations
 
@@ -21,12 +22,10 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         logger.info("event ignored", extra=info)
         return {"action": "ignored", **info}
     if action == "finalize":
-        env = os.environ
-        if info.get("application") != env.get("MODELOPS_CODEDEPLOY_APPLICATION") or info.get("group") != env.get(
-            "MODELOPS_CODEDEPLOY_GROUP"
-        ):
-            logger.info("deployment of another application or group", extra=info)
-            return {"action": "ignored", "why": "another deployment group", **info}
+        stack_name = os.environ.get("MODELOPS_STACK_NAME", "")
+        if f":stack/{stack_name}/" not in str(info.get("stack_id") or ""):
+            logger.info("status change of another stack", extra=info)
+            return {"action": "ignored", "why": "another stack", **info}
         registry, name = lifecycle.registry_from_env()
         detail = finalize(
             registry,
@@ -35,7 +34,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             lifecycle.champion_pin_from_env(),
             lifecycle.notifier_from_env(),
             info["deployment_id"],
-            succeeded=info["state"] == "SUCCESS",
+            succeeded=info["succeeded"],
             trigger=info,
         )
         logger.info("rollout finished", extra=detail)

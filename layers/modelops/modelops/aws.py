@@ -32,6 +32,16 @@ def error_code(exc: Exception) -> str:
 
 
 PRECONDITION_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+NOT_FOUND_CODES = {
+    "NoSuchKey",
+    "404",
+    "NotFound",
+    "ParameterNotFound",
+    "ChangeSetNotFound",
+    "ChangeSetNotFoundException",
+}
+ALREADY_EXISTS_CODES = {"ParameterAlreadyExists", "AlreadyExistsException"}
+DENIED_CODES = {"AccessDenied", "403", "Forbidden"}
 
 
 def lost_conditional_write(exc: Exception) -> bool:
@@ -58,10 +68,58 @@ def aws_errors(what: str, bucket: str | None = None) -> Iterator[None]:
         code = error_code(exc)
         if code == "NoSuchBucket":
             raise NotFoundError(f"{what}: bucket '{bucket}' does not exist") from None
-        if code in ("NoSuchKey", "404", "NotFound"):
+        if code in NOT_FOUND_CODES:
             raise NotFoundError(f"{what}: not found") from None
+        if code in ALREADY_EXISTS_CODES:
+            raise ConflictError(f"{what}: already exists") from None
         if lost_conditional_write(exc):
             raise ConflictError(f"{what}: changed concurrently by someone else; re-read and retry") from None
-        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+        if code in DENIED_CODES | {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}:
             raise ModelOpsError(f"{what}: access denied ({code})") from None
         raise ModelOpsError(f"{what}: {code or 'error'}: {exc}") from None
+
+
+# ---- S3 reads of keys that may not exist ----------------------------------------------------------------
+# S3 answers GetObject/HeadObject on a missing key with 404 only when the caller may s3:ListBucket the bucket, and
+# with 403 otherwise. Whether a ListBucket grant limited by an s3:prefix condition counts for that check is not
+# documented, so a 403 is settled with a listing of exactly that key, which such a grant does allow: absent means
+# NotFoundError, present means the read really was denied.
+def key_absent(s3: Any, bucket: str, key: str) -> bool | None:
+    """True when a listing shows key does not exist, False when it exists, None when the listing is refused too."""
+    from botocore.exceptions import ClientError
+
+    try:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    except ClientError as exc:
+        if error_code(exc) in DENIED_CODES:
+            return None
+        raise
+    return not any(o.get("Key") == key for o in listed.get("Contents", []))
+
+
+@contextlib.contextmanager
+def _missing_as_not_found(s3: Any, bucket: str, key: str, what: str) -> Iterator[None]:
+    from botocore.exceptions import ClientError
+
+    with aws_errors(what, bucket):
+        try:
+            yield
+        except ClientError as exc:
+            if error_code(exc) in DENIED_CODES and key_absent(s3, bucket, key):
+                raise NotFoundError(f"{what}: not found") from None
+            raise
+
+
+def s3_get(s3: Any, bucket: str, key: str, what: str, **kwargs: Any) -> dict[str, Any]:
+    """GetObject; a missing key raises NotFoundError whatever S3's status code for it."""
+    with _missing_as_not_found(s3, bucket, key, what):
+        return dict(s3.get_object(Bucket=bucket, Key=key, **kwargs))
+
+
+def s3_head(s3: Any, bucket: str, key: str, what: str) -> dict[str, Any] | None:
+    """HeadObject, or None when the key does not exist."""
+    try:
+        with _missing_as_not_found(s3, bucket, key, what):
+            return dict(s3.head_object(Bucket=bucket, Key=key))
+    except NotFoundError:
+        return None

@@ -1,7 +1,9 @@
 """Pre-traffic validation of a new predict function version (a CodeDeploy lifecycle hook).
 
 Before CodeDeploy shifts any traffic, the hook:
-  1. reads which model version(s) the new Lambda version is pinned to (its environment);
+  1. reads which model version(s) the new Lambda version is pinned to (its environment), and refuses a model
+     version that is neither the registry's champion nor the candidate of a retrain rollout: a stale pin or
+     parameter can never silently put an older model back;
   2. invokes the new version directly with the model's golden request set (golden.json in the
      registry: held-out rows plus the predictions and probabilities that exact model gave);
   3. checks the answer is a valid 200 response served by a pinned model version and that every
@@ -139,6 +141,11 @@ class HookContext:
     lambda_client: Any  # get_function_configuration, invoke
     load_golden: Callable[[str], tuple[dict[str, Any], list[Any] | None]]  # model version -> (golden, classes)
     target_function: str  # ARN of the new function version
+    # Model versions a deployment may serve (the registry's champion, and the candidate of a retrain rollout);
+    # None skips the check.
+    allowed_models: Callable[[], set[str]] | None = None
+    # Raises when the stack does not resolve its model version from one of its own pins; None skips the check.
+    check_stack: Callable[[], None] | None = None
 
 
 def served_versions(lambda_client: Any, target_function: str) -> tuple[str, str | None]:
@@ -183,6 +190,22 @@ def validate_new_version(ctx: HookContext) -> HookResult:
     its own golden requests are sent next, until the model that answers is the one whose golden set
     was sent (the assignment of a request without an entity id is random)."""
     champion, challenger = served_versions(ctx.lambda_client, ctx.target_function)
+    if ctx.check_stack is not None:
+        try:
+            ctx.check_stack()
+        except ModelOpsError as exc:
+            return HookResult(FAILED, [str(exc)])
+    if ctx.allowed_models is not None:
+        allowed = ctx.allowed_models()
+        if champion not in allowed:
+            named = " or ".join(sorted(allowed)) or "none (the registry has no champion)"
+            return HookResult(
+                FAILED,
+                [
+                    f"the new version would serve model version {champion}, but the registry allows {named}; "
+                    "set the champion (modelops models promote) and its SSM pin, then deploy again"
+                ],
+            )
     pinned = {champion} | ({challenger} if challenger else set())
     goldens: dict[str, tuple[dict[str, Any], list[Any] | None]] = {}
     want = champion
@@ -225,20 +248,15 @@ def parse_lifecycle_event(event: Any) -> tuple[str, str]:
 
 
 def target_from_deployment(codedeploy: Any, deployment_id: str) -> str | None:
-    """'<function>:<TargetVersion>' from the deployment's AppSpec, so the hook validates exactly the version
-    being deployed, whether `sam deploy` or a retrain rollout started it. None if the AppSpec does not say."""
+    """'<function>:<TargetVersion>' from the deployment's AppSpec, so the hook validates exactly the version being
+    deployed. None if the AppSpec does not say."""
+    from . import appspec
+
     info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
-    content = (((info.get("revision") or {}).get("appSpecContent") or {}).get("content")) or ""
-    try:
-        spec = json.loads(content)
-    except ValueError:
+    spec = appspec.of_deployment(codedeploy, info)
+    if spec is None or not spec.function or not spec.target_version:
         return None
-    for resource in (spec or {}).get("Resources", []):
-        for body in resource.values():
-            props = body.get("Properties", {})
-            if props.get("Name") and props.get("TargetVersion"):
-                return f"{props['Name']}:{props['TargetVersion']}"
-    return None
+    return f"{spec.function}:{spec.target_version}"
 
 
 def check_target(target: str | None, predict_function: str) -> str:
@@ -275,20 +293,30 @@ def run_hook(event: Any, build_context: Callable[[str], HookContext], codedeploy
     return result
 
 
+def registry_allowed_models(registry: Any, model_name: str) -> Callable[[], set[str]]:
+    """The registry's champion and candidate versions (read at validation time)."""
+    from .registry import CANDIDATE, CHAMPION
+
+    def allowed() -> set[str]:
+        versions = {registry.get_alias(model_name, alias).version for alias in (CHAMPION, CANDIDATE)}
+        return {v for v in versions if v}
+
+    return allowed
+
+
 def registry_golden_loader(registry: Any, model_name: str) -> Callable[[str], tuple[dict[str, Any], list[Any] | None]]:
     """Golden set and class labels of a model version, read (and integrity-checked) from the registry."""
     from .artifact import GOLDEN_FILE, sha256_bytes
-    from .aws import aws_errors
+    from .aws import aws_errors, s3_get
     from .errors import ArtifactIntegrityError
 
     def load(version: str) -> tuple[dict[str, Any], list[Any] | None]:
         manifest = registry.manifest(model_name, version)
         if not manifest.golden:
             raise ModelOpsError(f"model {model_name}/{version} has no golden set in the registry")
-        with aws_errors(f"reading the golden set of {model_name}/{version}", registry.bucket):
-            obj = registry.s3.get_object(
-                Bucket=registry.bucket, Key=registry.version_key(model_name, version, GOLDEN_FILE)
-            )
+        what = f"reading the golden set of {model_name}/{version}"
+        obj = s3_get(registry.s3, registry.bucket, registry.version_key(model_name, version, GOLDEN_FILE), what)
+        with aws_errors(what, registry.bucket):
             body = obj["Body"].read()
         if sha256_bytes(body) != manifest.golden.get("sha256"):
             raise ArtifactIntegrityError(f"model {model_name}/{version}: {GOLDEN_FILE} does not match its sha256")

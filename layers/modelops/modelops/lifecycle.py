@@ -4,8 +4,9 @@ use the same names), and recognising the events that drive it.
 Environment:
     MODELOPS_REGISTRY, MODELOPS_MODEL_NAME         the registry and the model
     MODELOPS_DATA_URI                              s3://bucket/prefix of captured predictions + feedback
+    MODELOPS_STACK_NAME                            the stack a rollout updates (modelops.deploy); its pins live
+                                                   under /modelops/<stack>/<model>/ in SSM
     MODELOPS_PREDICT_FUNCTION, MODELOPS_PREDICT_ALIAS (default live)
-    MODELOPS_CODEDEPLOY_APPLICATION, MODELOPS_CODEDEPLOY_GROUP, MODELOPS_PRETRAFFIC_HOOK
     MODELOPS_RETRAIN_TOPIC                         SNS topic ARN for announcements (optional)
     MODELOPS_RETRAIN_RECENT_DAYS, _HOLDOUT_FRACTION, _MIN_ROWS, _MARGIN, _METRIC, _COOLDOWN_HOURS,
     MODELOPS_RETRAIN_MIN_ACCURACY, _MIN_AUC, _MAX_MAE  absolute floors (unset = no floor)
@@ -18,10 +19,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from .aws import client, parse_s3_uri
-from .deploy import LIVE_ALIAS, CodeDeployDeployer, Deployer, LambdaVersions, SsmChampionPin
+from .deploy import LIVE_ALIAS, Deployer, LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
 from .errors import ModelOpsError
 from .registry import Registry
 from .retrain import FeedbackLabelled, Notifier, NullNotifier, RetrainConfig, Retrainer, SnsNotifier
+
+# Stack statuses that end an update: its rollout succeeded, or CloudFormation rolled it back.
+SUCCEEDED_STATES = ("UPDATE_COMPLETE",)
+FAILED_STATES = ("UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "UPDATE_FAILED")
 
 FLOOR_VARS = {
     "MODELOPS_RETRAIN_MIN_ACCURACY": "accuracy",
@@ -60,16 +65,18 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def deployer_from_env(env: Mapping[str, str] = os.environ) -> CodeDeployDeployer:
+def pins_from_env(env: Mapping[str, str] = os.environ) -> SsmPins:
+    return SsmPins(
+        client("ssm"), PinNames(_required(env, "MODELOPS_STACK_NAME"), _required(env, "MODELOPS_MODEL_NAME"))
+    )
+
+
+def deployer_from_env(env: Mapping[str, str] = os.environ) -> StackRolloutDeployer:
     versions = LambdaVersions(
         client("lambda"), _required(env, "MODELOPS_PREDICT_FUNCTION"), env.get("MODELOPS_PREDICT_ALIAS") or LIVE_ALIAS
     )
-    return CodeDeployDeployer(
-        versions,
-        client("codedeploy"),
-        _required(env, "MODELOPS_CODEDEPLOY_APPLICATION"),
-        _required(env, "MODELOPS_CODEDEPLOY_GROUP"),
-        pre_traffic_hook=env.get("MODELOPS_PRETRAFFIC_HOOK") or None,
+    return StackRolloutDeployer(
+        client("cloudformation"), pins_from_env(env), _required(env, "MODELOPS_STACK_NAME"), versions
     )
 
 
@@ -95,13 +102,13 @@ def retrainer_from_env(env: Mapping[str, str] = os.environ, deployer: Deployer |
     )
 
 
-def champion_pin_from_env(env: Mapping[str, str] = os.environ) -> SsmChampionPin:
-    return SsmChampionPin(client("ssm"), _required(env, "MODELOPS_MODEL_NAME"))
+def champion_pin_from_env(env: Mapping[str, str] = os.environ) -> SsmPins:
+    return pins_from_env(env)
 
 
 # ---- events ------------------------------------------------------------------------------------
 def classify(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """('retrain', trigger) | ('finalize', deployment) | ('ignore', why) for an incoming event."""
+    """('retrain', trigger) | ('finalize', stack update) | ('ignore', why) for an incoming event."""
     source, kind = event.get("source"), event.get("detail-type")
     detail = event.get("detail") or {}
     if source == "aws.cloudwatch" and kind == "CloudWatch Alarm State Change":
@@ -119,19 +126,19 @@ def classify(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         return "retrain", trigger
     if source == "aws.events" and kind == "Scheduled Event":
         return "retrain", {"type": "schedule", "rule": (event.get("resources") or [None])[0], "time": event.get("time")}
-    if source == "aws.codedeploy":
-        state = detail.get("state")
+    if source == "aws.cloudformation" and kind == "CloudFormation Stack Status Change":
+        status = (detail.get("status-details") or {}).get("status")
         info = {
-            "type": "codedeploy",
-            "deployment_id": detail.get("deploymentId"),
-            "state": state,
-            "application": detail.get("application"),
-            "group": detail.get("deploymentGroup"),
+            "type": "cloudformation",
+            "stack_id": detail.get("stack-id"),
+            "deployment_id": detail.get("client-request-token") or detail.get("stack-id"),
+            "state": status,
+            "reason": (detail.get("status-details") or {}).get("status-reason"),
             "time": event.get("time"),
         }
-        if state in ("SUCCESS", "FAILURE", "STOP"):
-            return "finalize", info
-        return "ignore", {**info, "why": f"deployment state {state} is not final"}
+        if status in SUCCEEDED_STATES or status in FAILED_STATES:
+            return "finalize", {**info, "succeeded": status in SUCCEEDED_STATES}
+        return "ignore", {**info, "why": f"stack status {status} is not the end of an update"}
     if event.get("action") == "retrain":
         return "retrain", {"type": "manual", "by": event.get("by", "invoke"), "dry_run": bool(event.get("dry_run"))}
     return "ignore", {"why": f"unrecognised event (source {source!r}, detail-type {kind!r})"}

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .aws import aws_errors, lost_conditional_write
+from .aws import aws_errors, lost_conditional_write, s3_get
 from .errors import ConflictError, NotFoundError
 
 DEFAULT_TTL_SECONDS = 20 * 60  # longer than the retrain function's 15-minute Lambda maximum
@@ -73,12 +73,13 @@ class RetrainLock:
 
     # ---- state ---------------------------------------------------------------------------
     def read(self) -> tuple[dict[str, Any], str | None]:
+        what = f"reading lock s3://{self.bucket}/{self.key}"
         try:
-            with aws_errors(f"reading lock s3://{self.bucket}/{self.key}", self.bucket):
-                obj = self.s3.get_object(Bucket=self.bucket, Key=self.key)
-                return json.loads(obj["Body"].read()), obj["ETag"]
+            obj = s3_get(self.s3, self.bucket, self.key, what)
         except NotFoundError:
             return {}, None
+        with aws_errors(what, self.bucket):
+            return json.loads(obj["Body"].read()), obj["ETag"]
 
     def _write(self, state: dict[str, Any], etag: str | None) -> None:
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from .artifact import GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, LoadedModel, Manifest, load_from_bytes
-from .aws import aws_errors, client, lost_conditional_write, parse_s3_uri
+from .aws import aws_errors, client, lost_conditional_write, parse_s3_uri, s3_get
 from .errors import ConflictError, ModelOpsError, NotFoundError
 from .versioning import utc_now_iso
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+CANDIDATE = "candidate"  # the version a retrain rollout is moving to; the champion again when none is in flight
 ANY = object()  # set_alias(expected=ANY): no expectation about the current value
 
 
@@ -70,8 +71,8 @@ class Registry:
 
     # ---- low-level S3 -----------------------------------------------------------------
     def _get(self, key: str, what: str) -> tuple[bytes, str]:
+        obj = s3_get(self.s3, self.bucket, key, what)
         with aws_errors(what, self.bucket):
-            obj = self.s3.get_object(Bucket=self.bucket, Key=key)
             return obj["Body"].read(), obj["ETag"]
 
     def _put_new(self, key: str, body: bytes, what: str, content_type: str = "application/json") -> None:
@@ -194,7 +195,7 @@ class Registry:
         return state.version
 
     def resolve_version(self, name: str, version_or_alias: str) -> str:
-        if version_or_alias in (CHAMPION, CHALLENGER) or not version_or_alias[:1].isdigit():
+        if version_or_alias in (CHAMPION, CHALLENGER, CANDIDATE) or not version_or_alias[:1].isdigit():
             return self.resolve(name, version_or_alias)
         return version_or_alias
 

@@ -3,16 +3,17 @@ the same recent holdout, and roll the candidate out only when it is clearly bett
 
 Stages (each one that fails leaves the champion alias, the SSM pin and the live Lambda alias untouched):
     lock        one run at a time (lock with expiry) and a cooldown between decisions
-    guard       no rollout of the function may be in flight
+    guard       no rollout of the function may be in flight, and the stack must be able to take one
     champion    resolve the champion and its recipe
     data        original training set + labelled predictions from the recent window; the newest part of
                 the recent window is the holdout and is never trained on
     train       modelops.training.train with the champion's estimator, task and seed
     evaluate    candidate and champion on the same holdout
     decide      candidate must beat the champion by `margin` on the primary metric and pass every floor
-    register    only a winning candidate is registered (challenger alias)
-    deploy      a new Lambda version pinned to it, moved in by CodeDeploy (canary)
-The champion alias and the SSM pin move only in `finalize`, after CodeDeploy reports success.
+    register    only a winning candidate is registered
+    deploy      the candidate alias names it, and the stack is updated to serve it (modelops.deploy): CloudFormation
+                publishes a Lambda version pinned to it and CodeDeploy moves `live` to it through the canary
+The champion alias and the SSM pin move only in `finalize`, after the stack update succeeds.
 Every run writes one `retrain_decision` (or `retrain_failed` / `retrain_skipped`) event to the registry
 history with the trigger, the data used, the metrics and the decision, and announces it.
 """
@@ -32,13 +33,13 @@ import numpy as np
 
 from . import training
 from .artifact import CLASSIFICATION, Manifest, write_artifact
-from .aws import aws_errors, parse_s3_uri
+from .aws import aws_errors, parse_s3_uri, s3_get
 from .dataset import Dataset, load_builtin, read_csv
 from .deploy import MODEL_VERSION_VAR, ChampionPin, Deployer
 from .errors import ConflictError, ModelOpsError, NotFoundError
 from .feedback import LabelledRow, labelled_rows
 from .lock import CooldownActive, LockBusy, RetrainLock, iso
-from .registry import CHALLENGER, CHAMPION, Registry
+from .registry import CANDIDATE, CHAMPION, Registry
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,9 @@ def load_original(manifest: Manifest, s3: Any = None) -> Dataset:
         dataset = load_builtin(uri.split(":", 1)[1])
     elif uri.startswith("s3://"):
         bucket, key = parse_s3_uri(uri)
+        obj = s3_get(s3, bucket, key, f"reading training data {uri}")
         with aws_errors(f"reading training data {uri}", bucket):
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = obj["Body"].read()
         dataset = read_csv(body, recipe["target"], recipe.get("features"), recipe.get("dtypes"))
         dataset.source = uri
     else:
@@ -279,6 +281,7 @@ class Retrainer:
             running = self.deployer.in_flight()
             if running:
                 return RetrainResult("skipped", f"rollout {running} is still in progress", self.name, stage="guard")
+            self.deployer.check()
         with stage("champion"):
             champion_version = self.registry.resolve(self.name, CHAMPION)
             champion = self.registry.load(self.name, champion_version)
@@ -368,25 +371,19 @@ class Retrainer:
         with stage("register"), tempfile.TemporaryDirectory() as tmp:
             write_artifact(tmp, trained.estimator, trained.manifest, trained.golden)
             self.registry.register(tmp)
+        candidate = trained.manifest.version
         with stage("deploy"):
-            rollout = self.deployer.start(
-                trained.manifest.version, f"retrain: {self.name} {champion_version} -> {trained.manifest.version}"
-            )
+            # The PreTraffic hook lets a deployment serve only the champion or this candidate.
+            self.registry.set_alias(self.name, CANDIDATE, candidate, reason=reason[:200], trigger="retrain")
+            try:
+                rollout = self.deployer.start(candidate, f"retrain: {self.name} {champion_version} -> {candidate}")
+            except Exception:
+                reset_candidate(self.registry, self.name, champion_version, "the rollout could not start")
+                raise
         result.outcome, result.deployment_id, result.stage = "promoted", rollout.deployment_id, "deploy"
-        result.reason = (
-            f"{reason}; {rollout.mechanism} rollout {rollout.deployment_id} started "
-            f"(Lambda version {rollout.previous_version} -> {rollout.function_version})"
-        )
-        try:  # the alias is informational; the rollout already runs and finalize does not depend on it
-            self.registry.set_alias(
-                self.name,
-                CHALLENGER,
-                trained.manifest.version,
-                reason=reason[:200],
-                trigger=f"retrain:{rollout.deployment_id}",
-            )
-        except ModelOpsError:
-            log.exception("could not set the challenger alias")
+        result.reason = f"{reason}; {rollout.mechanism} rollout {rollout.deployment_id} started"
+        if rollout.previous_version:
+            result.reason += f" (from Lambda version {rollout.previous_version})"
         return result
 
     # ---- audit + announce --------------------------------------------------------------------
@@ -438,6 +435,17 @@ class stage:
 
 
 # ---- finalize after the rollout --------------------------------------------------------------
+def reset_candidate(registry: Registry, name: str, champion: str | None, reason: str) -> None:
+    """No rollout in flight: the candidate alias names the champion again, so the PreTraffic hook accepts nothing
+    but the champion."""
+    if not champion:
+        return
+    try:
+        registry.set_alias(name, CANDIDATE, champion, reason=reason, trigger="rollout-finished")
+    except ModelOpsError:
+        log.exception("could not reset the candidate alias of %s", name)
+
+
 def finalize(
     registry: Registry,
     name: str,
@@ -448,14 +456,18 @@ def finalize(
     succeeded: bool,
     trigger: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Called when the rollout ends. On success the model the `live` alias now serves becomes the champion:
-    first the SSM pin (what a later `sam deploy` resolves), then the registry alias. On failure CodeDeploy has
-    already rolled traffic back; nothing moves."""
+    """Called when a stack update of the predict function ends. On success the model the `live` alias now serves
+    becomes the champion: first the SSM pin (what a later `sam deploy` resolves), then the registry alias. On failure
+    CloudFormation and CodeDeploy have already rolled the stack and the traffic back; nothing moves."""
     notifier = notifier or NullNotifier()
     champion = registry.get_alias(name, CHAMPION).version
+    candidate = registry.get_alias(name, CANDIDATE).version
     detail: dict[str, Any] = {"deployment_id": deployment_id, "trigger": trigger or {}, "champion_before": champion}
+    if candidate and candidate != champion:
+        detail["candidate"] = candidate
     if not succeeded:
         detail.update(outcome="rolled_back", reason="the rollout did not succeed; the champion keeps serving")
+        reset_candidate(registry, name, champion, f"rollout {deployment_id} rolled back")
         registry.record(name, "rollout_finished", detail)
         notifier.publish(f"modelops: {name} rollout {deployment_id} rolled back", detail)
         return detail
@@ -471,10 +483,11 @@ def finalize(
                 live,
                 expected=champion,
                 reason=f"rollout {deployment_id} succeeded",
-                trigger=f"codedeploy:{deployment_id}",
+                trigger=f"rollout:{deployment_id}",
             )
         except ConflictError:
             detail["warning"] = "the champion alias changed during the rollout; the SSM pin follows what is live"
+    reset_candidate(registry, name, live, f"rollout {deployment_id} finished")
     detail.update(outcome="promoted" if live != champion else "unchanged", champion=live)
     registry.record(name, "rollout_finished", detail)
     notifier.publish(

@@ -3,22 +3,23 @@
 Traffic split: the alias points at the stable version; during a canary its RoutingConfig sends a weight
 to the new version (AdditionalVersionWeights). Each version's model comes from its pinned environment.
 
-Rollback: stop the in-flight deployment with auto-rollback (CodeDeploy returns the alias to the
-original version), then make sure the alias sends 100 % to that version with no extra weights. With no
-deployment in flight, the alias goes back to the previous version of the last deployment.
+Rollback: stop the in-flight deployment with auto-rollback (CodeDeploy returns the alias to the original version and
+CloudFormation rolls the stack update back). With no deployment in flight there is nothing to stop: an earlier model
+is served by rolling it out again (`modelops rollout start`), through the same canary.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from . import appspec
 from .aws import aws_errors, client
 from .errors import ModelOpsError, NotFoundError
 
 LIVE_ALIAS = "live"
 ACTIVE_STATUSES = ["Created", "Queued", "InProgress", "Baking", "Ready"]
+REGISTRY_OUTPUT = "RegistryUri"
 STACK_OUTPUTS = {
     "function": "PredictFunctionName",
     "application": "PredictDeploymentApplication",
@@ -52,25 +53,10 @@ class Target:
         )
 
 
-def _appspec_versions(deployment: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(CurrentVersion, TargetVersion) from a Lambda deployment's AppSpec content."""
-    content = (((deployment.get("revision") or {}).get("appSpecContent") or {}).get("content")) or ""
-    try:
-        spec = json.loads(content)
-    except ValueError:
-        try:
-            import yaml  # type: ignore[import-untyped]  # SAM writes the AppSpec as JSON; YAML is accepted when PyYAML is around
-        except ImportError:
-            return None, None
-        spec = yaml.safe_load(content)
-    for resource in (spec or {}).get("Resources", []):
-        for body in resource.values():
-            props = body.get("Properties", {})
-            return (
-                str(props["CurrentVersion"]) if props.get("CurrentVersion") else None,
-                str(props["TargetVersion"]) if props.get("TargetVersion") else None,
-            )
-    return None, None
+def _appspec_versions(codedeploy: Any, deployment: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(CurrentVersion, TargetVersion) from a Lambda deployment's AppSpec."""
+    spec = appspec.of_deployment(codedeploy, deployment)
+    return (spec.current_version, spec.target_version) if spec else (None, None)
 
 
 class Rollouts:
@@ -128,7 +114,7 @@ class Rollouts:
             "deployment": None,
         }
         if latest is not None:
-            current, target = _appspec_versions(latest)
+            current, target = _appspec_versions(self.cd, latest)
             out["deployment"] = {
                 "id": latest.get("deploymentId"),
                 "status": latest.get("status"),
@@ -144,35 +130,56 @@ class Rollouts:
         return out
 
     # ---- rollback -------------------------------------------------------------------------------
-    def rollback(self, to_version: str | None = None) -> dict[str, Any]:
-        """Stop the in-flight deployment (CodeDeploy rolls it back) and route 100 % to the previous version."""
+    def rollback(self) -> dict[str, Any]:
+        """Stop the in-flight deployment with auto-rollback: CodeDeploy sends all traffic back to the version it
+        started from, and CloudFormation then rolls the stack update back. The alias is never moved here, because
+        CloudFormation must stay the only writer of `live` (see modelops.deploy)."""
         active = self.deployments(active_only=True)
-        stopped = None
-        previous = to_version
-        if active:
-            info = self.deployment(active[0])
-            current, _ = _appspec_versions(info)
-            previous = previous or current
-            with aws_errors(f"stopping deployment {active[0]}"):
-                self.cd.stop_deployment(deploymentId=active[0], autoRollbackEnabled=True)
-            stopped = active[0]
-        if previous is None:
-            ids = self.deployments()
-            if not ids:
-                raise ModelOpsError(f"no deployment of {self.target.function} to roll back and no --to version given")
-            previous, _ = _appspec_versions(self.deployment(ids[0]))
-            if previous is None:
-                raise ModelOpsError(f"deployment {ids[0]} does not say which version it replaced; pass --to VERSION")
-        with aws_errors(f"routing {self.target.function}:{self.target.alias} to version {previous}"):
-            self.lam.update_alias(
-                FunctionName=self.target.function,
-                Name=self.target.alias,
-                FunctionVersion=previous,
-                RoutingConfig={"AdditionalVersionWeights": {}},
+        if not active:
+            raise ModelOpsError(
+                f"no deployment of {self.target.function} is in flight; to serve an earlier model, roll it out "
+                "through the canary with `modelops rollout start --stack NAME --version VERSION`"
             )
+        info = self.deployment(active[0])
+        previous, _ = _appspec_versions(self.cd, info)
+        with aws_errors(f"stopping deployment {active[0]}"):
+            self.cd.stop_deployment(deploymentId=active[0], autoRollbackEnabled=True)
         return {
-            "stopped_deployment": stopped,
+            "stopped_deployment": active[0],
             "function_version": previous,
-            "model_version": self.model_version_of(previous),
+            "model_version": self.model_version_of(previous) if previous else None,
             "traffic": self.traffic(),
         }
+
+
+def start_stack_rollout(stack: str, model_version: str, cloudformation: Any = None) -> Any:
+    """Roll a registered model version out by updating the stack (modelops.deploy), as the retrain loop does: the
+    candidate alias names it first, so the PreTraffic hook lets the new Lambda version serve it."""
+    from .deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+    from .registry import CANDIDATE, CHAMPION, Registry
+    from .retrain import reset_candidate
+
+    cfn = cloudformation or client("cloudformation")
+    with aws_errors(f"reading stack {stack}"):
+        described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
+    for output in (REGISTRY_OUTPUT, STACK_OUTPUTS["function"]):
+        if output not in outputs:
+            raise ModelOpsError(f"stack {stack} has no output {output}: is it a modelops stack?")
+    model = parameters.get("ModelName") or ""
+    registry = Registry(outputs[REGISTRY_OUTPUT])
+    registry.manifest(model, model_version)  # must be registered
+    champion = registry.get_alias(model, CHAMPION).version
+    registry.set_alias(model, CANDIDATE, model_version, reason="modelops rollout start", trigger="cli")
+    deployer = StackRolloutDeployer(
+        cfn,
+        SsmPins(client("ssm"), PinNames(stack, model)),
+        stack,
+        LambdaVersions(client("lambda"), outputs[STACK_OUTPUTS["function"]]),
+    )
+    try:
+        return deployer.start(model_version, f"modelops rollout start: {model} {champion} -> {model_version}")
+    except Exception:
+        reset_candidate(registry, model, champion, "the rollout could not start")
+        raise

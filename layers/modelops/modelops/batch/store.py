@@ -6,8 +6,8 @@ import builtins
 from dataclasses import dataclass
 from typing import Any
 
-from ..aws import aws_errors, client
-from ..errors import ModelOpsError, NotFoundError
+from ..aws import aws_errors, client, s3_get, s3_head
+from ..errors import ModelOpsError
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,16 @@ class Store:
         return out
 
     def head(self, key: str) -> ObjectInfo | None:
-        try:
-            with aws_errors(f"reading {self.uri(key)}", self.bucket):
-                meta = self.s3.head_object(Bucket=self.bucket, Key=key)
-        except NotFoundError:
-            return None
-        return ObjectInfo(key, meta["ETag"], meta["ContentLength"])
+        meta = s3_head(self.s3, self.bucket, key, f"reading {self.uri(key)}")
+        return None if meta is None else ObjectInfo(key, meta["ETag"], meta["ContentLength"])
 
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 
     def get(self, key: str) -> bytes:
+        obj = s3_get(self.s3, self.bucket, key, f"reading {self.uri(key)}")
         with aws_errors(f"reading {self.uri(key)}", self.bucket):
-            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return obj["Body"].read()
 
     def open_range(self, key: str, etag: str, start: int, end: int | None = None) -> Any:
         """A streamed body of the object from `start` (to `end`, exclusive, or to its end), as it was when

@@ -17,6 +17,9 @@ class NoRollout:
     def in_flight(self) -> None:
         return None
 
+    def check(self) -> None:
+        return None
+
     def start(self, model_version: str, description: str):
         raise ModelOpsError("no predict function configured (MODELOPS_PREDICT_FUNCTION)")
 
@@ -40,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=os.environ.get("MODELOPS_DATA_URI"),
         help="s3://bucket/prefix of captured predictions and feedback (default: $MODELOPS_DATA_URI)",
     )
-    p.add_argument("--stack", help="deployed stack: its outputs name the predict function and CodeDeploy group")
+    p.add_argument("--stack", help="deployed stack a winning candidate is rolled out to (a stack update)")
     p.add_argument("--dry-run", action="store_true", help="train and compare, but register and deploy nothing")
     p.add_argument("--ignore-cooldown", action="store_true", help="run even if the last retrain decided recently")
     p.add_argument("--margin", type=float, help="required gain on the primary metric (default 0.01)")
@@ -67,12 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stack:
         from ..rollout import Target
 
-        target = Target.from_stack(args.stack)
-        env.update(
-            MODELOPS_PREDICT_FUNCTION=target.function,
-            MODELOPS_CODEDEPLOY_APPLICATION=target.application,
-            MODELOPS_CODEDEPLOY_GROUP=target.group,
-        )
+        env.update(MODELOPS_PREDICT_FUNCTION=Target.from_stack(args.stack).function, MODELOPS_STACK_NAME=args.stack)
     if args.margin is not None:
         env["MODELOPS_RETRAIN_MARGIN"] = str(args.margin)
     if args.recent_days is not None:
@@ -99,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
         deployer = NoRollout()
     else:
         raise ModelOpsError(
-            "a retrain that may roll out needs --stack, or MODELOPS_PREDICT_FUNCTION, "
-            "MODELOPS_CODEDEPLOY_APPLICATION and MODELOPS_CODEDEPLOY_GROUP (or use --dry-run)"
+            "a retrain that may roll out needs --stack, or MODELOPS_STACK_NAME and MODELOPS_PREDICT_FUNCTION "
+            "(or use --dry-run)"
         )
     retrainer = lifecycle.retrainer_from_env(env, deployer=deployer)
     result = retrainer.run({"type": "manual", "by": "cli"}, dry_run=args.dry_run, ignore_cooldown=args.ignore_cooldown)

@@ -1,4 +1,4 @@
-"""`modelops rollout status|rollback`: the predict function's canary deployment and traffic split."""
+"""`modelops rollout status|start|rollback`: the predict function's canary deployment and traffic split."""
 
 from __future__ import annotations
 
@@ -17,9 +17,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="CodeDeploy canary releases of the predict function (alias 'live').",
     )
     rs = p.add_subparsers(dest="rollout_command", metavar="ACTION", required=True)
+    start = rs.add_parser(
+        "start",
+        help="roll a registered model version out through the canary (a stack update)",
+        description="Update the stack so its predict function serves VERSION: CloudFormation publishes a Lambda "
+        "version pinned to it and CodeDeploy shifts `live` through the canary, the PreTraffic hook and the rollback "
+        "alarms. When the update completes, the retrain function pins VERSION as the champion.",
+    )
+    start.add_argument("--stack", default=os.environ.get("MODELOPS_STACK"), help="the stack ($MODELOPS_STACK)")
+    start.add_argument("--version", required=True, help="registered model version to serve")
+    start.set_defaults(func=start_cmd)
     for name, helptext, func in (
         ("status", "current deployment and traffic split", status_cmd),
-        ("rollback", "stop the deployment and send all traffic to the previous version", rollback_cmd),
+        ("rollback", "stop the deployment in flight; CodeDeploy sends all traffic back", rollback_cmd),
     ):
         q = rs.add_parser(name, help=helptext)
         q.add_argument(
@@ -31,8 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--application", help="CodeDeploy application (instead of --stack)")
         q.add_argument("--group", help="CodeDeploy deployment group (instead of --stack)")
         q.add_argument("--alias", default=LIVE_ALIAS)
-        if name == "rollback":
-            q.add_argument("--to", help="function version to route to when no deployment is in flight")
         q.set_defaults(func=func)
 
 
@@ -78,16 +86,36 @@ def status_cmd(args: argparse.Namespace) -> int:
 
 
 def rollback_cmd(args: argparse.Namespace) -> int:
-    result = Rollouts(target_from(args)).rollback(args.to)
+    result = Rollouts(target_from(args)).rollback()
     if args.json:
         emit_json(result)
     else:
         key_values(
             {
-                "stopped": result["stopped_deployment"] or "(no deployment in flight)",
-                "live version": result["function_version"],
+                "stopped": result["stopped_deployment"],
+                "back to version": result["function_version"],
                 "model": result["model_version"],
                 "traffic": ", ".join(f"{v} {100 * w:.0f}%" for v, w in result["traffic"].items()),
             }
         )
+    return 0
+
+
+def start_cmd(args: argparse.Namespace) -> int:
+    from ..rollout import start_stack_rollout
+
+    if not args.stack:
+        raise ModelOpsError("say which stack: pass --stack NAME or set MODELOPS_STACK")
+    rollout = start_stack_rollout(args.stack, args.version)
+    out = {
+        "stack": args.stack,
+        "model_version": rollout.model_version,
+        "change_set": rollout.deployment_id,
+        "from_function_version": rollout.previous_version,
+    }
+    if args.json:
+        emit_json(out)
+    else:
+        key_values(out)
+        print(f"follow it with: modelops rollout status --stack {args.stack}")
     return 0
