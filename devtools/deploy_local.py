@@ -215,9 +215,8 @@ def run(args: argparse.Namespace) -> int:
             for st in stacks:
                 with timed(f"smoke tests {st.name}"):
                     code = subprocess.run(
-                        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/integration"],
-                        cwd=ROOT, env={**client_env, "AWS_SAM_STACK_NAME": st.name},
-                    ).returncode  # fmt: skip
+                        ["make", "--no-print-directory", "smoke", f"STACK={st.name}"], cwd=ROOT, env=client_env
+                    ).returncode
                 if code != 0:
                     failed.append(f"smoke tests {st.name}: pytest exit {code}")
     finally:

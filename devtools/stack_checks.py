@@ -346,6 +346,9 @@ def check_ssm_pin(st: DeployedStack, clients: Clients) -> list[Result]:
     except Exception as e:  # noqa: BLE001 - reported as the check's result
         return [Result(st.name, "ssm champion pin", False, f"GetParameter {st.pin_name}: {e}")]
     pin_arn = f"arn:aws:ssm:{st.region}:{st.account}:parameter{st.pin_name}"
+    own = f"/modelops/{st.name}/"  # each stack's pins live under its own prefix
+    if not st.pin_name.startswith(own):
+        problems.append(f"pin {st.pin_name} is not under this stack's prefix {own}")
     env = lam.get_function_configuration(FunctionName=st.physical["PredictFunction"])["Environment"]["Variables"]
     if env.get("MODELOPS_MODEL_VERSION") != value:
         problems.append(f"predict MODELOPS_MODEL_VERSION={env.get('MODELOPS_MODEL_VERSION')!r}, pin holds {value!r}")
@@ -359,8 +362,8 @@ def check_ssm_pin(st: DeployedStack, clients: Clients) -> list[Result]:
                 problems.append(f"RetrainFunctionRole does not allow {action} on {pin_arn}")
         renv = lam.get_function_configuration(FunctionName=st.physical["RetrainFunction"])["Environment"]["Variables"]
         for key, v in renv.items():
-            if v.startswith("/modelops/") and v != st.pin_name:
-                problems.append(f"retrain {key}={v!r} names another SSM parameter than the pin {st.pin_name!r}")
+            if v.startswith("/modelops/") and not v.startswith(own):
+                problems.append(f"retrain {key}={v!r} is outside this stack's pins {own}")
     detail = "; ".join(problems) or f"{st.pin_name} = {value!r}"
     return [Result(st.name, "ssm champion pin", not problems, detail)]
 
