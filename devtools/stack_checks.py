@@ -574,6 +574,10 @@ REFERRING_TYPES = {
 }
 
 
+# Named within their REST API, not the account: two stacks' APIs may both have a stage "v1".
+API_SCOPED_TYPES = {"AWS::ApiGateway::Stage", "AWS::ApiGateway::Deployment"}
+
+
 def names(st: DeployedStack) -> dict[tuple[str, str], str]:
     """(resource type, physical name) -> logical id, for every resource that has a name in the account.
 
@@ -585,7 +589,7 @@ def names(st: DeployedStack) -> dict[tuple[str, str], str]:
         rtype = st.template["Resources"].get(lid, {}).get("Type", "?")
         if rtype == "AWS::Lambda::LayerVersion":
             pid = pid.split(":layer:", 1)[1].rsplit(":", 1)[0]
-        elif rtype in REFERRING_TYPES or rtype.endswith(("Policy", "UsagePlanKey")):
+        elif rtype in REFERRING_TYPES or rtype in API_SCOPED_TYPES or rtype.endswith(("Policy", "UsagePlanKey")):
             continue
         out[(rtype, pid)] = lid
     template = st.original or st.template

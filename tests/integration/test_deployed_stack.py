@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-
-from .conftest import NO_CODEDEPLOY, NO_LAMBDA, Stack
+from deployed import NO_CODEDEPLOY, NO_LAMBDA, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELOPS = str(Path(sys.executable).parent / "modelops")
@@ -46,7 +45,9 @@ def test_predict_without_api_key_is_forbidden(stack: Stack):
 
 
 def test_predict_with_a_wrong_api_key_is_forbidden(stack: Stack):
-    r = requests.post(f"{stack.api_url}/predict", data=predict_body(), headers={"x-api-key": "not-a-key"}, timeout=TIMEOUT)
+    r = requests.post(
+        f"{stack.api_url}/predict", data=predict_body(), headers={"x-api-key": "not-a-key"}, timeout=TIMEOUT
+    )
     assert r.status_code == 403, r.text
 
 
