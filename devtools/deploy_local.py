@@ -144,6 +144,7 @@ def deployed_stack(
         account=ACCOUNT,
         dropped=dropped,
         original=original,
+        stack_id=cfn.describe_stacks(StackName=env["stack"])["Stacks"][0]["StackId"],
     )
 
 

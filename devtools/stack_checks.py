@@ -54,6 +54,7 @@ class DeployedStack:
     account: str
     dropped: list[Dropped] = field(default_factory=list)
     original: dict[str, Any] | None = None  # the translated template before the target's changes
+    stack_id: str = ""
     evaluator: Evaluator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -62,6 +63,7 @@ class DeployedStack:
             self.parameters,
             {
                 "AWS::StackName": self.name,
+                "AWS::StackId": self.stack_id,
                 "AWS::Region": self.region,
                 "AWS::AccountId": self.account,
                 "AWS::Partition": "aws",

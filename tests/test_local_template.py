@@ -46,7 +46,9 @@ def test_globals_function_overrides_conditions_and_pseudo_parameters(tmp_path):
     on = Template(
         path,
         LocalContext(
-            parameters={"Extra": "on"}, region="eu-west-1", dynamic_ref=_ssm({"/modelops/modelops-local/breast-cancer/champion": "v9"})
+            parameters={"Extra": "on"},
+            region="eu-west-1",
+            dynamic_ref=_ssm({"/modelops/modelops-local/breast-cancer/champion": "v9"}),
         ),
     )
     spec = on.function("EchoFunction")

@@ -188,7 +188,9 @@ def test_retrain_role_is_least_privilege(translated):
     by_sid = {s.get("Sid"): s for s in statements}
     # pins: only this stack's own, never another stack's (two stacks in one account)
     assert by_sid["ThisStacksPins"]["Action"] == ["ssm:GetParameter", "ssm:GetParameters", "ssm:PutParameter"]
-    assert by_sid["ThisStacksPins"]["Resource"]["Fn::Sub"].endswith(":parameter/modelops/${AWS::StackName}/${ModelName}/*")
+    assert by_sid["ThisStacksPins"]["Resource"]["Fn::Sub"].endswith(
+        ":parameter/modelops/${AWS::StackName}/${ModelName}/*"
+    )
     # rollouts are change sets on this stack only, with the rollout name prefix
     change_sets = by_sid["RolloutChangeSets"]
     assert change_sets["Resource"]["Fn::Sub"].endswith(":stack/${AWS::StackName}/*")
@@ -196,7 +198,10 @@ def test_retrain_role_is_least_privilege(translated):
     # CloudFormation runs the change set with this role: only the resources that follow the model version
     lam = by_sid["RolloutUpdatesPredictAndFeedbackFunctions"]
     assert {"lambda:PublishVersion", "lambda:UpdateFunctionConfiguration", "lambda:UpdateAlias"} <= set(lam["Action"])
-    assert json.dumps(lam["Resource"]).count("PredictFunction") == 2 and json.dumps(lam["Resource"]).count("FeedbackFunction") == 2
+    assert (
+        json.dumps(lam["Resource"]).count("PredictFunction") == 2
+        and json.dumps(lam["Resource"]).count("FeedbackFunction") == 2
+    )
     assert by_sid["RolloutPassesTheFunctionsOwnRoles"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}
     }
