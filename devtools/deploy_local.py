@@ -38,6 +38,17 @@ ACCOUNT = "000000000000"  # LocalStack's default account
 ARTIFACT_BUCKET = "modelops-deploy-artifacts"
 ENVIRONMENTS = ("default", "prod")
 TIMINGS: list[tuple[str, float]] = []
+# Settings that would point boto3 or sam at a real account or profile instead of LocalStack.
+AMBIENT_AWS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+)
 
 
 @contextmanager
@@ -172,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
             ls.start()
         info = ls.info()
         print(f"LocalStack {info.get('version')} on {ls.endpoint} (log: {log})")
-        client_env = {**os.environ, **ls.client_env(), "SAM_CLI_TELEMETRY": "0"}
+        client_env = {k: v for k, v in os.environ.items() if k not in AMBIENT_AWS}
+        client_env.update(ls.client_env(), SAM_CLI_TELEMETRY="0")
         ls.client("s3").create_bucket(Bucket=ARTIFACT_BUCKET)
         packaged_path = work / "packaged.yaml"
         with timed("sam package (upload code and layers)"), open(work / "package.log", "w") as out:
@@ -252,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     def terminate(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)  # unwinds through `finally`, which stops LocalStack
 
+    for name in AMBIENT_AWS:  # this process's own boto3 clients talk to LocalStack only
+        os.environ.pop(name, None)
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGHUP, terminate)
     return run(args)
