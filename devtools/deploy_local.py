@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
                 # README step 2: the pin exists before the first deploy; "none" until a model is registered.
                 ssm.put_parameter(Name=ssm_name, Type="String", Value="none", Overwrite=True)
             original = translate(packaged, env["stack"], env["overrides"])
-            template, dropped = adapt_template(original, env["stack"], work_arounds=args.work_around)
+            template, dropped = adapt_template(original, env["stack"])
             (work / f"{env['stack']}.template.json").write_text(json.dumps(template, indent=1))
             with timed(f"deploy {env['stack']} ({name})"):
                 status = deploy(ls, env, template)
@@ -252,13 +252,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--build-dir", default=str(ROOT / ".aws-sam" / "build"))
     p.add_argument("--work-dir", default=str(ROOT / ".aws-sam" / "localstack"))
     p.add_argument("--smoke", action="store_true", help="also run tests/integration against each stack")
-    p.add_argument(
-        "--work-around",
-        action="append",
-        default=[],
-        metavar="BUG",
-        help="apply the named known-template-bug workaround of devtools.localstack_patches (repeatable)",
-    )
     args = p.parse_args(argv)
 
     def terminate(signum: int, frame: object) -> None:

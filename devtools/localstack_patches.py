@@ -227,27 +227,7 @@ def placeholder(stack: str, logical_id: str) -> str:
     return PLACEHOLDER.format(stack=stack, logical_id=logical_id)
 
 
-def _schedule_name_per_stack(template: dict[str, Any], stack_name: str) -> list[Dropped]:
-    """KNOWN TEMPLATE BUG, not a LocalStack gap: SAM names a ScheduleV2 event's schedule after its logical id
-    unless the event sets Name, so a second stack in the same account fails with "ConflictException ...
-    Schedule BatchStateMachineDailySchedule already exists". This renames such schedules to
-    <stack>-<logical id>, only when asked for (--work-around schedule-name), to check the rest meanwhile."""
-    out = []
-    for logical_id, body in template["Resources"].items():
-        props = body.get("Properties", {})
-        if body.get("Type") == "AWS::Scheduler::Schedule" and props.get("Name") == logical_id:
-            props["Name"] = f"{stack_name}-{logical_id}"
-            reason = "KNOWN TEMPLATE BUG worked around: the schedule's name is its logical id, the same in every stack"
-            out.append(Dropped(logical_id, "Properties.Name", body["Type"], reason, logical_id))
-    return out
-
-
-KNOWN_TEMPLATE_BUGS = {"schedule-name": _schedule_name_per_stack}
-
-
-def adapt_template(
-    translated: dict[str, Any], stack_name: str, work_arounds: list[str] | tuple[str, ...] = ()
-) -> tuple[dict[str, Any], list[Dropped]]:
+def adapt_template(translated: dict[str, Any], stack_name: str) -> tuple[dict[str, Any], list[Dropped]]:
     """The translated template as LocalStack community can deploy it, and the list of what was left out.
 
     Changes, each also recorded in the returned list:
@@ -255,9 +235,11 @@ def adapt_template(
       store, the CloudWatch dashboard) are removed. LocalStack lacks CodeDeploy and AppConfig, and has no
       CloudFormation provider for dashboards; with CFN_IGNORE_UNSUPPORTED_RESOURCE_TYPES=0 they would fail
       the stack, and skipping them silently would report CREATE_COMPLETE for resources that do not exist.
-      (The checks still resolve the dashboard's body, check it names this stack's alarms, and put it.) Every Ref / GetAtt / ${} to them becomes the string PLACEHOLDER, so the values that carry them
+      (The checks still resolve the dashboard's body, check it names this stack's alarms, and put it.)
+      Every Ref / GetAtt / ${} to them becomes the string PLACEHOLDER, so the values that carry them
       (environment variables, IAM policy ARNs, an EventBridge pattern, outputs) are still deployed and
-      visibly marked. Resources that DependsOn them lose that dependency.
+      visibly marked; whether those values are right in AWS is part of what cannot be checked here.
+      Resources that DependsOn them lose that dependency.
     - UpdatePolicy.CodeDeployLambdaAliasUpdate of an AWS::Lambda::Alias is removed: it names the deployment
       group, so LocalStack fails the alias. Without it the alias points at the new version at once, which is
       what AllAtOnce does in AWS; the canary itself (traffic shifting, hooks, alarms) cannot be checked here.
@@ -266,8 +248,6 @@ def adapt_template(
       the alias. The removed value is kept in the record; the checks compare it with PredictInstanceCount.
     These do not hide template bugs elsewhere: nothing else is touched, the remaining resources are deployed
     as CloudFormation receives them, and the assertions check that exactly the expected resources exist.
-    ``work_arounds`` names entries of KNOWN_TEMPLATE_BUGS to apply as well (off by default, so the deploy
-    fails on them): bugs of the template itself, worked around only to check everything else meanwhile.
     """
     template = copy.deepcopy(translated)
     resources: dict[str, Any] = template["Resources"]
@@ -316,8 +296,6 @@ def adapt_template(
     for section in ("Resources", "Outputs"):
         for key, value in list(template.get(section, {}).items()):
             template[section][key] = _replace_refs(value, gone, stack_name)
-    for name in work_arounds:
-        dropped += KNOWN_TEMPLATE_BUGS[name](template, stack_name)
     return template, dropped
 
 

@@ -113,19 +113,6 @@ def test_dropped_provisioned_concurrency_is_the_parameter(adapted, environments)
             assert value is NO_VALUE
 
 
-def test_known_bug_workaround_is_off_by_default_and_names_schedules_per_stack():
-    template = {
-        "Resources": {
-            "S": {"Type": "AWS::Scheduler::Schedule", "Properties": {"Name": "S", "ScheduleExpression": "rate(1 day)"}}
-        }
-    }
-    unchanged, dropped = adapt_template(template, "stack-a")
-    assert unchanged["Resources"]["S"]["Properties"]["Name"] == "S" and not dropped
-    fixed, dropped = adapt_template(template, "stack-a", work_arounds=["schedule-name"])
-    assert fixed["Resources"]["S"]["Properties"]["Name"] == "stack-a-S"
-    assert "KNOWN TEMPLATE BUG" in dropped[0].reason
-
-
 # ---- evaluator --------------------------------------------------------------------------------------------------
 def test_evaluator_resolves_intrinsics():
     template = {
