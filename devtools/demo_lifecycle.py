@@ -10,9 +10,9 @@ in-process AWS emulator (moto):
 What is emulated, and how: the capture lines the predict handler prints are written to S3 the way the
 subscription filter and Firehose deliver them; EMF lines are turned into PutMetricData; the emulator does
 not evaluate alarms, so the alarm is evaluated here and its EventBridge event built from the same shape as
-events/alarm-state-change.json; CodeDeploy is not available, so a local deployer publishes the Lambda
-version exactly as in AWS and then shifts the `live` alias weights itself (no PreTraffic hook, no
-rollback alarms).
+events/alarm-state-change.json; CloudFormation and CodeDeploy are not available, so where AWS updates the
+stack a local deployer publishes the pinned Lambda version and shifts the `live` alias weights itself (no
+PreTraffic hook, no rollback alarms), and the stack-update event that ends a rollout is built by hand.
 
 Run: python -m devtools.demo_lifecycle
 """
@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 BUCKET = "modelops-demo"
 MODEL = "breast-cancer"
 FUNCTION = "modelops-PredictFunction"
+STACK = "modelops-local"
 QUALITY_THRESHOLD = 0.93
 DRIFT_THRESHOLD = 0.25
 DRIFT_FACTOR = 1.3
@@ -123,7 +124,7 @@ class Demo:
         from modelops import lifecycle
         from modelops.artifact import write_artifact
         from modelops.dataset import load_builtin
-        from modelops.deploy import AliasShiftDeployer, LambdaVersions, SsmChampionPin
+        from modelops.deploy import AliasShiftDeployer, LambdaVersions, PinNames, SsmPins
         from modelops.feedback import FeedbackStore
         from modelops.registry import CHAMPION, Registry
         from modelops.training import train
@@ -135,7 +136,7 @@ class Demo:
         self.s3.create_bucket(Bucket=BUCKET)
         registry = Registry(f"s3://{BUCKET}/registry", s3=self.s3)
         ssm, lam, cw = boto3.client("ssm"), boto3.client("lambda"), boto3.client("cloudwatch")
-        pin = SsmChampionPin(ssm, MODEL)
+        pin = SsmPins(ssm, PinNames(STACK, MODEL))
         dataset = load_builtin("breast_cancer")
         names = dataset.feature_names
 
@@ -211,8 +212,9 @@ class Demo:
         self.step(4, "the retrain runs and v2 goes out as a canary")
         deployer = AliasShiftDeployer(LambdaVersions(lam, FUNCTION), canary_weight=0.1)
         self.say(
-            "CodeDeploy is not available locally: the local deployer publishes the Lambda version the same "
-            "way, then shifts the `live` alias weights itself (no PreTraffic hook, no rollback alarms)"
+            "In AWS a rollout is a stack update that CloudFormation and CodeDeploy carry out; locally the deployer "
+            "publishes the pinned Lambda version and shifts the `live` alias weights itself (no PreTraffic hook, "
+            "no rollback alarms)"
         )
         original_factory = lifecycle.deployer_from_env
         lifecycle.deployer_from_env = lambda env=None: deployer
@@ -235,7 +237,7 @@ class Demo:
             alias = lam.get_alias(FunctionName=FUNCTION, Name="live")
             weights = alias["RoutingConfig"]["AdditionalVersionWeights"]
             self.say(
-                f"registered {v2} (registry alias challenger); rollout {result['deployment_id']}: alias `live` "
+                f"registered {v2} (registry alias candidate); rollout {result['deployment_id']}: alias `live` "
                 f"-> version {alias['FunctionVersion']} + {weights} "
             )
             again, _ = _quiet(lambda: retrain.lambda_handler(event, CONTEXT))
@@ -247,16 +249,16 @@ class Demo:
 
             target = next(iter(weights))
             deployer.complete(
-                Rollout(result["deployment_id"], target, alias["FunctionVersion"], v2, deployer.mechanism)
+                Rollout(result["deployment_id"], v2, deployer.mechanism, alias["FunctionVersion"], target)
             )
+            # In AWS the rollout is a stack update; its end reaches the retrain function as this event.
             success = {
-                "source": "aws.codedeploy",
-                "detail-type": "CodeDeploy Deployment State-change Notification",
+                "source": "aws.cloudformation",
+                "detail-type": "CloudFormation Stack Status Change",
                 "detail": {
-                    "deploymentId": result["deployment_id"],
-                    "state": "SUCCESS",
-                    "application": os.environ["MODELOPS_CODEDEPLOY_APPLICATION"],
-                    "deploymentGroup": os.environ["MODELOPS_CODEDEPLOY_GROUP"],
+                    "stack-id": f"arn:aws:cloudformation:us-east-1:123456789012:stack/{STACK}/local",
+                    "status-details": {"status": "UPDATE_COMPLETE", "status-reason": ""},
+                    "client-request-token": result["deployment_id"],
                 },
             }
             done, _ = _quiet(lambda: retrain.lambda_handler(success, CONTEXT))
@@ -326,8 +328,7 @@ def demo_environment(cache_dir: str) -> dict[str, str]:
         "MODELOPS_DATA_URI": f"s3://{BUCKET}/data",
         "MODELOPS_CACHE_DIR": cache_dir,
         "MODELOPS_PREDICT_FUNCTION": FUNCTION,
-        "MODELOPS_CODEDEPLOY_APPLICATION": "local",
-        "MODELOPS_CODEDEPLOY_GROUP": "local",
+        "MODELOPS_STACK_NAME": STACK,
         "MODELOPS_RETRAIN_MIN_ACCURACY": "0.85",
         "MODELOPS_RETRAIN_MARGIN": "0.01",
         "MODELOPS_RETRAIN_COOLDOWN_HOURS": "24",

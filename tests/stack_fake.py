@@ -190,7 +190,13 @@ class FakeStack:
         return {"ResolvedValue": self._resolve({"ModelVersion": value})} if key == "ModelVersion" else {}
 
     def _changes(self, parameters: dict[str, str], code: str) -> list[tuple[str, str, str]]:
-        changes = list(ROLLOUT_CHANGES) if self._resolve(parameters) != self.resolved or code != self.code else []
+        if self._resolve(parameters) != self.resolved or code != self.code:
+            changes = list(ROLLOUT_CHANGES)
+        else:
+            # Another parameter only changes the functions' configuration: SAM's version id hashes the unresolved
+            # environment, so no version is published (the README's note on parameters and AutoPublishAlias).
+            other = {k for k in parameters if k != "ModelVersion" and parameters[k] != self.parameters[k]}
+            changes = [("PredictFunction", "AWS::Lambda::Function", "False")] if other else []
         return changes + [(logical, kind, "False") for logical, kind in self.pending_template_changes]
 
     def _set_latest(self, model_version: str) -> None:

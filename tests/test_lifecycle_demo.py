@@ -21,7 +21,7 @@ def test_demo_runs_the_whole_loop():
         start=1,
     ):
         assert f"[{n}/5] {title}" in text
-    assert "CodeDeploy is not available locally" in text
+    assert "locally the deployer publishes the pinned Lambda version" in text
     assert "-> ALARM" in text and "retrain: promoted" in text
     assert "the alarm fires again during the canary -> skipped" in text
     assert "deployment succeeded -> promoted" in text

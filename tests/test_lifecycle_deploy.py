@@ -174,3 +174,70 @@ def test_local_alias_shift_canary_then_complete(lam):
     assert local.in_flight() is None
     # $LATEST is back to what it was, so nothing but the published version serves the candidate
     assert lam.get_function_configuration(FunctionName=FN)["Environment"]["Variables"]["MODELOPS_MODEL_VERSION"] == "v1"
+
+
+# ---- the next `sam deploy` after a promotion ------------------------------------------------------------------------
+V1, V2 = "20260101T000000000Z-aaaaaa", "20260102T000000000Z-bbbbbb"
+SAMCONFIG = {"ModelName": MODEL, "ModelVersion": f"/modelops/{STACK}/{MODEL}/champion", "LogLevel": "INFO"}
+
+
+@pytest.fixture
+def promoted(lam, ssm, pins, registry_for_finalize):
+    """v1 served, then a retrain rollout of v2 succeeded and finalize pinned it as the champion."""
+    from modelops.retrain import finalize
+
+    pins.put(V1)
+    stack = FakeStack(lam, ssm, name=STACK, function=FN, parameters=dict(SAMCONFIG))
+    d = deployer(stack, lam, pins)
+    rollout = d.start(V2, "retrain: m v1 -> v2")
+    detail = finalize(registry_for_finalize, MODEL, d, pins, None, rollout.deployment_id, succeeded=True)
+    assert detail["outcome"] == "promoted" and pins.get() == V2 and stack.live_model_version() == V2
+    return stack
+
+
+@pytest.fixture
+def registry_for_finalize(moto_aws, classifier_dir, tmp_path):
+    """finalize moves the registry's champion alias too; V1 and V2 are registered under those versions."""
+    import shutil
+
+    from modelops.artifact import Manifest
+    from modelops.registry import CHAMPION, Registry
+
+    boto3.client("s3").create_bucket(Bucket="promotions")
+    registry = Registry("s3://promotions/registry")
+    for version in (V1, V2):
+        copy = tmp_path / version
+        shutil.copytree(classifier_dir, copy)
+        manifest = Manifest.from_json((copy / "manifest.json").read_bytes())
+        manifest.name, manifest.version = MODEL, version
+        (copy / "manifest.json").write_bytes(manifest.to_json())
+        registry.register(copy)
+    registry.set_alias(MODEL, CHAMPION, V1)
+    return registry
+
+
+@pytest.mark.parametrize(
+    ("change", "overrides", "code"),
+    [
+        ("no change at all", SAMCONFIG, None),
+        ("a code-only change", SAMCONFIG, "code-2"),
+        ("a parameter change", {**SAMCONFIG, "LogLevel": "DEBUG"}, None),
+    ],
+)
+def test_the_next_sam_deploy_after_a_promotion_keeps_the_promoted_model(promoted, change, overrides, code):
+    """samconfig.toml names the champion pin, which finalize moved to V2: whatever the deploy changes, it succeeds
+    and `live` keeps serving V2. A code change publishes a new version pinned to V2 and CodeDeploy's CurrentVersion
+    check passes, because only CloudFormation ever moved the alias."""
+    status = promoted.sam_deploy(overrides, code)
+    assert status == "UPDATE_COMPLETE", (change, promoted.events[-1]["detail"])
+    assert promoted.live_model_version() == V2, change
+    assert promoted.resolved == V2
+
+
+def test_an_alias_moved_outside_cloudformation_fails_the_next_deploy(stack, lam):
+    """Why rollouts are stack updates: CodeDeploy refuses the next deployment CloudFormation starts once `live` was
+    moved behind its back (the fake follows aws/serverless-application-model #291)."""
+    version = lam.publish_version(FunctionName=FN)["Version"]
+    lam.update_alias(FunctionName=FN, Name="live", FunctionVersion=version)  # what a rollout outside the stack did
+    assert stack.sam_deploy(code="code-2") == "UPDATE_ROLLBACK_COMPLETE"
+    assert "INVALID_LAMBDA_CONFIGURATION" in stack.events[-1]["detail"]["status-details"]["status-reason"]

@@ -1,20 +1,20 @@
 """Fault injection: a crash at each stage of a retrain leaves the champion serving (registry alias, SSM pin
 and the live Lambda alias unchanged), is recorded with its stage, and does not leave the lock held.
-Lambda, SSM and S3 are moto; CodeDeploy is a botocore Stubber (moto cannot run deployments) or the fake
-deployer from lifecycle_fakes."""
+Lambda, SSM and S3 are moto; CloudFormation is the fake in stack_fake.py (moto runs no SAM change sets or
+CodeDeploy deployments) or the fake deployer from lifecycle_fakes."""
 
 from __future__ import annotations
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import Stubber
 from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, MemoryPin, Notes
 from modelops import training
 from modelops.dataset import load_builtin
-from modelops.deploy import CodeDeployDeployer, LambdaVersions, SsmChampionPin
-from modelops.registry import CHAMPION
+from modelops.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+from modelops.registry import CANDIDATE, CHAMPION
 from modelops.retrain import RetrainConfig, Retrainer
+from stack_fake import FakeStack, ReadOnlyLambda
 from test_lifecycle_deploy import FN, lam  # noqa: F401  (moto Lambda fixture)
 
 from devtools.lifecycle_sim import labelled_traffic
@@ -160,32 +160,28 @@ def test_announcement_failure_does_not_undo_the_decision(registry, champion_vers
     assert result.outcome == "promoted" and deployer.started == [result.candidate]
 
 
-def test_codedeploy_failure_after_publishing_keeps_live_alias_and_pin(registry, champion_version, records, lam):  # noqa: F811
-    """Real adapters: the Lambda version is published (moto), then CreateDeployment fails (Stubber)."""
-    lam.update_function_configuration(
-        FunctionName=FN, Environment={"Variables": {"MODELOPS_MODEL_VERSION": champion_version}}
-    )
-    v = lam.publish_version(FunctionName=FN)["Version"]
-    lam.update_alias(FunctionName=FN, Name="live", FunctionVersion=v)
+def test_refused_stack_update_after_registering_keeps_live_alias_and_pin(registry, champion_version, records, lam):  # noqa: F811
+    """Real adapters: the candidate is registered, then its change set would change more than the model version, so
+    the rollout is refused before anything runs."""
     ssm = boto3.client("ssm")
-    pin = SsmChampionPin(ssm, "breast-cancer")
-    pin.put(champion_version)
-    cd = boto3.client("codedeploy")
-    stub = Stubber(cd)
-    stub.add_response("list_deployments", {"deployments": []})
-    stub.add_client_error("create_deployment", "InvalidDeploymentGroupNameException", "no such group")
-    deployer = CodeDeployDeployer(LambdaVersions(lam, FN, sleep=lambda s: None), cd, "app", "group")
-    with stub:
-        result = Retrainer(
-            registry,
-            "breast-cancer",
-            labelled=ListLabelled(records),
-            deployer=deployer,
-            config=RetrainConfig(margin=0.01),
-            clock=Clock(),
-        ).run(ALARM)
+    pins = SsmPins(ssm, PinNames("modelops-dev", "breast-cancer"))
+    pins.put(champion_version)
+    stack = FakeStack(
+        lam, ssm, name="modelops-dev", function=FN, parameters={"ModelName": "breast-cancer", "ModelVersion": pins.name}
+    )
+    stack.pending_template_changes = [("MonitorFunction", "AWS::Lambda::Function")]
+    deployer = StackRolloutDeployer(stack, pins, "modelops-dev", LambdaVersions(ReadOnlyLambda(lam), FN))
+    result = Retrainer(
+        registry,
+        "breast-cancer",
+        labelled=ListLabelled(records),
+        deployer=deployer,
+        config=RetrainConfig(margin=0.01),
+        clock=Clock(),
+    ).run(ALARM)
     assert result.outcome == "failed" and result.stage == "deploy"
-    assert "InvalidDeploymentGroupName" in result.reason
-    assert deployer.live_model_version() == champion_version
-    assert pin.get() == champion_version
+    assert "MonitorFunction" in result.reason
+    assert stack.executed == [] and deployer.live_model_version() == champion_version
+    assert pins.get() == champion_version
     assert registry.resolve("breast-cancer", CHAMPION) == champion_version
+    assert registry.resolve("breast-cancer", CANDIDATE) == champion_version  # the hook accepts only the champion

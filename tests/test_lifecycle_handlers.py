@@ -1,7 +1,8 @@
 """The retrain and monitor handlers on real-shaped events, with the registry, captured predictions and
-feedback in moto S3 and the predict function's versions in moto Lambda. CodeDeploy is a botocore Stubber
-(moto never runs a deployment); alarms are not evaluated by moto, so the alarm event is the file in
-events/ that `sam local invoke RetrainFunction` uses."""
+feedback in moto S3 and the predict function's versions in moto Lambda. CloudFormation and CodeDeploy are the
+fake in stack_fake.py (moto runs neither a SAM change set nor a deployment; the fake's docstring names the
+documented behaviour it follows); alarms are not evaluated by moto, so the alarm event is the file in events/
+that `sam local invoke RetrainFunction` uses."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
 from modelops import feedback, lifecycle
 from modelops.artifact import load_from_dir
 from modelops.dataset import load_builtin
-from modelops.deploy import CodeDeployDeployer, LambdaVersions, SsmChampionPin
-from modelops.registry import CHALLENGER, CHAMPION
+from modelops.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+from modelops.registry import CANDIDATE, CHAMPION
+from stack_fake import FakeStack, ReadOnlyLambda
 from test_lifecycle_deploy import FN, lam  # noqa: F401  (moto Lambda fixture)
 
 from devtools.lifecycle_sim import drifted_rows
@@ -42,30 +43,45 @@ def alarm_event() -> dict:
     return json.loads((ROOT / "events" / "alarm-state-change.json").read_text())
 
 
+STACK = "modelops-dev"
+
+
 @pytest.fixture
 def deployed(registry, classifier_dir, lam, monkeypatch):  # noqa: F811
     """A deployed stack's state: champion registered and pinned, predict function live on it."""
     champion = registry.register(classifier_dir)
     registry.set_alias("breast-cancer", CHAMPION, champion.version)
-    SsmChampionPin(boto3.client("ssm"), "breast-cancer").put(champion.version)
-    lam.update_function_configuration(
-        FunctionName=FN, Environment={"Variables": {"MODELOPS_MODEL_VERSION": champion.version}}
+    ssm = boto3.client("ssm")
+    pins = SsmPins(ssm, PinNames(STACK, "breast-cancer"))
+    pins.put(champion.version)
+    cloudformation = FakeStack(
+        lam, ssm, name=STACK, function=FN, parameters={"ModelName": "breast-cancer", "ModelVersion": pins.name}
     )
-    lam.update_alias(FunctionName=FN, Name="live", FunctionVersion=lam.publish_version(FunctionName=FN)["Version"])
     env = {
         "MODELOPS_REGISTRY": "s3://modelops-test/registry",
         "MODELOPS_MODEL_NAME": "breast-cancer",
         "MODELOPS_DATA_URI": "s3://modelops-test/data",
         "MODELOPS_PREDICT_FUNCTION": FN,
-        "MODELOPS_CODEDEPLOY_APPLICATION": "modelops-app",
-        "MODELOPS_CODEDEPLOY_GROUP": "modelops-group",
-        "MODELOPS_PRETRAFFIC_HOOK": "CodeDeployHook_modelops",
+        "MODELOPS_STACK_NAME": STACK,
         "MODELOPS_RETRAIN_MIN_ACCURACY": "0.8",
         "MODELOPS_RETRAIN_COOLDOWN_HOURS": "24",
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    return SimpleNamespace(champion=champion, registry=registry, estimator=load_from_dir(classifier_dir).estimator)
+    monkeypatch.setattr(
+        lifecycle,
+        "deployer_from_env",
+        lambda env=None: StackRolloutDeployer(
+            cloudformation, pins, STACK, LambdaVersions(ReadOnlyLambda(lam), FN), sleep=lambda s: None
+        ),
+    )
+    return SimpleNamespace(
+        champion=champion,
+        registry=registry,
+        estimator=load_from_dir(classifier_dir).estimator,
+        cloudformation=cloudformation,
+        pins=pins,
+    )
 
 
 @pytest.fixture
@@ -99,80 +115,63 @@ def stack(deployed):
     return deployed
 
 
-def stub_codedeploy(monkeypatch):
-    cd = boto3.client("codedeploy")
-    stub = Stubber(cd)
-    versions = LambdaVersions(boto3.client("lambda"), FN, sleep=lambda s: None)
-    monkeypatch.setattr(
-        lifecycle,
-        "deployer_from_env",
-        lambda env=None: CodeDeployDeployer(
-            versions, cd, "modelops-app", "modelops-group", pre_traffic_hook="CodeDeployHook_modelops"
-        ),
-    )
-    return stub
-
-
-def test_alarm_event_retrains_and_starts_a_codedeploy_rollout(stack, monkeypatch):
-    stub = stub_codedeploy(monkeypatch)
-    stub.add_response("list_deployments", {"deployments": []})
-    stub.add_response(
-        "create_deployment",
-        {"deploymentId": "d-RETRAIN1"},
-        {
-            "applicationName": "modelops-app",
-            "deploymentGroupName": "modelops-group",
-            "description": ANY,
-            "revision": ANY,
-        },
-    )
-    with stub:
-        out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
+def test_alarm_event_retrains_and_rolls_out_through_a_stack_update(stack):
+    out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
     assert out["outcome"] == "promoted", out
-    assert out["deployment_id"] == "d-RETRAIN1"
+    assert out["deployment_id"] == f"modelops-rollout-{out['candidate']}"
     assert out["data"]["recent_rows"] == 400 and out["data"]["holdout_rows"] == 120
-    registry = stack.registry
-    assert registry.resolve("breast-cancer", CHALLENGER) == out["candidate"]
-    assert registry.resolve("breast-cancer", CHAMPION) == stack.champion.version  # not before CodeDeploy succeeds
+    registry, cloudformation = stack.registry, stack.cloudformation
+    assert registry.resolve("breast-cancer", CANDIDATE) == out["candidate"]
+    assert registry.resolve("breast-cancer", CHAMPION) == stack.champion.version  # not before the update completes
     decision = [e for e in registry.history("breast-cancer") if e["event"] == "retrain_decision"][-1]
     assert decision["trigger"]["alarm"] == "modelops-breast-cancer-quality"
+    assert cloudformation.status == "UPDATE_COMPLETE" and cloudformation.live_model_version() == out["candidate"]
 
-    # CodeDeploy reports success: the handler pins what `live` now serves
-    lam_client = boto3.client("lambda")
-    new_version = str(
-        max(
-            int(v["Version"])
-            for v in lam_client.list_versions_by_function(FunctionName=FN)["Versions"]
-            if v["Version"] != "$LATEST"
-        )
-    )
-    lam_client.update_alias(FunctionName=FN, Name="live", FunctionVersion=new_version)
-    success = {
-        "source": "aws.codedeploy",
-        "detail-type": "CodeDeploy Deployment State-change Notification",
-        "detail": {
-            "deploymentId": "d-RETRAIN1",
-            "state": "SUCCESS",
-            "application": "modelops-app",
-            "deploymentGroup": "modelops-group",
-        },
-    }
-    done = load("retrain").lambda_handler(success, CONTEXT)
+    # the stack update completes: the handler pins what `live` now serves
+    done = load("retrain").lambda_handler(cloudformation.events[-1], CONTEXT)
     assert done["outcome"] == "promoted" and done["champion"] == out["candidate"]
     assert registry.resolve("breast-cancer", CHAMPION) == out["candidate"]
-    assert SsmChampionPin(boto3.client("ssm"), "breast-cancer").get() == out["candidate"]
+    assert registry.resolve("breast-cancer", CANDIDATE) == out["candidate"]  # no other candidate in flight
+    assert stack.pins.get() == out["candidate"]
 
 
-def test_ok_state_and_foreign_deployments_are_ignored(deployed):
+def test_rolled_back_update_keeps_the_champion_and_clears_the_candidate(stack):
+    stack.cloudformation.canary = lambda version: "PreTraffic hook: golden predictions differ"
+    out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
+    assert out["outcome"] == "promoted" and stack.cloudformation.status == "UPDATE_ROLLBACK_COMPLETE"
+    done = load("retrain").lambda_handler(stack.cloudformation.events[-1], CONTEXT)
+    registry = stack.registry
+    assert done["outcome"] == "rolled_back" and done["candidate"] == out["candidate"]
+    assert registry.resolve("breast-cancer", CHAMPION) == stack.champion.version
+    assert registry.resolve("breast-cancer", CANDIDATE) == stack.champion.version
+    assert (
+        stack.pins.get() == stack.champion.version
+        and stack.cloudformation.live_model_version() == stack.champion.version
+    )
+
+
+def test_ok_state_and_other_stacks_are_ignored(deployed):
     event = alarm_event()
     event["detail"]["state"]["value"] = "OK"
     assert load("retrain").lambda_handler(event, CONTEXT)["action"] == "ignored"
     other = {
-        "source": "aws.codedeploy",
-        "detail-type": "CodeDeploy Deployment State-change Notification",
-        "detail": {"deploymentId": "d-X", "state": "SUCCESS", "application": "other", "deploymentGroup": "g"},
+        "source": "aws.cloudformation",
+        "detail-type": "CloudFormation Stack Status Change",
+        "detail": {
+            "stack-id": "arn:aws:cloudformation:us-east-1:123456789012:stack/modelops-prod/0000",
+            "status-details": {"status": "UPDATE_COMPLETE"},
+        },
     }
     assert load("retrain").lambda_handler(other, CONTEXT)["action"] == "ignored"
+    in_progress = {
+        **other,
+        "detail": {
+            **other["detail"],
+            "stack-id": deployed.cloudformation.id,
+            "status-details": {"status": "UPDATE_IN_PROGRESS"},
+        },
+    }
+    assert load("retrain").lambda_handler(in_progress, CONTEXT)["action"] == "ignored"
     assert deployed.registry.resolve("breast-cancer", CHAMPION) == deployed.champion.version
 
 

@@ -107,7 +107,7 @@ def test_cloudwatch_sink_publishes_what_alarms_read(moto_aws):
     assert names == {"FeaturePSI", "DriftPSIMax", "PredictionPSI"}
 
 
-def test_classify_alarm_schedule_codedeploy_and_manual_events():
+def test_classify_alarm_schedule_stack_update_and_manual_events():
     alarm = {
         "source": "aws.cloudwatch",
         "detail-type": "CloudWatch Alarm State Change",
@@ -122,14 +122,25 @@ def test_classify_alarm_schedule_codedeploy_and_manual_events():
     assert lifecycle.classify(alarm)[0] == "ignore"
     schedule = {"source": "aws.events", "detail-type": "Scheduled Event", "resources": ["arn:rule/weekly"], "time": "t"}
     assert lifecycle.classify(schedule) == ("retrain", {"type": "schedule", "rule": "arn:rule/weekly", "time": "t"})
-    deploy = {
-        "source": "aws.codedeploy",
-        "detail-type": "CodeDeploy Deployment State-change Notification",
-        "detail": {"deploymentId": "d-1", "state": "FAILURE", "application": "a", "deploymentGroup": "g"},
+    # CloudFormation's "Stack Status Change" event (CloudFormation user guide, events detail reference)
+    update = {
+        "source": "aws.cloudformation",
+        "detail-type": "CloudFormation Stack Status Change",
+        "time": "t",
+        "detail": {
+            "stack-id": "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1",
+            "status-details": {"status": "UPDATE_ROLLBACK_COMPLETE", "status-reason": "alarm"},
+            "client-request-token": "modelops-rollout-v2",
+        },
     }
-    assert lifecycle.classify(deploy)[0] == "finalize"
-    deploy["detail"]["state"] = "START"
-    assert lifecycle.classify(deploy)[0] == "ignore"
+    action, info = lifecycle.classify(update)
+    assert action == "finalize" and info["succeeded"] is False and info["deployment_id"] == "modelops-rollout-v2"
+    update["detail"]["status-details"]["status"] = "UPDATE_COMPLETE"
+    assert lifecycle.classify(update)[1]["succeeded"] is True
+    update["detail"]["status-details"]["status"] = "UPDATE_IN_PROGRESS"
+    assert lifecycle.classify(update)[0] == "ignore"
+    codedeploy = {"source": "aws.codedeploy", "detail-type": "CodeDeploy Deployment State-change Notification"}
+    assert lifecycle.classify(codedeploy)[0] == "ignore"  # the stack update's end is what counts
     assert lifecycle.classify({"action": "retrain", "dry_run": True})[1]["dry_run"] is True
     assert lifecycle.classify({"hello": 1})[0] == "ignore"
 

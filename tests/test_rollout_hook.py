@@ -288,6 +288,125 @@ def test_target_version_comes_from_the_deployment_appspec(codedeploy):
         hook.check_target(None, "stack-PredictFunction-x")
 
 
+APPSPEC = {
+    "version": 0.0,
+    "Resources": [
+        {
+            "PredictFunction": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Name": "stack-PredictFunction-x",
+                    "Alias": "live",
+                    "CurrentVersion": "3",
+                    "TargetVersion": "4",
+                },
+            }
+        }
+    ],
+}
+APPSPEC_SHA = "9f0e3b1c2d4a5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f"
+
+
+@pytest.mark.parametrize("field", ["appSpecContent", "string"])
+def test_appspec_comes_from_the_application_revision_when_get_deployment_has_only_its_hash(codedeploy, field):
+    """GetDeployment of a Lambda deployment may return revision.appSpecContent with only the sha256. Public
+    production hooks then call GetApplicationRevision with that revision; they read the content from
+    revision.string.content or revision.appSpecContent.content, so both shapes are answered here (Stubber checks
+    them against botocore's CodeDeploy model)."""
+    client, stub = codedeploy
+    revision = {"revisionType": "AppSpecContent", "appSpecContent": {"sha256": APPSPEC_SHA}}
+    stub.add_response(
+        "get_deployment",
+        {"deploymentInfo": {"deploymentId": "d-1", "applicationName": "stack-app", "revision": revision}},
+        {"deploymentId": "d-1"},
+    )
+    stub.add_response(
+        "get_application_revision",
+        {
+            "applicationName": "stack-app",
+            "revision": {
+                "revisionType": "AppSpecContent",
+                field: {"content": json.dumps(APPSPEC), "sha256": APPSPEC_SHA},
+            },
+            "revisionInfo": {"description": "SAM"},
+        },
+        {"applicationName": "stack-app", "revision": revision},
+    )
+    assert hook.target_from_deployment(client, "d-1") == "stack-PredictFunction-x:4"
+    stub.assert_no_pending_responses()
+
+
+def test_rollout_status_reads_the_appspec_the_same_way(codedeploy):
+    from modelops import appspec
+
+    client, stub = codedeploy
+    revision = {"revisionType": "AppSpecContent", "appSpecContent": {"sha256": APPSPEC_SHA}}
+    stub.add_response(
+        "get_application_revision",
+        {
+            "applicationName": "a",
+            "revision": {"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(APPSPEC)}},
+        },
+        {"applicationName": "a", "revision": revision},
+    )
+    spec = appspec.of_deployment(client, {"deploymentId": "d-1", "applicationName": "a", "revision": revision})
+    assert (spec.current_version, spec.target_version) == ("3", "4")
+    assert appspec.parse("not json: [") is None
+
+
+def test_a_model_that_is_neither_champion_nor_candidate_fails_before_any_request(registry, classifier_dir, codedeploy):
+    """A stale pin or parameter would put an older model back: the hook refuses it without invoking the version."""
+    client, stub = codedeploy
+    registry.register(classifier_dir)
+    fake = FakePredictFunction(classifier_dir)
+    expect_report(stub, "Failed")
+
+    def build(deployment_id):
+        ctx = make_context(registry, fake, client)(deployment_id)
+        ctx.allowed_models = lambda: {"20990101T000000000Z-newer1"}
+        return ctx
+
+    result = hook.run_hook(EVENT, build)
+    stub.assert_no_pending_responses()
+    assert result.status == "Failed" and fake.invocations == []
+    assert "registry allows 20990101T000000000Z-newer1" in result.problems[0]
+
+
+def test_allowed_models_are_the_registry_champion_and_candidate(registry, classifier_dir, classifier_v2_dir):
+    from modelops.registry import CANDIDATE, CHAMPION
+
+    allowed = hook.registry_allowed_models(registry, "breast-cancer")
+    assert allowed() == set()  # no champion yet: nothing may be served
+    v1 = registry.register(classifier_dir).version
+    v2 = registry.register(classifier_v2_dir).version
+    registry.set_alias("breast-cancer", CHAMPION, v1)
+    assert allowed() == {v1}
+    registry.set_alias("breast-cancer", CANDIDATE, v2)
+    assert allowed() == {v1, v2}
+
+
+def test_a_stack_resolving_another_stacks_pin_fails_the_hook(registry, classifier_dir, codedeploy):
+    from modelops.deploy import PinNames, require_own_pin
+
+    client, stub = codedeploy
+    registry.register(classifier_dir)
+    fake = FakePredictFunction(classifier_dir)
+    expect_report(stub, "Failed")
+    prod = {
+        "Parameters": [
+            {"ParameterKey": "ModelVersion", "ParameterValue": "/modelops/modelops-dev/breast-cancer/champion"}
+        ]
+    }
+
+    def build(deployment_id):
+        ctx = make_context(registry, fake, client)(deployment_id)
+        ctx.check_stack = lambda: require_own_pin(prod, PinNames("modelops-prod", "breast-cancer")) and None
+        return ctx
+
+    result = hook.run_hook(EVENT, build)
+    assert result.status == "Failed" and "not one of its own pins" in result.problems[0] and fake.invocations == []
+
+
 class ChallengerFirstABFunction:
     """An A/B predict version whose random assignment sends the first two requests to the challenger."""
 

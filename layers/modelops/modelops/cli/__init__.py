@@ -10,7 +10,7 @@ import sys
 from ..errors import ModelOpsError
 
 # Modules that define `register(subparsers)`; each adds one command or command group.
-COMMAND_MODULES = ["train", "models", "batch", "retrain", "rollout", "ab"]
+COMMAND_MODULES = ["train", "models", "batch", "retrain", "rollout", "ab", "preflight"]
 
 
 def build_parser() -> argparse.ArgumentParser:
