@@ -4,8 +4,8 @@ LocalStack account, read every stack back and compare it with what the template 
     python -m devtools.deploy_local [--localstack-python .venv-localstack/bin/python] [--smoke]
 
 Steps, each timed: start LocalStack (devtools.localstack_launch: loopback only, patched, no network);
-`sam package` the build output into an artifact bucket; for each environment create its SSM champion pin
-(README "Deploy to AWS" step 2), run the SAM transform with the environment's parameters (samtranslator,
+`sam package` the build output into an artifact bucket; for each environment create its SSM champion pin and
+run `modelops preflight` (README "Deploy to AWS" step 2), run the SAM transform with the environment's parameters (samtranslator,
 the version sam and CloudFormation use), apply the LocalStack changes of devtools.localstack_patches, and
 create the stack; then the checks of devtools.stack_checks on each stack and across the two; with --smoke,
 tests/integration against each stack. LocalStack is stopped on every path. Exit status 1 if a stack failed,
@@ -202,6 +202,15 @@ def run(args: argparse.Namespace) -> int:
             for ssm_name in ssm_parameter_names(packaged, env["overrides"]).values():
                 # README step 2: the pin exists before the first deploy; "none" until a model is registered.
                 ssm.put_parameter(Name=ssm_name, Type="String", Value="none", Overwrite=True)
+            with timed(f"modelops preflight --config-env {name}"):
+                # README step 2's check of the pin and the account's concurrency, against this account.
+                pre = subprocess.run(
+                    [str(Path(sys.executable).parent / "modelops"), "preflight", "--config-env", name],
+                    cwd=ROOT, env=client_env, capture_output=True, text=True,
+                )  # fmt: skip
+            print((pre.stdout + pre.stderr).strip())
+            if pre.returncode != 0:
+                failed.append(f"modelops preflight --config-env {name}: exit {pre.returncode}")
             original = translate(packaged, env["stack"], env["overrides"])
             template, dropped = adapt_template(original, env["stack"])
             (work / f"{env['stack']}.template.json").write_text(json.dumps(template, indent=1))
