@@ -231,6 +231,37 @@ def check_schedules(st: DeployedStack, clients: Clients) -> list[Result]:
     return results
 
 
+def check_event_rules(st: DeployedStack, clients: Clients) -> list[Result]:
+    """EventBridge rules: schedule or pattern (this stack's alarms, its own stack id), state, targets."""
+    events = clients("events")
+    results = []
+    for lid in st.of_type("AWS::Events::Rule"):
+        want = st.props(lid)
+        name = st.physical[lid].rsplit("/", 1)[-1]
+        got = events.describe_rule(Name=name)
+        problems = _diff(want, got, ["ScheduleExpression", "Description"])
+        if got.get("State", "ENABLED") != want.get("State", "ENABLED"):
+            problems.append(f"State: expected {want.get('State', 'ENABLED')!r}, got {got.get('State')!r}")
+        if "EventPattern" in want and json.loads(got.get("EventPattern") or "{}") != want["EventPattern"]:
+            problems.append(f"EventPattern: expected {want['EventPattern']}, got {got.get('EventPattern')}")
+        targets = {t["Id"]: t for t in events.list_targets_by_rule(Rule=name)["Targets"]}
+        for target in want.get("Targets", []):
+            have = targets.get(target["Id"])
+            if have is None:
+                problems.append(f"no target {target['Id']}")
+                continue
+            problems += [
+                f"target {target['Id']} {p}"
+                for p in _diff(target, have, ["Arn", "DeadLetterConfig", "RetryPolicy", "Input"])
+            ]
+        if len(targets) != len(want.get("Targets", [])):
+            problems.append(f"{len(targets)} targets, expected {len(want.get('Targets', []))}")
+        results.append(
+            Result(st.name, f"rule {lid}", not problems, "; ".join(problems) or f"{name}: {got.get('State')}")
+        )
+    return results
+
+
 ALARM_KEYS = [
     "Namespace",
     "MetricName",
@@ -522,6 +553,7 @@ def check_stack(st: DeployedStack, clients: Clients, localstack: bool = False) -
     for check in (
         check_api_stages,
         check_schedules,
+        check_event_rules,
         check_alarms,
         check_ssm_pin,
         check_bucket_policy,
