@@ -98,8 +98,9 @@ diagram: venv  ## redraw docs/architecture.png from template.yaml (a test fails 
 	$(BIN)/python -m devtools.diagram
 
 # ---- local: the API like `sam local start-api`, and the end-to-end demo, without Docker or AWS --------------
-serve: venv  ## run the API from template.yaml on http://127.0.0.1:PORT (default 3000); Ctrl-C stops it
-	PORT=$(PORT) $(BIN)/python -m devtools.serve
+# exec: make itself is serve's parent, so serve stops when make is killed (a shell in between outlives make).
+serve: venv  ## run the API from template.yaml on http://127.0.0.1:PORT/v1 (default port 3000); Ctrl-C stops it
+	PORT=$(PORT) exec $(BIN)/python -m devtools.serve
 
 demo: venv  ## train, register, serve and call the API end to end locally (exit 0 = every answer as expected)
 	$(BIN)/python -m devtools.demo $(DEMO)

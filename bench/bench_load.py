@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -32,7 +33,8 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def start_server(port: int, pool: int, template: Path) -> subprocess.Popen[str]:
+def start_server(port: int, pool: int, template: Path) -> tuple[subprocess.Popen[str], str]:
+    """The running local API and its base path (the stage prefix, /v1), read from its banner."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [
@@ -56,18 +58,21 @@ def start_server(port: int, pool: int, template: Path) -> subprocess.Popen[str]:
     )
     deadline = time.monotonic() + 300
     lines = []
+    base_path = ""
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             raise RuntimeError("the local API exited before it was ready:\n" + "".join(lines))
         lines.append(line)
+        if line.startswith("API:"):
+            base_path = urlsplit(line.split(None, 1)[1].strip()).path.rstrip("/")
         if line.startswith("Ctrl-C"):
             threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # keep draining
-            return proc
+            return proc, base_path
     raise RuntimeError("the local API was not ready within 300 s")
 
 
-def load(port: int, body: bytes, requests: int, concurrency: int, time_limit: float) -> dict[str, object]:
+def load(port: int, path: str, body: bytes, requests: int, concurrency: int, time_limit: float) -> dict[str, object]:
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     errors = [0] * concurrency
     statuses: dict[int, int] = {}
@@ -85,7 +90,7 @@ def load(port: int, body: bytes, requests: int, concurrency: int, time_limit: fl
                 break
             t0 = time.perf_counter()
             try:
-                conn.request("POST", "/predict", body=body, headers=headers)
+                conn.request("POST", path, body=body, headers=headers)
                 resp = conn.getresponse()
                 resp.read()
                 status = resp.status
@@ -135,12 +140,13 @@ def main(argv: list[str]) -> int:
     from devtools.local_stack import MODEL_CACHE
 
     port = free_port()
-    server = start_server(port, args.pool, args.template)
+    server, base_path = start_server(port, args.pool, args.template)
     try:
         example = load_from_dir(MODEL_CACHE / "breast-cancer").manifest.schema.example_instance()
         body = json.dumps({"instances": [example]}).encode()
-        load(port, body, min(200, args.requests), min(8, args.concurrency), 60)  # warm every emulator
-        result = load(port, body, args.requests, args.concurrency, args.time_limit)
+        path = base_path + "/predict"
+        load(port, path, body, min(200, args.requests), min(8, args.concurrency), 60)  # warm every emulator
+        result = load(port, path, body, args.requests, args.concurrency, args.time_limit)
     finally:
         os.killpg(server.pid, signal.SIGINT)  # make serve's own shutdown stops its emulators and moto
         try:

@@ -71,8 +71,10 @@ class Demo:
         check: Callable[[Answer], str | None] | None = None,
         title: str = "",
     ) -> Answer:
-        """Send one request, print it and its answer, and record a failure if the status is not `expect`
-        or `check` returns a complaint."""
+        """Send one request to `path` under the API's stage (/predict is sent as /v1/predict), print it
+        and its answer, and record a failure if the status is not `expect` or `check` returns a complaint."""
+        assert self.stack.gateway is not None
+        path = self.stack.gateway.base_path + path
         headers = dict(headers or {})
         data: bytes | None
         if body is None:
@@ -87,7 +89,7 @@ class Demo:
         hdrs = "".join(f" -H '{k}: {v}'" for k, v in headers.items())
         self.out(f"$ {method} {path}{hdrs}{shown}")
         started = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", self.stack.gateway.port if self.stack.gateway else 0, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", self.stack.gateway.port, timeout=60)
         try:
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()

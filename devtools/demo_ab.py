@@ -25,18 +25,19 @@ from modelops.training import train
 
 from .demo import Demo
 from .emulator import EmulatorPool
+from .gateway import Gateway
 
 SPLIT_PERCENT = 50.0
 CUSTOMERS = 120
 REQUESTS = 360
 
 
-def _post(port: int, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+def _post(gateway: Gateway, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=60)
     try:
         conn.request(
             "POST",
-            path,
+            gateway.base_path + path,
             body=json.dumps(body).encode(),
             headers={"Content-Type": "application/json", **(headers or {})},
         )
@@ -88,7 +89,7 @@ def run(demo: Demo) -> None:
     original = stack.pools["PredictFunction"]
     stack.pools["PredictFunction"] = pool  # the local API now routes /predict to the A/B function
     try:
-        _traffic(demo, stack.gateway.port, dataset, champion, challenger)
+        _traffic(demo, stack.gateway, dataset, champion, challenger)
     finally:
         stack.pools["PredictFunction"] = original
         pool.stop()
@@ -131,7 +132,7 @@ def run(demo: Demo) -> None:
         demo.out(f"  !! {p}")
 
 
-def _traffic(demo: Demo, port: int, dataset: Any, champion: str, challenger: str) -> None:
+def _traffic(demo: Demo, gateway: Gateway, dataset: Any, champion: str, challenger: str) -> None:
     names = dataset.feature_names
     rows = dataset.X.tolist()
     demo.out(
@@ -144,7 +145,7 @@ def _traffic(demo: Demo, port: int, dataset: Any, champion: str, challenger: str
         customer = f"customer-{i % CUSTOMERS:04d}"
         row = i % len(rows)
         status, answer = _post(
-            port, "/predict", {"instances": [dict(zip(names, rows[row], strict=True))]}, {"x-entity-id": customer}
+            gateway, "/predict", {"instances": [dict(zip(names, rows[row], strict=True))]}, {"x-entity-id": customer}
         )
         if status != 200:
             demo.failures.append(f"POST /predict for {customer}: HTTP {status} {answer}")
@@ -158,7 +159,7 @@ def _traffic(demo: Demo, port: int, dataset: Any, champion: str, challenger: str
         if i < 3:
             demo.out(f"  {customer}: variant {variant}, model {version}, prediction {answer['predictions'][0]}")
         fb_status, fb_answer = _post(
-            port, "/feedback", {"request_id": answer["request_id"], "actual": str(dataset.y[row])}
+            gateway, "/feedback", {"request_id": answer["request_id"], "actual": str(dataset.y[row])}
         )
         if fb_status != 202:
             demo.failures.append(f"POST /feedback: HTTP {fb_status} {fb_answer}")

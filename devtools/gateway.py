@@ -1,6 +1,8 @@
 """A local API Gateway (REST, proxy integration) on 127.0.0.1: each HTTP request becomes a proxy
 event, is invoked on a borrowed emulator of the function whose route matches, and the function's
-answer goes back as the HTTP response. API keys are not enforced locally."""
+answer goes back as the HTTP response. As on a REST API's default endpoint, the API is served under
+its stage (http://127.0.0.1:PORT/<StageName>/...), and API Gateway's own 403s answer what no route
+takes: another stage, a path or method without a route. API keys are not enforced locally."""
 
 from __future__ import annotations
 
@@ -10,10 +12,21 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 from .emulator import EmulatorPool, InvokeError
-from .proxy_event import HttpAnswer, Route, build_event, find_route, gateway_error, parse_answer
+from .proxy_event import (
+    API_METHODS,
+    HttpAnswer,
+    Route,
+    build_event,
+    find_route,
+    forbidden,
+    gateway_error,
+    missing_authentication_token,
+    parse_answer,
+)
 
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's request payload limit
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"}
@@ -38,15 +51,36 @@ class Gateway:
         self._thread: threading.Thread | None = None
 
     @property
-    def url(self) -> str:
+    def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_path(self) -> str:
+        """The stage prefix every request path starts with, as in the stack's API URL."""
+        return f"/{self.stage}"
+
+    @property
+    def url(self) -> str:
+        """The API's base URL: what the OpenAPI document's servers entry names, under this origin."""
+        return self.origin + self.base_path
+
+    def resource_path(self, path: str) -> str | None:
+        """The path without the stage prefix (what the event's `path` holds), or None for another stage.
+        Stage names are case-sensitive, like the rest of the URL."""
+        if path == self.base_path:
+            return "/"
+        if path.startswith(self.base_path + "/"):
+            return path[len(self.base_path) :]
+        return None
 
     def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> HttpAnswer:
         parts = urlsplit(target)
-        path = parts.path or "/"
-        found = find_route(self.routes, method, path)
+        path = self.resource_path(parts.path)
+        if path is None:
+            return forbidden()
+        found = find_route(self.routes, method, path) if method in API_METHODS else None
         if found is None:
-            return gateway_error(403, "Missing Authentication Token")
+            return missing_authentication_token()
         route, params = found
         event = build_event(
             method=method,
@@ -127,7 +161,12 @@ class _Handler(BaseHTTPRequestHandler):
                 break
             left -= len(chunk)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers 501 itself for a method without a do_<METHOD>; API Gateway answers every
+        # method, the ones it does not route with its own 403
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         pass  # one line per request is written by _serve when a log function is set

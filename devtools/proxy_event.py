@@ -18,6 +18,9 @@ from .template import ApiRoute
 
 ACCOUNT_ID = "123456789012"
 API_ID = "local"
+# The methods a REST API method can be defined for, and so the ones ANY stands for; API Gateway
+# routes no other method (TRACE, CONNECT, extension methods) to an integration.
+API_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
 
 
 @dataclass
@@ -148,8 +151,23 @@ class HttpAnswer:
     body: bytes
 
 
-def gateway_error(status: int, message: str) -> HttpAnswer:
-    return HttpAnswer(status, [("Content-Type", "application/json")], json.dumps({"message": message}).encode())
+def gateway_error(status: int, message: str, error_type: str | None = None) -> HttpAnswer:
+    """An answer API Gateway gives itself, without calling the function; error_type is its
+    x-amzn-ErrorType header where the answer has a known one."""
+    headers = [("Content-Type", "application/json")]
+    if error_type:
+        headers.append(("x-amzn-ErrorType", error_type))
+    return HttpAnswer(status, headers, json.dumps({"message": message}).encode())
+
+
+def forbidden() -> HttpAnswer:
+    """No such stage: the first path segment of a REST API's default endpoint names the stage."""
+    return gateway_error(403, "Forbidden", "ForbiddenException")
+
+
+def missing_authentication_token() -> HttpAnswer:
+    """No resource and method for the request in the stage: REST APIs answer 403, not 404 or 405."""
+    return gateway_error(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
 
 
 def parse_answer(payload: bytes) -> HttpAnswer:

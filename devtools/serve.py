@@ -1,5 +1,6 @@
 """`make serve`: the API from template.yaml on http://127.0.0.1:PORT (default 3000), like
-`sam local start-api` but with no Docker and no AWS account. Ctrl-C stops everything it started.
+`sam local start-api` but with no Docker and no AWS account. Ctrl-C, SIGTERM and SIGHUP stop everything
+it started, and so does the death of the process that started it (make, a shell, an IDE).
 
     python -m devtools.serve [--port N] [--pool N] [--template PATH] [--api LogicalId]
 """
@@ -7,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -49,6 +51,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="where the trained default model is kept between runs (default .local/models)",
     )
     p.add_argument("--quiet", action="store_true", help="no line per request")
+    p.add_argument(
+        "--exit-with-parent",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="stop when the process that started this one dies (default: yes)",
+    )
     return p.parse_args(argv)
 
 
@@ -101,12 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     serving = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
+        first = not stop.is_set()
         stop.set()
-        if not serving.is_set():
-            raise KeyboardInterrupt  # interrupt start-up (training, emulator boot) right away
+        # interrupt start-up (training, emulator boot) right away, but only once: a second signal
+        # must not break off the clean-up that the first one started
+        if first and not serving.is_set():
+            raise KeyboardInterrupt
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    if args.exit_with_parent:
+        processes.exit_with_parent()  # SIGTERMs this process, so the same clean shutdown runs
     log = (lambda _line: None) if args.quiet else (lambda line: print(line, flush=True))
     if args.port and not port_free(args.port):
         print(f"error: port {args.port} is already in use; set PORT to another port", file=sys.stderr)
@@ -125,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(["", *banner(stack), ""]), flush=True)
         while not stop.wait(0.5):
             pass
-        print("stopping ...", flush=True)
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print("stopping ...", flush=True)
         return 0
     except OSError as exc:
         if exc.errno == 98:
@@ -139,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
+        stop.set()  # from here on a signal only confirms the stop; it must not interrupt the clean-up
         stack.stop()
         processes.stop_all()
 

@@ -135,6 +135,12 @@ def http_call(
         conn.close()
 
 
+def api_call(stack: LocalStack, method: str, path: str, **kwargs: Any) -> HttpAnswer:
+    """http_call to `path` under the served API's stage: api_call(stack, "GET", "/health") asks for /v1/health."""
+    assert stack.gateway is not None
+    return http_call(stack.gateway.port, method, stack.gateway.base_path + path, **kwargs)
+
+
 def _started(template: Path, pool_size: int, model_cache: Path) -> Iterator[LocalStack]:
     stack = LocalStack(template, pool_size=pool_size, log=lambda _line: None, model_cache=model_cache)
     try:

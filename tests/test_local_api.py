@@ -7,7 +7,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from local_fixtures import http_call
+from local_fixtures import api_call
 from modelops.registry import Registry
 
 pytestmark = pytest.mark.slow
@@ -22,9 +22,7 @@ def example(predict_stack) -> dict:
 
 def _post(stack, body, **headers):
     data = body if isinstance(body, str | bytes) else json.dumps(body)
-    return http_call(
-        stack.gateway.port, "POST", "/predict", body=data, headers={"Content-Type": "application/json", **headers}
-    )
+    return api_call(stack, "POST", "/predict", body=data, headers={"Content-Type": "application/json", **headers})
 
 
 def test_valid_request_is_answered_by_the_pinned_champion(predict_stack, example):
@@ -54,7 +52,9 @@ def test_xml_answer(predict_stack, example):
 
 
 def test_get_model_and_openapi(predict_stack):
-    model = http_call(predict_stack.gateway.port, "GET", "/model")
+    model = api_call(predict_stack, "GET", "/model")
     assert model.status == 200 and model.json()["version"] == predict_stack.champion
-    spec = http_call(predict_stack.gateway.port, "GET", "/openapi.json")
+    spec = api_call(predict_stack, "GET", "/openapi.json")
     assert spec.status == 200 and "/predict" in spec.json()["paths"]
+    # the document's base URL is the one the API is served under: the stage prefix, as on API Gateway
+    assert spec.json()["servers"] == [{"url": predict_stack.gateway.base_path}]

@@ -1,5 +1,7 @@
 """`make serve`'s entry point as a user runs it: a separate process that prints its URL, answers HTTP,
-and on Ctrl-C (SIGINT) stops every process it started (moto server, emulators, runtimes)."""
+and stops every process it started (moto server, emulators, the runtimes they started) however it
+is stopped: Ctrl-C (SIGINT), SIGTERM, SIGHUP, during start-up, SIGKILL of itself, or the death of the
+process that started it (make)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from local_fixtures import REPO, http_call, write_echo_project
@@ -17,6 +21,10 @@ from local_fixtures import REPO, http_call, write_echo_project
 from devtools.processes import free_port
 
 pytestmark = pytest.mark.slow
+
+CHILDREN = ("moto.server", "aws-lambda-rie", "awslambdaric")
+# Stands in for make: runs serve as its child and waits for it (make does not exec its recipe).
+PARENT = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
 
 
 def _descendants(pid: int) -> set[int]:
@@ -52,72 +60,188 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _wait_for_url(proc: subprocess.Popen[str], timeout: float = 120) -> list[str]:
-    lines: list[str] = []
+def _wait_until_dead(pids: set[int], timeout: float = 15) -> list[int]:
+    """The pids still alive after up to `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"serve exited early ({proc.poll()}):\n" + "".join(lines))
-        lines.append(line)
-        if line.startswith("Ctrl-C"):
-            return lines
-    raise AssertionError("serve did not print its banner in time:\n" + "".join(lines))
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return sorted(p for p in pids if _alive(p))
 
 
-def test_serve_prints_url_answers_and_stops_everything_on_ctrl_c(tmp_path, local_model_cache):
-    template = write_echo_project(tmp_path)
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
+class Serve:
+    """`python -m devtools.serve` on the echo project, optionally under a parent standing in for make."""
+
+    def __init__(self, template: Path, model_cache: Path, *, under_parent: bool = False, port: int = 0):
+        work = template.parent / "tmp"  # serve's work directory, which a SIGKILL leaves behind, goes here
+        work.mkdir()
+        argv = [
             sys.executable,
             "-m",
             "devtools.serve",
+            "--port",
+            str(port),
             "--template",
             str(template),
             "--pool",
             "2",
             "--model-cache",
-            str(local_model_cache / "breast-cancer"),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    started: set[int] = set()
-    try:
-        banner = "".join(_wait_for_url(proc))
-        assert f"http://127.0.0.1:{port}" in banner and f"http://127.0.0.1:{port}/docs" in banner
-        assert "curl -s -X POST" in banner
-        assert http_call(port, "GET", "/hello").status == 200
-        started |= _descendants(proc.pid)
-        names = [_cmdline(p) for p in started if _alive(p)]
+            str(model_cache / "breast-cancer"),
+        ]
+        if under_parent:
+            argv = [sys.executable, "-c", PARENT, *argv]
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "TMPDIR": str(work)}
+        self.proc = subprocess.Popen(
+            argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self.seen: dict[int, str] = {}  # every process serve started that the test has seen: its command line
+        self.serve_pid = self.proc.pid
+        if under_parent:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not self._serve_child():
+                time.sleep(0.05)
+            self.serve_pid = self._serve_child() or self.proc.pid
+
+    def _serve_child(self) -> int | None:
+        return next((p for p in _descendants(self.proc.pid) if "devtools.serve" in _cmdline(p)), None)
+
+    def read_until(self, prefix: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"serve exited early ({self.proc.poll()}):\n" + "".join(self.lines))
+            self.lines.append(line)
+            if line.startswith(prefix):
+                return line
+        raise AssertionError(f"serve did not print {prefix!r} in time:\n" + "".join(self.lines))
+
+    def banner(self) -> str:
+        self.read_until("Ctrl-C")
+        return "".join(self.lines)
+
+    @property
+    def url(self) -> str:
+        return next(line.split()[1] for line in self.lines if line.startswith("API:"))
+
+    @property
+    def port(self) -> int:
+        return int(urlsplit(self.url).port or 0)
+
+    @property
+    def started(self) -> set[int]:
+        return set(self.seen)
+
+    def children(self) -> list[str]:
+        """Record serve's descendants now; the command lines of the live ones."""
+        for pid in _descendants(self.serve_pid):
+            self.seen.setdefault(pid, _cmdline(pid))
+        return [self.seen[p] for p in self.seen if _alive(p)]
+
+    def assert_stack_running(self) -> None:
+        names = self.children()
         assert sum("moto.server" in n for n in names) == 1
         assert sum("aws-lambda-rie" in n for n in names) == 2  # the emulators
         assert sum(n.split()[1:3] == ["-m", "awslambdaric"] for n in names) == 2  # the runtimes they started
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
-        assert proc.wait(30) == 0
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in started):
-            time.sleep(0.1)
-        assert [p for p in started if _alive(p)] == []
-        with pytest.raises(ConnectionRefusedError):
-            http_call(port, "GET", "/hello", timeout=2)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(30)
-        for pid in started | _descendants(proc.pid):  # whatever a failed run left behind
-            if _alive(pid) and any(s in _cmdline(pid) for s in ("moto.server", "aws-lambda-rie", "awslambdaric")):
+
+    def cleanup(self) -> None:
+        """Whatever a failed run left behind."""
+        for proc_pid in (self.serve_pid, self.proc.pid):
+            if _alive(proc_pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc_pid, signal.SIGINT)
+        _wait_until_dead({self.serve_pid, self.proc.pid}, timeout=30)
+        for pid in self.started | _descendants(self.serve_pid):
+            if _alive(pid) and any(s in _cmdline(pid) for s in CHILDREN):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, model_cache: Path, **kwargs) -> Iterator[Serve]:
+    serve = Serve(write_echo_project(tmp_path), model_cache, **kwargs)
+    try:
+        yield serve
+    finally:
+        serve.cleanup()
+
+
+def test_serve_prints_url_answers_and_stops_everything_on_ctrl_c(tmp_path, local_model_cache):
+    port = free_port()
+    with serving(tmp_path, local_model_cache, port=port) as serve:
+        banner = serve.banner()
+        # the API under its stage, as in the stack's ApiUrl output
+        assert f"API:      http://127.0.0.1:{port}/v1\n" in banner
+        assert f"http://127.0.0.1:{port}/v1/docs" in banner and f"http://127.0.0.1:{port}/v1/openapi.json" in banner
+        assert f"curl -s -X POST http://127.0.0.1:{port}/v1/predict" in banner
+        assert http_call(port, "GET", "/v1/hello").status == 200
+        serve.assert_stack_running()
+        serve.proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+        assert serve.proc.wait(30) == 0
+        assert _wait_until_dead(serve.started) == []
+        with pytest.raises(ConnectionRefusedError):
+            http_call(port, "GET", "/v1/hello", timeout=2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_everything_like_ctrl_c(tmp_path, local_model_cache, sig):
+    """SIGTERM (kill, make passing on its own SIGTERM, a process manager) and SIGHUP (the terminal
+    going away) run the same shutdown as Ctrl-C."""
+    with serving(tmp_path, local_model_cache) as serve:
+        serve.banner()
+        assert http_call(serve.port, "GET", "/v1/hello").status == 200
+        serve.assert_stack_running()
+        serve.proc.send_signal(sig)
+        assert serve.proc.wait(30) == 0
+        assert _wait_until_dead(serve.started) == []
+        assert "stopping ..." in serve.proc.stdout.read()
+
+
+def test_sigterm_during_start_up_stops_what_was_started(tmp_path, local_model_cache):
+    """A signal while the emulators boot (from a thread pool) interrupts start-up; whatever was
+    already started is stopped."""
+    with serving(tmp_path, local_model_cache) as serve:
+        serve.read_until("starting 2 emulator(s)")
+        serve.children()
+        serve.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while serve.proc.poll() is None and time.monotonic() < deadline:
+            serve.children()  # emulators born after the signal count too
+            time.sleep(0.02)
+        assert serve.proc.wait(1) == 130  # interrupted, not a clean exit after start-up
+        assert any("moto.server" in line for line in serve.seen.values())
+        assert _wait_until_dead(serve.started) == []
+
+
+def test_sigkill_of_serve_takes_its_children_with_it(tmp_path, local_model_cache):
+    """No clean-up code runs on SIGKILL: the kernel stops the children (PR_SET_PDEATHSIG), including
+    the emulators that were forked from start-up's short-lived worker threads."""
+    with serving(tmp_path, local_model_cache) as serve:
+        serve.banner()
+        serve.assert_stack_running()
+        serve.proc.kill()
+        assert serve.proc.wait(10) == -signal.SIGKILL
+        assert _wait_until_dead(serve.started) == []
+
+
+def test_serve_stops_when_its_parent_is_killed(tmp_path, local_model_cache):
+    """`make serve` whose make is SIGKILLed: serve notices that it lost its parent and shuts down as
+    on SIGTERM, children included."""
+    with serving(tmp_path, local_model_cache, under_parent=True) as serve:
+        assert serve.serve_pid != serve.proc.pid
+        serve.banner()
+        assert http_call(serve.port, "GET", "/v1/hello").status == 200
+        serve.assert_stack_running()
+        serve.proc.kill()  # the parent, not serve
+        serve.proc.wait(10)
+        assert _wait_until_dead({serve.serve_pid, *serve.started}, timeout=30) == []
+        with pytest.raises(ConnectionRefusedError):
+            http_call(serve.port, "GET", "/v1/hello", timeout=2)
 
 
 def test_serve_reports_a_busy_port_in_one_line(tmp_path):
