@@ -8,7 +8,8 @@ Steps, each timed: start LocalStack (devtools.localstack_launch: loopback only, 
 run `modelops preflight` (README "Deploy to AWS" step 2), run the SAM transform with the environment's parameters (samtranslator,
 the version sam and CloudFormation use), apply the LocalStack changes of devtools.localstack_patches, and
 create the stack; then the checks of devtools.stack_checks on each stack and across the two; with --smoke,
-tests/integration against each stack. LocalStack is stopped on every path. Exit status 1 if a stack failed,
+tests/integration against each stack, and a rollout of a new model version to the dev stack as the retrain loop
+makes one (a change set on the stack's own template). LocalStack is stopped on every path. Exit status 1 if a stack failed,
 a check failed, the smoke tests failed, or LocalStack tried to reach the network.
 """
 
@@ -31,7 +32,7 @@ from typing import Any
 from . import stack_checks
 from .cfn_eval import Evaluator
 from .localstack_launch import REGION, LocalStack
-from .localstack_patches import Dropped, adapt_template
+from .localstack_patches import LOCALSTACK_ROLLOUT_CHANGES, Dropped, adapt_template
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "000000000000"  # LocalStack's default account
@@ -159,6 +160,64 @@ def deployed_stack(
     )
 
 
+def rollout(ls: LocalStack, client_env: dict[str, str], stack: str, timeout: float = 300) -> list[str]:
+    """A rollout as the retrain loop makes one, against LocalStack's CloudFormation: a model is trained into the
+    stack's registry, and modelops.deploy's StackRolloutDeployer creates a change set on the stack's own template
+    that points ModelVersion at the version's immutable pin, checks its changes and executes it. Returns what went
+    wrong."""
+    cfn = ls.client("cloudformation")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]}
+    cli = [str(Path(sys.executable).parent / "modelops")]
+    trained = subprocess.run(
+        [*cli, "--json", "--registry", outputs["RegistryUri"], "train", "--alias", "champion"],
+        cwd=ROOT, env=client_env, capture_output=True, text=True,
+    )  # fmt: skip
+    if trained.returncode != 0:
+        return [f"rollout {stack}: modelops train: {trained.stderr.strip()[-300:]}"]
+    version = json.loads(trained.stdout)["version"]
+    from modelops.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+    from modelops.errors import ModelOpsError
+
+    model = {
+        p["ParameterKey"]: p["ParameterValue"] for p in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]
+    }
+    deployer = StackRolloutDeployer(
+        cfn,
+        SsmPins(ls.client("ssm"), PinNames(stack, model["ModelName"])),
+        stack,
+        LambdaVersions(ls.client("lambda"), outputs["PredictFunctionName"]),
+        sleep=time.sleep,
+        allowed_changes=LOCALSTACK_ROLLOUT_CHANGES,
+    )
+    try:
+        started = deployer.start(version, f"deploy-local rollout of {version}")
+    except ModelOpsError as exc:
+        return [f"rollout {stack}: {exc}"]
+    print(
+        f"rollout {stack}: change set {started.deployment_id} executed (from Lambda version {started.previous_version})"
+    )
+    deadline = time.monotonic() + timeout
+    while (described := cfn.describe_stacks(StackName=stack)["Stacks"][0])["StackStatus"].endswith("_IN_PROGRESS"):
+        if time.monotonic() > deadline:
+            return [f"rollout {stack}: the stack update did not finish within {timeout:.0f} s"]
+        time.sleep(1)
+    problems = []
+    if described["StackStatus"] != "UPDATE_COMPLETE":
+        problems.append(f"rollout {stack}: stack {described['StackStatus']} {described.get('StackStatusReason', '')}")
+    parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in described["Parameters"]}
+    pin = f"/modelops/{stack}/{parameters.get('ModelName')}/versions/{version}"
+    if parameters.get(stack_checks.PIN_PARAMETER) != pin:
+        problems.append(f"rollout {stack}: ModelVersion is {parameters.get(stack_checks.PIN_PARAMETER)}, not {pin}")
+    lam = ls.client("lambda")
+    live = lam.get_alias(FunctionName=outputs["PredictFunctionName"], Name="live")["FunctionVersion"]
+    env = lam.get_function_configuration(FunctionName=outputs["PredictFunctionName"], Qualifier=live)["Environment"]
+    served = env["Variables"].get("MODELOPS_MODEL_VERSION")
+    if served != version:
+        problems.append(f"rollout {stack}: live (version {live}) serves {served}, not {version}")
+    print(f"rollout {stack}: {described['StackStatus']}; live -> Lambda version {live} serving {served}")
+    return problems
+
+
 def blocked_outbound(log: Path) -> list[str]:
     if not log.is_file():
         return []
@@ -241,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
                     ).returncode
                 if code != 0:
                     failed.append(f"smoke tests {st.name}: pytest exit {code}")
+            with timed(f"rollout {stacks[0].name} (modelops rollout start)"):
+                failed += rollout(ls, client_env, stacks[0].name)
     finally:
         with timed("stop LocalStack"):
             ls.stop()

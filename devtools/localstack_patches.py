@@ -175,11 +175,104 @@ def patch_stepfunctions_integer_percentage() -> None:
     AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
 
 
+def patch_change_set_use_previous_template() -> None:
+    """Accept CreateChangeSet with UsePreviousTemplate, as AWS does.
+
+    LocalStack lacks: its CreateChangeSet (the engine deploy-local runs) requires TemplateBody or TemplateURL and
+    answers "Specify exactly one of 'TemplateBody' or 'TemplateUrl'" to UsePreviousTemplate=true, which the
+    CloudFormation API reference documents ("Whether to reuse the template that's associated with the stack to
+    create the change set"). A rollout (modelops.deploy) is exactly such a change set.
+    What it does: for such a request, puts the stack's current template into TemplateBody before LocalStack's
+    handler runs, which is what UsePreviousTemplate means (from its parsed form when LocalStack kept no body,
+    as for a stack created from TemplateURL).
+    Why it hides no template bug: the template is the one deployed and already checked; the change set's
+    parameters, changes and execution are LocalStack's own.
+    """
+    from localstack.services.cloudformation import provider as mod
+
+    original = mod.CloudformationProvider.create_change_set
+
+    def create_change_set(self: Any, context: Any, request: Any) -> Any:
+        if request.get("UsePreviousTemplate") and not request.get("TemplateBody") and not request.get("TemplateURL"):
+            stacks = mod.get_cloudformation_store(context.account_id, context.region).stacks.values()
+            current = [s for s in stacks if request.get("StackName") in (s.stack_name, s.stack_id)]
+            if current:
+                request["TemplateBody"] = current[-1].template_body or _stored_template(current[-1])
+                request.pop("UsePreviousTemplate")
+        return original(self, context, request)
+
+    # keep the handler markers (operation, expand_parameters, pass_context) LocalStack dispatches by
+    for marker in ("operation", "expand_parameters", "pass_context"):
+        setattr(create_change_set, marker, getattr(original, marker))
+    mod.CloudformationProvider.create_change_set = create_change_set  # type: ignore[method-assign]
+
+
+def patch_lambda_version_replacement() -> None:
+    """Publish a new Lambda version when a version's Description or CodeSha256 changes, as CloudFormation does.
+
+    LocalStack lacks: updates of AWS::Lambda::Version. Its provider's update raises NotImplementedError and the
+    engine keeps the old version, while CloudFormation's resource reference says "Update requires: Replacement" for
+    Description and CodeSha256 (a new version is published and its dependents, the alias among them, follow it).
+    SAM's AutoPublishAlias, and so every model rollout, depends on that replacement.
+    What it does: the provider's update publishes a version the way its create does, and returns it.
+    Why it hides no template bug: the version is published from the function's configuration as updated by the
+    same stack update; the alias and the other dependents are LocalStack's own updates.
+    """
+    from localstack.services.lambda_.resource_providers.aws_lambda_version import LambdaVersionProvider
+
+    def update(self: Any, request: Any) -> Any:
+        return self.create(request)
+
+    LambdaVersionProvider.update = update  # type: ignore[method-assign]
+
+
+def patch_lambda_alias_update() -> None:
+    """Update a Lambda alias in place when its version, description or routing changes, as CloudFormation does.
+
+    LocalStack lacks: updates of AWS::Lambda::Alias (its provider's update raises NotImplementedError, and the
+    alias stays on its first version). In AWS, with SAM's CodeDeploy update policy, CodeDeploy moves the alias; the
+    LocalStack deploy drops that policy (see adapt_template), so the alias is updated directly.
+    What it does: UpdateAlias with the alias's new FunctionVersion, Description and RoutingConfig.
+    Why it hides no template bug: the values are the stack's resolved properties; LocalStack still checks that the
+    version exists.
+    """
+    from localstack.services.cloudformation.resource_provider import OperationStatus, ProgressEvent
+    from localstack.services.lambda_.resource_providers.lambda_alias import LambdaAliasProvider
+
+    def update(self: Any, request: Any) -> Any:
+        model = request.desired_state
+        params = {
+            k: model[k]
+            for k in ("FunctionName", "Name", "FunctionVersion", "Description", "RoutingConfig")
+            if k in model
+        }
+        result = request.aws_client_factory.lambda_.update_alias(**params)
+        model["Id"] = result["AliasArn"]
+        return ProgressEvent(status=OperationStatus.SUCCESS, resource_model=model)
+
+    LambdaAliasProvider.update = update  # type: ignore[method-assign]
+
+
+def _stored_template(stack: Any) -> str:
+    """The template a stack was created with, when LocalStack kept no body (a stack created from TemplateURL):
+    its parsed template without the keys LocalStack adds to it."""
+    template = copy.deepcopy(stack.template_original)
+    for key in ("StackName", "StackId", "ChangeSetName"):
+        template.pop(key, None)
+    for resource in (template.get("Resources") or {}).values():
+        if isinstance(resource, dict):
+            resource.pop("LogicalResourceId", None)
+    return json.dumps(template)
+
+
 RUNTIME_PATCHES = (
     patch_outbound_network,
     patch_lambda_without_docker,
     patch_firehose_generated_name,
     patch_stepfunctions_integer_percentage,
+    patch_change_set_use_previous_template,
+    patch_lambda_version_replacement,
+    patch_lambda_alias_update,
 )
 
 
@@ -188,6 +281,18 @@ def apply_runtime_patches() -> None:
         patch()
         print(f"deploy-local: applied {patch.__name__}", flush=True)
 
+
+# The resources a rollout's change set may change, as deploy-local's rollout check passes them to
+# modelops.deploy.StackRolloutDeployer.
+# LocalStack lacks: CloudFormation's change computation. Its change sets list every resource whose properties
+# hold an intrinsic function as "Modify", without ResourceChange.Details, so the rollout's check of what may change
+# (modelops.deploy.unexpected_changes: details caused by ModelVersion, or else the known rollout resources) would
+# refuse every LocalStack rollout.
+# What it does: the check accepts any resource here.
+# Why it hides no template bug: the check is tested against change sets shaped as CloudFormation reports them
+# (tests/test_lifecycle_deploy.py); what deploy-local checks is the rest: the change set on the stack's own
+# template, the new ModelVersion, its execution, and the version `live` then serves.
+LOCALSTACK_ROLLOUT_CHANGES = ("*",)
 
 # ==== 2. template changes (translated template, before deploying to LocalStack) ==============================
 
