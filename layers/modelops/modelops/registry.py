@@ -304,7 +304,12 @@ class Registry:
         return [json.loads(self._get(k, "history")[0]) for k in keys]
 
 
+DEFAULT_LOCAL_REGISTRY = ".modelops/registry"  # used when no registry is given: everything works without AWS
+
+
 def require_registry(uri: str | None) -> Registry:
+    """The registry at uri, or the local default directory (created on first use) when none is given."""
     if not uri:
-        raise ModelOpsError("no registry given: pass --registry s3://bucket/prefix or set MODELOPS_REGISTRY")
+        Path(DEFAULT_LOCAL_REGISTRY).mkdir(parents=True, exist_ok=True)
+        return Registry(DEFAULT_LOCAL_REGISTRY)
     return Registry(uri)
