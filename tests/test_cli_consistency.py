@@ -5,6 +5,7 @@ Registries and batch buckets are local directories here (no AWS needed); test_cl
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,13 @@ from modelops.names import check_model_name, model_name_from
 from modelops.registry import Registry
 
 SCRIPT = Path(sys.executable).with_name("modelops")
+
+
+@pytest.fixture(autouse=True)
+def no_handlers_left_by_other_tests(monkeypatch):
+    """The CLI installs no log handler; a Powertools Logger made by an earlier test keeps one on the 'modelops'
+    logger, writing to that test's captured (now closed) stdout."""
+    monkeypatch.setattr(logging.getLogger("modelops"), "handlers", [])
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
