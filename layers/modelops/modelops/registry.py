@@ -2,6 +2,7 @@
 
 Layout under s3://bucket/prefix, or under a local directory (modelops.objectstore):
     models/<name>/<version>/model.joblib, golden.json, manifest.json   (manifest written last = registered)
+                                   (+ training.csv: an imported model's training sample)
     aliases/<name>/<alias>.json        current version + stack of previous versions
     history/<name>/<timestamp>-<id>.json   append-only audit events (alias changes, decisions)
 
@@ -13,13 +14,22 @@ promotions exactly one wins).
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .artifact import GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, LoadedModel, Manifest, load_from_bytes
+from .artifact import (
+    GOLDEN_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    TRAINING_DATA_FILE,
+    LoadedModel,
+    Manifest,
+    load_from_bytes,
+)
 from .errors import ConflictError, ModelOpsError, NotFoundError
 from .objectstore import ObjectStore, open_location
 from .versioning import utc_now_iso
@@ -28,6 +38,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 CANDIDATE = "candidate"  # the version a retrain rollout is moving to; the champion again when none is in flight
 ANY = object()  # set_alias(expected=ANY): no expectation about the current value
+DEFAULT_LOCAL_REGISTRY = ".modelops/registry"  # used when neither a registry nor $MODELOPS_REGISTRY is given
 
 
 @dataclass
@@ -116,7 +127,7 @@ class Registry:
         self.check_bucket()
         what = f"registering {manifest.name}/{manifest.version}"
         try:
-            for file in (MODEL_FILE, GOLDEN_FILE):
+            for file in (MODEL_FILE, GOLDEN_FILE, TRAINING_DATA_FILE):
                 if (directory / file).exists():
                     self._put_new(
                         self.version_key(manifest.name, manifest.version, file),
@@ -296,6 +307,5 @@ class Registry:
 
 
 def require_registry(uri: str | None) -> Registry:
-    if not uri:
-        raise ModelOpsError("no registry given: pass --registry s3://bucket/prefix or set MODELOPS_REGISTRY")
-    return Registry(uri)
+    """The registry at uri; without one, $MODELOPS_REGISTRY, else the local directory DEFAULT_LOCAL_REGISTRY."""
+    return Registry(str(uri or os.environ.get("MODELOPS_REGISTRY") or DEFAULT_LOCAL_REGISTRY))
