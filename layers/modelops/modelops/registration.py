@@ -118,7 +118,9 @@ def register(
     target, labels = read_target(estimator, y, sample, task)
     reg = _open_registry(registry)
     version = new_version()
-    training_csv, training_data, stored = None, {"uri": None, "sha256": None, "rows": sample.rows}, None
+    training_csv: bytes | None = None
+    training_data: dict[str, Any] = {"uri": None, "sha256": None, "rows": sample.rows}
+    stored: dict[str, Any] | None = None
     if labels is not None:
         training_csv = training_data_csv(sample, target, labels)
         key = reg.version_key(name, version, TRAINING_DATA_FILE)

@@ -149,7 +149,7 @@ def _frame_feature(name: str, series: Any, fitted: list[Any] | None) -> dict[str
         finite = values[np.isfinite(values)]
         low, high = (float(finite.min()), float(finite.max())) if finite.size else (None, None)
         return Feature(name, NUMBER, low, high, nullable=nullable).to_dict() | {"pandas_dtype": str(dtype)}
-    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+    if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
         present = series[series.notna()]
         odd = next((v for v in present if not isinstance(v, str)), None)
         if odd is not None:
@@ -260,9 +260,8 @@ def instances(matrix: np.ndarray, features: list[dict[str, Any]]) -> list[dict[s
 
 
 def _is_integral(pandas_dtype: str | None) -> bool:
-    return bool(pandas_dtype) and (
-        pandas_dtype.lower().startswith(("int", "uint")) or pandas_dtype.lower() in ("bool", "boolean")
-    )  # type: ignore[union-attr]
+    kind = (pandas_dtype or "").lower()
+    return kind.startswith(("int", "uint")) or kind in ("bool", "boolean")
 
 
 # ---- matrix -> the model's own input ------------------------------------------------------------------------------
