@@ -283,9 +283,10 @@ def read_target(estimator: Any, y: Any, sample: Sample, task: str) -> tuple[str,
     if y is None:
         return "", None
     target = getattr(y, "name", None)
-    target = target if isinstance(target, str) and target else "target"
-    if target in sample.names:
-        raise ModelOpsError(f"y is named '{target}', like one of the features: is it a column of X?")
+    if not isinstance(target, str) or not target or target in sample.names:  # a Series derived from a feature
+        target = "target"
+    while target in sample.names:
+        target += "_"
     values = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=object)
     if values.ndim != 1:
         raise ModelOpsError("y must be one column of targets")

@@ -82,7 +82,8 @@ try:
 except ModuleNotFoundError as exc:
     answer(ok=False, missing=exc.name, error=f"{type(exc).__name__}: {exc}")
 except Exception as exc:
-    answer(ok=False, error=f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}")
+    message = getattr(exc, "message", None)  # an API error's own text says it all
+    answer(ok=False, error=message if isinstance(message, str) else f"{type(exc).__name__}: {exc}")
 """
 
 
