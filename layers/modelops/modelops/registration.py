@@ -209,6 +209,9 @@ def resolve_task(estimator: Any, task: str | None) -> str:
 
 # ---- the sample ----------------------------------------------------------------------------------------------------------
 def read_sample(estimator: Any, X: Any, feature_names: list[str] | None = None) -> Sample:
+    """The sample as the model takes it. The model was fitted on a DataFrame when it has string feature_names_in_;
+    on an array when it has n_features_in_ without them; when it has neither (a first step that records nothing,
+    such as a user's own transformer), it takes what X is."""
     fitted = signature.fitted_columns(estimator)
     expected = getattr(estimator, "n_features_in_", None)
     if fitted is not None and feature_names is not None and list(feature_names) != fitted:
@@ -221,6 +224,7 @@ def read_sample(estimator: Any, X: Any, feature_names: list[str] | None = None) 
         frame = None
     if frame is not None:
         names = fitted if fitted is not None else [str(c) for c in frame.columns]
+        takes_frame = fitted is not None or expected is None
         missing = [n for n in names if n not in frame.columns]
         if missing:
             raise ModelOpsError(f"X has no column '{missing[0]}', which the model was fitted on")
@@ -229,11 +233,11 @@ def read_sample(estimator: Any, X: Any, feature_names: list[str] | None = None) 
             raise ModelOpsError(f"X has {len(frame)} rows: a sample needs at least 2")
         categories, _ = signature.fitted_categories(estimator)
         features = signature.features_from_frame(frame, names, categories)
-        if fitted is None:  # fitted on an array: the DataFrame only named its columns
+        if not takes_frame:  # fitted on an array: the DataFrame only named its columns
             features = [{k: v for k, v in f.items() if k != "pandas_dtype"} for f in features]
         matrix = signature.to_matrix(frame, features)
-        spec = signature.input_spec(estimator)
-        model_X = frame[names] if fitted is not None else matrix
+        spec = {"kind": signature.DATAFRAME, "columns": names} if takes_frame else {}
+        model_X = frame[names] if takes_frame else matrix
     else:
         array = _as_2d(X)
         width = array.shape[1]

@@ -9,7 +9,8 @@ encoder that reads the column (OneHotEncoder, OrdinalEncoder, HistGradientBoosti
 sorted. Values the sample has beyond the fitted categories are appended, so every sample row stays valid.
 
 A manifest's `input` is {"kind": "dataframe", "columns": [...]} when the model was fitted on a DataFrame (string
-feature_names_in_), and empty for a numpy array.
+feature_names_in_; or, for a model that records neither names nor n_features_in_, a DataFrame sample), and empty
+for a numpy array.
 
 Request rows reach a model as the matrix modelops.schema builds (float64, or object with str categories; a missing
 value is NaN). model_input() turns that matrix into the DataFrame the model was fitted on, each column with its
@@ -52,11 +53,6 @@ def fitted_columns(estimator: Any) -> list[str] | None:
         return None
     names = [n.item() if hasattr(n, "item") else n for n in names]
     return names if all(isinstance(n, str) for n in names) else None
-
-
-def input_spec(estimator: Any) -> dict[str, Any]:
-    columns = fitted_columns(estimator)
-    return {"kind": DATAFRAME, "columns": columns} if columns is not None else {}
 
 
 def is_dataframe_input(spec: dict[str, Any] | None) -> bool:
