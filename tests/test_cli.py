@@ -143,9 +143,11 @@ def test_missing_bucket(s3, capsys):
     assert code == 1 and "bucket 'no-such-bucket' does not exist" in one_line_error(err)
 
 
-def test_missing_registry_option(capsys):
-    code, _, err = run(capsys, "models", "list")
-    assert code == 1 and "--registry" in one_line_error(err)
+def test_without_a_registry_option_the_local_default_directory_is_used(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "models", "list")
+    assert code == 0, err
+    assert "models in .modelops/registry" in out
 
 
 def test_no_credentials_in_a_real_process(tmp_path):
