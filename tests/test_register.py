@@ -374,3 +374,13 @@ def test_user_errors(local_registry, case, expected):
         modelops.register(model, X, y, **kwargs)
     assert "\n" not in str(raised.value)
     assert "errors" not in local_registry.list_models()
+
+
+def test_registered_into_an_s3_registry(registry):
+    """The moto S3 registry of the other tests: the kept sample lands next to the version's other files."""
+    model, X, y = user_models.multiclass_model()
+    m = modelops.register(model, X, y, name="species", registry=registry, alias=CHAMPION, check=False)
+    key = registry.version_key("species", m.version, TRAINING_DATA_FILE)
+    assert m.training_data["uri"] == f"s3://modelops-test/{key}"
+    assert registry.store.exists(key) and registry.resolve("species", CHAMPION) == m.version
+    assert registry.load("species", m.version).golden["predictions"]

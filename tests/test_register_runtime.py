@@ -107,3 +107,13 @@ def test_built_layers_can_be_named(monkeypatch, tmp_path):
         runtime_environment()
     monkeypatch.setenv(LAYER_PATH_ENV, str(tmp_path))
     assert runtime_environment()[1] == [str(tmp_path)]
+
+
+def test_a_model_saved_by_another_scikit_learn_than_the_layers_pin_is_refused(tmp_path, monkeypatch):
+    from modelops import runtimecheck
+
+    monkeypatch.setattr(runtimecheck, "pinned_versions", lambda: {"scikit-learn": "1.2.2"})
+    model, X, y = user_models.multiclass_model()
+    with pytest.raises(RuntimeCheckError, match=r"the runtime's layers pin scikit-learn 1\.2\.2"):
+        modelops.register(model, X, y, name="species", registry=str(tmp_path))
+    assert Registry(str(tmp_path)).list_models() == []

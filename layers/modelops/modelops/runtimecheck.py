@@ -98,6 +98,8 @@ class RuntimeCheckError(ModelOpsError):
 def check_serves(directory: str | Path, what: str = "the model", *, timeout: float = TIMEOUT_SECONDS) -> int:
     """Score the artifact's golden set like the runtime does, in a clean process; returns the rows checked."""
     python, paths = runtime_environment()
+    if not os.environ.get(LAYER_PATH_ENV, "").strip():
+        _check_pinned_scikit_learn(Path(directory), what)
     with tempfile.TemporaryDirectory(prefix="modelops-check-") as work:
         answer_file = Path(work) / "answer.json"
         command = [
@@ -141,6 +143,28 @@ def check_serves(directory: str | Path, what: str = "the model", *, timeout: flo
     return int(answer.get("rows", 0))
 
 
+def _check_pinned_scikit_learn(directory: Path, what: str) -> None:
+    """Linked from this environment, the layers hold this environment's scikit-learn; the real layers hold the pinned
+    one, and the runtime refuses a model saved by another major.minor (artifact.verify)."""
+    pinned = pinned_versions().get("scikit-learn")
+    saved = json.loads((directory / "manifest.json").read_text()).get("runtime", {}).get("scikit_learn")
+    if pinned and saved and pinned.split(".")[:2] != saved.split(".")[:2]:
+        raise RuntimeCheckError(
+            f"{what} was saved with scikit-learn {saved}, but the runtime's layers pin scikit-learn {pinned}; "
+            "refit it with that version; nothing was registered"
+        )
+
+
+def pinned_versions() -> dict[str, str]:
+    """name -> version of every `name==version` line in the layers' requirement files."""
+    out = {}
+    for line in _requirement_lines() if all(p.is_file() for p in LAYER_REQUIREMENTS) else []:
+        match = re.match(r"^([A-Za-z0-9._-]+)(?:\[[^]]*\])?\s*==\s*([^\s;]+)", line)
+        if match:
+            out[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return out
+
+
 def runtime_environment() -> tuple[str, list[str]]:
     """(interpreter, sys.path entries) of the runtime to check against."""
     configured = os.environ.get(LAYER_PATH_ENV, "").strip()
@@ -171,8 +195,13 @@ def _layer_view() -> Path:
 def layer_distributions() -> list[metadata.Distribution]:
     """The installed distributions the layers are made of: their requirement files, resolved through each
     distribution's own requirements (extras included where asked for), plus what the Lambda runtime provides."""
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+        from packaging.utils import canonicalize_name
+    except ModuleNotFoundError:
+        raise ModelOpsError(
+            "the runtime check needs the 'packaging' distribution here (pip install packaging), or check=False"
+        ) from None
 
     lines = _requirement_lines()
     queue = [Requirement(line) for line in [*lines, *RUNTIME_PROVIDED]]
