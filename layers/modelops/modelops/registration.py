@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -528,7 +529,10 @@ def _open_registry(registry: Registry | str | Path | None) -> Registry:
     from .objectstore import LocalObjectStore
     from .registry import Registry, require_registry
 
-    reg = registry if isinstance(registry, Registry) else require_registry(str(registry) if registry else None)
+    if isinstance(registry, Registry):
+        reg = registry
+    else:
+        reg = require_registry(str(registry) if registry else os.environ.get("MODELOPS_REGISTRY") or None)
     if isinstance(reg.store, LocalObjectStore):
         reg.store.root.mkdir(parents=True, exist_ok=True)
     return reg

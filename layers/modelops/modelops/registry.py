@@ -14,7 +14,6 @@ promotions exactly one wins).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -38,7 +37,6 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 CANDIDATE = "candidate"  # the version a retrain rollout is moving to; the champion again when none is in flight
 ANY = object()  # set_alias(expected=ANY): no expectation about the current value
-DEFAULT_LOCAL_REGISTRY = ".modelops/registry"  # used when neither a registry nor $MODELOPS_REGISTRY is given
 
 
 @dataclass
@@ -306,6 +304,12 @@ class Registry:
         return [json.loads(self._get(k, "history")[0]) for k in keys]
 
 
+DEFAULT_LOCAL_REGISTRY = ".modelops/registry"  # used when no registry is given: everything works without AWS
+
+
 def require_registry(uri: str | None) -> Registry:
-    """The registry at uri; without one, $MODELOPS_REGISTRY, else the local directory DEFAULT_LOCAL_REGISTRY."""
-    return Registry(str(uri or os.environ.get("MODELOPS_REGISTRY") or DEFAULT_LOCAL_REGISTRY))
+    """The registry at uri, or the local default directory (created on first use) when none is given."""
+    if not uri:
+        Path(DEFAULT_LOCAL_REGISTRY).mkdir(parents=True, exist_ok=True)
+        return Registry(DEFAULT_LOCAL_REGISTRY)
+    return Registry(uri)
