@@ -252,7 +252,7 @@ def test_array_with_feature_names(local_registry):
     y = np.where(X[:, 0] + X[:, 1] > 0, 1, 0)
     model = LogisticRegression().fit(X, y)
     m = modelops.register(model, X, y, name="arr", feature_names=["a", "b"], registry=local_registry, check=False)
-    assert [f["name"] for f in m.features] == ["a", "b"] and m.input == {}
+    assert [f["name"] for f in m.features] == ["a", "b"] and m.input is None
     assert "pandas_dtype" not in m.features[0] and m.classes == [0, 1]
     unnamed = modelops.register(model, X, y, name="arr", registry=local_registry, check=False)
     assert [f["name"] for f in unnamed.features] == ["x0", "x1"]
@@ -300,7 +300,7 @@ def test_array_for_a_dataframe_fitted_model_takes_its_feature_names(local_regist
 def test_manifests_of_trained_models_load_and_serialise_unchanged(classifier_dir):
     raw = (classifier_dir / "manifest.json").read_bytes()
     m = Manifest.from_json(raw)
-    assert m.input == {} and m.description == ""
+    assert m.input is None and m.description == ""
     assert m.to_json() == raw
     old = json.loads(raw)
     old.pop("golden")

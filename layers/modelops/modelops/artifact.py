@@ -64,8 +64,9 @@ class Manifest:
     classes: list[Any] | None = None
     artifact: dict[str, Any] = field(default_factory=dict)
     golden: dict[str, Any] = field(default_factory=dict)
-    # {"kind": "dataframe", "columns": [...]} for a model fitted on a DataFrame; empty: a numpy array
-    input: dict[str, Any] = field(default_factory=dict)
+    # What the model is called with: absent for a numpy array in feature order (every model before this
+    # field existed), {"kind": "dataframe", "columns": [...]} for a model fitted on a pandas DataFrame.
+    input: dict[str, Any] | None = None
     description: str = ""
 
     @property
@@ -74,7 +75,7 @@ class Manifest:
 
     def to_json(self) -> bytes:
         data = asdict(self)
-        for optional in ("input", "description"):  # absent unless set, so other manifests keep their bytes
+        for optional in ("input", "description"):  # absent unless set: manifests of array models stay as they were
             if not data[optional]:
                 del data[optional]
         return json.dumps(data, indent=2, sort_keys=True).encode()

@@ -375,7 +375,7 @@ def describe(
         runtime=runtime,
         baseline=baseline,
         recipe=recipe,
-        input=sample.input,
+        input=sample.input or None,
         description=description,
     )
     return manifest, golden_set(estimator, sample, task)

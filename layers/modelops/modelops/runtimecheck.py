@@ -9,7 +9,7 @@ Which packages the interpreter sees:
                            `make layer-smoke`), separated by os.pathsep; run by
     MODELOPS_LAYER_PYTHON  that interpreter (e.g. python3.12, the Lambda runtime's), default this one.
 Without them the layers are reproduced from this environment: a directory of links to exactly the distributions
-that layers/*/requirements.txt pin (with their own dependencies), the packages the Lambda runtime itself provides
+that layers/*/requirements*.txt pin (with their own dependencies), the packages the Lambda runtime itself provides
 (boto3 and its dependencies) and the modelops package, run by this interpreter with -I -S (no site-packages, no user
 site, no PYTHONPATH, no current directory on sys.path). Building the real layers takes minutes (pip downloads, a
 python3.12); the links take milliseconds and hold the same distributions at the pinned versions. What they cannot
@@ -37,10 +37,7 @@ LAYER_PATH_ENV = "MODELOPS_LAYER_PATH"
 LAYER_PYTHON_ENV = "MODELOPS_LAYER_PYTHON"
 TIMEOUT_SECONDS = 300.0
 PACKAGE_DIR = Path(__file__).resolve().parent
-LAYER_REQUIREMENTS = (
-    PACKAGE_DIR.parents[1] / "mlruntime" / "requirements.txt",
-    PACKAGE_DIR.parent / "requirements.txt",
-)
+LAYERS_DIR = PACKAGE_DIR.parents[1]  # layers/<layer>/requirements*.txt in a checkout
 # When the package is not in a checkout that has the requirement files.
 FALLBACK_DISTRIBUTIONS = (
     "scikit-learn",
@@ -79,11 +76,16 @@ try:
     rows = golden.get("instances") or []
     document, _ = handle_predict(model, {"instances": rows}, "registration-check", Limits(max_rows=max(1, len(rows))))
     answer(ok=True, rows=len(rows), problems=compare_with_golden(golden, document, model.classes))
-except ModuleNotFoundError as exc:
-    answer(ok=False, missing=exc.name, error=f"{type(exc).__name__}: {exc}")
 except Exception as exc:
-    message = getattr(exc, "message", None)  # an API error's own text says it all
-    answer(ok=False, error=message if isinstance(message, str) else f"{type(exc).__name__}: {exc}")
+    # the loader may wrap what unpickling raised: the cause names the missing module or class
+    cause = exc if isinstance(exc, (ModuleNotFoundError, AttributeError)) else exc.__cause__
+    if isinstance(cause, ModuleNotFoundError):
+        answer(ok=False, missing=cause.name, error=f"{type(cause).__name__}: {cause}")
+    elif isinstance(cause, AttributeError) and "__main__" in str(cause):
+        answer(ok=False, error=f"{type(cause).__name__}: {cause}")
+    else:
+        message = getattr(exc, "message", None)  # an API error's own text says it all
+        answer(ok=False, error=message if isinstance(message, str) else f"{type(exc).__name__}: {exc}")
 """
 
 
@@ -158,7 +160,7 @@ def _check_pinned_scikit_learn(directory: Path, what: str) -> None:
 def pinned_versions() -> dict[str, str]:
     """name -> version of every `name==version` line in the layers' requirement files."""
     out = {}
-    for line in _requirement_lines() if all(p.is_file() for p in LAYER_REQUIREMENTS) else []:
+    for line in _requirement_lines() if _requirement_files() else []:
         match = re.match(r"^([A-Za-z0-9._-]+)(?:\[[^]]*\])?\s*==\s*([^\s;]+)", line)
         if match:
             out[match.group(1).lower().replace("_", "-")] = match.group(2)
@@ -232,11 +234,17 @@ def layer_distributions() -> list[metadata.Distribution]:
     return list(found.values())
 
 
+def _requirement_files() -> list[Path]:
+    files = sorted(LAYERS_DIR.glob("*/requirements*.txt"))
+    return files if (LAYERS_DIR / "modelops" / "requirements.txt") in files else []
+
+
 def _requirement_lines() -> list[str]:
-    if not all(path.is_file() for path in LAYER_REQUIREMENTS):
+    files = _requirement_files()
+    if not files:
         return list(FALLBACK_DISTRIBUTIONS)
     lines = []
-    for path in LAYER_REQUIREMENTS:
+    for path in files:
         for raw in path.read_text().splitlines():
             line = raw.split("#", 1)[0].strip()
             if line and not line.startswith("-"):

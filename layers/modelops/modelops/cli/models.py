@@ -116,7 +116,7 @@ def show_cmd(args: argparse.Namespace) -> int:
         "training_data": m.training_data,
         "runtime": m.runtime,
         "sha256": m.artifact.get("sha256"),
-        "input": m.input.get("kind", "array"),
+        "input": (m.input or {}).get("kind", "array"),
         "source": m.recipe.get("source", "trained"),
     }
     if m.description:
@@ -212,7 +212,7 @@ def import_cmd(args: argparse.Namespace) -> int:
         "version": manifest.version,
         "task": manifest.task,
         "estimator": manifest.estimator,
-        "input": manifest.input.get("kind", "array"),
+        "input": (manifest.input or {}).get("kind", "array"),
         "features": len(manifest.features),
         "alias": args.alias,
         "uri": f"{registry.uri}/models/{manifest.name}/{manifest.version}/",
