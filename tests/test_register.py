@@ -336,6 +336,7 @@ def _unfitted():
         ("wrong_task", "no predict_proba"),
         ("unsupported_dtype", "has dtype datetime64"),
         ("numeric_categories", "category column with int64 categories"),
+        ("cannot_score", "the model cannot score X: could not convert string to float"),
     ],
 )
 def test_user_errors(local_registry, case, expected):
@@ -370,6 +371,9 @@ def test_user_errors(local_registry, case, expected):
         )
         X = X[["fare"]].assign(extra=column)
         model = RandomForestClassifier(n_estimators=3).fit(X[["fare"]].assign(extra=X["fare"]), y)
+    elif case == "cannot_score":
+        model, X, y = user_models.multiclass_model()
+        X = X.assign(petal_length="long")
     with pytest.raises(ModelOpsError, match=expected) as raised:
         modelops.register(model, X, y, **kwargs)
     assert "\n" not in str(raised.value)

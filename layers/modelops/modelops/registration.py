@@ -349,12 +349,14 @@ def describe(
 ) -> tuple[Manifest, dict[str, Any]]:
     from . import training
 
-    metrics = training.evaluate(task, estimator, sample.model_X, labels) if labels is not None else {}
+    scores = _score(estimator, task, sample.model_X)  # first, so a model that cannot score X fails in one line
+    try:
+        metrics = training.evaluate(task, estimator, sample.model_X, labels) if labels is not None else {}
+    except (ValueError, TypeError) as exc:
+        raise ModelOpsError(f"cannot compute the model's metrics on the sample: {exc}") from None
     baseline = {f["name"]: drift.baseline_for(sample.matrix[:, j], f["dtype"]) for j, f in enumerate(sample.features)}
     baseline["__prediction__"] = drift.numeric_baseline(
-        _score(estimator, task, sample.model_X)[:, -1]
-        if task == CLASSIFICATION
-        else np.asarray(_score(estimator, task, sample.model_X), dtype=np.float64)
+        scores[:, -1] if task == CLASSIFICATION else np.asarray(scores, dtype=np.float64)
     )
     runtime = runtime_versions()
     if signature.is_dataframe_input(sample.input):
@@ -417,7 +419,10 @@ def _check_rebuilt(estimator: Any, sample: Sample, matrix: np.ndarray, golden: d
     """The golden rows, rebuilt from their JSON form the way the runtime rebuilds requests, must get the same answers:
     otherwise the schema misses something the model depends on."""
     rebuilt = signature.model_input(sample.features, sample.input, matrix)
-    again = [_json_scalar(p) for p in estimator.predict(rebuilt)]
+    try:
+        again = [_json_scalar(p) for p in estimator.predict(rebuilt)]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelOpsError(f"the model cannot score its golden rows once they are rebuilt from JSON: {exc}") from None
     for i, (before, after) in enumerate(zip(golden["predictions"], again, strict=True)):
         same = before == after or (
             isinstance(before, float) and isinstance(after, float) and abs(before - after) <= GOLDEN_TOLERANCE
