@@ -22,6 +22,7 @@ from .schema import FeatureSchema
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 GOLDEN_FILE = "golden.json"
+TRAINING_DATA_FILE = "training.csv"  # an imported model's training sample, kept with its version for retraining
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
@@ -63,13 +64,21 @@ class Manifest:
     classes: list[Any] | None = None
     artifact: dict[str, Any] = field(default_factory=dict)
     golden: dict[str, Any] = field(default_factory=dict)
+    # What the model is called with: absent for a numpy array in feature order (every model before this
+    # field existed), {"kind": "dataframe", "columns": [...]} for a model fitted on a pandas DataFrame.
+    input: dict[str, Any] | None = None
+    description: str = ""
 
     @property
     def schema(self) -> FeatureSchema:
         return FeatureSchema.from_list(self.features)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+        data = asdict(self)
+        for optional in ("input", "description"):  # absent unless set: manifests of array models stay as they were
+            if not data[optional]:
+                del data[optional]
+        return json.dumps(data, indent=2, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Manifest:
