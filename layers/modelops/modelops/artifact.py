@@ -22,6 +22,7 @@ from .schema import FeatureSchema
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 GOLDEN_FILE = "golden.json"
+TRAINING_DATA_FILE = "training.csv"  # an imported model's training sample, kept with its version for retraining
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
@@ -63,13 +64,21 @@ class Manifest:
     classes: list[Any] | None = None
     artifact: dict[str, Any] = field(default_factory=dict)
     golden: dict[str, Any] = field(default_factory=dict)
+    # What the model is called with: absent for a numpy array in feature order (every model before this
+    # field existed), {"kind": "dataframe", "columns": [...]} for a model fitted on a pandas DataFrame.
+    input: dict[str, Any] | None = None
+    description: str = ""
 
     @property
     def schema(self) -> FeatureSchema:
         return FeatureSchema.from_list(self.features)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+        data = asdict(self)
+        for optional in ("input", "description"):  # absent unless set: manifests of array models stay as they were
+            if not data[optional]:
+                del data[optional]
+        return json.dumps(data, indent=2, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Manifest:
@@ -162,7 +171,9 @@ def load_from_bytes(manifest_bytes: bytes, model_bytes: bytes, golden_bytes: byt
     return LoadedModel(manifest=manifest, estimator=estimator, golden=golden)
 
 
-def load_from_dir(directory: str | Path) -> LoadedModel:
+def load_from_dir(directory: str | Path, signer: Any = None) -> LoadedModel:
+    """Load an artifact directory; with a signer (modelops.signing), its signature.json must be that key's valid
+    signature of manifest.json, checked before anything is unpickled."""
     directory = Path(directory)
     try:
         manifest_bytes = (directory / MANIFEST_FILE).read_bytes()
@@ -171,6 +182,11 @@ def load_from_dir(directory: str | Path) -> LoadedModel:
         raise ModelOpsError(
             f"model directory {directory} is incomplete: {os.path.basename(exc.filename)} is missing"
         ) from exc
+    if signer is not None:
+        from .signing import SIGNATURE_FILE
+
+        signature = directory / SIGNATURE_FILE
+        signer.verify(manifest_bytes, signature.read_bytes() if signature.exists() else None, f"model in {directory}")
     golden_path = directory / GOLDEN_FILE
     golden_bytes = golden_path.read_bytes() if golden_path.exists() else None
     return load_from_bytes(manifest_bytes, model_bytes, golden_bytes)

@@ -66,7 +66,9 @@ class BatchRunner:
         """Skip, wait, or plan the run. split: cut large objects into byte-range parts; by default only
         when the run fans out, since one process scores its parts one after the other anyway."""
         config, store = self.config, self.store
-        store.check()  # a missing bucket is an error, never a dependency to wait for
+        # a missing bucket is an error, never a dependency to wait for (listed under the input folder, which
+        # the batch role may list)
+        store.check(config.input_folder(run_date))
         manifest_key = config.manifest_key(run_date)
         if not force and store.exists(manifest_key):
             return {
@@ -147,7 +149,7 @@ class BatchRunner:
 
     def status(self, run_date: str) -> dict[str, Any]:
         config, store = self.config, self.store
-        store.check()
+        store.check(config.input_folder(run_date))
         key = config.manifest_key(run_date)
         if store.exists(key):
             return {"status": "succeeded", "run_date": run_date, "manifest": orjson.loads(store.get(key)[0])}

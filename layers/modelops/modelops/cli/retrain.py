@@ -97,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.data:
         raise ModelOpsError("no labelled data location: pass --data s3://bucket/prefix or set MODELOPS_DATA_URI")
-    data_store, _ = open_location(args.data)
+    data_store, data_prefix = open_location(args.data)
     try:
-        data_store.check()  # a mistyped location would otherwise read as "no labelled data yet"
+        # a mistyped location would otherwise read as "no labelled data yet"
+        data_store.check(data_prefix.rstrip("/") + "/" if data_prefix else "")
     except NotFoundError as exc:
         raise NotFoundError(f"labelled data {args.data}: {exc}") from None
     deployer: Deployer
