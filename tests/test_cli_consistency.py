@@ -110,7 +110,7 @@ BAD_NAMES = ["a/b", "../x", "a b", "Upper", "-leading", "", "x" * 64, "a\nb"]
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_bad_names_are_refused_by_the_rule(name):
-    with pytest.raises(ModelOpsError, match="invalid model name"):
+    with pytest.raises(ModelOpsError, match="is not valid"):
         check_model_name(name)
 
 
@@ -137,7 +137,7 @@ def test_good_names_pass_and_file_names_become_names():
 )
 def test_the_cli_refuses_bad_names_in_one_line(reg, capsys, argv):
     code, _, err = run(capsys, "--registry", reg, *argv)
-    assert code == 1 and "invalid model name" in one_line_error(err)
+    assert code == 1 and "is not valid" in one_line_error(err)
 
 
 def test_registry_methods_refuse_bad_names(reg):
@@ -157,7 +157,7 @@ def test_registry_methods_refuse_bad_names(reg):
     ]
     for call in calls:
         for name in ("a/b", "../x", "a b"):
-            with pytest.raises(ModelOpsError, match="invalid model name"):
+            with pytest.raises(ModelOpsError, match="is not valid"):
                 call(name)
     assert not any(Path(reg).rglob("*.json"))  # nothing was written under a bad name
 
@@ -166,7 +166,7 @@ def test_training_refuses_bad_names():
     from modelops.dataset import load_builtin
     from modelops.training import train
 
-    with pytest.raises(ModelOpsError, match="invalid model name 'a/b'"):
+    with pytest.raises(ModelOpsError, match="model name 'a/b' is not valid"):
         train(load_builtin("breast_cancer"), "a/b")
 
 
@@ -231,11 +231,6 @@ def test_usage_and_input_errors_are_one_line(reg, capsys, argv, expected):
     code, _, err = run(capsys, "--registry", reg, *argv)
     assert code != 0
     assert expected in one_line_error(err)
-
-
-def test_a_registry_that_does_not_exist_is_one_line(capsys, tmp_path):
-    code, _, err = run(capsys, "models", "list", "--registry", str(tmp_path / "nowhere"))
-    assert code == 1 and "does not exist" in one_line_error(err)
 
 
 def test_an_unwritable_output_is_one_line(reg, capsys, tmp_path):

@@ -16,7 +16,7 @@ def check_model_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         shown = repr(name)[:80]
         raise ModelOpsError(
-            f"invalid model name {shown}: use 1 to 63 lowercase letters, digits and hyphens, "
+            f"model name {shown} is not valid: use 1 to 63 lowercase letters, digits and hyphens, "
             "starting with a letter or digit"
         )
     return name

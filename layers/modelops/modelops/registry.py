@@ -164,7 +164,6 @@ class Registry:
         return manifest
 
     def list_models(self) -> list[str]:
-        self.check_bucket()  # a mistyped location is an error, not an empty registry
         return sorted(self.store.folders(self.key("models") + "/"))
 
     def list_versions(self, name: str) -> list[str]:
