@@ -185,6 +185,21 @@ def test_resources_check_reports_what_is_missing_or_not_complete(adapted, transl
     assert bad.ok is False and "ModelBucket" in bad.detail and "PredictApi=CREATE_FAILED" in bad.detail
 
 
+def test_a_false_condition_resource_localstack_creates_is_reported_not_failed(adapted, translated, environments):
+    # LocalStack 2026.3 creates ModelSigningKey (Condition SigningOn, false here) because MODELOPS_SIGNING_KEY
+    # names it in an Fn::If branch; CloudFormation would not. A resource the template lacks still fails.
+    st = deployed(adapted, translated, environments, "default")
+    assert not st.evaluator.resource_exists("ModelSigningKey")
+    (ok, *rest) = stack_checks.check_resources(st)
+    assert ok.ok, ok.detail
+    assert [r.detail.split(":")[0] for r in rest if r.check == "created anyway"] == [
+        lid for lid in st.template["Resources"] if not st.evaluator.resource_exists(lid)
+    ]
+    st.statuses["SomethingElse"] = "CREATE_COMPLETE"
+    (bad, *_) = stack_checks.check_resources(st)
+    assert bad.ok is False and "not in the template: SomethingElse" in bad.detail
+
+
 class FakeApiGateway:
     def __init__(self, stages: list[str]):
         self.stages = stages
