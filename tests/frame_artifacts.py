@@ -94,3 +94,37 @@ def write_frame_artifact(
         input={"kind": "dataframe", "columns": [str(c) for c in X.columns]},
     )
     return write_artifact(directory, estimator, manifest, golden)
+
+
+# ---- models that fail, for the tests of who is at fault ------------------------------------------------
+def refuse_fine_fares(X: pd.DataFrame) -> pd.DataFrame:
+    """A user transformer with a bug: it fails on fares with more than two decimals (50.125 lies inside the
+    training range, and every training fare has two decimals)."""
+    cents = X["fare"].to_numpy() * 100
+    if (np.abs(np.round(cents) - cents) > 1e-6).any():
+        raise ValueError("fare with more than two decimals")
+    return X
+
+
+def strict_model(n: int = 400) -> tuple[Any, pd.DataFrame, pd.Series]:
+    """Refuses unseen ports (OneHotEncoder(handle_unknown="error")) and has the fare bug above."""
+    import user_models
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
+    X = user_models.passengers(n)
+    X["embarked"] = X["embarked"].fillna("Southampton")
+    y = user_models.survived(X)
+    prepare = ColumnTransformer(
+        [
+            ("num", SimpleImputer(strategy="median"), ["age", "fare", "pclass"]),
+            ("cat", OneHotEncoder(handle_unknown="error"), ["sex", "embarked"]),
+        ]
+    )
+    steps = [("check", FunctionTransformer()), ("prepare", prepare), ("model", LogisticRegression(max_iter=1000))]
+    model = Pipeline(steps).fit(X, y)
+    model.named_steps["check"].func = refuse_fine_fares
+    return model, X, y

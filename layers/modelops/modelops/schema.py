@@ -191,6 +191,11 @@ class FeatureSchema:
         return [self._check_value(f, row[f.name], f"{where}.{f.name}") for f in self.features]
 
     @staticmethod
+    def check_value(feature: Feature, value: Any, where: str) -> Any:
+        """One JSON value of a feature as the model gets it (NaN for a nullable null); InputError otherwise."""
+        return FeatureSchema._check_value(feature, value, where)
+
+    @staticmethod
     def _check_value(feature: Feature, value: Any, where: str) -> Any:
         if value is None:
             if feature.nullable:
