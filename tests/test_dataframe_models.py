@@ -420,3 +420,49 @@ def test_parity_rows_cover_every_dtype_and_both_kinds_of_rejection(frame_models)
         Manifest.from_json((frame_models["titanic-ct"][0] / "manifest.json").read_bytes()).features
     )
     assert math.isnan(schema.matrix_from_instances([rows[12]], 1)[0, 0])
+
+
+# ---- pandas from the layer's archive -------------------------------------------------------------------------
+_IMPORT_PANDAS = """
+import json, sys
+from modelops.frames import import_pandas
+try:
+    pd = import_pandas()
+except ModuleNotFoundError as exc:
+    print(json.dumps({"missing": exc.name, "message": str(exc)}))
+else:
+    print(json.dumps({"file": pd.__file__, "fake": getattr(pd, "FAKE", False)}))
+"""
+
+
+def test_pandas_comes_from_the_archive_when_it_is_not_installed(tmp_path):
+    """A python with numpy and modelops but no pandas on its path, as on Lambda: the archive is extracted once,
+    under the extraction directory, and a second process reuses the copy."""
+    import subprocess
+    import zipfile
+    from pathlib import Path
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "numpy").symlink_to(Path(np.__file__).parent)
+    root = Path(__file__).resolve().parents[1]
+    archive = tmp_path / "pandas.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("pandas/__init__.py", "FAKE = True\n")
+    env = {"PATH": "/usr/bin:/bin", "MODELOPS_PANDAS_ARCHIVE": str(archive), "MODELOPS_PANDAS_DIR": str(tmp_path / "x")}
+    code = f"import sys; sys.path[:0] = [{str(site)!r}, {str(root / 'layers' / 'modelops')!r}]\n" + _IMPORT_PANDAS
+
+    def run(**extra):
+        out = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", code], env={**env, **extra}, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.splitlines()[-1])
+
+    first = run()
+    assert first["fake"] and first["file"].startswith(str(tmp_path / "x"))
+    extracted = [p for p in (tmp_path / "x").iterdir() if not p.name.startswith(".")]
+    assert len(extracted) == 1
+    assert run()["file"] == first["file"]  # reused, not extracted again
+    missing = run(MODELOPS_PANDAS_ARCHIVE=str(tmp_path / "absent.zip"))
+    assert missing["missing"] == "pandas" and "absent.zip" in missing["message"]
