@@ -466,3 +466,11 @@ def test_pandas_comes_from_the_archive_when_it_is_not_installed(tmp_path):
     assert run()["file"] == first["file"]  # reused, not extracted again
     missing = run(MODELOPS_PANDAS_ARCHIVE=str(tmp_path / "absent.zip"))
     assert missing["missing"] == "pandas" and "absent.zip" in missing["message"]
+
+
+def test_the_openapi_document_types_bool_and_integer_features(monkeypatch, frame_models):
+    directory, _, _ = frame_models["titanic-ct"]
+    app = serve_model(monkeypatch, directory)
+    instance = invoke(app, proxy_event("GET", "/openapi.json"))[2]["components"]["schemas"]["Instance"]["properties"]
+    assert instance["alone"]["type"] == "boolean" and instance["pclass"]["type"] == "integer"
+    assert {t.get("type") for t in instance["age"]["anyOf"]} == {"number", "null"}

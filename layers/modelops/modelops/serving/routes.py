@@ -220,10 +220,16 @@ class _DocumentModels:
             fields: dict[str, Any] = {}
             for i, feature in enumerate(model.schema.features):
                 kind: Any = float if feature.dtype == NUMBER else Annotated[str, Field(max_length=MAX_STRING_LENGTH)]
+                if feature.is_bool:  # fitted as a bool column: true/false (or 1/0)
+                    kind = bool
+                elif feature.is_integer:
+                    kind = int
                 if feature.nullable:
                     kind = Union[kind, None]  # noqa: UP007
-                if feature.dtype == NUMBER:
-                    info = f"number; training data range {feature.min} to {feature.max}"
+                if feature.is_bool:
+                    info = "boolean"
+                elif feature.dtype == NUMBER:
+                    info = f"{'whole ' if feature.is_integer else ''}number; training data range {feature.min} to {feature.max}"
                 else:
                     info = f"category; seen in training: {', '.join(feature.allowed or ())}"
                 fields[f"f{i}"] = (kind, Field(alias=feature.name, description=info, examples=[example[feature.name]]))
