@@ -29,6 +29,7 @@ _NUMERIC_TYPES = frozenset((int, float))
 OUT_OF_RANGE = "out_of_range"
 UNSEEN_CATEGORY = "unseen_category"
 _WARNING_TEXT = 40  # clip client values quoted in warnings
+_SMALL = 1024  # rows up to which range checks compare element-wise
 
 
 def is_bool_dtype(pandas_dtype: str | None) -> bool:
@@ -308,10 +309,13 @@ class _MatrixChecks:
         flagged: dict[int, list[tuple[int, str, str]]] = {}
         if self.ranged and self.numeric and len(matrix):
             values = self._numbers(matrix, self.numeric)
-            # one NaN-ignoring pass per bound first: most chunks have nothing to flag
-            below = np.fmin.reduce(values, axis=0) < self.low
-            above = np.fmax.reduce(values, axis=0) > self.high
-            for k in np.flatnonzero(below | above).tolist():
+            if len(values) > _SMALL:  # a batch chunk: one NaN-ignoring pass per bound, no row-sized temporaries
+                outside = (np.fmin.reduce(values, axis=0) < self.low) | (np.fmax.reduce(values, axis=0) > self.high)
+            elif (values < self.low).any() or (values > self.high).any():
+                outside = ((values < self.low) | (values > self.high)).any(axis=0)
+            else:  # a request with nothing to flag: two comparisons
+                outside = np.zeros(0, dtype=bool)
+            for k in np.flatnonzero(outside).tolist():
                 j, column = self.numeric[k], values[:, k]
                 feature = self.features[j]
                 for row in np.flatnonzero((column < self.low[k]) | (column > self.high[k])).tolist():
