@@ -474,3 +474,17 @@ def test_the_openapi_document_types_bool_and_integer_features(monkeypatch, frame
     instance = invoke(app, proxy_event("GET", "/openapi.json"))[2]["components"]["schemas"]["Instance"]["properties"]
     assert instance["alone"]["type"] == "boolean" and instance["pclass"]["type"] == "integer"
     assert {t.get("type") for t in instance["age"]["anyOf"]} == {"number", "null"}
+
+
+def test_a_dataframe_model_without_pandas_is_a_503_naming_it(monkeypatch, frame_models, caplog):
+    import modelops.frames
+
+    def no_pandas():
+        raise ModuleNotFoundError("No module named 'pandas'", name="pandas")
+
+    monkeypatch.setattr(modelops.frames, "import_pandas", no_pandas)
+    directory, _, X = frame_models["titanic-hgb"]
+    with caplog.at_level(logging.ERROR, logger="modelops.serving.model_holder"):
+        app = serve_model(monkeypatch, directory)
+    assert any("missing module 'pandas'" in r.getMessage() for r in caplog.records)
+    assert post(app, {"instances": json_rows(X.head(1))})[0] == 503

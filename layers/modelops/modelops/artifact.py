@@ -175,7 +175,7 @@ def _unpickle(manifest: Manifest, model_bytes: bytes) -> Any:
     from . import frames
 
     if frames.wants_dataframe(manifest.input):
-        frames.import_pandas()
+        frames.pandas_for_model()
     where = f"model {manifest.name}/{manifest.version}"
     for attempt in (1, 2):
         try:
@@ -183,7 +183,7 @@ def _unpickle(manifest: Manifest, model_bytes: bytes) -> Any:
         except ModuleNotFoundError as exc:
             top = (exc.name or "").split(".")[0]
             if top == "pandas" and attempt == 1 and "pandas" not in sys.modules:
-                frames.import_pandas()  # an array model that pickled a pandas object
+                frames.pandas_for_model()  # an array model that pickled a pandas object
                 continue
             raise MissingModuleError(
                 f"{where} needs the Python module '{exc.name}', which this runtime does not have: add the "

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelOpsError
+from .errors import MissingModuleError, ModelOpsError
 from .schema import NUMBER, FeatureSchema, is_integer_dtype
 
 ARRAY = "array"
@@ -84,6 +84,16 @@ def import_pandas(env: Mapping[str, str] | None = None) -> Any:
             sys.path.append(str(site))
             importlib.invalidate_caches()
         return importlib.import_module("pandas")
+
+
+def pandas_for_model() -> Any:
+    """import_pandas, failing as a model that cannot load for want of a module (the function's fault)."""
+    try:
+        return import_pandas()
+    except ModuleNotFoundError as exc:
+        raise MissingModuleError(
+            f"the model takes a pandas DataFrame, but pandas cannot be imported: {exc}", "pandas"
+        ) from exc
 
 
 def _extracted(archive: Path, root: Path) -> Path:
@@ -156,7 +166,7 @@ def model_input(spec: Mapping[str, Any], schema: FeatureSchema) -> Callable[[np.
     """The converter from a validated matrix to the model's input, or None when the matrix is the input."""
     if spec.get("kind") != DATAFRAME:
         return None
-    pd = import_pandas()
+    pd = pandas_for_model()
     try:
         return FrameBuilder(schema, list(spec["columns"]), pd)
     except TypeError as exc:  # pandas does not know a recorded dtype
