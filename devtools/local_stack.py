@@ -8,6 +8,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,45 @@ MODEL_CACHE = REPO / ".local" / "models"
 WARMUP_PATH = "/__local_warmup"
 
 
+@dataclass
+class OwnModel:
+    """A model of the user's to serve instead of the template's default: a version (default: the champion) of a
+    model in a local registry directory, or an artifact directory (model.joblib, manifest.json, golden.json)."""
+
+    registry: str | None = None
+    name: str | None = None
+    version: str | None = None
+    directory: Path | None = None
+
+    def resolve(self) -> tuple[str, str]:
+        """(model name, exact version) to serve; ModelOpsError when there is none."""
+        from modelops.artifact import load_from_dir
+        from modelops.errors import ModelOpsError
+        from modelops.registry import CHAMPION, Registry
+
+        if self.directory is not None:
+            manifest = load_from_dir(self.directory).manifest
+            return manifest.name, manifest.version
+        if not self.registry or not self.name:
+            raise ModelOpsError("say which model: a registry directory and a model name, or a model directory")
+        if self.registry.startswith("s3://"):
+            raise ModelOpsError(
+                "the local API serves from a local registry directory or a model directory, not from S3; "
+                "download the version first (modelops models download) or pass MODEL_DIR"
+            )
+        if not Path(self.registry.removeprefix("file://")).is_dir():
+            raise ModelOpsError(f"registry directory {self.registry} does not exist")
+        registry = Registry(self.registry)
+        return self.name, registry.resolve_version(self.name, self.version or CHAMPION)
+
+    def environment(self) -> dict[str, str]:
+        """What the functions get instead of the template's registry: absolute paths, as they run elsewhere."""
+        if self.directory is not None:
+            return {"MODELOPS_MODEL_DIR": str(Path(self.directory).resolve())}
+        assert self.registry
+        return {"MODELOPS_REGISTRY": str(Path(self.registry.removeprefix("file://")).resolve())}
+
+
 class LocalStack:
     def __init__(
         self,
@@ -36,6 +76,7 @@ class LocalStack:
         request_log: Callable[[str], None] | None = None,
         model_cache: Path | None = MODEL_CACHE,
         work_dir: Path | None = None,
+        own: OwnModel | None = None,
     ):
         self.template_path = Path(template)
         self.pool_size = pool_size
@@ -50,6 +91,8 @@ class LocalStack:
         self.pools: dict[str, EmulatorPool] = {}
         self.gateway: Gateway | None = None
         self.champion: str | None = None
+        self.own = own
+        self._own_resolved = own.resolve() if own is not None else None  # fail before anything starts
 
     # ---- local AWS -------------------------------------------------------------------
     def start_aws(self) -> LocalStack:
@@ -67,6 +110,8 @@ class LocalStack:
                 raise TemplateError(f"SSM parameter {name} does not exist in the local AWS") from None
 
         self.template = Template(self.template_path, LocalContext(dynamic_ref=dynamic_ref))
+        if self._own_resolved is not None:
+            self.template.context.parameters["ModelName"] = self._own_resolved[0]
         self.template.context.parameters.update(self.pin_parameters(self.template))
         return self
 
@@ -99,6 +144,13 @@ class LocalStack:
                 ensure_bucket(s3, t.resolve({"Ref": lid}))
         params = t.parameters()
         model_name = params.get("ModelName", "breast-cancer")
+        if self._own_resolved is not None:  # the user's model: only its pin, in the local SSM
+            self.champion = self._own_resolved[1]
+            self.aws.client("ssm").put_parameter(
+                Name=self.champion_pin(), Value=self.champion, Type="String", Overwrite=True
+            )
+            self.log(f"serving {model_name} {self.champion} from {self.own_location()}")
+            return self.champion
         registry = Registry(self.registry_uri(), s3=s3)
         cache = self.model_cache / model_name if self.model_cache else None
         self.champion = ensure_champion(
@@ -106,7 +158,13 @@ class LocalStack:
         )
         return self.champion
 
+    def own_location(self) -> str:
+        assert self.own is not None
+        return str(self.own.directory or self.own.registry)
+
     def registry_uri(self) -> str:
+        if self.own is not None and self.own.registry:
+            return self.own.environment()["MODELOPS_REGISTRY"]
         t = self._template()
         variables = (t._globals().get("Environment") or {}).get("Variables") or {}
         if "MODELOPS_REGISTRY" in variables:
@@ -116,7 +174,13 @@ class LocalStack:
 
     # ---- functions -------------------------------------------------------------------
     def function(self, logical_id: str) -> FunctionSpec:
-        return self._template().function(logical_id)
+        return self._serving(self._template().function(logical_id))
+
+    def _serving(self, spec: FunctionSpec) -> FunctionSpec:
+        """A function as it runs here: with the user's model in place of the template's registry."""
+        if self.own is not None and "MODELOPS_REGISTRY" in spec.environment:
+            spec.environment.update(self.own.environment())
+        return spec
 
     def emulator(self, logical_id: str) -> Emulator:
         """One started emulator for logical_id (caller stops it)."""
@@ -127,7 +191,7 @@ class LocalStack:
     def start_api(self, api: str | None = None) -> Gateway:
         """Serve every API route of the template (or of one RestApi) on 127.0.0.1:port."""
         t = self._template()
-        specs = t.api_functions(api)
+        specs = [self._serving(spec) for spec in t.api_functions(api)]
         if not specs:
             raise TemplateError(
                 f"{self.template_path.name} has no function with an Api event" + (f" on {api}" if api else "")

@@ -21,7 +21,7 @@ from typing import Any
 from modelops.errors import ModelOpsError
 
 from . import processes
-from .local_stack import MODEL_CACHE, REPO, LocalStack
+from .local_stack import MODEL_CACHE, REPO, LocalStack, OwnModel
 from .template import TemplateError
 
 DEFAULT_PORT = 3000
@@ -50,6 +50,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=MODEL_CACHE,
         help="where the trained default model is kept between runs (default .local/models)",
     )
+    p.add_argument(
+        "--registry",
+        default=os.environ.get("REGISTRY") or None,
+        help="serve your own model from this local registry directory (env REGISTRY; default with --model-name: "
+        ".modelops/registry)",
+    )
+    p.add_argument(
+        "--model-name", default=os.environ.get("MODEL_NAME") or None, help="the model to serve (env MODEL_NAME)"
+    )
+    p.add_argument(
+        "--model-version",
+        default=os.environ.get("MODEL_VERSION") or None,
+        help="an exact version or alias (env MODEL_VERSION; default: the champion)",
+    )
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path(os.environ["MODEL_DIR"]) if os.environ.get("MODEL_DIR") else None,
+        help="serve this artifact directory (model.joblib, manifest.json, golden.json) (env MODEL_DIR)",
+    )
     p.add_argument("--quiet", action="store_true", help="no line per request")
     p.add_argument(
         "--exit-with-parent",
@@ -67,9 +87,14 @@ def example_request(stack: LocalStack) -> Path | None:
     if stack.champion is None:
         return None
     params = stack._template().parameters()
-    manifest = Registry(stack.registry_uri(), s3=stack.aws.client("s3")).manifest(
-        params.get("ModelName", "breast-cancer"), stack.champion
-    )
+    if stack.own is not None and stack.own.directory is not None:
+        from modelops.artifact import load_from_dir
+
+        manifest = load_from_dir(stack.own.directory).manifest
+    else:
+        manifest = Registry(stack.registry_uri(), s3=stack.aws.client("s3")).manifest(
+            params.get("ModelName", "breast-cancer"), stack.champion
+        )
     EXAMPLE_REQUEST.parent.mkdir(parents=True, exist_ok=True)
     EXAMPLE_REQUEST.write_text(json.dumps({"instances": [manifest.schema.example_instance()]}, indent=1))
     return EXAMPLE_REQUEST
@@ -124,14 +149,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.port and not port_free(args.port):
         print(f"error: port {args.port} is already in use; set PORT to another port", file=sys.stderr)
         return 1
-    stack = LocalStack(
-        args.template,
-        pool_size=max(1, args.pool),
-        port=args.port,
-        model_cache=args.model_cache,
-        log=lambda line: print(line, flush=True),
-        request_log=log,
-    )
+    own = None
+    if args.model_dir or args.model_name or args.registry:
+        from modelops.registry import DEFAULT_LOCAL_REGISTRY
+
+        registry = None if args.model_dir else (args.registry or DEFAULT_LOCAL_REGISTRY)
+        own = OwnModel(registry, args.model_name, args.model_version, args.model_dir)
+    try:
+        stack = LocalStack(
+            args.template,
+            pool_size=max(1, args.pool),
+            port=args.port,
+            model_cache=args.model_cache,
+            log=lambda line: print(line, flush=True),
+            request_log=log,
+            own=own,
+        )
+    except ModelOpsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     try:
         stack.start(args.api)
         serving.set()

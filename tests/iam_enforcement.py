@@ -8,8 +8,9 @@ moto S3 client refuse what the policy does not allow, following AWS's documented
 - The action and resource of each API call (S3's "Actions, resources and condition keys"): HeadObject needs
   s3:GetObject; ListObjectsV2 is s3:ListBucket on the bucket with s3:prefix taken from Prefix; HeadBucket needs
   s3:ListBucket; multipart uploads need s3:PutObject; DeleteObjects needs s3:DeleteObject for every key.
-- Conditions: StringEquals, StringLike, Bool and their ...IfExists forms; a key missing from the request fails the
-  condition, except with IfExists (IAM user guide, condition operators). An operator not listed fails the test.
+- Conditions: StringEquals, StringLike, Bool and their ...IfExists forms, and Null; a key missing from the request
+  fails the condition, except with IfExists (IAM user guide, condition operators). An operator not listed fails the
+  test. A conditional write carries s3:if-none-match / s3:if-match (S3 user guide, "Enforce conditional writes").
 - A missing key: GetObject and HeadObject answer 404 only when the caller has s3:ListBucket on the bucket, 403
   otherwise (S3 API reference, GetObject and HeadObject, "Permissions"). AWS does not document whether that
   ListBucket check carries the key as s3:prefix (Ceph, which follows AWS, says it does), so `key_as_prefix` runs
@@ -43,16 +44,17 @@ def role_policy(translated: dict, role: str, template_path: Any, context: LocalC
     t = Template(template_path, context)
     t.doc = {**t.doc, "Resources": translated}
     t.resources = translated
+    # Statements are resolved as lists, so a conditional one (Fn::If with AWS::NoValue) drops out as in CloudFormation.
     identity = [
-        t.resolve(statement)
+        statement
         for policy in translated[role]["Properties"].get("Policies", [])
-        for statement in policy["PolicyDocument"]["Statement"]
+        for statement in t.resolve(policy["PolicyDocument"]["Statement"])
     ]
     bucket = [
-        t.resolve(statement)
+        statement
         for resource in translated.values()
         if resource["Type"] == "AWS::S3::BucketPolicy"
-        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        for statement in t.resolve(resource["Properties"]["PolicyDocument"]["Statement"])
     ]
     return Policy(identity, bucket, **kwargs)
 
@@ -75,6 +77,10 @@ def _condition_holds(condition: dict[str, Any], context: dict[str, str]) -> bool
         base = operator.removesuffix("IfExists")
         if_exists = base != operator
         for key, expected in tests.items():
+            if base == "Null":  # "true": the key is absent from the request; "false": it is present
+                if (key not in context) != (str(expected).lower() == "true"):
+                    return False
+                continue
             if key not in context:
                 if if_exists:
                     continue
@@ -117,7 +123,9 @@ def requests(operation: str, params: dict[str, Any]) -> Iterable[tuple[str, str,
     if operation in ("GetObject", "HeadObject"):
         yield "s3:GetObject", obj, {}
     elif operation in ("PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
-        yield "s3:PutObject", obj, {}
+        headers = {"IfNoneMatch": "s3:if-none-match", "IfMatch": "s3:if-match"}
+        conditional = {key: str(params[h]) for h, key in headers.items() if h in params}
+        yield "s3:PutObject", obj, conditional
     elif operation == "AbortMultipartUpload":
         yield "s3:AbortMultipartUpload", obj, {}
     elif operation == "DeleteObject":

@@ -32,16 +32,45 @@ INVALID_ALIAS = (
     "The Lambda function alias version does not match the current version in AppSpec file. "
     "(Error code: INVALID_LAMBDA_CONFIGURATION)"
 )
+VERSION_ID = "PredictFunctionVersion3f2a1b0c9d"
+_BY_PARAMETER = ("ParameterReference", "ModelVersion", "Static")
+_BY_VERSION = ("ResourceAttribute", f"{VERSION_ID}.Version", "Dynamic")
+# (logical id, type, Replacement, changed property, ChangeSource, CausingEntity, Evaluation): what CloudFormation
+# reports for a new ModelVersion (ResourceChange and ResourceChangeDetail, CloudFormation API reference).
 ROLLOUT_CHANGES = [
-    ("PredictFunction", "AWS::Lambda::Function", "False"),
-    ("PredictFunctionVersion3f2a1b0c9d", "AWS::Lambda::Version", "True"),
-    ("PredictFunctionAliaslive", "AWS::Lambda::Alias", "False"),
-    ("PredictNewVersionErrorsAlarm", "AWS::CloudWatch::Alarm", "False"),
-    ("PredictNewVersionServerErrorsAlarm", "AWS::CloudWatch::Alarm", "False"),
-    ("PredictNewVersionLatencyAlarm", "AWS::CloudWatch::Alarm", "False"),
-    ("PredictNewVersionScoreShiftAlarm", "AWS::CloudWatch::Alarm", "False"),
-    ("FeedbackFunction", "AWS::Lambda::Function", "False"),
+    ("PredictFunction", "AWS::Lambda::Function", "False", "Environment", *_BY_PARAMETER),
+    (VERSION_ID, "AWS::Lambda::Version", "True", "Description", *_BY_PARAMETER),
+    ("PredictFunctionAliaslive", "AWS::Lambda::Alias", "False", "FunctionVersion", *_BY_VERSION),
+    ("PredictNewVersionErrorsAlarm", "AWS::CloudWatch::Alarm", "False", "Dimensions", *_BY_VERSION),
+    ("PredictNewVersionServerErrorsAlarm", "AWS::CloudWatch::Alarm", "False", "Dimensions", *_BY_VERSION),
+    ("PredictNewVersionLatencyAlarm", "AWS::CloudWatch::Alarm", "False", "Dimensions", *_BY_VERSION),
+    ("PredictNewVersionScoreShiftAlarm", "AWS::CloudWatch::Alarm", "False", "Metrics", *_BY_VERSION),
+    ("FeedbackFunction", "AWS::Lambda::Function", "False", "Environment", *_BY_PARAMETER),
 ]
+
+
+def change_of(logical, kind, replacement, name, source, cause, evaluation) -> dict[str, Any]:
+    detail = {
+        "Target": {
+            "Attribute": "Properties",
+            "Name": name,
+            "RequiresRecreation": "Always" if replacement == "True" else "Never",
+        },
+        "Evaluation": evaluation,
+        "ChangeSource": source,
+        "CausingEntity": cause,
+    }
+    return {
+        "Type": "Resource",
+        "ResourceChange": {
+            "Action": "Modify",
+            "LogicalResourceId": logical,
+            "ResourceType": kind,
+            "Replacement": replacement,
+            "Scope": ["Properties"],
+            "Details": [detail],
+        },
+    }
 
 
 def _error(code: str, message: str, operation: str) -> ClientError:
@@ -109,18 +138,7 @@ class FakeStack:
             "Status": "CREATE_COMPLETE" if changes else "FAILED",
             "StatusReason": "" if changes else "The submitted information didn't contain changes.",
             "ExecutionStatus": "AVAILABLE" if changes else "UNAVAILABLE",
-            "Changes": [
-                {
-                    "Type": "Resource",
-                    "ResourceChange": {
-                        "Action": "Modify",
-                        "LogicalResourceId": logical,
-                        "ResourceType": kind,
-                        "Replacement": replacement,
-                    },
-                }
-                for logical, kind, replacement in changes
-            ],
+            "Changes": [change_of(*change) for change in changes],
             "parameters": parameters,
         }
         return {"Id": arn, "StackId": self.id}
@@ -189,15 +207,33 @@ class FakeStack:
     def _resolved_value(self, key: str, value: str) -> dict[str, str]:
         return {"ResolvedValue": self._resolve({"ModelVersion": value})} if key == "ModelVersion" else {}
 
-    def _changes(self, parameters: dict[str, str], code: str) -> list[tuple[str, str, str]]:
+    def _changes(self, parameters: dict[str, str], code: str) -> list[tuple[str, ...]]:
         if self._resolve(parameters) != self.resolved or code != self.code:
-            changes = list(ROLLOUT_CHANGES)
+            changes: list[tuple[str, ...]] = list(ROLLOUT_CHANGES)
         else:
             # Another parameter only changes the functions' configuration: SAM's version id hashes the unresolved
             # environment, so no version is published (the README's note on parameters and AutoPublishAlias).
-            other = {k for k in parameters if k != "ModelVersion" and parameters[k] != self.parameters[k]}
-            changes = [("PredictFunction", "AWS::Lambda::Function", "False")] if other else []
-        return changes + [(logical, kind, "False") for logical, kind in self.pending_template_changes]
+            other = sorted(k for k in parameters if k != "ModelVersion" and parameters[k] != self.parameters[k])
+            changes = (
+                [
+                    (
+                        "PredictFunction",
+                        "AWS::Lambda::Function",
+                        "False",
+                        "Environment",
+                        "ParameterReference",
+                        other[0],
+                        "Static",
+                    )
+                ]
+                if other
+                else []
+            )
+        pending = [
+            (lid, kind, "False", "Code", "DirectModification", "", "Static")
+            for lid, kind in self.pending_template_changes
+        ]
+        return changes + pending
 
     def _set_latest(self, model_version: str) -> None:
         env = self.lam.get_function_configuration(FunctionName=self.function)["Environment"]["Variables"]

@@ -143,9 +143,11 @@ def test_missing_bucket(s3, capsys):
     assert code == 1 and "bucket 'no-such-bucket' does not exist" in one_line_error(err)
 
 
-def test_missing_registry_option(capsys):
-    code, _, err = run(capsys, "models", "list")
-    assert code == 1 and "--registry" in one_line_error(err)
+def test_no_registry_option_uses_the_local_default_directory(capsys, tmp_path, monkeypatch):
+    """Without --registry or MODELOPS_REGISTRY the CLI works on .modelops/registry, with no AWS at all."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "models", "list")
+    assert code == 0 and (tmp_path / ".modelops" / "registry").is_dir()
 
 
 def test_no_credentials_in_a_real_process(tmp_path):

@@ -94,13 +94,47 @@ def test_a_change_set_that_changes_more_than_the_model_is_refused_and_deleted(st
     assert stack.live_model_version() == "v1"
 
 
-def test_unexpected_changes_allows_exactly_the_rollout_resources():
-    changes = [
-        {"ResourceChange": {"Action": "Modify", "LogicalResourceId": lid, "ResourceType": kind, "Replacement": repl}}
-        for lid, kind, repl in ROLLOUT_CHANGES
+def test_changes_caused_by_model_version_are_allowed_and_others_refused():
+    from stack_fake import change_of
+
+    rollout = [change_of(*c) for c in ROLLOUT_CHANGES]
+    assert unexpected_changes(rollout) == []
+    template_change = change_of(
+        "BatchFunction", "AWS::Lambda::Function", "False", "Code", "DirectModification", "", "Static"
+    )
+    other_parameter = change_of(
+        "PredictFunction",
+        "AWS::Lambda::Function",
+        "False",
+        "MemorySize",
+        "ParameterReference",
+        "PredictMemorySize",
+        "Static",
+    )
+    unrelated_attribute = change_of(
+        "MonitorFunction",
+        "AWS::Lambda::Function",
+        "False",
+        "Environment",
+        "ResourceAttribute",
+        "ModelBucket.Arn",
+        "Dynamic",
+    )
+    problems = unexpected_changes([*rollout, template_change, other_parameter, unrelated_attribute])
+    assert problems == [
+        "Modify BatchFunction (AWS::Lambda::Function): Code by DirectModification",
+        "Modify PredictFunction (AWS::Lambda::Function): MemorySize by ParameterReference PredictMemorySize",
+        "Modify MonitorFunction (AWS::Lambda::Function): Environment by ResourceAttribute ModelBucket.Arn",
     ]
-    assert unexpected_changes(changes) == []
-    replaced_alias = {"ResourceChange": {**changes[2]["ResourceChange"], "Replacement": "True"}}
+
+
+def test_without_details_only_the_rollout_resources_and_no_replacements_are_allowed():
+    plain = [
+        {"ResourceChange": {"Action": "Modify", "LogicalResourceId": c[0], "ResourceType": c[1], "Replacement": c[2]}}
+        for c in ROLLOUT_CHANGES
+    ]
+    assert unexpected_changes(plain) == []
+    replaced_alias = {"ResourceChange": {**plain[2]["ResourceChange"], "Replacement": "True"}}
     removed_role = {
         "ResourceChange": {
             "Action": "Remove",
@@ -108,9 +142,17 @@ def test_unexpected_changes_allows_exactly_the_rollout_resources():
             "ResourceType": "AWS::IAM::Role",
         }
     }
-    assert unexpected_changes([replaced_alias, removed_role]) == [
+    log_group = {
+        "ResourceChange": {
+            "Action": "Modify",
+            "LogicalResourceId": "PredictFunctionLogGroup",
+            "ResourceType": "AWS::Logs::LogGroup",
+        }
+    }
+    assert unexpected_changes([replaced_alias, removed_role, log_group]) == [
         "replacement of PredictFunctionAliaslive (AWS::Lambda::Alias)",
         "Remove PredictFunctionRole (AWS::IAM::Role)",
+        "Modify PredictFunctionLogGroup (AWS::Logs::LogGroup)",
     ]
 
 

@@ -6,6 +6,7 @@ process that started it (make)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -264,3 +265,63 @@ def test_serve_reports_a_busy_port_in_one_line(tmp_path):
     assert result.returncode == 1
     assert f"port {port} is already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _own_registry(root, classifier_dir, name: str = "my-model") -> str:
+    """A local registry directory holding one model of the user's (the session's classifier, renamed)."""
+    import shutil
+
+    from modelops.artifact import Manifest
+    from modelops.registry import CHAMPION, Registry
+
+    artifact = root / "artifact"
+    shutil.copytree(classifier_dir, artifact)
+    manifest = Manifest.from_json((artifact / "manifest.json").read_bytes())
+    manifest.name = name
+    (artifact / "manifest.json").write_bytes(manifest.to_json())
+    (root / "registry").mkdir()
+    registry = Registry(str(root / "registry"))
+    registry.register(artifact)
+    registry.set_alias(name, CHAMPION, manifest.version)
+    return manifest.version
+
+
+@pytest.mark.slow
+def test_serve_answers_with_your_own_model_from_a_local_registry(tmp_path, classifier_dir):
+    """`make serve REGISTRY=dir MODEL_NAME=name`: the real handler serves the champion of a local registry directory,
+    through the template's functions, with no model trained or seeded."""
+    from local_fixtures import api_call
+
+    from devtools.local_stack import LocalStack, OwnModel
+
+    version = _own_registry(tmp_path, classifier_dir)
+    own = OwnModel(registry=str(tmp_path / "registry"), name="my-model")
+    with LocalStack(pool_size=1, log=lambda _line: None, model_cache=None, own=own) as stack:
+        stack.start()
+        assert api_call(stack, "GET", "/model").json()["name"] == "my-model"
+        row = json.loads((tmp_path / "artifact" / "golden.json").read_text())["instances"][0]
+        answer = api_call(
+            stack,
+            "POST",
+            "/predict",
+            body=json.dumps({"instances": [row]}),
+            headers={"Content-Type": "application/json"},
+        )
+        assert answer.status == 200, answer.body
+        assert answer.json()["model"] == {"name": "my-model", "version": version}
+
+
+def test_serve_refuses_a_missing_registry_or_model_in_one_line(tmp_path, capsys):
+    from devtools import serve
+
+    assert (
+        serve.main(["--port", "0", "--registry", str(tmp_path / "nope"), "--model-name", "m", "--no-exit-with-parent"])
+        == 1
+    )
+    assert capsys.readouterr().err.strip() == f"error: registry directory {tmp_path / 'nope'} does not exist"
+    (tmp_path / "empty").mkdir()
+    assert (
+        serve.main(["--port", "0", "--registry", str(tmp_path / "empty"), "--model-name", "m", "--no-exit-with-parent"])
+        == 1
+    )
+    assert "has no 'champion' alias" in capsys.readouterr().err

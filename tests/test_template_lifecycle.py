@@ -17,6 +17,7 @@ import pytest
 from modelops import monitoring
 from modelops.serving import capture
 from samtranslator.yaml_helper import yaml_parse
+from template_support import flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path(os.environ.get("MODELOPS_TEMPLATE", ROOT / "template.yaml"))
@@ -177,7 +178,7 @@ def test_retrain_function_environment_wires_the_rollout_path(raw):
 def _statements(translated, role):
     out = []
     for policy in translated["Resources"][role]["Properties"].get("Policies", []):
-        out.extend(policy["PolicyDocument"]["Statement"])
+        out.extend(flatten(policy["PolicyDocument"]["Statement"]))
     return out
 
 
@@ -212,15 +213,25 @@ def test_retrain_role_is_least_privilege(translated):
         "deploymentgroup:${ServerlessDeploymentApplication}/${PredictFunctionDeploymentGroup}"
         in by_sid["RolloutCanary"]["Resource"]["Fn::Sub"]
     )
-    # registering checks the bucket with HeadBucket (s3:ListBucket without a prefix); prefixed listings stay scoped
-    listing = by_sid["ListRegistryDataAndTrainingSets"]["Condition"]["StringLikeIfExists"]["s3:prefix"]
-    assert [p["Fn::Sub"] for p in listing] == ["${RegistryPrefix}/*", "${DataPrefix}/*", "${TrainingDataPrefix}/*"]
-    s3_resources = json.dumps(by_sid["RegistryReadWrite"]["Resource"])
-    assert "${RegistryPrefix}/*" in s3_resources
+    # every listing is limited to these prefixes (the bucket check before registering lists under the model's own)
+    listing = by_sid["ListRegistryDataAndTrainingSets"]["Condition"]["StringLike"]["s3:prefix"]
+    assert [p["Fn::Sub"] for p in listing] == [
+        "${RegistryPrefix}/models/${ModelName}/*",
+        "${RegistryPrefix}/aliases/${ModelName}/*",
+        "${RegistryPrefix}/history/${ModelName}/*",
+        "${RegistryPrefix}/locks/${ModelName}/*",
+        "${DataPrefix}/captures/*",
+        "${DataPrefix}/feedback/*",
+        "${TrainingDataPrefix}/*",
+    ]
+    s3_resources = json.dumps(by_sid["ThisModelsRegistryReadWrite"]["Resource"])
+    assert "${RegistryPrefix}/models/${ModelName}/*" in s3_resources and '${RegistryPrefix}/*"' not in s3_resources
     monitor = _statements(translated, "MonitorFunctionRole")
     assert {a for s in monitor for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} <= {
         "s3:ListBucket",
         "s3:GetObject",
+        "kms:Decrypt",  # only with KmsKeyArn: the bucket's customer key
+        "kms:GenerateDataKey",
         "sqs:SendMessage",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",

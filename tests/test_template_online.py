@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from cfnlint.decode import decode
+from template_support import flatten
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 
@@ -157,7 +158,7 @@ def test_provisioned_concurrency_and_snapstart_are_exclusive(template, translate
 
 def _statements(role):
     for policy in role["Properties"].get("Policies", []):
-        yield from policy["PolicyDocument"]["Statement"]
+        yield from flatten(policy["PolicyDocument"]["Statement"])
 
 
 def test_least_privilege_iam(translated):

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from modelops import experiment
 from samtranslator.yaml_helper import yaml_parse
+from template_support import flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path(os.environ.get("MODELOPS_TEMPLATE", ROOT / "template.yaml"))
@@ -136,7 +137,7 @@ def test_score_shift_alarm_compares_new_version_with_the_rest(translated, raw):
 def _statements(translated, role):
     out = []
     for policy in translated["Resources"][role]["Properties"].get("Policies", []):
-        out.extend(policy["PolicyDocument"]["Statement"])
+        out.extend(flatten(policy["PolicyDocument"]["Statement"]))
     return out
 
 
@@ -158,6 +159,8 @@ def test_hook_wiring_and_least_privilege(translated, raw):
         "cloudformation:DescribeStacks",
         "s3:GetObject",
         "s3:ListBucket",
+        "kms:Decrypt",  # only with KmsKeyArn: the bucket's customer key
+        "kms:GenerateDataKey",
     }
     by_sid = {s["Sid"]: s for s in statements}
     assert by_sid["ValidateNewPredictVersion"]["Resource"] == {"Fn::Sub": "${PredictFunction.Arn}:*"}

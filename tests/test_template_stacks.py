@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode
 from modelops.deploy import PinNames
+from template_support import flatten
 from test_template_online import translate
 
 from devtools.template import LocalContext, Template
@@ -96,7 +97,7 @@ def _ssm_resources(translated: dict) -> list[str]:
         if resource["Type"] != "AWS::IAM::Role":
             continue
         for policy in resource["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
+            for statement in flatten(policy["PolicyDocument"]["Statement"]):
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 if any(a.startswith("ssm:") for a in actions):
                     found.append(json.dumps(statement["Resource"]))

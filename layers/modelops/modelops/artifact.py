@@ -201,7 +201,9 @@ def _unpickle(manifest: Manifest, model_bytes: bytes) -> Any:
     raise AssertionError("unreachable")
 
 
-def load_from_dir(directory: str | Path) -> LoadedModel:
+def load_from_dir(directory: str | Path, signer: Any = None) -> LoadedModel:
+    """Load an artifact directory; with a signer (modelops.signing), its signature.json must be that key's valid
+    signature of manifest.json, checked before anything is unpickled."""
     directory = Path(directory)
     try:
         manifest_bytes = (directory / MANIFEST_FILE).read_bytes()
@@ -210,6 +212,11 @@ def load_from_dir(directory: str | Path) -> LoadedModel:
         raise ModelOpsError(
             f"model directory {directory} is incomplete: {os.path.basename(exc.filename)} is missing"
         ) from exc
+    if signer is not None:
+        from .signing import SIGNATURE_FILE
+
+        signature = directory / SIGNATURE_FILE
+        signer.verify(manifest_bytes, signature.read_bytes() if signature.exists() else None, f"model in {directory}")
     golden_path = directory / GOLDEN_FILE
     golden_bytes = golden_path.read_bytes() if golden_path.exists() else None
     return load_from_bytes(manifest_bytes, model_bytes, golden_bytes)

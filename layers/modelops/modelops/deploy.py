@@ -10,8 +10,8 @@ moved outside CloudFormation would therefore make every later `sam deploy` fail.
      afterwards);
   2. a change set on the stack's own template (UsePreviousTemplate) points the ModelVersion parameter at it and keeps
      every other parameter;
-  3. the change set is checked before it runs: it may change only the resources that follow the model version
-     (ROLLOUT_RESOURCES); anything else (a template or transform change waiting to be deployed) refuses the rollout;
+  3. the change set is checked before it runs: every change must follow from the new ModelVersion (unexpected_changes);
+     anything else (a template or transform change waiting to be deployed) refuses the rollout;
   4. executing it, CloudFormation publishes a Lambda version pinned to the candidate, points the rollback alarms at
      it, and CodeDeploy shifts `live` through the canary with the PreTraffic hook.
 When the stack update completes, `finalize` (modelops.retrain) writes /modelops/<stack>/<model>/champion, the pin that
@@ -229,18 +229,35 @@ def change_set_name(model_version: str) -> str:
 
 
 def unexpected_changes(changes: Sequence[Mapping[str, Any]], allowed: tuple[str, ...] = ROLLOUT_RESOURCES) -> list[str]:
-    """Changes of a rollout change set that a model version change alone would not make."""
+    """Changes of a rollout change set that a change of ModelVersion alone would not make.
+
+    Where CloudFormation explains a change (ResourceChange.Details), every detail must be caused by the ModelVersion
+    parameter (ChangeSource ParameterReference) or by a resource the same change set changes (ResourceReference,
+    ResourceAttribute): a template or transform change (DirectModification) or another parameter is refused. Without
+    details, the resource must be one of `allowed`. Only a Lambda version may be added, removed or replaced."""
+    changed = {str((c.get("ResourceChange") or {}).get("LogicalResourceId")) for c in changes}
     problems = []
     for change in changes:
         rc = change.get("ResourceChange") or {}
         logical, action = str(rc.get("LogicalResourceId", "?")), rc.get("Action")
         kind = rc.get("ResourceType", "")
-        if not any(fnmatchcase(logical, pattern) for pattern in allowed):
-            problems.append(f"{action} {logical} ({kind})")
-        elif rc.get("Replacement") == "True" and kind != "AWS::Lambda::Version":
+        if rc.get("Replacement") == "True" and kind != "AWS::Lambda::Version":
             problems.append(f"replacement of {logical} ({kind})")
-        elif action == "Remove" and kind != "AWS::Lambda::Version":
-            problems.append(f"removal of {logical} ({kind})")
+        elif action in ("Add", "Remove", "Import") and kind != "AWS::Lambda::Version":
+            problems.append(f"{action} {logical} ({kind})")
+        elif rc.get("Details"):
+            for detail in rc["Details"]:
+                source, cause = detail.get("ChangeSource"), str(detail.get("CausingEntity") or "")
+                by_model_version = source == "ParameterReference" and cause == MODEL_VERSION_PARAMETER
+                by_changed_resource = source in ("ResourceReference", "ResourceAttribute") and (
+                    cause.split(".", 1)[0] in changed
+                )
+                if not (by_model_version or by_changed_resource):
+                    target = (detail.get("Target") or {}).get("Name") or (detail.get("Target") or {}).get("Attribute")
+                    problems.append(f"{action} {logical} ({kind}): {target} by {source} {cause}".rstrip())
+                    break
+        elif not any(fnmatchcase(logical, pattern) for pattern in allowed):
+            problems.append(f"{action} {logical} ({kind})")
     return problems
 
 
@@ -258,9 +275,11 @@ class StackRolloutDeployer:
         *,
         sleep: Callable[[float], None] = time.sleep,
         wait_seconds: float = 300.0,
+        allowed_changes: tuple[str, ...] = ROLLOUT_RESOURCES,
     ):
         self.cfn, self.pins, self.stack = cloudformation, pins, stack_name
         self.versions, self.sleep, self.wait_seconds = versions, sleep, wait_seconds
+        self.allowed_changes = allowed_changes
 
     def describe(self) -> dict[str, Any]:
         with aws_errors(f"reading stack {self.stack}"):
@@ -304,7 +323,7 @@ class StackRolloutDeployer:
             )
         change_set = str(created["Id"])
         changes = self._wait_for(change_set)
-        problems = unexpected_changes(changes)
+        problems = unexpected_changes(changes, self.allowed_changes)
         if problems:
             self._delete(change_set)
             raise ModelOpsError(

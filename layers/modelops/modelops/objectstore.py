@@ -44,8 +44,9 @@ class ObjectStore(Protocol):
 
     def uri(self, key: str = "") -> str: ...
 
-    def check(self) -> None:
-        """NotFoundError unless the bucket or directory exists."""
+    def check(self, prefix: str = "") -> None:
+        """NotFoundError unless the bucket or directory exists (checked with a listing under prefix, which a
+        policy that limits listings to some prefixes allows)."""
 
     def get(self, key: str) -> tuple[bytes, str]: ...
 
@@ -115,11 +116,13 @@ class S3ObjectStore:
     def uri(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{key}" if key else f"s3://{self.bucket}"
 
-    def check(self) -> None:
+    def check(self, prefix: str = "") -> None:
+        # A listing rather than HeadBucket: HeadBucket needs s3:ListBucket without any s3:prefix, i.e. on the
+        # whole bucket, which no function role is given.
         try:
             with aws_errors(f"bucket {self.bucket}", self.bucket):
-                self.s3.head_bucket(Bucket=self.bucket)
-        except NotFoundError:  # HeadBucket answers a bare 404 without an error code
+                self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+        except NotFoundError:
             raise NotFoundError(f"bucket '{self.bucket}' does not exist") from None
 
     def get(self, key: str) -> tuple[bytes, str]:
@@ -244,7 +247,7 @@ class LocalObjectStore:
     def uri(self, key: str = "") -> str:
         return f"{LOCAL_SCHEME}{self.root.resolve()}" + (f"/{key}" if key else "")
 
-    def check(self) -> None:
+    def check(self, prefix: str = "") -> None:
         if not self.root.is_dir():
             raise NotFoundError(f"directory {self.root} does not exist")
 

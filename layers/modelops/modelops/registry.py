@@ -22,12 +22,14 @@ from typing import Any
 from .artifact import GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, LoadedModel, Manifest, load_from_bytes
 from .errors import ConflictError, ModelOpsError, NotFoundError
 from .objectstore import ObjectStore, open_location
+from .signing import SIGNATURE_FILE, KmsSigner, signer_from_env
 from .versioning import utc_now_iso
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 CANDIDATE = "candidate"  # the version a retrain rollout is moving to; the champion again when none is in flight
 ANY = object()  # set_alias(expected=ANY): no expectation about the current value
+FROM_ENV: Any = object()  # Registry(signer=FROM_ENV): the signing key named by MODELOPS_SIGNING_KEY, if any
 
 
 @dataclass
@@ -57,12 +59,17 @@ class AliasState:
 
 
 class Registry:
-    def __init__(self, uri: str, s3: Any = None, *, store: ObjectStore | None = None):
+    def __init__(
+        self, uri: str, s3: Any = None, *, store: ObjectStore | None = None, signer: KmsSigner | None = FROM_ENV
+    ):
         """uri: s3://bucket/prefix, or a local directory (a path or file:// URI). s3: the boto3 client to use for
-        S3; store: an ObjectStore to use instead (its keys are then under the uri's prefix as given)."""
+        S3; store: an ObjectStore to use instead (its keys are then under the uri's prefix as given). signer: the key
+        that signs registered manifests and must have signed every manifest loaded (modelops.signing); by default
+        the one MODELOPS_SIGNING_KEY names, or none."""
         self.uri = uri.rstrip("/") or uri
         opened, self.prefix = open_location(self.uri, s3)
         self.store: ObjectStore = store if store is not None else opened
+        self.signer: KmsSigner | None = signer_from_env() if signer is FROM_ENV else signer
 
     @property
     def bucket(self) -> str:
@@ -102,9 +109,10 @@ class Registry:
     def _keys(self, prefix: str) -> list[str]:
         return [o.key for o in self.store.list(prefix)]
 
-    def check_bucket(self) -> None:
+    def check_bucket(self, name: str | None = None) -> None:
+        """The registry's bucket or directory exists (listing under the model's versions, when named)."""
         try:
-            self.store.check()
+            self.store.check(self.key("models", name) + "/" if name else self.key() + "/" if self.prefix else "")
         except NotFoundError as exc:
             raise NotFoundError(f"registry {self.uri}: {exc}") from None
 
@@ -113,8 +121,9 @@ class Registry:
         """Upload an artifact directory. The manifest goes last, so a half-uploaded version is never listed."""
         directory = Path(directory)
         manifest = Manifest.from_json((directory / MANIFEST_FILE).read_bytes())
-        self.check_bucket()
+        self.check_bucket(manifest.name)
         what = f"registering {manifest.name}/{manifest.version}"
+        manifest_bytes = manifest.to_json()
         try:
             for file in (MODEL_FILE, GOLDEN_FILE):
                 if (directory / file).exists():
@@ -124,7 +133,13 @@ class Registry:
                         what,
                         "application/octet-stream",
                     )
-            self._put_new(self.version_key(manifest.name, manifest.version, MANIFEST_FILE), manifest.to_json(), what)
+            if self.signer is not None:  # before the manifest, so a listed version always has its signature
+                self._put_new(
+                    self.version_key(manifest.name, manifest.version, SIGNATURE_FILE),
+                    self.signer.sign(manifest_bytes),
+                    what,
+                )
+            self._put_new(self.version_key(manifest.name, manifest.version, MANIFEST_FILE), manifest_bytes, what)
         except ConflictError:
             raise ConflictError(
                 f"{manifest.name}/{manifest.version} is already registered; versions are never overwritten"
@@ -146,24 +161,45 @@ class Registry:
             raise NotFoundError(f"model '{name}' not found in {self.uri}")
         return versions
 
-    def manifest(self, name: str, version_or_alias: str) -> Manifest:
-        version = self.resolve_version(name, version_or_alias)
+    def _manifest_bytes(self, name: str, version: str) -> bytes:
         try:
             body, _ = self._get(self.version_key(name, version, MANIFEST_FILE), f"{name}/{version}")
         except NotFoundError:
             raise NotFoundError(f"version '{version}' of model '{name}' not found in {self.uri}") from None
-        return Manifest.from_json(body)
+        return body
+
+    def manifest(self, name: str, version_or_alias: str) -> Manifest:
+        return Manifest.from_json(self._manifest_bytes(name, self.resolve_version(name, version_or_alias)))
+
+    def _signature(self, name: str, version: str) -> bytes | None:
+        try:
+            return self._get(self.version_key(name, version, SIGNATURE_FILE), f"{name}/{version}")[0]
+        except NotFoundError:
+            return None
+
+    def verified_manifest(self, name: str, version_or_alias: str) -> tuple[bytes, bytes | None]:
+        """(manifest.json, signature.json) of a version, the signature checked when signatures are required: what
+        must hold before the model file is unpickled."""
+        version = self.resolve_version(name, version_or_alias)
+        manifest = self._manifest_bytes(name, version)
+        if self.signer is None:
+            return manifest, None
+        signature = self._signature(name, version)
+        self.signer.verify(manifest, signature, f"model {name}/{version}")
+        return manifest, signature
 
     def load(self, name: str, version_or_alias: str) -> LoadedModel:
-        manifest = self.manifest(name, version_or_alias)
+        manifest_bytes, _ = self.verified_manifest(name, version_or_alias)
+        manifest = Manifest.from_json(manifest_bytes)
         model_bytes, _ = self._get(self.version_key(name, manifest.version, MODEL_FILE), f"{name}/{manifest.version}")
         golden = None
         if manifest.golden:
             golden, _ = self._get(self.version_key(name, manifest.version, GOLDEN_FILE), f"{name}/{manifest.version}")
-        return load_from_bytes(manifest.to_json(), model_bytes, golden)
+        return load_from_bytes(manifest_bytes, model_bytes, golden)
 
     def download(self, name: str, version_or_alias: str, directory: str | Path) -> Manifest:
-        manifest = self.manifest(name, version_or_alias)
+        manifest_bytes, signature = self.verified_manifest(name, version_or_alias)
+        manifest = Manifest.from_json(manifest_bytes)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for file in (MODEL_FILE, GOLDEN_FILE):
@@ -171,7 +207,9 @@ class Registry:
                 continue
             body, _ = self._get(self.version_key(name, manifest.version, file), f"{name}/{manifest.version}")
             (directory / file).write_bytes(body)
-        (directory / MANIFEST_FILE).write_bytes(manifest.to_json())
+        if signature is not None:
+            (directory / SIGNATURE_FILE).write_bytes(signature)
+        (directory / MANIFEST_FILE).write_bytes(manifest_bytes)
         return manifest
 
     # ---- aliases ----------------------------------------------------------------------
@@ -295,7 +333,12 @@ class Registry:
         return [json.loads(self._get(k, "history")[0]) for k in keys]
 
 
+DEFAULT_LOCAL_REGISTRY = ".modelops/registry"  # used when no registry is given: everything works without AWS
+
+
 def require_registry(uri: str | None) -> Registry:
+    """The registry at uri, or the local default directory (created on first use) when none is given."""
     if not uri:
-        raise ModelOpsError("no registry given: pass --registry s3://bucket/prefix or set MODELOPS_REGISTRY")
+        Path(DEFAULT_LOCAL_REGISTRY).mkdir(parents=True, exist_ok=True)
+        return Registry(DEFAULT_LOCAL_REGISTRY)
     return Registry(uri)

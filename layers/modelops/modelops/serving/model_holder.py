@@ -32,6 +32,7 @@ from ..artifact import CLASSIFICATION, MANIFEST_FILE, LoadedModel, Manifest, loa
 from ..errors import MissingModuleError, ModelOpsError
 from ..inference import ModelRunner
 from ..schema import FeatureSchema
+from ..signing import signer_from_env
 
 DEFAULT_CACHE_DIR = "/tmp/modelops-models"
 DEFAULT_RETRY_SECONDS = 30.0
@@ -101,7 +102,7 @@ class DirectorySource:
         return f"directory {self.path}"
 
     def load(self) -> LoadedModel:
-        loaded = load_from_dir(self.path)
+        loaded = load_from_dir(self.path, signer_from_env())
         _check_pin(loaded.manifest, self.expected_name, self.expected_version)
         return loaded
 
@@ -123,14 +124,15 @@ class RegistrySource:
 
     def load(self) -> LoadedModel:
         target = self.cache_dir / self.name / self.version
+        signer = signer_from_env()
         if (target / MANIFEST_FILE).exists():
             try:
-                return self._verified(load_from_dir(target))
+                return self._verified(load_from_dir(target, signer))
             except ModelOpsError as exc:
                 logger.warning("cached copy of %s/%s is unusable (%s); downloading again", self.name, self.version, exc)
                 shutil.rmtree(target, ignore_errors=True)
         self._download(target)
-        return self._verified(load_from_dir(target))
+        return self._verified(load_from_dir(target, signer))
 
     def _verified(self, loaded: LoadedModel) -> LoadedModel:
         _check_pin(loaded.manifest, self.name, self.version)

@@ -1,0 +1,53 @@
+"""The deployed stack under test and how to reach it; see conftest.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+NO_LAMBDA = "LocalStack community runs no Lambda code without Docker: this route's function cannot answer"
+NO_CODEDEPLOY = "CodeDeploy is not in LocalStack community: the stack has no deployment group to read"
+
+
+def localstack_info(endpoint: str | None) -> dict[str, Any] | None:
+    """LocalStack's /_localstack/info when the endpoint is LocalStack, else None."""
+    if not endpoint:
+        return None
+    try:
+        with urllib.request.urlopen(f"{endpoint.rstrip('/')}/_localstack/info", timeout=5) as r:
+            info = json.load(r)
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and "version" in info else None
+
+
+@dataclass
+class Stack:
+    name: str
+    outputs: dict[str, str]
+    parameters: dict[str, str]
+    localstack: dict[str, Any] | None
+    endpoint: str | None
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the API stage, reachable from here."""
+        url = self.outputs["PredictApiUrl"].rstrip("/")
+        if self.localstack:
+            m = re.match(r"https?://([^.]+)\.execute-api\.[^/]+/(.+)$", url)
+            assert m, f"unexpected PredictApiUrl {url}"
+            return f"{self.endpoint}/_aws/execute-api/{m.group(1)}/{m.group(2)}"
+        return url
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service)
+
+    def skip_on_localstack(self, reason: str) -> None:
+        if self.localstack:
+            pytest.skip(f"{reason} (LocalStack {self.localstack['version']})")
