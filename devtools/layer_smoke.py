@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         "MODELOPS_MODEL_DIR": str(model_dir),
         "MODELOPS_PANDAS_ARCHIVE": str(archive),
         "MODELOPS_PANDAS_DIR": str(work / "pandas"),
+        "MODELOPS_SIGNING_KEY": "",  # KMS is unreachable here: the locally trained models are unsigned
     }
     globals_fn = (template.get("Globals") or {}).get("Function") or {}
     failed = []
