@@ -115,7 +115,7 @@ def main() -> int:
 
     def row(case: str, metric: str, value: float, target: str = "", ok: bool | None = None) -> None:
         rows_out.append({"case": case, "metric": metric, "value": round(value, 4), "target": target, "ok": ok})
-        print(f"  {case:<36} {metric:<34} {value:10.4g} {target}", flush=True)
+        print(f"  {case:<44} {metric:<30} {value:10.4g} {target}", flush=True)
 
     layers, runtime = SMOKE / "layers", SMOKE / "runtime"
     if not (layers / "MLRuntimeLayer" / "dataframe" / "pandas.zip").is_file():
