@@ -488,3 +488,18 @@ def test_a_dataframe_model_without_pandas_is_a_503_naming_it(monkeypatch, frame_
         app = serve_model(monkeypatch, directory)
     assert any("missing module 'pandas'" in r.getMessage() for r in caplog.records)
     assert post(app, {"instances": json_rows(X.head(1))})[0] == 503
+
+
+def test_a_pandas_dtype_the_schema_cannot_fill_is_refused_at_load():
+    from modelops.frames import FrameBuilder
+    from modelops.schema import CATEGORY, NUMBER, Feature
+
+    for feature in (
+        Feature("alone", CATEGORY, allowed=("False", "True"), pandas_dtype="bool"),  # "False" would be True
+        Feature("when", NUMBER, 0, 1, pandas_dtype="datetime64[ns]"),
+    ):
+        with pytest.raises(ModelOpsError, match=f"feature '{feature.name}'"):
+            FrameBuilder(FeatureSchema((feature,)), [feature.name], pd)
+    numbers = FeatureSchema((Feature("x", NUMBER, 0, 9, nullable=True, pandas_dtype="Int64"),))
+    frame = FrameBuilder(numbers, ["x"], pd)(np.array([[1.0], [np.nan]]))
+    assert str(frame["x"].dtype) == "Int64" and frame["x"].isna().tolist() == [False, True]

@@ -35,6 +35,7 @@ from .schema import NUMBER, FeatureSchema, is_integer_dtype
 
 ARRAY = "array"
 DATAFRAME = "dataframe"
+TEXT_DTYPES = ("category", "object", "str", "string")  # pandas dtypes a category (text) feature may have
 ARCHIVE_ENV = "MODELOPS_PANDAS_ARCHIVE"
 DEFAULT_ARCHIVE = "/opt/dataframe/pandas.zip"
 EXTRACT_ENV = "MODELOPS_PANDAS_DIR"
@@ -140,7 +141,15 @@ class FrameBuilder:
                 integer = np.dtype(pandas_dtype)
                 return lambda v: v.astype(np.float64).astype(integer)
             target = pd.api.types.pandas_dtype(pandas_dtype)  # float32, nullable Int64, boolean, ...
+            if not (pd.api.types.is_numeric_dtype(target) or pd.api.types.is_bool_dtype(target)):
+                raise ModelOpsError(f"feature '{feature.name}' is a number but its pandas dtype is {pandas_dtype!r}")
             return lambda v: pd.array(v.astype(np.float64), dtype=target)
+        if pandas_dtype not in (None, *TEXT_DTYPES):
+            # a string feature cannot fill a numeric or bool column ("False" is a true value): refuse to load
+            raise ModelOpsError(
+                f"feature '{feature.name}' is a category but its pandas dtype is {pandas_dtype!r}; "
+                f"a category feature takes one of {', '.join(TEXT_DTYPES)} (numbers and bools have dtype 'number')"
+            )
         if pandas_dtype == "category":
             known = list(feature.allowed or ())
             seen = frozenset(known)
