@@ -110,3 +110,12 @@ def test_bool_and_integer_features_take_only_what_their_dtype_holds():
     }
     assert Feature.from_dict(schema.features[0].to_dict()) == schema.features[0]
     assert "pandas_dtype" not in Feature("x", NUMBER, 0, 1).to_dict()
+
+
+def test_example_row_fits_bool_and_integer_features():
+    schema = FeatureSchema(
+        (Feature("n", NUMBER, 1, 4, pandas_dtype="int64"), Feature("flag", NUMBER, 0, 1, pandas_dtype="bool"))
+    )
+    row = schema.example_instance()
+    assert row == {"n": 2, "flag": False}
+    schema.matrix_from_instances([row], 1)  # the documented example is a valid request

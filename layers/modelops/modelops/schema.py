@@ -107,9 +107,11 @@ class FeatureSchema:
         """A valid row: the midpoint of each numeric range, the first allowed category."""
         row: dict[str, Any] = {}
         for f in self.features:
-            if f.dtype == NUMBER:
+            if f.is_bool:
+                row[f.name] = False
+            elif f.dtype == NUMBER:
                 lo, hi = f.min or 0.0, f.max if f.max is not None else 1.0
-                row[f.name] = round((lo + hi) / 2, 4)
+                row[f.name] = round((lo + hi) / 2) if f.is_integer else round((lo + hi) / 2, 4)
             else:
                 row[f.name] = (f.allowed or ("",))[0]
         return row
