@@ -225,7 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     frames_dir = Path(tempfile.mkdtemp(dir=work, prefix="frame-model-"))
     shutil.rmtree(frames_dir)
     frame_version, frame_event = train_dataframe_model(frames_dir, work)
-    archive = layers["MLRuntimeLayer"] / "dataframe" / "pandas.zip"
     shutil.rmtree(work / "pandas", ignore_errors=True)  # each run extracts the archive it just built
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -239,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "MODELOPS_MODEL_NAME": "breast-cancer",
         "MODELOPS_MODEL_VERSION": model_version,
         "MODELOPS_MODEL_DIR": str(model_dir),
-        "MODELOPS_PANDAS_ARCHIVE": str(archive),
-        "MODELOPS_PANDAS_DIR": str(work / "pandas"),
+        "MODELOPS_PANDAS_DIR": str(work / "pandas"),  # the archive is found beside the layer's python/ folder
         "MODELOPS_SIGNING_KEY": "",  # KMS is unreachable here: the locally trained models are unsigned
     }
     globals_fn = (template.get("Globals") or {}).get("Function") or {}

@@ -26,6 +26,7 @@ from batch_helpers import (
 )
 from modelops.cli import main as cli_main
 from modelops.errors import ModelOpsError
+from template_support import flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 ASL = json.loads((ROOT / "statemachine" / "batch.asl.json").read_text())
@@ -237,7 +238,7 @@ def test_template_wires_schedule_state_machine_and_functions():
     for name, path in (("BatchFunction", "functions/batch/"), ("BatchWorkerFunction", "functions/batch_worker/")):
         fn = res[name]["Properties"]
         assert fn["CodeUri"] == path and fn["Timeout"] == 900
-        statements = fn["Policies"][0]["Statement"]
+        statements = list(flatten(fn["Policies"][0]["Statement"]))
         assert all(s["Resource"] != "*" for s in statements)  # scoped to the batch and registry prefixes
         assert {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} == {
             "s3:ListBucket",
@@ -246,6 +247,9 @@ def test_template_wires_schedule_state_machine_and_functions():
             "s3:DeleteObject",
             "s3:AbortMultipartUpload",
             "s3:ListBucketMultipartUploads",
+            "kms:Verify",  # ModelSigning=kms: the model's signature
+            "kms:Decrypt",  # KmsKeyArn: the bucket's customer key
+            "kms:GenerateDataKey",
         }
 
 

@@ -442,14 +442,15 @@ def test_pandas_comes_from_the_archive_when_it_is_not_installed(tmp_path):
     import zipfile
     from pathlib import Path
 
-    site = tmp_path / "site"
-    site.mkdir()
+    site = tmp_path / "layer" / "python"  # a layer as built: python/ and, beside it, dataframe/pandas.zip
+    site.mkdir(parents=True)
     (site / "numpy").symlink_to(Path(np.__file__).parent)
     root = Path(__file__).resolve().parents[1]
-    archive = tmp_path / "pandas.zip"
+    archive = tmp_path / "layer" / "dataframe" / "pandas.zip"
+    archive.parent.mkdir()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("pandas/__init__.py", "FAKE = True\n")
-    env = {"PATH": "/usr/bin:/bin", "MODELOPS_PANDAS_ARCHIVE": str(archive), "MODELOPS_PANDAS_DIR": str(tmp_path / "x")}
+    env = {"PATH": "/usr/bin:/bin", "MODELOPS_PANDAS_DIR": str(tmp_path / "x")}  # the archive is found by its place
     code = f"import sys; sys.path[:0] = [{str(site)!r}, {str(root / 'layers' / 'modelops')!r}]\n" + _IMPORT_PANDAS
 
     def run(**extra):
@@ -503,3 +504,37 @@ def test_a_pandas_dtype_the_schema_cannot_fill_is_refused_at_load():
     numbers = FeatureSchema((Feature("x", NUMBER, 0, 9, nullable=True, pandas_dtype="Int64"),))
     frame = FrameBuilder(numbers, ["x"], pd)(np.array([[1.0], [np.nan]]))
     assert str(frame["x"].dtype) == "Int64" and frame["x"].isna().tolist() == [False, True]
+
+
+# ---- models registered with modelops.register() ---------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_models_registered_with_register_serve_and_batch_score_alike(monkeypatch, s3, registry, name, tmp_path):
+    """modelops.register() writes the manifest contract this path reads (input, pandas_dtype, allowed)."""
+    import modelops
+
+    estimator, X, y = BUILDERS[name]()
+    manifest = modelops.register(
+        estimator, X, y, name=name, registry=registry, alias="champion", check=name == "titanic-ct"
+    )
+    assert manifest.input == {"kind": "dataframe", "columns": list(X.columns)}
+    rows, _ = parity_rows(X)
+    rows = rows[:16]
+    directory = tmp_path / "artifact"
+    registry.download(name, manifest.version, directory)
+    app = serve_model(monkeypatch, directory)
+    status, _, body = post(app, {"instances": rows})
+    assert status == 200, body
+    ids = [f"r{i}" for i in range(len(rows))]
+    put_input(s3, "in.csv", csv_input(rows, list(X.columns), ids))
+    assert runner(s3, model_name=name).run(DATE)["status"] == "succeeded"
+    scored = {r["id"]: r for r in read_csv(s3, OUT + "predictions/part-00000.csv")}
+    for row_id, online in zip(ids, body["predictions"], strict=True):
+        if isinstance(online, float):
+            assert float(scored[row_id]["prediction"]) == pytest.approx(online, rel=1e-12)
+        else:
+            assert scored[row_id]["prediction"] == str(online)
+    clean = X.iloc[:12]
+    expected = estimator.predict(clean)
+    assert body["predictions"][:12] == (
+        pytest.approx(list(expected), rel=1e-12) if isinstance(body["predictions"][0], float) else list(expected)
+    )

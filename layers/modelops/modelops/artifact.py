@@ -23,6 +23,7 @@ from .schema import FeatureSchema
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 GOLDEN_FILE = "golden.json"
+TRAINING_DATA_FILE = "training.csv"  # an imported model's training sample, kept with its version for retraining
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
@@ -67,6 +68,7 @@ class Manifest:
     # What the model is called with: absent for a numpy array in feature order (every model before this
     # field existed), {"kind": "dataframe", "columns": [...]} for a model fitted on a pandas DataFrame.
     input: dict[str, Any] | None = None
+    description: str = ""
 
     @property
     def schema(self) -> FeatureSchema:
@@ -74,8 +76,9 @@ class Manifest:
 
     def to_json(self) -> bytes:
         data = asdict(self)
-        if data["input"] is None:  # manifests of array models stay as they were
-            del data["input"]
+        for optional in ("input", "description"):  # absent unless set: manifests of array models stay as they were
+            if not data[optional]:
+                del data[optional]
         return json.dumps(data, indent=2, sort_keys=True).encode()
 
     @classmethod

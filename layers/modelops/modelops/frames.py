@@ -9,9 +9,10 @@ column keeps its fitted categories in their order; unseen values are appended, n
 
 pandas is imported only for DataFrame models. scikit-learn imports pandas whenever it can, which costs
 every cold start, so the Lambda layer does not put pandas on sys.path: it ships it as a zip archive
-(MODELOPS_PANDAS_ARCHIVE, default /opt/dataframe/pandas.zip) that is extracted once per execution
-environment under MODELOPS_PANDAS_DIR (default /tmp/modelops-pandas) when a DataFrame model loads.
-Where pandas is installed normally (a virtualenv), that copy is used.
+(MODELOPS_PANDAS_ARCHIVE; by default dataframe/pandas.zip beside the layer's python/ folder on sys.path,
+/opt/dataframe/pandas.zip on Lambda) that is extracted once per execution environment under
+MODELOPS_PANDAS_DIR (default /tmp/modelops-pandas) when a DataFrame model loads. Where pandas is installed
+normally (a virtualenv), that copy is used.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def import_pandas(env: Mapping[str, str] | None = None) -> Any:
     env = os.environ if env is None else env
     with _lock:
         if importlib.util.find_spec("pandas") is None:
-            archive = Path(env.get(ARCHIVE_ENV, "").strip() or DEFAULT_ARCHIVE)
+            archive = Path(env.get(ARCHIVE_ENV, "").strip() or _layer_archive())
             if not archive.is_file():
                 raise ModuleNotFoundError(
                     f"No module named 'pandas' (this model takes a DataFrame; {archive} does not exist)", name="pandas"
@@ -85,6 +86,15 @@ def import_pandas(env: Mapping[str, str] | None = None) -> Any:
             sys.path.append(str(site))
             importlib.invalidate_caches()
         return importlib.import_module("pandas")
+
+
+def _layer_archive() -> str:
+    """The archive beside a layer's python/ folder on sys.path (/opt/python on Lambda, a built layer elsewhere)."""
+    for entry in sys.path:
+        path = Path(entry)
+        if path.name == "python" and (path.parent / "dataframe" / "pandas.zip").is_file():
+            return str(path.parent / "dataframe" / "pandas.zip")
+    return DEFAULT_ARCHIVE
 
 
 def pandas_for_model() -> Any:
@@ -135,11 +145,11 @@ class FrameBuilder:
         if dtype == NUMBER:
             if pandas_dtype is None or pandas_dtype == "float64":
                 return lambda v: v.astype(np.float64)
-            if pandas_dtype == "bool":
-                return lambda v: v.astype(np.float64).astype(bool)
+            if pandas_dtype == "bool":  # a missing value (refits, batch files) needs the nullable kind
+                return lambda v: _numpy_or_nullable(pd, v.astype(np.float64), np.dtype(bool), "boolean")
             if is_integer_dtype(pandas_dtype) and pandas_dtype.islower():  # numpy ints: the values are whole
-                integer = np.dtype(pandas_dtype)
-                return lambda v: v.astype(np.float64).astype(integer)
+                integer, nullable = np.dtype(pandas_dtype), pandas_dtype.replace("uint", "UInt").replace("int", "Int")
+                return lambda v: _numpy_or_nullable(pd, v.astype(np.float64), integer, nullable)
             target = pd.api.types.pandas_dtype(pandas_dtype)  # float32, nullable Int64, boolean, ...
             if not (pd.api.types.is_numeric_dtype(target) or pd.api.types.is_bool_dtype(target)):
                 raise ModelOpsError(f"feature '{feature.name}' is a number but its pandas dtype is {pandas_dtype!r}")
@@ -159,8 +169,8 @@ class FrameBuilder:
                 return pd.Categorical(v, categories=known + extra if extra else known)
 
             return categorical
-        if pandas_dtype is None or pandas_dtype == "object":
-            return lambda v: v
+        if pandas_dtype is None or pandas_dtype == "object" or (pandas_dtype == "str" and _major(pd) < 3):
+            return lambda v: v  # before pandas 3, "str" is numpy's unicode dtype, which turns NaN into "nan"
         target = pd.api.types.pandas_dtype(pandas_dtype)  # "str" (pandas 3 strings), "string", ...
         return lambda v: pd.array(v, dtype=target)
 
@@ -169,6 +179,17 @@ class FrameBuilder:
             raise ValueError(f"expected a 2-d matrix, got {matrix.ndim} dimensions")
         data = {name: build(matrix[:, j]) for name, j, build in self._builders}
         return self.pd.DataFrame(data, columns=self.columns, copy=False)
+
+
+def _numpy_or_nullable(pd: Any, values: np.ndarray, numpy_dtype: np.dtype, nullable: str) -> Any:
+    missing = np.isnan(values)
+    if not missing.any():
+        return values.astype(numpy_dtype)
+    return pd.array([None if m else v for v, m in zip(values.tolist(), missing.tolist(), strict=True)], dtype=nullable)
+
+
+def _major(pd: Any) -> int:
+    return int(str(pd.__version__).split(".")[0])
 
 
 def model_input(spec: Mapping[str, Any], schema: FeatureSchema) -> Callable[[np.ndarray], Any] | None:

@@ -2,6 +2,7 @@
 
 Layout under s3://bucket/prefix, or under a local directory (modelops.objectstore):
     models/<name>/<version>/model.joblib, golden.json, manifest.json   (manifest written last = registered)
+                                   (+ training.csv: an imported model's training sample)
     aliases/<name>/<alias>.json        current version + stack of previous versions
     history/<name>/<timestamp>-<id>.json   append-only audit events (alias changes, decisions)
 
@@ -19,7 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .artifact import GOLDEN_FILE, MANIFEST_FILE, MODEL_FILE, LoadedModel, Manifest, load_from_bytes
+from .artifact import (
+    GOLDEN_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    TRAINING_DATA_FILE,
+    LoadedModel,
+    Manifest,
+    load_from_bytes,
+)
 from .errors import ConflictError, ModelOpsError, NotFoundError
 from .objectstore import ObjectStore, open_location
 from .signing import SIGNATURE_FILE, KmsSigner, signer_from_env
@@ -125,7 +134,7 @@ class Registry:
         what = f"registering {manifest.name}/{manifest.version}"
         manifest_bytes = manifest.to_json()
         try:
-            for file in (MODEL_FILE, GOLDEN_FILE):
+            for file in (MODEL_FILE, GOLDEN_FILE, TRAINING_DATA_FILE):
                 if (directory / file).exists():
                     self._put_new(
                         self.version_key(manifest.name, manifest.version, file),

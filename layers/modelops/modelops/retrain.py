@@ -7,7 +7,8 @@ Stages (each one that fails leaves the champion alias, the SSM pin and the live 
     champion    resolve the champion and its recipe
     data        original training set + labelled predictions from the recent window; the newest part of
                 the recent window is the holdout and is never trained on
-    train       modelops.training.train with the champion's estimator, task and seed
+    train       modelops.training.train with the champion's estimator, task and seed; for an imported model
+                (modelops.register), sklearn.base.clone of the champion refitted on the same data
     evaluate    candidate and champion on the same holdout
     decide      candidate must beat the champion by `margin` on the primary metric and pass every floor
     register    only a winning candidate is registered
@@ -31,7 +32,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from . import training
+from . import registration, signature, training
 from .artifact import CLASSIFICATION, Manifest, write_artifact
 from .aws import aws_errors, parse_s3_uri
 from .dataset import Dataset, load_builtin, read_csv
@@ -120,10 +121,13 @@ def original_data_uri(manifest: Manifest) -> str:
     return str(manifest.recipe.get("original_data") or manifest.training_data.get("uri") or "")
 
 
-def load_original(manifest: Manifest, s3: Any = None) -> Dataset:
+def load_original(manifest: Manifest, s3: Any = None, registry: Registry | None = None) -> Dataset:
     """The champion's original training set, read the way it was recorded in its manifest."""
     uri = original_data_uri(manifest)
     recipe = manifest.recipe
+    stored = recipe.get("training_data")
+    if isinstance(stored, dict) and stored.get("file") and registry is not None:
+        return load_stored(registry, manifest, stored)
     if not uri:
         raise NotFoundError(f"{manifest.name}/{manifest.version}: the manifest records no training data location")
     if uri.startswith("sklearn:"):
@@ -142,6 +146,25 @@ def load_original(manifest: Manifest, s3: Any = None) -> Dataset:
         raise ModelOpsError(
             f"training data {uri} changed since {manifest.name}/{manifest.version} was trained "
             f"(sha256 {dataset.sha256[:12]}… != {expected[:12]}…); refusing to retrain on it"
+        )
+    return dataset
+
+
+def load_stored(registry: Registry, manifest: Manifest, stored: dict[str, Any]) -> Dataset:
+    """An imported model's training sample, kept in the registry with the version that recorded it."""
+    key = registry.version_key(manifest.name, str(stored["version"]), str(stored["file"]))
+    where = registry.store.uri(key)
+    try:
+        body, _ = registry.store.get(key)
+    except NotFoundError:
+        raise NotFoundError(f"training data {where} of {manifest.name}/{manifest.version} is not available") from None
+    recipe = manifest.recipe
+    dataset = read_csv(body, recipe["target"], recipe.get("features"), recipe.get("dtypes"))
+    dataset.source = where
+    if stored.get("sha256") and dataset.sha256 != stored["sha256"]:
+        raise ModelOpsError(
+            f"training data {where} changed since {manifest.name}/{manifest.version} was registered "
+            f"(sha256 {dataset.sha256[:12]}… != {str(stored['sha256'])[:12]}…); refusing to retrain on it"
         )
     return dataset
 
@@ -314,7 +337,7 @@ class Retrainer:
             )
             holdout_ds = labelled_dataset(manifest, holdout, f"labelled:{iso(holdout[0].at)}..{iso(holdout[-1].at)}")
             if cfg.include_original:
-                original = load_original(manifest, self.data_s3)
+                original = load_original(manifest, self.data_s3, self.registry)
                 if cfg.original_max_rows:
                     original.X, original.y = original.X[-cfg.original_max_rows :], original.y[-cfg.original_max_rows :]
                 train_ds = original.concat(recent_ds)
@@ -329,21 +352,28 @@ class Retrainer:
             )
         with stage("train"):
             recipe = manifest.recipe
-            trained = self.train_fn(
-                train_ds,
-                self.name,
-                task=recipe.get("task", manifest.task),
-                estimator_kind=recipe.get("estimator"),
-                seed=int(recipe.get("seed", training.SEED)),
-                test_size=float(recipe.get("test_size", training.TEST_SIZE)),
-            )
+            if registration.is_imported(manifest):  # no modelops.training recipe: refit the user's own estimator
+                trained = registration.refit(champion, train_ds, self.name)
+            else:
+                trained = self.train_fn(
+                    train_ds,
+                    self.name,
+                    task=recipe.get("task", manifest.task),
+                    estimator_kind=recipe.get("estimator"),
+                    seed=int(recipe.get("seed", training.SEED)),
+                    test_size=float(recipe.get("test_size", training.TEST_SIZE)),
+                )
             trained.manifest.recipe["original_data"] = original_data_uri(manifest)
             trained.manifest.training_data["parts"] = {k: v for k, v in data.items() if k != "recent_window"}
             progress["candidate"] = trained.manifest.version
         with stage("evaluate"):
             y_holdout = holdout_ds.y if manifest.task != CLASSIFICATION else _as_classes(holdout_ds.y, manifest.classes)
-            champion_metrics = training.evaluate(manifest.task, champion.estimator, holdout_ds.X, y_holdout)
-            candidate_metrics = training.evaluate(manifest.task, trained.estimator, holdout_ds.X, y_holdout)
+            champion_metrics = training.evaluate(
+                manifest.task, champion.estimator, _model_input(manifest, holdout_ds.X), y_holdout
+            )
+            candidate_metrics = training.evaluate(
+                manifest.task, trained.estimator, _model_input(trained.manifest, holdout_ds.X), y_holdout
+            )
         metrics = {
             "metric": metric,
             "champion": champion_metrics,
@@ -404,6 +434,11 @@ class Retrainer:
             self.notifier.publish(subject, result.to_dict())
         except Exception:
             log.exception("could not announce the retrain outcome")
+
+
+def _model_input(manifest: Manifest, X: np.ndarray) -> Any:
+    """Rows as the model takes them: the DataFrame it was fitted on, when it was fitted on one."""
+    return signature.model_input(manifest.features, manifest.input, X)
 
 
 def _as_classes(y: np.ndarray, classes: list[Any] | None) -> np.ndarray:

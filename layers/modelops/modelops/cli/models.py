@@ -1,4 +1,5 @@
-"""`modelops models list|show|promote|rollback|history`: read and change the registry."""
+"""`modelops models list|show|promote|rollback|history|import`: read and change the registry, and register a model
+fitted elsewhere."""
 
 from __future__ import annotations
 
@@ -45,6 +46,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     history.add_argument("--limit", type=int, default=20)
     history.set_defaults(func=history_cmd)
 
+    imp = ms.add_parser(
+        "import",
+        help="register a scikit-learn model fitted elsewhere (a joblib file) with a sample of its data",
+        description="Register a fitted scikit-learn estimator or Pipeline saved with joblib. The sample CSV gives "
+        "the feature schema, drift baseline and golden set (and, with --target, held-out metrics and the data a "
+        "retrain starts from). Loading a joblib file runs code from it: import only files you trust.",
+    )
+    imp.add_argument("--registry", default=argparse.SUPPRESS, help="s3://bucket/prefix or a local directory")
+    imp.add_argument("--model", required=True, metavar="FILE.joblib", help="the fitted model, saved with joblib.dump")
+    imp.add_argument("--data", required=True, metavar="SAMPLE.csv", help="a sample of the model's input, with a header")
+    imp.add_argument("--target", metavar="COL", help="the target column in --data")
+    imp.add_argument("--model-name", required=True, metavar="NAME", help="registry name")
+    imp.add_argument("--alias", help="point this alias (e.g. champion) at the new version")
+    imp.add_argument("--task", choices=["classification", "regression"], help="default: what the model is")
+    imp.add_argument("--description", help="free text kept in the manifest")
+    imp.add_argument(
+        "--no-runtime-check",
+        action="store_true",
+        help="skip scoring the golden set in a clean process with only the runtime layers' packages",
+    )
+    imp.set_defaults(func=import_cmd)
+
 
 def list_cmd(args: argparse.Namespace) -> int:
     registry = require_registry(args.registry)
@@ -89,13 +112,20 @@ def list_cmd(args: argparse.Namespace) -> int:
 def show_cmd(args: argparse.Namespace) -> int:
     registry = require_registry(args.registry)
     m = registry.manifest(args.name, args.version)
-    summary = m.summary() | {"training_data": m.training_data, "runtime": m.runtime, "sha256": m.artifact.get("sha256")}
+    summary = m.summary() | {
+        "training_data": m.training_data,
+        "runtime": m.runtime,
+        "sha256": m.artifact.get("sha256"),
+        "input": (m.input or {}).get("kind", "array"),
+        "source": m.recipe.get("source", "trained"),
+    }
+    if m.description:
+        summary["description"] = m.description
     if args.json:
         emit_json(summary)
         return 0
-    key_values(
-        {k: summary[k] for k in ("name", "version", "task", "estimator", "created_at", "target", "classes", "sha256")}
-    )
+    shown = ("name", "version", "task", "estimator", "source", "input", "created_at", "target", "classes", "sha256")
+    key_values({k: summary[k] for k in (*shown, "description") if k in summary})
     key_values({f"metric.{k}": v for k, v in m.metrics.items()})
     key_values(
         {
@@ -154,4 +184,43 @@ def history_cmd(args: argparse.Namespace) -> int:
             for e in events
         ]
         table(rows, ["at", "event", "alias", "from", "to", "trigger", "reason"])
+    return 0
+
+
+def import_cmd(args: argparse.Namespace) -> int:
+    from ..registration import check_name, register
+    from .model_import import load_model, read_sample_csv
+
+    check_name(args.model_name)
+    estimator = load_model(args.model)
+    X, y = read_sample_csv(args.data, estimator, args.target)
+    manifest = register(
+        estimator,
+        X,
+        y,
+        name=args.model_name,
+        registry=args.registry,
+        alias=args.alias,
+        task=args.task,
+        description=args.description,
+        check=not args.no_runtime_check,
+        trigger="cli:import",
+    )
+    registry = require_registry(args.registry)
+    result = {
+        "name": manifest.name,
+        "version": manifest.version,
+        "task": manifest.task,
+        "estimator": manifest.estimator,
+        "input": (manifest.input or {}).get("kind", "array"),
+        "features": len(manifest.features),
+        "alias": args.alias,
+        "uri": f"{registry.uri}/models/{manifest.name}/{manifest.version}/",
+        "metrics": manifest.metrics,
+    }
+    if args.json:
+        emit_json(result)
+    else:
+        key_values({k: v for k, v in result.items() if k != "metrics"})
+        key_values({f"metric.{k}": v for k, v in manifest.metrics.items()})
     return 0
