@@ -182,10 +182,10 @@ def test_custom_domain_base_path_still_takes_the_predict_path(clf, classifier_di
     assert invoke(clf, event)[0] == 200
 
 
-def test_an_event_that_is_not_from_api_gateway_gets_a_500_answer_not_a_crash(clf):
+def test_an_event_that_is_not_from_api_gateway_gets_a_400_answer_not_a_crash(clf):
     response = clf.lambda_handler({"unexpected": True}, None)
-    assert response["statusCode"] == 500
-    assert json.loads(response["body"])["error"]["code"] == "internal_error"
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"]["code"] == "unsupported_event"
 
 
 def test_health_probe_does_not_build_the_documented_routes(clf):

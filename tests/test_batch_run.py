@@ -420,12 +420,22 @@ def test_config_errors_are_one_line():
         BatchConfig.from_env({**base, "MODELOPS_BATCH_SCORE_WORKERS": "-1"})
 
 
-def test_without_id_columns_lines_start_with_the_prediction(s3, registry, champion):
+def test_without_id_columns_each_prediction_names_its_object_and_line(s3, registry, champion):
     names, X = features_and_rows(50)
     put_input(s3, "a.csv", csv_bytes(names, X))
     runner(s3, id_columns=()).run(DATE)
     rows = read_csv(s3, OUT + "predictions/part-00000.csv")
-    assert list(rows[0]) == ["prediction", "proba_benign", "proba_malignant", "model_version", "warnings"]
+    assert list(rows[0]) == [
+        "object",
+        "line",
+        "prediction",
+        "proba_benign",
+        "proba_malignant",
+        "model_version",
+        "warnings",
+    ]
+    assert {r["object"] for r in rows} == {f"batch/input/{DATE}/a.csv"}
+    assert [int(r["line"]) for r in rows] == list(range(2, 52))  # the header is line 1, as in rejected.csv
     np.testing.assert_allclose(
         [float(r["proba_malignant"]) for r in rows], expected_proba(registry, champion, X)[:, 1], atol=1e-6
     )

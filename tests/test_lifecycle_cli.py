@@ -25,12 +25,18 @@ def test_dry_run_reports_the_decision_and_changes_nothing(stack, monkeypatch, ca
 
 def test_status_shows_lock_and_recent_decisions(stack, monkeypatch, capsys):  # noqa: F811
     monkeypatch.delenv("MODELOPS_PREDICT_FUNCTION")
+    history_before = stack.registry.history("breast-cancer")
+    objects_before = sorted(o.key for o in stack.registry.store.list(""))
     main(["--registry", REG, "retrain", "--dry-run", "--data", "s3://modelops-test/data"])
     capsys.readouterr()
+    # a dry run writes nothing: no history event, no lock, no version
+    assert stack.registry.history("breast-cancer") == history_before
+    assert sorted(o.key for o in stack.registry.store.list("")) == objects_before
+    stack.registry.record("breast-cancer", "retrain_decision", {"outcome": "rejected", "reason": "r"})
     assert main(["--registry", REG, "--json", "retrain", "--status"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["lock"]["locked"] is False
-    assert status["recent"][-1]["event"] == "retrain_dry_run"
+    assert status["recent"][-1]["event"] == "retrain_decision"
 
 
 def test_missing_settings_give_one_line_errors(deployed, monkeypatch, capsys):  # noqa: F811

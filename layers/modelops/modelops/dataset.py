@@ -6,6 +6,7 @@ import csv
 import io
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 
 from .artifact import CLASSIFICATION, REGRESSION, sha256_bytes
 from .errors import InputError, ModelOpsError
+from .missing import NA_VALUES, missing_tokens
 from .schema import CATEGORY, NUMBER
 
 MAX_CLASSES_FOR_NUMERIC_TARGET = 20
@@ -29,6 +31,7 @@ class Dataset:
     target: str
     source: str
     sha256: str
+    missing: tuple[str, ...] = ()  # tokens read as missing besides the defaults (modelops.missing)
 
     @property
     def rows(self) -> int:
@@ -47,6 +50,7 @@ class Dataset:
             self.target,
             f"{self.source}+{other.source}",
             sha256_bytes((self.sha256 + other.sha256).encode()),
+            self.missing,
         )
 
 
@@ -81,10 +85,23 @@ def _is_number(text: str) -> bool:
 
 
 def read_csv(
-    source: str | Path | bytes, target: str, feature_names: list[str] | None = None, dtypes: list[str] | None = None
+    source: str | Path | bytes,
+    target: str,
+    feature_names: list[str] | None = None,
+    dtypes: list[str] | None = None,
+    *,
+    missing: Iterable[str] = (),
+    categorical: Iterable[str] = (),
 ) -> Dataset:
-    """Read a CSV with a header. Empty cells are missing values; columns are numeric when every
-    non-empty cell parses as a finite number, categorical otherwise."""
+    """Read a CSV with a header.
+
+    Missing values: empty cells and pandas' default missing-value tokens (modelops.missing: NA, NaN, N/A,
+    null, None, ...), plus the tokens in `missing`. A feature column is numeric when more than half of its
+    values (missing ones aside) are finite numbers; any other value in it is an error that names the
+    column, the line and the value, so a typo never turns a numeric column into categories. Columns in
+    `categorical` are categorical whatever they hold. A column without any value, or a target with a
+    missing value, is an error.
+    """
     if isinstance(source, bytes):
         raw, label = source, "<bytes>"
     else:
@@ -94,40 +111,88 @@ def read_csv(
         raw, label = path.read_bytes(), str(path)
     text = raw.decode("utf-8-sig", errors="replace")
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header or not any(h.strip() for h in header):
-        raise ModelOpsError(f"{label} is empty: a header row and at least 2 data rows are needed")
-    header = [h.strip() for h in header]
+    try:
+        header = next(reader, None)
+        if not header or not any(h.strip() for h in header):
+            raise ModelOpsError(f"{label} is empty: a header row and at least 2 data rows are needed")
+        header = [h.strip() for h in header]
+        rows: list[list[str]] = []
+        lines: list[int] = []  # the line each row ends on, for messages
+        for r in reader:
+            if any(c.strip() for c in r):
+                if len(r) != len(header):
+                    raise ModelOpsError(f"{label} line {reader.line_num}: {len(r)} fields, expected {len(header)}")
+                rows.append(r)
+                lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise ModelOpsError(f"{label} line {reader.line_num}: not valid CSV: {exc}") from None
+    if len(set(header)) != len(header):
+        repeated = next(h for h in header if header.count(h) > 1)
+        raise ModelOpsError(f"{label}: column '{repeated}' appears twice in the header")
     if target not in header:
         raise ModelOpsError(f"{label}: target column '{target}' not found (columns: {', '.join(header)})")
-    rows = [r for r in reader if any(c.strip() for c in r)]
     if len(rows) < 2:
         raise ModelOpsError(f"{label} has {len(rows)} data rows: at least 2 are needed")
-    for lineno, r in enumerate(rows, start=2):
-        if len(r) != len(header):
-            raise ModelOpsError(f"{label} line {lineno}: {len(r)} fields, expected {len(header)}")
+    tokens = missing_tokens(missing)
     columns = {h: [r[i].strip() for r in rows] for i, h in enumerate(header)}
     names = feature_names or [h for h in header if h != target]
-    missing = [n for n in names if n not in columns]
-    if missing:
-        raise ModelOpsError(f"{label}: column '{missing[0]}' not found")
+    absent = [n for n in names if n not in columns]
+    if absent:
+        raise ModelOpsError(f"{label}: column '{absent[0]}' not found")
     if not names:
         raise ModelOpsError(f"{label}: no feature columns besides the target '{target}'")
+    declared = set(categorical)
+    for c in sorted(declared):
+        if c == target:
+            raise ModelOpsError(f"{label}: '{c}' is the target; --categorical names feature columns")
+        if c not in names:
+            raise ModelOpsError(f"{label}: --categorical column '{c}' is not a feature column")
     if dtypes is None:
-        dtypes = [
-            NUMBER if all(v == "" or _is_number(v) for v in columns[n]) and any(columns[n]) else CATEGORY for n in names
-        ]
-    X = _feature_matrix([columns[n] for n in names], dtypes)
+        dtypes = [infer_dtype(n, columns[n], tokens, label, n in declared) for n in names]
+    for n, dtype in zip(names, dtypes, strict=True):
+        if dtype == NUMBER:
+            check_numeric(n, columns[n], tokens, lines, label)
+    X = _feature_matrix([columns[n] for n in names], dtypes, tokens)
     y_text = columns[target]
-    if any(v == "" for v in y_text):
-        raise ModelOpsError(f"{label}: target column '{target}' has empty values")
+    gaps = [i for i, v in enumerate(y_text) if v in tokens]
+    if gaps:
+        raise ModelOpsError(
+            f"{label}: target column '{target}' has {len(gaps)} missing value(s), the first on line "
+            f"{lines[gaps[0]]} ('{y_text[gaps[0]]}'); drop or fill those rows"
+        )
     y = np.asarray(y_text, dtype=object)
-    return Dataset(names, dtypes, X, y, target, label, sha256_bytes(raw))
+    extra = tuple(sorted(tokens - NA_VALUES))
+    return Dataset(names, dtypes, X, y, target, label, sha256_bytes(raw), extra)
 
 
-def _feature_matrix(columns: list[list[str]], dtypes: list[str]) -> np.ndarray:
+def infer_dtype(name: str, values: list[str], tokens: frozenset[str], label: str, categorical: bool = False) -> str:
+    present = [v for v in values if v not in tokens]
+    if not present:
+        raise ModelOpsError(
+            f"{label}: column '{name}' has no values (every cell is empty or a missing-value token); remove the column"
+        )
+    if categorical:
+        return CATEGORY
+    numbers = sum(1 for v in present if _is_number(v))
+    return NUMBER if 2 * numbers > len(present) else CATEGORY
+
+
+def check_numeric(name: str, values: list[str], tokens: frozenset[str], lines: list[int], label: str) -> None:
+    bad = [i for i, v in enumerate(values) if v not in tokens and not _is_number(v)]
+    if not bad:
+        return
+    value = values[bad[0]]
+    more = f" ({len(bad) - 1} more such value(s))" if len(bad) > 1 else ""
+    raise ModelOpsError(
+        f"{label} line {lines[bad[0]]}: column '{name}' is numeric but has '{value[:40]}'{more}; "
+        f"read it as missing (--as-missing '{value[:40]}') or treat the column as categories "
+        f"(--categorical {name})"
+    )
+
+
+def _feature_matrix(columns: list[list[str]], dtypes: list[str], tokens: frozenset[str] = NA_VALUES) -> np.ndarray:
     def cell(v: str, dtype: str) -> Any:
-        if v == "":
+        if v in tokens:
             return math.nan
         return float(v) if dtype == NUMBER else v
 
@@ -151,13 +216,12 @@ def infer_task(y: np.ndarray) -> str:
 
 def coerce_target(dataset: Dataset, task: str) -> np.ndarray:
     if task == REGRESSION:
-        try:
-            return np.asarray([float(v) for v in dataset.y], dtype=np.float64)
-        except ValueError:
-            bad = next(v for v in dataset.y if not _is_number(str(v)))
+        bad = next((v for v in dataset.y if not _is_number(str(v))), None)
+        if bad is not None:
             raise ModelOpsError(
-                f"target '{dataset.target}' is not numeric (found '{bad}'), so it cannot be used for regression"
-            ) from None
+                f"target '{dataset.target}' is not numeric (found '{str(bad)[:40]}'), so it cannot be used for regression"
+            )
+        return np.asarray([float(v) for v in dataset.y], dtype=np.float64)
     labels = [str(v) for v in dataset.y]
     if all(_is_number(v) for v in labels) and all(float(v) == int(float(v)) for v in labels):
         return np.asarray([int(float(v)) for v in labels], dtype=np.int64)

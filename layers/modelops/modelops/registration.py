@@ -31,7 +31,6 @@ import contextlib
 import csv
 import io
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from .artifact import (
     write_artifact,
 )
 from .errors import ModelOpsError
+from .names import check_model_name
 from .schema import NUMBER
 from .versioning import new_version, utc_now_iso
 
@@ -62,7 +62,6 @@ if TYPE_CHECKING:
 IMPORTED = "imported"  # recipe["source"] of a registered model: retrain refits a clone instead of training anew
 GOLDEN_ROWS = 20
 GOLDEN_TOLERANCE = 1e-6
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass
@@ -165,11 +164,7 @@ def register(
 
 # ---- checks ------------------------------------------------------------------------------------------------------------
 def check_name(name: Any) -> None:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise ModelOpsError(
-            f"model name {name!r} is not valid: use up to 100 letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit"
-        )
+    check_model_name(name)  # the one rule for model names (modelops.names)
 
 
 def check_fitted(estimator: Any) -> None:

@@ -30,6 +30,7 @@ from .artifact import (
     load_from_bytes,
 )
 from .errors import ConflictError, ModelOpsError, NotFoundError
+from .names import check_model_name
 from .objectstore import ObjectStore, open_location
 from .signing import SIGNATURE_FILE, KmsSigner, signer_from_env
 from .versioning import utc_now_iso
@@ -100,6 +101,7 @@ class Registry:
     _key = key
 
     def version_key(self, name: str, version: str, file: str = "") -> str:
+        check_model_name(name)
         return self.key("models", name, version, file)
 
     # ---- storage ----------------------------------------------------------------------
@@ -130,6 +132,7 @@ class Registry:
         """Upload an artifact directory. The manifest goes last, so a half-uploaded version is never listed."""
         directory = Path(directory)
         manifest = Manifest.from_json((directory / MANIFEST_FILE).read_bytes())
+        check_model_name(manifest.name)
         self.check_bucket(manifest.name)
         what = f"registering {manifest.name}/{manifest.version}"
         manifest_bytes = manifest.to_json()
@@ -164,6 +167,7 @@ class Registry:
         return sorted(self.store.folders(self.key("models") + "/"))
 
     def list_versions(self, name: str) -> list[str]:
+        check_model_name(name)
         keys = self._keys(self.key("models", name) + "/")
         versions = sorted({k.split("/")[-2] for k in keys if k.endswith("/" + MANIFEST_FILE)})
         if not versions:
@@ -223,6 +227,7 @@ class Registry:
 
     # ---- aliases ----------------------------------------------------------------------
     def alias_key(self, name: str, alias: str) -> str:
+        check_model_name(name)
         return self.key("aliases", name, f"{alias}.json")
 
     def get_alias(self, name: str, alias: str) -> AliasState:
@@ -242,6 +247,7 @@ class Registry:
         )
 
     def aliases(self, name: str) -> dict[str, AliasState]:
+        check_model_name(name)
         base = self.key("aliases", name) + "/"
         names = [k[len(base) : -len(".json")] for k in self._keys(base) if k.endswith(".json")]
         return {a: self.get_alias(name, a) for a in sorted(names)}
@@ -330,12 +336,14 @@ class Registry:
     # ---- history ----------------------------------------------------------------------
     def record(self, name: str, event: str, detail: dict[str, Any]) -> dict[str, Any]:
         """Append one audit event. Keys sort by time; If-None-Match keeps the log append-only."""
+        check_model_name(name)
         entry = {"at": utc_now_iso(), "model": name, "event": event, **detail}
         key = self.key("history", name, f"{time.time_ns():020d}-{secrets.token_hex(4)}.json")
         self._put_new(key, json.dumps(entry, default=str).encode(), f"recording {event} for {name}")
         return entry
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        check_model_name(name)
         keys = sorted(self._keys(self.key("history", name) + "/"))
         if limit:
             keys = keys[-limit:]

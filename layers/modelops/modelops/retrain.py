@@ -16,7 +16,8 @@ Stages (each one that fails leaves the champion alias, the SSM pin and the live 
                 publishes a Lambda version pinned to it and CodeDeploy moves `live` to it through the canary
 The champion alias and the SSM pin move only in `finalize`, after the stack update succeeds.
 Every run writes one `retrain_decision` (or `retrain_failed` / `retrain_skipped`) event to the registry
-history with the trigger, the data used, the metrics and the decision, and announces it.
+history with the trigger, the data used, the metrics and the decision, and announces it. A dry run decides
+the same way but writes nothing: no lock, no history, no announcement.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from . import registration, signature, training
-from .artifact import CLASSIFICATION, Manifest, write_artifact
+from .artifact import CLASSIFICATION, REGRESSION, Manifest, write_artifact
 from .aws import aws_errors, parse_s3_uri
 from .dataset import Dataset, load_builtin, read_csv
 from .deploy import MODEL_VERSION_VAR, ChampionPin, Deployer
@@ -46,7 +47,7 @@ from .registry import CANDIDATE, CHAMPION, Registry
 log = logging.getLogger(__name__)
 
 LOWER_IS_BETTER = {"mae", "rmse", "log_loss"}
-DEFAULT_METRIC = {CLASSIFICATION: "accuracy", "regression": "mae"}
+DEFAULT_METRIC = {CLASSIFICATION: "accuracy", REGRESSION: "mae"}
 
 
 @dataclass
@@ -128,6 +129,7 @@ def load_original(manifest: Manifest, s3: Any = None, registry: Registry | None 
     stored = recipe.get("training_data")
     if isinstance(stored, dict) and stored.get("file") and registry is not None:
         return load_stored(registry, manifest, stored)
+    missing = recipe.get("missing_values") or ()  # read with the tokens it was trained with
     if not uri:
         raise NotFoundError(f"{manifest.name}/{manifest.version}: the manifest records no training data location")
     if uri.startswith("sklearn:"):
@@ -135,12 +137,12 @@ def load_original(manifest: Manifest, s3: Any = None, registry: Registry | None 
     elif uri.startswith("s3://"):
         bucket, key = parse_s3_uri(uri)
         body, _ = S3ObjectStore(bucket, s3).get(key)
-        dataset = read_csv(body, recipe["target"], recipe.get("features"), recipe.get("dtypes"))
+        dataset = read_csv(body, recipe["target"], recipe.get("features"), recipe.get("dtypes"), missing=missing)
         dataset.source = uri
     else:
         if not Path(uri).is_file():
             raise NotFoundError(f"training data {uri} of {manifest.name}/{manifest.version} is not available")
-        dataset = read_csv(uri, recipe["target"], recipe.get("features"), recipe.get("dtypes"))
+        dataset = read_csv(uri, recipe["target"], recipe.get("features"), recipe.get("dtypes"), missing=missing)
     expected = manifest.training_data.get("sha256")
     if expected and not manifest.recipe.get("original_data") and dataset.sha256 != expected:
         raise ModelOpsError(
@@ -195,6 +197,18 @@ def labelled_dataset(manifest: Manifest, records: list[LabelledRow], source: str
 def better_by(metric: str, candidate: float, champion: float) -> float:
     """How much better the candidate is (positive = better), whatever the metric's direction."""
     return champion - candidate if metric in LOWER_IS_BETTER else candidate - champion
+
+
+# The task each metric belongs to: a floor on another task's metric does not apply (the template sets an
+# accuracy floor by default, which a regressor has no accuracy to meet).
+METRIC_TASK = {
+    **dict.fromkeys(("accuracy", "roc_auc", "f1_macro", "log_loss"), CLASSIFICATION),
+    **dict.fromkeys(("mae", "rmse", "r2"), REGRESSION),
+}
+
+
+def floors_for(task: str, floors: dict[str, float]) -> dict[str, float]:
+    return {m: bound for m, bound in floors.items() if METRIC_TASK.get(m, task) == task}
 
 
 def floor_failures(floors: dict[str, float], metrics: dict[str, float]) -> list[str]:
@@ -257,8 +271,10 @@ class Retrainer:
 
     # ---- entry point -------------------------------------------------------------------------
     def run(self, trigger: dict[str, Any], *, dry_run: bool = False, ignore_cooldown: bool = False) -> RetrainResult:
+        if dry_run:
+            return self.dry_run(trigger)
         try:
-            lease = self.lock.acquire(ignore_cooldown=ignore_cooldown or dry_run)
+            lease = self.lock.acquire(ignore_cooldown=ignore_cooldown)
         except (LockBusy, CooldownActive) as exc:
             skipped = RetrainResult("skipped", str(exc), self.name, stage="lock")
             log.info("retrain skipped: %s", exc)
@@ -273,12 +289,12 @@ class Retrainer:
         result: RetrainResult | None = None
         progress: dict[str, Any] = {}
         try:
-            result = self._run_locked(trigger, dry_run, progress)
+            result = self._run_locked(trigger, False, progress)
         except Exception as exc:  # any failure: record it with what was known so far, keep the champion
             stage = getattr(exc, "stage", None)
             reason = str(exc) if isinstance(exc, ModelOpsError) else f"{type(exc).__name__}: {exc}"
             result = RetrainResult("failed", reason, self.name, stage=stage, **progress)
-            log.exception("retrain failed at stage %s", stage)
+            _log_failure(exc, stage)
         finally:
             decided = result is not None and result.outcome in ("promoted", "rejected")
             try:
@@ -289,12 +305,22 @@ class Retrainer:
         event = {
             "promoted": "retrain_decision",
             "rejected": "retrain_decision",
-            "dry_run": "retrain_dry_run",
             "skipped": "retrain_skipped",
         }.get(result.outcome, "retrain_failed")
         self._record(event, trigger, result)
         self._announce(result)
         return result
+
+    def dry_run(self, trigger: dict[str, Any]) -> RetrainResult:
+        """Decide without writing anything: no lock, no history event, no announcement, no registration."""
+        progress: dict[str, Any] = {}
+        try:
+            return self._run_locked(trigger, True, progress)
+        except Exception as exc:
+            stage_name = getattr(exc, "stage", None)
+            reason = str(exc) if isinstance(exc, ModelOpsError) else f"{type(exc).__name__}: {exc}"
+            _log_failure(exc, stage_name)
+            return RetrainResult("failed", reason, self.name, stage=stage_name, **progress)
 
     # ---- stages ------------------------------------------------------------------------------
     def _run_locked(self, trigger: dict[str, Any], dry_run: bool, progress: dict[str, Any]) -> RetrainResult:
@@ -381,7 +407,8 @@ class Retrainer:
             "candidate_training": trained.manifest.metrics,
         }
         progress["metrics"] = metrics
-        accept, reason = decide(metric, cfg.margin, cfg.floors, candidate_metrics, champion_metrics)
+        floors = floors_for(manifest.task, cfg.floors)
+        accept, reason = decide(metric, cfg.margin, floors, candidate_metrics, champion_metrics)
         result = RetrainResult(
             "rejected",
             reason,
@@ -428,12 +455,18 @@ class Retrainer:
         subject = {
             "promoted": f"modelops: {self.name} candidate {result.candidate} is rolling out",
             "rejected": f"modelops: {self.name} candidate not promoted",
-            "dry_run": f"modelops: {self.name} retrain dry run",
         }.get(result.outcome, f"modelops: {self.name} retrain {result.outcome}")
         try:
             self.notifier.publish(subject, result.to_dict())
         except Exception:
             log.exception("could not announce the retrain outcome")
+
+
+def _log_failure(exc: Exception, stage_name: str | None) -> None:
+    if isinstance(exc, ModelOpsError):  # the reason is in the result; a traceback would add nothing
+        log.info("retrain failed at stage %s: %s", stage_name, exc)
+    else:
+        log.exception("retrain failed at stage %s", stage_name)
 
 
 def _model_input(manifest: Manifest, X: np.ndarray) -> Any:

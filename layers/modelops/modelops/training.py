@@ -13,6 +13,7 @@ from . import drift
 from .artifact import CLASSIFICATION, REGRESSION, Manifest, runtime_versions
 from .dataset import Dataset, coerce_target, infer_task
 from .errors import ModelOpsError
+from .names import check_model_name
 from .schema import NUMBER, Feature, FeatureSchema
 from .versioning import new_version, utc_now_iso
 
@@ -124,12 +125,14 @@ def evaluate(task: str, estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[st
 
     if task == REGRESSION:
         pred = estimator.predict(X)
-        return {
+        out = {
             "mae": float(metrics.mean_absolute_error(y, pred)),
             "rmse": float(math.sqrt(metrics.mean_squared_error(y, pred))),
-            "r2": float(metrics.r2_score(y, pred)),
             "rows": int(len(y)),
         }
+        if len(y) >= 2:  # R² is undefined for a single row (NaN would not be valid JSON)
+            out["r2"] = float(metrics.r2_score(y, pred))
+        return out
     pred = estimator.predict(X)
     proba = estimator.predict_proba(X)
     classes = list(estimator.classes_)
@@ -180,25 +183,40 @@ def train(
 ) -> TrainedModel:
     from sklearn.model_selection import train_test_split
 
+    check_model_name(name)
     task = task or infer_task(dataset.y)
     if task not in ESTIMATORS:
         raise ModelOpsError(f"unknown task '{task}' (choose classification or regression)")
     kind = estimator_kind or DEFAULT_ESTIMATOR[task]
     y = coerce_target(dataset, task)
-    if task == CLASSIFICATION and len(np.unique(y)) < 2:
-        raise ModelOpsError(f"target '{dataset.target}' has a single class: classification needs at least two")
-    stratify = y if task == CLASSIFICATION and np.unique(y, return_counts=True)[1].min() >= 2 else None
+    if task == CLASSIFICATION:
+        classes, counts = np.unique(y, return_counts=True)
+        if len(classes) < 2:
+            raise ModelOpsError(f"target '{dataset.target}' has a single class: classification needs at least two")
+        if counts.min() < 2:
+            # a class seen once cannot be both trained on and tested
+            rare = classes[int(np.argmin(counts))]
+            raise ModelOpsError(
+                f"target '{dataset.target}': class '{rare}' has only {counts.min()} row; "
+                "every class needs at least 2 rows (one to train on, one to test)"
+            )
+    stratify = y if task == CLASSIFICATION else None
     try:
         X_train, X_test, y_train, y_test = train_test_split(
             dataset.X, y, test_size=test_size, random_state=seed, stratify=stratify
         )
     except ValueError as exc:
-        raise ModelOpsError(f"cannot split {dataset.rows} rows into train and test: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelOpsError(f"cannot split {dataset.rows} rows into train and test: {first}") from None
     _step(progress, "fit")
     estimator = make_pipeline(dataset.dtypes, task, kind, seed)
-    estimator.fit(X_train, y_train)
-    _step(progress, "evaluate")
-    metrics = evaluate(task, estimator, X_test, y_test)
+    try:
+        estimator.fit(X_train, y_train)
+        _step(progress, "evaluate")
+        metrics = evaluate(task, estimator, X_test, y_test)
+    except ValueError as exc:  # scikit-learn's own checks (too few rows, and the like)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelOpsError(f"cannot train {kind} on {dataset.rows} rows: {first}") from None
     schema = feature_schema(dataset, X_train)
     baseline = {
         n: drift.baseline_for(X_train[:, j], d)
@@ -230,6 +248,7 @@ def train(
             "features": dataset.feature_names,
             "dtypes": dataset.dtypes,
             "target": dataset.target,
+            **({"missing_values": list(dataset.missing)} if dataset.missing else {}),
         },
     )
     _step(progress, "golden")

@@ -99,15 +99,25 @@ def commit(
     features: list[str],
     started_at: str,
     started: float,
+    skipped: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """skipped: input objects that were not scored (zero bytes), listed in the manifest with the reason."""
     import time
 
     run_date = run["run_date"]
     stats = load_stats(config, store, run, len(parts))
     inputs: dict[str, dict[str, Any]] = {}
     for p in parts:
-        inputs.setdefault(p["key"], {"key": p["key"], "etag": p["etag"], "size": p["size"], "format": p["format"]})
-    for item in inputs.values():
+        item = {"key": p["key"], "etag": p["etag"], "size": p["size"], "format": p["format"]}
+        if p.get("compression"):
+            item["compression"] = p["compression"]
+        inputs.setdefault(p["key"], item)
+    skipped = list(skipped or [])
+    for s in stats:
+        if s.get("empty"):
+            entry = inputs[s["key"]]
+            skipped.append({**entry, "reason": "no data after decompression"})
+    for item in [*inputs.values(), *skipped]:
         now = store.head(item["key"])
         if now is None or now.etag != item["etag"]:
             raise ModelOpsError(
@@ -151,6 +161,7 @@ def commit(
         "forced": bool(run.get("force")),
         "model": run["model"],
         "inputs": list(inputs.values()),
+        "skipped_inputs": sorted(skipped, key=lambda i: i["key"]),
         "outputs": {"predictions": predictions, "rejected": rejected},
         "rows": rows,
         "warnings": warnings,

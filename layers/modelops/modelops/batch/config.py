@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ModelOpsError
+from ..names import check_model_name
 
 DEFAULT_CHUNK_ROWS = 100_000
 
@@ -87,6 +88,7 @@ class BatchConfig:
             raise ModelOpsError("no model registry: set MODELOPS_REGISTRY (or pass --registry)")
         if not self.model_name:
             raise ModelOpsError("no model: set MODELOPS_MODEL_NAME (or pass --model)")
+        check_model_name(self.model_name)
         if self.upstream_marker and "{date}" not in self.upstream_marker:
             raise ModelOpsError(f"MODELOPS_BATCH_UPSTREAM_MARKER '{self.upstream_marker}' must contain {{date}}")
 

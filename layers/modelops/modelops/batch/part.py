@@ -26,17 +26,30 @@ from ..artifact import Manifest
 from ..aws import aws_errors
 from ..drift import DriftAccumulator
 from ..errors import ModelFault, ModelOpsError
+from ..missing import NA_VALUES, missing_tokens
 from ..schema import FeatureSchema
 from .blocks import BlockSizes
 from .config import BatchConfig
 from .prefetch import prefetched
-from .readers import ByteStream, Chunk, CsvParser, JsonLinesParser, Unread, csv_field, line_blocks, read_header
+from .readers import (
+    ByteStream,
+    Chunk,
+    CsvParser,
+    EmptyInput,
+    GzipStream,
+    JsonLinesParser,
+    Unread,
+    csv_field,
+    line_blocks,
+    read_header,
+)
 from .scoring import Scorer
 from .store import ObjectStore
 from .workers import ordered_map, worker_count
 from .writer import MultipartWriter
 
 REJECTED_HEADER = b"object,line,reason\n"
+SOURCE_COLUMNS = ("object", "line")  # what names a prediction's input row when the run has no id columns
 PREDICTION = "__prediction__"
 
 
@@ -105,6 +118,13 @@ class Source:
     start: int  # first byte of the part's lines
     parser: CsvParser | JsonLinesParser
     first_line: int  # line number of the part's first line (2 after a CSV header)
+    size: int | None  # bytes the stream holds; None for decompressed data (read to its end)
+    empty: bool = False  # no bytes at all after decompression: nothing to parse, not even a header
+
+
+class _NoBytes:
+    def read(self, n: int) -> bytes:
+        return b""
 
 
 _HEADERS: dict[tuple[str, str, str], list[str]] = {}  # (bucket, key, ETag) -> CSV header, shared by an object's parts
@@ -122,29 +142,42 @@ def open_input(
     part: dict[str, Any],
     schema: FeatureSchema,
     id_columns: tuple[str, ...],
+    missing: frozenset[str] = NA_VALUES,
 ) -> Source:
     """One streamed GET for the part. A CSV part at the start of its object reads the header from that same
     stream; a later byte range takes it from an earlier part of the same object version in this process, or
-    reads it with a small GET of its own."""
+    reads it with a small GET of its own. A gzip object is one part, decompressed as it streams."""
     key, etag, size, where = part["key"], part["etag"], part["size"], store.uri(part["key"])
     start = part["start"]
+    stream: ByteStream
+    length: int | None = size
+    if part.get("compression") == "gzip":
+        if start != 0 or part["end"] != size:
+            raise ModelOpsError(f"{where}: a gzip object cannot be read from a byte range; plan it whole")
+        stream, length = GzipStream(stack.enter_context(ObjectStream(store, key, etag, 0)), where), None
     if part["format"] != "csv":
-        body = stack.enter_context(ObjectStream(store, key, etag, max(start - 1, 0)))
-        return Source(body, start, JsonLinesParser(schema, id_columns), 1)
+        if length is not None:
+            stream = stack.enter_context(ObjectStream(store, key, etag, max(start - 1, 0)))
+        parser = JsonLinesParser(schema, id_columns, source=key, object_start=start == 0)
+        return Source(stream, start, parser, 1, length)
     if start == 0:
-        body = stack.enter_context(ObjectStream(store, key, etag, 0))
-        header, data_start, head = read_header(body, size, where)
-        parser = CsvParser(header, schema, id_columns, where)
+        if length is not None:
+            stream = stack.enter_context(ObjectStream(store, key, etag, 0))
+        try:
+            header, data_start, head = read_header(stream, length, where)
+        except EmptyInput:
+            return Source(_NoBytes(), 0, JsonLinesParser(schema, id_columns), 1, 0, empty=True)
+        csv_parser = CsvParser(header, schema, id_columns, where, source=key, missing=missing)
         _remember_header(store, key, etag, header)
         # put back what the header read took past the byte before the data
-        return Source(Unread(head[max(data_start - 1, 0) :], body), data_start, parser, 2)
+        return Source(Unread(head[max(data_start - 1, 0) :], stream), data_start, csv_parser, 2, length)
     known = _HEADERS.get((store.bucket, key, etag))
     if known is None:
         with ObjectStream(store, key, etag, 0) as first_bytes:
             known = read_header(first_bytes, size, where)[0]
         _remember_header(store, key, etag, known)
     body = stack.enter_context(ObjectStream(store, key, etag, start - 1))
-    return Source(body, start, CsvParser(known, schema, id_columns, where), 1)
+    return Source(body, start, CsvParser(known, schema, id_columns, where, source=key, missing=missing), 1, size)
 
 
 def score_part(
@@ -160,7 +193,7 @@ def score_part(
     overlaps with loading the model (`load_scorer`); `manifest` is that model's manifest."""
     started = time.perf_counter()
     keys = part_keys(config, run["run_date"], run["attempt"], part["index"])
-    key, size = part["key"], part["size"]
+    key = part["key"]
     schema = manifest.schema
     # features without a baseline are reported as not measured (see commit.drift_summary)
     tracked = [n for n in schema.names if n in manifest.baseline]
@@ -169,20 +202,29 @@ def score_part(
     prediction = DriftAccumulator(manifest.baseline, [PREDICTION]) if PREDICTION in manifest.baseline else None
 
     workers = worker_count(config.score_workers)
-    sizes = BlockSizes(config.chunk_rows, workers, part["end"] - part["start"])
+    # a gzip object's decompressed size is unknown, so its blocks do not shrink towards the end
+    compressed = part.get("compression") is not None
+    sizes = BlockSizes(config.chunk_rows, workers, 0 if compressed else part["end"] - part["start"])
+
+    missing = missing_tokens(manifest.recipe.get("missing_values") or ())  # the tokens it was trained with
+    empty: list[bool] = []
 
     def parsed() -> Iterator[Chunk]:
         with contextlib.ExitStack() as inputs:
-            source = open_input(inputs, store, part, schema, config.id_columns)
+            source = open_input(inputs, store, part, schema, config.id_columns, missing)
+            if source.empty:
+                empty.append(True)
+                return
             first = source.first_line
-            for block in line_blocks(source.stream, size, source.start, part["end"], sizes):
+            end = part["end"] if source.size is not None else None
+            for block in line_blocks(source.stream, source.size, source.start, end, sizes):
                 chunk = source.parser.parse(block, first)
                 first += chunk.lines
                 yield chunk
 
-    scored = rejected = chunks = peak_rows = warned_rows = 0
+    scored = rejected = chunks = peak_rows = lines_read = warned_rows = 0
     warnings: dict[str, int] = {}
-    line_count = 1 if part["format"] == "csv" and part["start"] == 0 else 0  # the header line
+    header_lines = 1 if part["format"] == "csv" and part["start"] == 0 else 0
     with contextlib.ExitStack() as stack:
         parsed_chunks = stack.enter_context(contextlib.closing(prefetched(parsed(), config.prefetch)))
         scorer = load_scorer()
@@ -190,7 +232,7 @@ def score_part(
         def score_chunk(chunk: Chunk) -> ScoredChunk:
             """Runs on a scoring worker: everything here is per chunk; totals are kept by the caller."""
             try:
-                result = scorer.score_rows(chunk.ids, chunk.matrix, bool(config.id_columns))
+                result = scorer.score_rows(chunk.ids, chunk.matrix, True)
             except ModelFault as exc:  # not the input's fault: the run fails, like a 500 online
                 raise ModelFault(f"{store.uri(key)}, {_line_span(chunk)}: {exc}") from exc
             matrix = chunk.matrix if result.kept is None else chunk.matrix[result.kept]
@@ -221,13 +263,13 @@ def score_part(
         results = stack.enter_context(contextlib.closing(ordered_map(score_chunk, parsed_chunks, workers)))
         out = stack.enter_context(MultipartWriter(store, keys["predictions"], deferred=True))
         bad = stack.enter_context(MultipartWriter(store, keys["rejected"]))
-        out.write(scorer.header(config.id_columns))
+        out.write(scorer.header(config.id_columns or SOURCE_COLUMNS))
         bad.write(REJECTED_HEADER)
         for result in results:
             chunk = result.chunk
             chunks += 1
             peak_rows = max(peak_rows, chunk.lines)
-            line_count += chunk.lines
+            lines_read += chunk.lines
             out.write(result.body)
             chunk_rejected = result.rejected if result.rejected is not None else chunk.rejected
             if chunk_rejected:
@@ -252,7 +294,8 @@ def score_part(
         "rows_read": scored + rejected,
         "rows_scored": scored,
         "rows_rejected": rejected,
-        "lines": line_count,
+        "lines": 0 if empty else header_lines + lines_read,
+        "empty": bool(empty) or (compressed and header_lines + lines_read == 0),
         "chunks": chunks,
         "peak_rows": peak_rows,
         "predictions_upload": out.upload,

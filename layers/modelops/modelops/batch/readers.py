@@ -10,11 +10,17 @@ does not qualify is split in halves until the bad lines are isolated and parsed 
 the reason for each rejected line.
 
 Ids travel as a zero-padded byte matrix (one row per scored row), so output lines are assembled with
-array operations too. CSV text never contains NUL bytes: lines with one are rejected.
+array operations too. CSV text never contains NUL bytes: lines with one are rejected. Without id columns a
+row's id is its object and line number ('key,line').
 
-Values follow the feature schema as the predict API applies it: an empty CSV field (a JSON Lines null) is a
-missing value where the feature is nullable, a bool feature takes true/false/1/0, and JSON Lines values are
-checked by the same code as request rows, so both name the same reason for a bad value.
+A gzip object is decompressed as it streams (GzipStream) and read whole, from its first byte: its length is
+unknown until the end, and it cannot be entered in the middle. A UTF-8 byte order mark is skipped at the
+start of an object.
+
+Values follow the feature schema as the predict API applies it: missing values (modelops.missing tokens in
+CSV, null in JSON) become NaN in the features the model's schema marks nullable and reject the row in the
+others, a bool feature takes true/false/1/0, and JSON Lines values are checked by the same code as request
+rows, so both name the same reason for a bad value.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import numpy as np
 import orjson
 
 from ..errors import InputError
+from ..missing import NA_VALUES
 from ..schema import MAX_STRING_LENGTH, FeatureSchema, bool_problem
 from .blocks import BlockSizes
 from .bulkcsv import BulkCsv
@@ -44,6 +51,7 @@ SUB_BLOCK_BYTES = 256 * 1024
 SLOW_LINES = 64  # below this a failing sub-block is parsed line by line
 _MISSING = object()
 _BOOL_TEXT = {"true": 1.0, "false": 0.0}  # what pandas' to_csv writes for bool columns (any case)
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark, as Excel and some exporters write
 
 
 def padded_ids(ids: list[bytes]) -> np.ndarray:
@@ -61,6 +69,26 @@ def stack_ids(parts: list[np.ndarray]) -> np.ndarray:
     for p in parts:
         out[row : row + len(p), : p.shape[1]] = p
         row += len(p)
+    return out
+
+
+def line_ids(prefix: bytes, first: int, count: int) -> np.ndarray:
+    """Ids 'prefix<line>' for lines first .. first + count - 1, as a zero-padded (count, width) uint8 matrix,
+    built with array operations (the bulk CSV path has no Python object per line)."""
+    if count <= 0:
+        return np.zeros((0, len(prefix)), dtype=np.uint8)
+    lines = np.arange(first, first + count, dtype=np.int64)
+    digits = len(str(first + count - 1))
+    powers = 10 ** np.arange(digits - 1, -1, -1, dtype=np.int64)
+    d = (lines[:, None] // powers) % 10
+    keep = np.cumsum(d != 0, axis=1) > 0  # no leading zeros: shift each number to the left
+    keep[:, -1] = True
+    width = keep.sum(axis=1)
+    out = np.zeros((count, len(prefix) + digits), dtype=np.uint8)
+    out[:, : len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+    cols = len(prefix) + np.arange(digits)[None, :] - (digits - width)[:, None]
+    rows = np.broadcast_to(np.arange(count)[:, None], cols.shape)
+    out[rows[keep], cols[keep]] = (d + 48)[keep].astype(np.uint8)
     return out
 
 
@@ -93,12 +121,18 @@ class ByteStream(Protocol):
     def read(self, n: int) -> bytes: ...
 
 
-def owned_bytes(stream: ByteStream, size: int, start: int, end: int, read_bytes: int = READ_BYTES) -> Iterator[bytes]:
+def owned_bytes(
+    stream: ByteStream, size: int | None, start: int, end: int | None, read_bytes: int = READ_BYTES
+) -> Iterator[bytes]:
     """The bytes of the lines starting in [start, end), in pieces as read; the last piece ends with a newline.
 
     `stream` reads the object from byte max(start - 1, 0) on; reading stops once the last owned line is
-    complete.
+    complete. size None: a stream of unknown length (decompressed data), read whole to its end.
     """
+    if size is None:
+        yield from _whole_stream(stream, start > 0, read_bytes)
+        return
+    end = size if end is None else end
     pos = start - 1 if start > 0 else start  # object offset of the next byte read
     skip_partial = start > 0  # through the first newline: that line started in the previous range
     last = b"\n"
@@ -126,11 +160,29 @@ def owned_bytes(stream: ByteStream, size: int, start: int, end: int, read_bytes:
         yield b"\n"
 
 
+def _whole_stream(stream: ByteStream, skip_partial: bool, read_bytes: int) -> Iterator[bytes]:
+    """Every line to the end of the stream; skip_partial: first through the first newline (the stream then
+    starts at the byte before the first owned line, as for a byte range)."""
+    last = b"\n"
+    while data := stream.read(read_bytes):
+        if skip_partial:
+            i = data.find(b"\n")
+            if i < 0:
+                continue
+            data, skip_partial = data[i + 1 :], False
+            if not data:
+                continue
+        last = data[-1:]
+        yield data
+    if last != b"\n" and not skip_partial:
+        yield b"\n"
+
+
 def line_blocks(
     stream: ByteStream,
-    size: int,
+    size: int | None,
     start: int,
-    end: int,
+    end: int | None,
     block_rows: int | BlockSizes,
     read_bytes: int = READ_BYTES,
 ) -> Iterator[bytes]:
@@ -168,20 +220,31 @@ def line_blocks(
 HEADER_READ_BYTES = 64 * 1024
 
 
-def read_header(stream: ByteStream, size: int, where: str) -> tuple[list[str], int, bytes]:
+class EmptyInput(InputError):
+    """The object holds no bytes at all (after decompression): nothing to read, not even a header."""
+
+
+def read_header(stream: ByteStream, size: int | None, where: str) -> tuple[list[str], int, bytes]:
     """The CSV header's column names, the byte offset where data starts, and the bytes read for it.
 
     `stream` reads the object from its first byte; it is read only as far as the header's newline (in
-    small pieces), so the same stream can go on to deliver the data.
+    small pieces), so the same stream can go on to deliver the data. size None: a stream of unknown length.
     """
     head = b""
-    while b"\n" not in head and len(head) < min(size, HEADER_MAX_BYTES):
-        piece = stream.read(min(HEADER_READ_BYTES, size - len(head)))
+    limit = HEADER_MAX_BYTES if size is None else min(size, HEADER_MAX_BYTES)
+    ended = False
+    while b"\n" not in head and len(head) < limit:
+        piece = stream.read(HEADER_READ_BYTES if size is None else min(HEADER_READ_BYTES, size - len(head)))
         if not piece:
-            raise InputError(f"{where}: object ended early at byte {len(head)} of {size}")
+            if size is not None:
+                raise InputError(f"{where}: object ended early at byte {len(head)} of {size}")
+            ended = True
+            break
         head += piece
+    if not head and (size == 0 or ended):
+        raise EmptyInput(f"{where}: empty object", field="input")
     end = head.find(b"\n")
-    if end < 0 and len(head) < size:
+    if end < 0 and not ended and (size is None or len(head) < size):
         raise InputError(f"{where}: header line is longer than {HEADER_MAX_BYTES} bytes")
     line = head if end < 0 else head[:end]
     try:
@@ -207,6 +270,25 @@ class Unread:
         return out
 
 
+class GzipStream:
+    """The decompressed bytes of a gzip stream (one or more members, as `cat a.gz b.gz` makes), read in
+    pieces: memory holds one compressed read and zlib's window, whatever the object's size."""
+
+    def __init__(self, stream: ByteStream, where: str):
+        import gzip
+
+        self.where = where
+        self._file = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[call-overload]
+
+    def read(self, n: int) -> bytes:
+        import zlib
+
+        try:
+            return self._file.read(n)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"{self.where}: not a valid gzip file: {exc}", field="input") from None
+
+
 def csv_field(text: str) -> str:
     if any(c in text for c in ',"\r\n'):
         return '"' + text.replace('"', '""') + '"'
@@ -217,12 +299,30 @@ def id_text(value: object) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+def source_prefix(source: str | None, id_columns: tuple[str, ...]) -> bytes | None:
+    """Without id columns each row is named by its object and line: the id text starts with the object."""
+    return None if id_columns or source is None else (csv_field(source) + ",").encode()
+
+
 class CsvParser:
-    def __init__(self, header: list[str], schema: FeatureSchema, id_columns: tuple[str, ...], where: str):
+    """source: the object's key; with no id columns each row's id is then 'object,line'. missing: cell
+    values read as missing (modelops.missing), allowed in the features the model was trained with gaps in."""
+
+    def __init__(
+        self,
+        header: list[str],
+        schema: FeatureSchema,
+        id_columns: tuple[str, ...],
+        where: str,
+        *,
+        source: str | None = None,
+        missing: frozenset[str] = NA_VALUES,
+    ):
         for name in (*schema.names, *id_columns):
             if name not in header:
                 kind = "id column" if name in id_columns else "feature column"
-                raise InputError(f"{where}: missing required {kind} '{name}'", field=name, code="missing_column")
+                hint = " (or set no id columns to name each row by its object and line)" if name in id_columns else ""
+                raise InputError(f"{where}: missing required {kind} '{name}'{hint}", field=name, code="missing_column")
         if len(set(header)) != len(header):
             raise InputError(f"{where}: a column name is repeated in the header", field="header")
         self.schema = schema
@@ -230,6 +330,8 @@ class CsvParser:
         self.names = schema.names
         self.feature_idx = [header.index(n) for n in schema.names]
         self.id_idx = [header.index(c) for c in id_columns]
+        self.prefix = source_prefix(source, id_columns)
+        self.missing = missing
         self.bulk = self._bulk_layout()
 
     def _bulk_layout(self) -> BulkCsv | None:
@@ -276,10 +378,11 @@ class CsvParser:
         if self.bulk is not None:
             result = self.bulk.parse(block)
             if result is not None:
-                ids.append(result[0])
+                count = len(result[1])  # the bulk path takes no blank lines: row i is line line0 + i
+                ids.append(result[0] if self.prefix is None else line_ids(self.prefix, line0, count))
                 mats.append(result[1])
-                numbers.append(np.arange(line0, line0 + len(result[1]), dtype=np.int64))
-                return len(result[1])
+                numbers.append(np.arange(line0, line0 + count, dtype=np.int64))
+                return count
         lines = block.count(b"\n")
         if lines > SLOW_LINES:
             mid = block.find(b"\n", len(block) // 2)
@@ -323,12 +426,13 @@ class CsvParser:
         values: list = []
         for f, j in zip(self.schema.features, self.feature_idx, strict=True):
             value = fields[j].strip()
-            if value == "":
-                if f.nullable:  # an empty field is a missing value, like null in a request
-                    values.append(math.nan)
-                    continue
-                rejected.append((line, f"column '{f.name}' is empty"))
-                return None
+            if value in self.missing:
+                if not f.nullable:  # as the online API refuses null: the model saw no gaps here
+                    what = "is empty" if value == "" else f"has the missing value '{value[:40]}'"
+                    rejected.append((line, f"column '{f.name}' {what}"))
+                    return None
+                values.append(math.nan)
+                continue
             if f.dtype == "number":
                 if f.is_bool:
                     flag = _bool_field(value)
@@ -351,7 +455,10 @@ class CsvParser:
                 return None
             else:
                 values.append(value)
-        ids.append(",".join(csv_field(fields[i]) for i in self.id_idx).encode())
+        if self.prefix is not None:
+            ids.append(self.prefix + str(line).encode())
+        else:
+            ids.append(",".join(csv_field(fields[i]) for i in self.id_idx).encode())
         return values
 
 
@@ -367,13 +474,30 @@ def _bool_field(text: str) -> float | str:
 
 
 class JsonLinesParser:
-    """One JSON object per line. There is no header, so a missing feature or id field rejects that row."""
+    """One JSON object per line. There is no header, so a missing feature or id field rejects that row.
+    null is a missing value, allowed in the features the model was trained with gaps in.
 
-    def __init__(self, schema: FeatureSchema, id_columns: tuple[str, ...]):
+    source: the object's key; with no id columns each row's id is then 'object,line'. object_start: the
+    part starts at the object's first byte, where a UTF-8 byte order mark may stand."""
+
+    def __init__(
+        self,
+        schema: FeatureSchema,
+        id_columns: tuple[str, ...],
+        *,
+        source: str | None = None,
+        object_start: bool = False,
+    ):
         self.schema = schema
         self.id_columns = id_columns
+        self.prefix = source_prefix(source, id_columns)
+        self._bom = object_start
 
     def parse(self, block: bytes, first_line: int) -> Chunk:
+        if self._bom:
+            self._bom = False
+            if block.startswith(BOM):
+                block = block[len(BOM) :]
         lines = block.split(b"\n")
         lines.pop()  # after the last newline
         ids: list[bytes] = []
@@ -399,10 +523,13 @@ class JsonLinesParser:
         values = []
         for f in self.schema.features:
             value = obj.get(f.name, _MISSING)
+            if value is None and f.nullable:
+                values.append(math.nan)
+                continue
             if value is _MISSING:
                 rejected.append((line, f"missing field '{f.name}'"))
                 return False
-            try:  # the predict API's own value check: the same reason for the same value
+            try:  # the predict API's own value check, null included: the same reason for the same value
                 values.append(FeatureSchema.check_value(f, value, f"field '{f.name}'"))
             except InputError as exc:
                 rejected.append((line, str(exc)))
@@ -418,15 +545,24 @@ class JsonLinesParser:
                 rejected.append((line, f"id field '{c}' contains a NUL character"))
                 return False
             id_values.append(csv_field(text))
-        ids.append(",".join(id_values).encode())
+        ids.append(",".join(id_values).encode() if self.prefix is None else self.prefix + str(line).encode())
         rows.append(values)
         return True
 
 
+GZIP_SUFFIX = ".gz"
+
+
 def format_of(key: str) -> str | None:
+    """csv or jsonl from the object's name; a .gz suffix (compression_of) does not change the format."""
     name = key.rsplit("/", 1)[-1].lower()
+    name = name.removesuffix(GZIP_SUFFIX)
     if name.endswith(".csv"):
         return "csv"
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
     return None
+
+
+def compression_of(key: str) -> str | None:
+    return "gzip" if key.lower().endswith(GZIP_SUFFIX) else None

@@ -29,6 +29,10 @@ from .store import ObjectStore, open_store
 _MODELS: dict[tuple[str, str, str], LoadedModel] = {}  # warm invocations reuse the loaded model
 
 
+def skipped_key(config: BatchConfig, run_date: str, attempt: str) -> str:
+    return config.attempt_folder(run_date, attempt) + "skipped.json"
+
+
 class BatchRunner:
     def __init__(self, config: BatchConfig, store: ObjectStore | None = None, registry: Registry | None = None):
         self.config = config
@@ -62,6 +66,9 @@ class BatchRunner:
         """Skip, wait, or plan the run. split: cut large objects into byte-range parts; by default only
         when the run fans out, since one process scores its parts one after the other anyway."""
         config, store = self.config, self.store
+        # a missing bucket is an error, never a dependency to wait for (listed under the input folder, which
+        # the batch role may list)
+        store.check(config.input_folder(run_date))
         manifest_key = config.manifest_key(run_date)
         if not force and store.exists(manifest_key):
             return {
@@ -73,15 +80,20 @@ class BatchRunner:
         if not readiness.ready:
             return {"status": "waiting", "run_date": run_date, "waiting_for": readiness.waiting_for}
         folder = config.input_folder(run_date)
-        objects = plan.input_objects(list(store.list(folder)), store.uri(folder))
+        objects, skipped = plan.without_empty(
+            plan.input_objects(list(store.list(folder)), store.uri(folder)), store.uri(folder)
+        )
         model = {"name": config.model_name or "", "version": self.resolve_version()}
         attempt = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
         mode = plan.choose_mode(objects, config.inline_max_bytes)
         if split is None:
             split = mode == plan.FANOUT
-        parts = plan.plan_parts(objects, config.part_bytes if split else None)
+        # without id columns rows are named by absolute line numbers, which only a whole object knows
+        parts = plan.plan_parts(objects, config.part_bytes if split and config.id_columns else None)
         parts_key = config.attempt_folder(run_date, attempt) + "parts.json"
         store.put(parts_key, orjson.dumps(parts))
+        if skipped:  # in the work area, not in the run: the state machine's payloads stay small
+            store.put(skipped_key(config, run_date, attempt), orjson.dumps(skipped))
         run = {
             "run_date": run_date,
             "attempt": attempt,
@@ -90,6 +102,7 @@ class BatchRunner:
             "bucket": store.bucket,
             "parts_key": parts_key,
             "parts": len(parts),
+            "skipped": len(skipped),
             "started_at": utc_now_iso(),
             "started": time.time(),
         }
@@ -106,6 +119,9 @@ class BatchRunner:
 
     def commit(self, run: dict[str, Any]) -> dict[str, Any]:
         model = self.registry.manifest(run["model"]["name"], run["model"]["version"])
+        skipped = []
+        if run.get("skipped"):
+            skipped = orjson.loads(self.store.get(skipped_key(self.config, run["run_date"], run["attempt"]))[0])
         return commit(
             self.config,
             self.store,
@@ -115,6 +131,7 @@ class BatchRunner:
             list(model.schema.names),
             run["started_at"],
             run["started"],
+            skipped,
         )
 
     def execute(self, run: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +149,7 @@ class BatchRunner:
 
     def status(self, run_date: str) -> dict[str, Any]:
         config, store = self.config, self.store
+        store.check(config.input_folder(run_date))
         key = config.manifest_key(run_date)
         if store.exists(key):
             return {"status": "succeeded", "run_date": run_date, "manifest": orjson.loads(store.get(key)[0])}

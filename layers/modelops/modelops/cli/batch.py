@@ -24,6 +24,33 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timezone", help="time zone of the default run date (default: $MODELOPS_BATCH_TIMEZONE or UTC)")
 
 
+def _add_model(p: argparse.ArgumentParser, version: bool = True) -> None:
+    p.add_argument("--model", help="model name (default: $MODELOPS_MODEL_NAME)")
+    if version:
+        p.add_argument("--model-version", help="pin a version (default: the registry's champion)")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chunk-rows", type=int, help="rows per chunk (default: $MODELOPS_BATCH_CHUNK_ROWS or 100000)")
+    p.add_argument(
+        "--score-workers",
+        type=int,
+        help="threads scoring chunks side by side (default: $MODELOPS_BATCH_SCORE_WORKERS or one per CPU)",
+    )
+    p.add_argument(
+        "--id-columns",
+        help="comma-separated id columns (default: $MODELOPS_BATCH_ID_COLUMNS or id); '' for none: each "
+        "prediction then starts with its source object and line number",
+    )
+    p.add_argument("--upstream-marker", help="upstream completion marker, e.g. '{date}/_SUCCESS'; '' for none")
+    p.add_argument(
+        "--require-previous",
+        action="store_true",
+        default=None,
+        help="also require the previous date's run to have succeeded",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "batch",
@@ -35,22 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = bs.add_parser("run", help="score one run date (skipped if it already succeeded, unless --force)")
     _add_settings(run)
     run.add_argument("--force", action="store_true", help="rerun a date that already succeeded")
-    run.add_argument("--model", help="model name (default: $MODELOPS_MODEL_NAME)")
-    run.add_argument("--model-version", help="pin a version (default: the registry's champion)")
-    run.add_argument("--chunk-rows", type=int, help="rows per chunk (default: $MODELOPS_BATCH_CHUNK_ROWS or 100000)")
-    run.add_argument(
-        "--score-workers",
-        type=int,
-        help="threads scoring chunks side by side (default: $MODELOPS_BATCH_SCORE_WORKERS or one per CPU)",
-    )
-    run.add_argument("--id-columns", help="comma-separated id columns (default: $MODELOPS_BATCH_ID_COLUMNS or id)")
-    run.add_argument("--upstream-marker", help="upstream completion marker, e.g. '{date}/_SUCCESS'; '' for none")
-    run.add_argument(
-        "--require-previous",
-        action="store_true",
-        default=None,
-        help="also require the previous date's run to have succeeded",
-    )
+    _add_model(run)
+    _add_run_options(run)
     run.set_defaults(func=run_cmd)
 
     backfill = bs.add_parser("backfill", help="run every date of a range in order, stopping at the first that fails")
@@ -58,12 +71,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     backfill.add_argument("--from", dest="first", required=True, help="first run date YYYY-MM-DD")
     backfill.add_argument("--to", dest="last", required=True, help="last run date YYYY-MM-DD (inclusive)")
     backfill.add_argument("--force", action="store_true", help="rerun dates that already succeeded")
-    backfill.add_argument("--model", help="model name (default: $MODELOPS_MODEL_NAME)")
-    backfill.add_argument("--model-version", help="pin a version (default: the registry's champion)")
+    _add_model(backfill)
+    _add_run_options(backfill)
     backfill.set_defaults(func=backfill_cmd)
 
     status = bs.add_parser("status", help="show a run date's manifest, or why there is none")
     _add_settings(status)
+    _add_model(status, version=False)
     status.add_argument("--drift-chart", metavar="PNG", help="also draw the run's drift per feature to this PNG file")
     status.set_defaults(func=status_cmd)
 

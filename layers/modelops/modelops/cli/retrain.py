@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..errors import ModelOpsError
+from ..errors import ModelOpsError, NotFoundError
+from ..names import check_model_name
+from ..objectstore import open_location
 from .output import emit_json, key_values
 
 
@@ -44,7 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="s3://bucket/prefix of captured predictions and feedback (default: $MODELOPS_DATA_URI)",
     )
     p.add_argument("--stack", help="deployed stack a winning candidate is rolled out to (a stack update)")
-    p.add_argument("--dry-run", action="store_true", help="train and compare, but register and deploy nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="train and compare, but write nothing: no lock, no history, no registration, no rollout",
+    )
     p.add_argument("--ignore-cooldown", action="store_true", help="run even if the last retrain decided recently")
     p.add_argument("--margin", type=float, help="required gain on the primary metric (default 0.01)")
     p.add_argument("--recent-days", type=float, help="labelled-data window in days (default 14)")
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.registry:
         raise ModelOpsError("no registry given: pass --registry s3://bucket/prefix or set MODELOPS_REGISTRY")
+    check_model_name(args.model_name)
     env = {
         **os.environ,
         "MODELOPS_REGISTRY": args.registry,
@@ -90,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.data:
         raise ModelOpsError("no labelled data location: pass --data s3://bucket/prefix or set MODELOPS_DATA_URI")
+    data_store, data_prefix = open_location(args.data)
+    try:
+        # a mistyped location would otherwise read as "no labelled data yet"
+        data_store.check(data_prefix.rstrip("/") + "/" if data_prefix else "")
+    except NotFoundError as exc:
+        raise NotFoundError(f"labelled data {args.data}: {exc}") from None
     deployer: Deployer
     if env.get("MODELOPS_PREDICT_FUNCTION"):
         deployer = lifecycle.deployer_from_env(env)
@@ -103,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     retrainer = lifecycle.retrainer_from_env(env, deployer=deployer)
     result = retrainer.run({"type": "manual", "by": "cli"}, dry_run=args.dry_run, ignore_cooldown=args.ignore_cooldown)
     out = result.to_dict()
+    if result.outcome == "failed" and not args.json:
+        raise ModelOpsError(f"retrain failed at stage {result.stage}: {result.reason}")
     if args.json:
         emit_json(out)
     else:

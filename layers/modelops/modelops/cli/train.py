@@ -9,6 +9,8 @@ from pathlib import Path
 from ..artifact import CLASSIFICATION, REGRESSION, write_artifact
 from ..dataset import load_builtin, read_csv
 from ..errors import ModelOpsError
+from ..missing import parse_tokens
+from ..names import check_model_name, model_name_from
 from ..registry import require_registry
 from ..training import train
 from .output import emit_json, key_values, progress
@@ -26,7 +28,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--registry", default=argparse.SUPPRESS, help="s3://bucket/prefix (overrides the global option)")
     p.add_argument("--data", help="training CSV with a header row; numeric and categorical columns")
     p.add_argument("--target", help="target column in --data")
-    p.add_argument("--model-name", help="registry name (default: breast-cancer, diabetes, or the CSV's file name)")
+    p.add_argument(
+        "--as-missing",
+        metavar="TOKEN[,TOKEN]",
+        help="also read these cell values as missing (besides empty cells, NA, NaN, N/A, null, None and "
+        "pandas' other defaults), e.g. '?,-'",
+    )
+    p.add_argument(
+        "--categorical",
+        metavar="COL[,COL]",
+        help="treat these columns as categories even when they hold numbers (codes, zip codes)",
+    )
+    p.add_argument(
+        "--model-name",
+        help="registry name: lowercase letters, digits and hyphens (default: breast-cancer, diabetes, or made "
+        "from the CSV's file name)",
+    )
     p.add_argument("--task", choices=[CLASSIFICATION, REGRESSION], help="default: inferred from the target")
     p.add_argument("--estimator", help="logistic|ridge (default), hgb or random_forest")
     p.add_argument("--alias", help="point this alias (e.g. champion) at the new version")
@@ -39,11 +56,22 @@ def run(args: argparse.Namespace) -> int:
     registry = require_registry(args.registry)
     if args.data and not args.target:
         raise ModelOpsError("--data needs --target COL")
-    if args.target and not args.data:
-        raise ModelOpsError("--target is only used with --data")
+    for given, flag in (
+        (args.target, "--target"),
+        (args.as_missing, "--as-missing"),
+        (args.categorical, "--categorical"),
+    ):
+        if given and not args.data:
+            raise ModelOpsError(f"{flag} is only used with --data")
+    if args.model_name is not None:
+        check_model_name(args.model_name)
     if args.data:
-        dataset = read_csv(args.data, args.target)
-        name = args.model_name or Path(args.data).stem
+        name = args.model_name or model_name_from(Path(args.data).stem)
+        if not name:
+            raise ModelOpsError(f"no model name can be made from '{Path(args.data).name}': pass --model-name")
+        dataset = read_csv(
+            args.data, args.target, missing=parse_tokens(args.as_missing), categorical=parse_tokens(args.categorical)
+        )
     else:
         builtin = "diabetes" if args.task == REGRESSION else "breast_cancer"
         dataset = load_builtin(builtin)

@@ -1,4 +1,5 @@
-"""The predict function's request loop: API Gateway REST proxy events in, proxy responses out.
+"""The predict function's request loop: API Gateway REST proxy events in, proxy responses out (HTTP API and
+function URL events, payload format 2.0, are answered the same way in their own shape: events.py).
 
 POST /predict takes a direct path (header checks, orjson, the feature schema's fast path, one
 predict_proba, orjson) that calls the same `service.handle_predict` as the documented Powertools
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ModelFault
+from . import events
 from .capture import capture_enabled, emit_capture, emit_failure
 from .errors import ApiError, model_unavailable
 from .metrics import RequestMetrics
@@ -132,6 +134,27 @@ class Gateway:
 
     # ---- entry point ---------------------------------------------------------------------------
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """REST API proxy events, and HTTP API (payload format 2.0) and function URL events, which get the
+        same answers in the 2.0 shape (see events.py). Anything else is refused with a 400."""
+        if isinstance(event, Mapping) and events.is_v2(event):
+            rest = events.rest_event(event)
+            if rest is None:
+                return events.v2_response(self.unsupported_event("a payload format 2.0 event without a method or path"))
+            return events.v2_response(self.handle_rest(rest, context))
+        if not isinstance(event, Mapping) or not events.is_rest(event):
+            return self.unsupported_event("not an API Gateway or function URL event")
+        return self.handle_rest(event, context)
+
+    def unsupported_event(self, why: str) -> dict[str, Any]:
+        self.log.warning("unsupported event", extra={"why": why})
+        message = (
+            f"{why}: expected an API Gateway REST proxy, HTTP API (payload format 2.0) or Lambda function URL event"
+        )
+        return self.error_reply(ApiError(400, "unsupported_event", message, field="event"), JSON).proxy(
+            self.extra_headers
+        )
+
+    def handle_rest(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         if event.get("httpMethod") == "POST" and (
             event.get("path") == PREDICT_PATH or event.get("resource") == PREDICT_PATH
         ):

@@ -1,0 +1,110 @@
+"""Retrain floors belong to a task: the template's default accuracy floor (RetrainMinAccuracy "0.85") must not
+reject every regression retrain, and an MAE ceiling never applies to a classifier. The retrain runs on moto S3
+with the fake deployer of lifecycle_fakes (moto's CodeDeploy runs no deployments)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, Notes
+from modelops import lifecycle
+from modelops.dataset import load_builtin
+from modelops.feedback import LabelledRow
+from modelops.registry import CHAMPION
+from modelops.retrain import Retrainer, floors_for
+
+from devtools import diagram
+
+
+def template_retrain_env() -> dict[str, str]:
+    """The retrain function's MODELOPS_RETRAIN_* variables as a stack with default parameters sets them."""
+    template = diagram.load_template(diagram.TEMPLATE)
+    params = template["Parameters"]
+    variables = template["Resources"]["RetrainFunction"]["Properties"]["Environment"]["Variables"]
+    env = {}
+    for name, value in variables.items():
+        if not name.startswith("MODELOPS_RETRAIN_") or name == "MODELOPS_RETRAIN_TOPIC":
+            continue
+        ref = value.get("Ref") if isinstance(value, dict) else None
+        env[name] = str(params[ref]["Default"]) if ref else str(value)
+    return env
+
+
+def test_the_template_default_sets_an_accuracy_floor_and_no_mae_ceiling():
+    env = template_retrain_env()
+    assert env["MODELOPS_RETRAIN_MIN_ACCURACY"] == "0.85" and env["MODELOPS_RETRAIN_MAX_MAE"] == ""
+    floors = lifecycle.config_from_env(env).floors
+    assert floors == {"accuracy": 0.85}
+    assert floors_for("regression", floors) == {}
+    assert floors_for("classification", floors) == {"accuracy": 0.85}
+
+
+def test_each_floor_applies_to_its_own_task_only():
+    floors = {"accuracy": 0.9, "roc_auc": 0.8, "mae": 40.0, "rmse": 50.0, "custom": 1.0}
+    assert floors_for("classification", floors) == {"accuracy": 0.9, "roc_auc": 0.8, "custom": 1.0}
+    assert floors_for("regression", floors) == {"mae": 40.0, "rmse": 50.0, "custom": 1.0}
+
+
+def regression_traffic(champion, n: int = 300) -> list[LabelledRow]:
+    """Served diabetes predictions whose true values moved up: a retrained model wins on MAE."""
+    data = load_builtin("diabetes")
+    rng = np.random.default_rng(3)
+    pick = rng.integers(0, data.rows, size=n)
+    X, y = data.X[pick], data.y[pick].astype(float) * 1.4 + 30
+    predictions = champion.estimator.predict(X)
+    start = NOW - n * 60 - 10
+    return [
+        LabelledRow(
+            request_id=f"reg-{i}",
+            row=0,
+            at=start + i * 60,
+            variant="A",
+            model_version=champion.manifest.version,
+            prediction=float(predictions[i]),
+            score=None,
+            actual=float(y[i]),
+            feedback_at=start + i * 60 + 30,
+            features=dict(zip(data.feature_names, X[i].tolist(), strict=True)),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def regression_champion(registry, regressor_dir):
+    manifest = registry.register(regressor_dir)
+    registry.set_alias(manifest.name, CHAMPION, manifest.version)
+    return registry.load(manifest.name, manifest.version)
+
+
+def test_a_regression_retrain_with_the_template_defaults_can_promote(registry, regression_champion):
+    deployer = FakeDeployer()
+    retrainer = Retrainer(
+        registry,
+        "diabetes",
+        labelled=ListLabelled(regression_traffic(regression_champion)),
+        deployer=deployer,
+        notifier=Notes(),
+        config=lifecycle.config_from_env(template_retrain_env()),
+        clock=Clock(),
+    )
+    result = retrainer.run({"type": "manual", "by": "test"})
+    assert result.outcome == "promoted", result.reason
+    assert "floors" not in result.reason and result.metrics["metric"] == "mae"
+    assert result.metrics["candidate"]["mae"] < result.metrics["champion"]["mae"]
+    assert deployer.started == [result.candidate]
+
+
+def test_an_mae_ceiling_still_rejects_a_regressor(registry, regression_champion):
+    env = {**template_retrain_env(), "MODELOPS_RETRAIN_MAX_MAE": "1"}
+    result = Retrainer(
+        registry,
+        "diabetes",
+        labelled=ListLabelled(regression_traffic(regression_champion)),
+        deployer=FakeDeployer(),
+        notifier=Notes(),
+        config=lifecycle.config_from_env(env),
+        clock=Clock(),
+    ).run({"type": "manual", "by": "test"})
+    assert result.outcome == "rejected" and "mae" in result.reason and "above the limit 1.0" in result.reason
+    assert "accuracy" not in result.reason
