@@ -34,8 +34,10 @@ bench: venv  ## run the benchmarks under bench/ and print a summary table
 # sam needs the runtime's interpreter (python3.12) on PATH; take it from PATH or from pyenv.
 PY312_BIN = $(shell for p in python3.12 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12; do \
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null && break; done)
-# Every function must fit Lambda's 262,144,000 bytes; the predict function is held to 200 MB.
-PACKAGE_LIMITS ?= --limit '*predict*=200000000'
+# Every function must fit Lambda's 262,144,000 bytes with at least 40 MB left for user code (222,144,000);
+# the predict function, where user code goes first, is held to 210 MB (52 MB left; the zipped pandas the
+# runtime layer ships for DataFrame models takes 9.5 MB of what was 62 MB).
+PACKAGE_LIMITS ?= --limit '*=222144000' --limit '*predict*=210000000'
 PACKAGE_SIZE_JSON ?= bench/results/package_size.json
 
 build: venv  ## sam build (no Docker), print each function's unzipped size, fail above its limit
@@ -52,7 +54,8 @@ layer-smoke: venv  ## build the layers for x86_64 and run every function on them
 LINT_VENV  := .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed-stamp
 PY_SOURCES := layers functions devtools tests bench
-PINNED_REQUIREMENTS := layers/mlruntime/requirements.txt layers/modelops/requirements.txt \
+PINNED_REQUIREMENTS := layers/mlruntime/requirements.txt layers/mlruntime/requirements-dataframe.txt \
+	layers/modelops/requirements.txt \
 	requirements-dev.txt requirements-lint.txt
 AUDIT_SERVICE ?= pypi
 .PHONY: audit format layer-smoke

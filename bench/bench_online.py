@@ -1,6 +1,8 @@
 """Online prediction benchmark: the predict handler against the bare model, side by side.
 
-Measures, for a StandardScaler+LogisticRegression pipeline and a HistGradientBoosting model:
+Measures, for a StandardScaler+LogisticRegression pipeline and a HistGradientBoosting model (array input),
+and for a model fitted on a pandas DataFrame (the ColumnTransformer-by-name pipeline of tests/user_models.py,
+whose raw predict_proba gets the DataFrame as the user has it, and the handler builds one from the JSON rows):
   * warm latency: median time of lambda_handler on a real-shaped POST /predict proxy event (JSON in,
     JSON out, EMF metrics line written) divided by the median raw predict_proba on the same rows,
     for 1-row and 100-row requests; both are timed interleaved in one process so machine noise cancels;
@@ -35,6 +37,7 @@ TARGET_1, TARGET_100, TARGET_INIT = 1.3, 2.5, 1.15
 WARM_ROUNDS = {1: 3000, 100: 1000}  # at most this many interleaved pairs ...
 WARM_BUDGET_S = 20.0  # ... or this long, whichever ends first (HGB is slow on small boxes)
 COLD_RUNS = 7
+DATAFRAME_MODEL = "ct_dataframe"
 
 CHILD_HANDLER = """
 import os, sys, time
@@ -54,6 +57,8 @@ print(time.perf_counter() - t0)
 
 
 def train_models(tmp: Path) -> dict[str, Path]:
+    import user_models
+    from frame_artifacts import write_frame_artifact
     from modelops.artifact import write_artifact
     from modelops.dataset import load_builtin
     from modelops.training import train
@@ -63,7 +68,18 @@ def train_models(tmp: Path) -> dict[str, Path]:
     for label, kind in (("lr_pipeline", "logistic"), ("hgb", "hgb")):
         trained = train(dataset, "breast-cancer", estimator_kind=kind)
         out[label] = write_artifact(tmp / label, trained.estimator, trained.manifest, trained.golden) and tmp / label
+    estimator, X, y = user_models.column_transformer_model()
+    write_frame_artifact(tmp / DATAFRAME_MODEL, estimator, X, y, "titanic", golden_rows=20)
+    out[DATAFRAME_MODEL] = tmp / DATAFRAME_MODEL
     return out
+
+
+def _dataframe(rows: list[dict], estimator) -> object:
+    """The rows as the user has them: a DataFrame with the fitted dtypes (NaN for missing)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=list(estimator.feature_names_in_))
+    return frame.astype({"sex": pd.CategoricalDtype(["female", "male"]), "embarked": "str", "pclass": "int64"})
 
 
 def warm(model_dir: Path, rows: int, capture: bool = False) -> tuple[float, float]:
@@ -80,7 +96,10 @@ def warm(model_dir: Path, rows: int, capture: bool = False) -> tuple[float, floa
     event = proxy_event("POST", "/predict", {"instances": instances}, request_id="bench")
     estimator = app.gateway.holder.model.estimator
     names = app.gateway.holder.model.schema.names
-    matrix = np.array([[row[n] for n in names] for row in instances], dtype=np.float64)
+    if app.gateway.holder.model.runner.takes_dataframe:
+        matrix = _dataframe(instances, estimator)
+    else:
+        matrix = np.array([[row[n] for n in names] for row in instances], dtype=np.float64)
     handler, proba = app.lambda_handler, estimator.predict_proba
     handler_times, raw_times = [], []
     clock = time.perf_counter

@@ -8,6 +8,10 @@ locally trained model; functions behind API Gateway are also handed every API ev
 and /openapi.json). A handler that raises, or output naming a missing module, fails the run; the status of each
 answer is printed (answers that need AWS are 5xx here, since AWS is unreachable).
 
+pandas stays out of every process serving the (array) default model: scikit-learn would import it at cold start
+if it could, so the layer ships it as an archive. The predict function is then run once more with a model fitted
+on a pandas DataFrame (tests/user_models.py), which extracts and imports it, and must answer 200.
+
     python -m devtools.layer_smoke [--work-dir .aws-sam/smoke] [--python3.12 PATH]
 
 Network: pip downloads the x86_64 wheels the first time. AWS calls go to an unreachable local endpoint.
@@ -56,6 +60,7 @@ for path in sys.argv[2:]:
     event = json.load(open(path))
     answer = handler(event, Context())
     print(f"  {event.get('httpMethod')} {event.get('path')} -> {answer.get('statusCode')}")
+print(f"  pandas imported: {'pandas' in sys.modules}")
 """
 
 
@@ -139,7 +144,7 @@ def build_layers(template: dict[str, Any], work: Path, python312: str) -> dict[s
              f"ARTIFACTS_DIR={out}", "ARCH=x86_64", f"PYTHON312={python312}"],
             check=True,
         )  # fmt: skip
-        built[name] = out / "python"
+        built[name] = out
     return built
 
 
@@ -166,6 +171,21 @@ def train_model(directory: Path) -> str:
 
     trained = train(load_builtin("breast_cancer"), "breast-cancer")
     return write_artifact(directory, trained.estimator, trained.manifest, trained.golden).version
+
+
+def train_dataframe_model(directory: Path, work: Path) -> tuple[str, Path]:
+    """A ColumnTransformer-by-name model fitted on a DataFrame, and a POST /predict event with its golden rows."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import user_models
+    from frame_artifacts import write_frame_artifact
+
+    estimator, X, y = user_models.column_transformer_model()
+    manifest = write_frame_artifact(directory, estimator, X, y, "titanic")
+    base = json.loads((ROOT / "events" / "predict-valid.json").read_text())
+    base["body"] = json.dumps({"instances": json.loads((directory / "golden.json").read_text())["instances"]})
+    event = work / "generated-predict-dataframe.json"
+    event.write_text(json.dumps(base))
+    return manifest.version, event
 
 
 def api_events(work: Path) -> list[Path]:
@@ -202,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(model_dir)
     model_version = train_model(model_dir)
     events = api_events(work)
+    frames_dir = Path(tempfile.mkdtemp(dir=work, prefix="frame-model-"))
+    shutil.rmtree(frames_dir)
+    frame_version, frame_event = train_dataframe_model(frames_dir, work)
+    shutil.rmtree(work / "pandas", ignore_errors=True)  # each run extracts the archive it just built
     env = {
         "PATH": os.environ.get("PATH", ""),
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -214,40 +238,55 @@ def main(argv: list[str] | None = None) -> int:
         "MODELOPS_MODEL_NAME": "breast-cancer",
         "MODELOPS_MODEL_VERSION": model_version,
         "MODELOPS_MODEL_DIR": str(model_dir),
+        "MODELOPS_PANDAS_DIR": str(work / "pandas"),  # the archive is found beside the layer's python/ folder
+        "MODELOPS_SIGNING_KEY": "",  # KMS is unreachable here: the locally trained models are unsigned
     }
     globals_fn = (template.get("Globals") or {}).get("Function") or {}
     failed = []
+    runs = []
     for name, res in sorted(template["Resources"].items()):
         if res.get("Type") != "AWS::Serverless::Function":
             continue
         props = res.get("Properties") or {}
+        is_api = any((e or {}).get("Type") == "Api" for e in (props.get("Events") or {}).values())
+        runs.append((name, props, list(map(str, events)) if is_api else [], {}))
+        if name == "PredictFunction":
+            frame_env = {"MODELOPS_MODEL_DIR": str(frames_dir), "MODELOPS_MODEL_NAME": "titanic"}
+            runs.append((name, props, [str(frame_event)], {**frame_env, "MODELOPS_MODEL_VERSION": frame_version}))
+    for name, props, run_events, extra_env in runs:
         code = ROOT / props.get("CodeUri", globals_fn.get("CodeUri", ""))
         refs = [*globals_fn.get("Layers", []), *props.get("Layers", [])]
         paths = [str(code)]
-        paths += [str(layers[r["Ref"]]) for r in refs if isinstance(r, dict) and r.get("Ref") in layers]
+        paths += [str(layers[r["Ref"]] / "python") for r in refs if isinstance(r, dict) and r.get("Ref") in layers]
         paths.append(str(runtime))
-        is_api = any((e or {}).get("Type") == "Api" for e in (props.get("Events") or {}).values())
-        print(f"== {name} ({props.get('Handler')}){' with API events' if is_api else ''}", flush=True)
+        label = " with a DataFrame model" if extra_env else " with API events" if run_events else ""
+        print(f"== {name} ({props.get('Handler')}){label}", flush=True)
         result = subprocess.run(
-            [
-                python312,
-                "-c",
-                _PROBE,
-                props.get("Handler", "app.lambda_handler"),
-                *(map(str, events) if is_api else []),
-            ],
+            [python312, "-c", _PROBE, props.get("Handler", "app.lambda_handler"), *run_events],
             cwd=code,
-            env={**function_environment(template, props), **env, "PYTHONPATH": os.pathsep.join(paths)},
+            env={
+                **function_environment(template, props),
+                **env,
+                **extra_env,
+                "PYTHONPATH": os.pathsep.join(paths),
+            },
             capture_output=True,
             text=True,
             timeout=300,
         )
         print("".join(line for line in result.stdout.splitlines(True) if not line.startswith("{")), end="")
+        pandas_loaded = "pandas imported: True" in result.stdout
         if MISSING_MODULE.search(result.stdout + result.stderr):
             print("  the output names a missing module: the layers lack a package this function imports")
             failed.append(name)
         elif result.returncode != 0:
             print(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed", file=sys.stderr)
+            failed.append(name)
+        elif pandas_loaded != bool(extra_env):
+            print(f"  pandas {'was' if pandas_loaded else 'was not'} imported: expected only for DataFrame models")
+            failed.append(name)
+        elif extra_env and "-> 200" not in result.stdout:
+            print("  the DataFrame model did not answer 200")
             failed.append(name)
     if failed:
         print(f"error: failed with the built layers: {', '.join(failed)}", file=sys.stderr)

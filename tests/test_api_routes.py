@@ -101,7 +101,7 @@ def test_openapi_document_is_valid_and_describes_the_api(spec):
     assert spec["servers"] == [{"url": "/live"}]
     assert spec["components"]["securitySchemes"]["apiKey"] == {"type": "apiKey", "in": "header", "name": "x-api-key"}
     predict = spec["paths"]["/predict"]["post"]
-    assert set(predict["responses"]) == {"200", "400", "406", "413", "415", "503"}
+    assert set(predict["responses"]) == {"200", "400", "406", "413", "415", "500", "503"}
     assert set(predict["responses"]["200"]["content"]) == {"application/json", "application/xml"}
     schemas = spec["components"]["schemas"]
     assert "HTTPValidationError" not in schemas

@@ -287,16 +287,18 @@ def test_output_lines_for_regressors_and_without_ids(regressor_dir, classifier_d
     lines = body.decode().splitlines()
     version = regressor.manifest.version
     assert [line.split(",", 1)[0] for line in lines[:2]] == ["a", "bb"] and lines[2].startswith('"c,d",')
-    assert [float(line.rsplit(",", 2)[-2]) for line in lines] == tracked.tolist()
-    assert all(line.endswith("," + version) for line in lines)
+    # ..., prediction, model_version, warnings (these rows lie outside the training ranges)
+    assert [float(line.rsplit(",", 3)[-3]) for line in lines] == tracked.tolist()
+    assert all(line.rsplit(",", 2)[-2] == version for line in lines)
+    assert all(line.rsplit(",", 1)[-1].startswith(names[0] + ":out_of_range") for line in lines)
     body, _ = regressor.score(np.zeros((3, 0), np.uint8), X, with_ids=False)
     assert [float(line.split(",")[0]) for line in body.decode().splitlines()] == tracked.tolist()
     classifier = Scorer(load_from_dir(classifier_dir))
     X = np.abs(np.random.default_rng(6).normal(size=(4, len(classifier.manifest.schema.names))))
     body, tracked = classifier.score(np.zeros((4, 0), np.uint8), X, with_ids=False)
     rows = [line.split(",") for line in body.decode().splitlines()]
-    assert all(len(r) == 2 + len(classifier.classes) for r in rows)
-    assert [float(r[-2]) for r in rows] == pytest.approx(tracked.tolist(), abs=5e-7)
+    assert all(len(r) == 3 + len(classifier.classes) for r in rows)
+    assert [float(r[-3]) for r in rows] == pytest.approx(tracked.tolist(), abs=5e-7)
 
 
 def test_idle_imputers_are_skipped_only_for_complete_rows(classifier_dir, classifier_v2_dir):

@@ -211,7 +211,7 @@ def test_missing_values_score_where_the_model_saw_gaps(s3, own_model):
         ("5", "column 'income' is empty"),
         ("6", "column 'income' has the missing value 'NaN'"),
         ("7", "column 'income': 'x' is not a number"),
-        ("2", "missing field 'income'"),
+        ("2", "field 'income': a value is required (null is not allowed)"),
     ]
 
 

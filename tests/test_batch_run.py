@@ -381,7 +381,7 @@ def test_regression_model_writes_prediction_values(s3, registry, regressor_dir):
     r = runner(s3, model_name="diabetes")
     r.run(DATE)
     rows = read_csv(s3, OUT + "predictions/part-00000.csv")
-    assert list(rows[0]) == ["id", "prediction", "model_version"]
+    assert list(rows[0]) == ["id", "prediction", "model_version", "warnings"]
     np.testing.assert_allclose([float(r_["prediction"]) for r_ in rows], loaded.estimator.predict(X), rtol=1e-12)
     assert manifest(s3)["drift"]["prediction_psi"] is not None
 
@@ -425,7 +425,15 @@ def test_without_id_columns_each_prediction_names_its_object_and_line(s3, regist
     put_input(s3, "a.csv", csv_bytes(names, X))
     runner(s3, id_columns=()).run(DATE)
     rows = read_csv(s3, OUT + "predictions/part-00000.csv")
-    assert list(rows[0]) == ["object", "line", "prediction", "proba_benign", "proba_malignant", "model_version"]
+    assert list(rows[0]) == [
+        "object",
+        "line",
+        "prediction",
+        "proba_benign",
+        "proba_malignant",
+        "model_version",
+        "warnings",
+    ]
     assert {r["object"] for r in rows} == {f"batch/input/{DATE}/a.csv"}
     assert [int(r["line"]) for r in rows] == list(range(2, 52))  # the header is line 1, as in rejected.csv
     np.testing.assert_allclose(

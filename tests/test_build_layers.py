@@ -144,6 +144,11 @@ def local_wheels(tmp_path):
             "helper/tests/test_helper.py": "def test_x():\n    pass\n",
         },
     )
+    _write_wheel(
+        wheels,
+        "pandas",
+        {"pandas/__init__.py": "FRAME = 'df'\n", "pandas/tests/__init__.py": "", "pandas/core.pyi": "FRAME: str\n"},
+    )
     return wheels
 
 
@@ -151,8 +156,10 @@ def local_wheels(tmp_path):
 def test_mlruntime_layer_build_ships_bytecode_without_tests(tmp_path, local_wheels):
     source = tmp_path / "src"
     source.mkdir()
-    shutil.copy(ROOT / "layers" / "mlruntime" / "Makefile", source / "Makefile")
+    for name in ("Makefile", "zipdir.py"):
+        shutil.copy(ROOT / "layers" / "mlruntime" / name, source / name)
     (source / "requirements.txt").write_text("threadpoolctl==1.0\n")
+    (source / "requirements-dataframe.txt").write_text("pandas==1.0\n")
     out = tmp_path / "out"
     result = _run_layer_make(source, "MLRuntimeLayer", out, local_wheels)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -162,6 +169,13 @@ def test_mlruntime_layer_build_ships_bytecode_without_tests(tmp_path, local_whee
     assert not (site / "helper" / "tests").exists()
     assert (site / "helper" / "__init__.pyc").is_file()
     assert "extension modules left unstripped" in result.stderr
+    # pandas is not importable from the layer's path: it ships as an archive, cleaned up the same way
+    assert not (site / "pandas").exists() and not list(site.glob("pandas-*"))
+    with zipfile.ZipFile(out / "dataframe" / "pandas.zip") as archive:
+        names = set(archive.namelist())
+    assert "pandas/__init__.pyc" in names and "pandas/__init__.py" not in names
+    assert not [n for n in names if "/tests/" in n or n.endswith((".pyi", "/RECORD"))]
+    assert "pandas-1.0.dist-info/METADATA" in names
     # The shipped bytecode is what python3.12 imports.
     probe = subprocess.run(
         [
@@ -326,6 +340,15 @@ def _overrides(text: str) -> dict[str, str]:
     import shlex
 
     return dict(item.split("=", 1) for item in shlex.split(text))
+
+
+def test_the_layers_pandas_is_the_one_models_are_fitted_with():
+    def pin(path: Path) -> str:
+        lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+        return next(line for line in lines if line.startswith("pandas=="))
+
+    layer = pin(ROOT / "layers" / "mlruntime" / "requirements-dataframe.txt")
+    assert layer == pin(ROOT / "requirements-dev.txt")
 
 
 def test_samconfig_has_dev_and_prod_matching_the_template():

@@ -72,3 +72,50 @@ def test_schema_round_trip_and_example():
     assert again == MIXED
     assert NUM.example_instance() == {"a": 5.0, "b": 0.0}
     assert MIXED.example_instance()["plan"] == "basic"
+
+
+def test_warnings_flag_values_never_seen_in_training():
+    m = MIXED.matrix_from_instances([{"a": 5, "plan": "pro"}, {"a": None, "plan": "basic"}], 10)
+    assert MIXED.warnings(m) is None  # a missing value is not a warning
+    m = MIXED.matrix_from_instances([{"a": 5, "plan": "pro"}, {"a": 11.5, "plan": "gold"}], 10)
+    warnings = MIXED.warnings(m)
+    assert warnings[0] == []
+    assert [(w["feature"], w["code"]) for w in warnings[1]] == [("a", "out_of_range"), ("plan", "unseen_category")]
+    assert warnings[1][0]["message"] == "11.5 is outside the training range 0 to 10"
+    big = np.tile(m, (1500, 1))  # a batch chunk takes the other path to the same answer
+    assert MIXED.warnings(big)[:2] == warnings and len(MIXED.warnings(big)) == 3000
+    assert (
+        NUM.warnings(np.array([[3.0, 0.5]])) is None and NUM.warnings(np.array([[3.0, -2.0]]))[0][0]["feature"] == "b"
+    )
+
+
+def test_bool_and_integer_features_take_only_what_their_dtype_holds():
+    schema = FeatureSchema(
+        (Feature("n", NUMBER, 1, 3, pandas_dtype="int64"), Feature("flag", NUMBER, 0, 1, pandas_dtype="bool"))
+    )
+    m = schema.matrix_from_instances([{"n": 2, "flag": True}, {"n": 3.0, "flag": 0}], 10)
+    np.testing.assert_array_equal(m, [[2, 1], [3, 0]])
+    for row, field, text in [
+        ({"n": 2.5, "flag": True}, "instances[0].n", "expected a whole number, got 2.5"),
+        ({"n": 2, "flag": "yes"}, "instances[0].flag", "expected a boolean, got string"),
+        ({"n": 2, "flag": 2}, "instances[0].flag", "expected a boolean (true, false, 1 or 0), got 2.0"),
+    ]:
+        with pytest.raises(InputError) as err:  # the fast path hands these to the slow path, which names them
+            schema.matrix_from_instances([row], 10)
+        assert err.value.field == field and str(err.value) == f"{field}: {text}"
+    bad = schema.bad_rows(np.array([[2.0, 1.0], [2.5, 1.0], [3.0, 2.0]]))
+    assert bad == {
+        1: (0, "expected a whole number, got 2.5"),
+        2: (1, "expected a boolean (true, false, 1 or 0), got 2.0"),
+    }
+    assert Feature.from_dict(schema.features[0].to_dict()) == schema.features[0]
+    assert "pandas_dtype" not in Feature("x", NUMBER, 0, 1).to_dict()
+
+
+def test_example_row_fits_bool_and_integer_features():
+    schema = FeatureSchema(
+        (Feature("n", NUMBER, 1, 4, pandas_dtype="int64"), Feature("flag", NUMBER, 0, 1, pandas_dtype="bool"))
+    )
+    row = schema.example_instance()
+    assert row == {"n": 2, "flag": False}
+    schema.matrix_from_instances([row], 1)  # the documented example is a valid request

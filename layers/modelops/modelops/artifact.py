@@ -12,11 +12,12 @@ import io
 import json
 import os
 import platform
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ArtifactIntegrityError, ModelOpsError, VersionSkewError
+from .errors import ArtifactIntegrityError, MissingModuleError, ModelOpsError, VersionSkewError
 from .schema import FeatureSchema
 
 MODEL_FILE = "model.joblib"
@@ -158,9 +159,7 @@ def verify(manifest: Manifest, model_bytes: bytes) -> None:
 def load_from_bytes(manifest_bytes: bytes, model_bytes: bytes, golden_bytes: bytes | None = None) -> LoadedModel:
     manifest = Manifest.from_json(manifest_bytes)
     verify(manifest, model_bytes)
-    import joblib
-
-    estimator = joblib.load(io.BytesIO(model_bytes))
+    estimator = _unpickle(manifest, model_bytes)
     golden = None
     if golden_bytes is not None:
         if manifest.golden.get("sha256") != sha256_bytes(golden_bytes):
@@ -169,6 +168,40 @@ def load_from_bytes(manifest_bytes: bytes, model_bytes: bytes, golden_bytes: byt
             )
         golden = json.loads(golden_bytes)
     return LoadedModel(manifest=manifest, estimator=estimator, golden=golden)
+
+
+def _unpickle(manifest: Manifest, model_bytes: bytes) -> Any:
+    """joblib.load, with pandas made importable first for DataFrame models (or when the pickle asks for it),
+    and the usual failures of user code told apart: a module the runtime lacks, a class from __main__."""
+    import joblib
+
+    from . import frames
+
+    if frames.wants_dataframe(manifest.input):
+        frames.pandas_for_model()
+    where = f"model {manifest.name}/{manifest.version}"
+    for attempt in (1, 2):
+        try:
+            return joblib.load(io.BytesIO(model_bytes))
+        except ModuleNotFoundError as exc:
+            top = (exc.name or "").split(".")[0]
+            if top == "pandas" and attempt == 1 and "pandas" not in sys.modules:
+                frames.pandas_for_model()  # an array model that pickled a pandas object
+                continue
+            raise MissingModuleError(
+                f"{where} needs the Python module '{exc.name}', which this runtime does not have: add the "
+                "package (or your own code) to the function or a layer",
+                exc.name,
+            ) from exc
+        except AttributeError as exc:
+            if "__main__" not in str(exc):
+                raise
+            raise MissingModuleError(
+                f"{where} refers to a class defined in __main__ (a notebook or script): {exc}; define it in a "
+                "module of its own and ship that module with the function",
+                "__main__",
+            ) from exc
+    raise AssertionError("unreachable")
 
 
 def load_from_dir(directory: str | Path, signer: Any = None) -> LoadedModel:

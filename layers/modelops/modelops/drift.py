@@ -5,6 +5,9 @@ data); each categorical feature keeps its category counts. Later, any sample can
 the same way and compared: PSI = sum((a - e) * ln(a / e)) over bins, with a small floor on
 proportions so that an empty bin does not produce an infinite value.
 Rules of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 significant shift.
+
+A feature whose drift cannot be measured (no baseline, or no values on one side) gets no PSI at all, and
+a reason (DriftAccumulator.not_measured), never a PSI of 0.0, which would read as "no drift".
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import numpy as np
 DEFAULT_BINS = 10
 PROPORTION_FLOOR = 1e-4
 OTHER = "__other__"
+NO_BASELINE = "the model's manifest has no baseline for this feature"
+NO_VALUES = "no values to compare: every value was missing"
+EMPTY_BASELINE = "the baseline holds no values (the feature was always missing in training)"
 
 
 def numeric_baseline(values: np.ndarray, bins: int = DEFAULT_BINS) -> dict[str, Any]:
@@ -74,7 +80,8 @@ class DriftAccumulator:
     """
 
     def __init__(self, baseline: dict[str, dict[str, Any]], feature_names: list[str] | tuple[str, ...]):
-        self.names = list(feature_names)
+        self.all_names = list(feature_names)
+        self.names = [n for n in self.all_names if n in baseline]  # the rest: not measured, NO_BASELINE
         self.baseline = baseline
         self._edges = {}
         self.counts: dict[str, np.ndarray] = {}
@@ -96,7 +103,11 @@ class DriftAccumulator:
         self.merge(self.bin_counts(matrix))
 
     def bin_counts(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
-        """The counts of one chunk, without touching the totals (safe to call from several threads)."""
+        """The counts of one chunk, without touching the totals (safe to call from several threads).
+        matrix: one column per feature name given, in that order."""
+        if len(self.names) != len(self.all_names):
+            keep = [j for j, n in enumerate(self.all_names) if n in self.baseline]
+            matrix = matrix[:, keep]
         out = self._numeric_counts(matrix) if self._numeric else {}
         for j, name in enumerate(self.names):
             if name not in self._edges:
@@ -119,12 +130,30 @@ class DriftAccumulator:
 
     def merge(self, other_counts: dict[str, list[int]] | dict[str, np.ndarray]) -> None:
         for name, counts in other_counts.items():
-            self.counts[name] += np.asarray(counts, dtype=np.int64)
+            if name in self.counts:
+                self.counts[name] += np.asarray(counts, dtype=np.int64)
+
+    def _expected(self, name: str) -> list[float]:
+        base = self.baseline[name]
+        return list(base["counts"]) + ([0] if base["kind"] == "categorical" else [])
 
     def psi_by_feature(self) -> dict[str, float]:
+        """PSI of every feature whose drift can be measured (see not_measured for the others)."""
         out = {}
         for name in self.names:
-            base = self.baseline[name]
-            expected = list(base["counts"]) + ([0] if base["kind"] == "categorical" else [])
-            out[name] = psi(expected, self.counts[name])
+            expected = self._expected(name)
+            if sum(expected) > 0 and self.counts[name].sum() > 0:
+                out[name] = psi(expected, self.counts[name])
+        return out
+
+    def not_measured(self) -> dict[str, str]:
+        """Why a feature has no PSI, by feature."""
+        out = {}
+        for name in self.all_names:
+            if name not in self.baseline:
+                out[name] = NO_BASELINE
+            elif sum(self._expected(name)) <= 0:
+                out[name] = EMPTY_BASELINE
+            elif self.counts[name].sum() <= 0:
+                out[name] = NO_VALUES
         return out

@@ -30,3 +30,15 @@ class InputError(ModelOpsError):
         super().__init__(message)
         self.field = field
         self.code = code
+
+
+class MissingModuleError(ModelOpsError):
+    """Loading the model needs a Python module this runtime does not have (a server-side fault)."""
+
+    def __init__(self, message: str, module: str | None):
+        super().__init__(message)
+        self.module = module
+
+
+class ModelFault(ModelOpsError):
+    """The model failed on rows that match its schema and lie within its training data: a server-side fault."""

@@ -113,10 +113,12 @@ def drift_report(manifest: Manifest, captured: Iterable[Any]) -> dict[str, Any]:
     by_feature = acc.psi_by_feature() if rows else {}
     out: dict[str, Any] = {
         "rows": rows,
-        "psi": by_feature,
-        "psi_max": max(by_feature.values()) if by_feature else 0.0,
+        "psi": by_feature,  # measured features only; the others are in not_measured, with the reason
+        "psi_max": max(by_feature.values()) if by_feature else None,
         "psi_max_feature": max(by_feature, key=by_feature.__getitem__) if by_feature else None,
     }
+    if rows and acc.not_measured():
+        out["not_measured"] = acc.not_measured()
     base = manifest.baseline.get(PREDICTION_KEY)
     if base and scores:
         out["prediction_psi"] = drift.psi(base["counts"], drift.numeric_counts(np.asarray(scores), base["edges"]))
@@ -194,7 +196,7 @@ def publish_drift(sink: MetricsSink, model: str, version: str, report: dict[str,
     for feature, value in report.get("psi", {}).items():
         sink.put(DRIFT_PSI, value, [{**d, "Feature": feature} for d in sets])
         count += 1
-    if report.get("rows"):
+    if report.get("rows") and report.get("psi_max") is not None:
         sink.put(DRIFT_PSI_MAX, report["psi_max"], sets)
         count += 1
     if "prediction_psi" in report:

@@ -493,7 +493,7 @@ def refit(champion: LoadedModel, data: Dataset, name: str) -> TrainedModel:
     from .training import TrainedModel
 
     m = champion.manifest
-    X = signature.model_input(m.features, m.input, data.X, extend_categories=True)
+    X = signature.model_input(m.features, m.input, data.X)
     labels = (
         as_classes(np.asarray(data.y, dtype=object), list(m.classes or []), "the training data")
         if m.task == CLASSIFICATION

@@ -3,11 +3,18 @@
 The fast path for all-numeric models avoids per-value Python checks: it gathers values in
 feature order, checks their types with one set() over map(type), and lets numpy convert.
 Anything unusual falls back to a slow path whose only job is to name the offending field.
+
+A feature may also record the pandas dtype it was fitted with (`pandas_dtype`): a bool feature then takes
+true/false (or 0/1) and an integer feature only whole numbers, since the model gets exactly that dtype.
+
+Values the model never saw in training (a category outside `allowed`, a number outside [min, max]) are
+valid input: they are scored and flagged with a warning per row (`warnings`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +26,18 @@ NUMBER = "number"
 CATEGORY = "category"
 MAX_STRING_LENGTH = 256
 _NUMERIC_TYPES = frozenset((int, float))
+OUT_OF_RANGE = "out_of_range"
+UNSEEN_CATEGORY = "unseen_category"
+_WARNING_TEXT = 40  # clip client values quoted in warnings
+_SMALL = 1024  # rows up to which range checks compare element-wise
+
+
+def is_bool_dtype(pandas_dtype: str | None) -> bool:
+    return pandas_dtype in ("bool", "boolean")
+
+
+def is_integer_dtype(pandas_dtype: str | None) -> bool:
+    return bool(pandas_dtype and re.fullmatch(r"u?int\d*", pandas_dtype.lower()))
 
 
 @dataclass(frozen=True)
@@ -29,6 +48,15 @@ class Feature:
     max: float | None = None
     allowed: tuple[str, ...] | None = None
     nullable: bool = False
+    pandas_dtype: str | None = None  # the dtype of the DataFrame column the model was fitted on
+
+    @property
+    def is_bool(self) -> bool:
+        return self.dtype == NUMBER and is_bool_dtype(self.pandas_dtype)
+
+    @property
+    def is_integer(self) -> bool:
+        return self.dtype == NUMBER and is_integer_dtype(self.pandas_dtype)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "nullable": self.nullable}
@@ -36,6 +64,8 @@ class Feature:
             out.update(min=self.min, max=self.max)
         else:
             out["allowed"] = list(self.allowed or ())
+        if self.pandas_dtype is not None:
+            out["pandas_dtype"] = self.pandas_dtype
         return out
 
     @classmethod
@@ -48,6 +78,7 @@ class Feature:
             max=data.get("max"),
             allowed=tuple(allowed) if allowed is not None else None,
             nullable=bool(data.get("nullable", False)),
+            pandas_dtype=data.get("pandas_dtype"),
         )
 
 
@@ -57,11 +88,13 @@ class FeatureSchema:
     names: tuple[str, ...] = field(init=False)
     all_numeric: bool = field(init=False)
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _checks: _MatrixChecks = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(f.name for f in self.features))
         object.__setattr__(self, "all_numeric", all(f.dtype == NUMBER for f in self.features))
         object.__setattr__(self, "_index", {f.name: i for i, f in enumerate(self.features)})
+        object.__setattr__(self, "_checks", _MatrixChecks(self.features))
 
     def to_list(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self.features]
@@ -74,9 +107,11 @@ class FeatureSchema:
         """A valid row: the midpoint of each numeric range, the first allowed category."""
         row: dict[str, Any] = {}
         for f in self.features:
-            if f.dtype == NUMBER:
+            if f.is_bool:
+                row[f.name] = False
+            elif f.dtype == NUMBER:
                 lo, hi = f.min or 0.0, f.max if f.max is not None else 1.0
-                row[f.name] = round((lo + hi) / 2, 4)
+                row[f.name] = round((lo + hi) / 2) if f.is_integer else round((lo + hi) / 2, 4)
             else:
                 row[f.name] = (f.allowed or ("",))[0]
         return row
@@ -135,6 +170,8 @@ class FeatureSchema:
             return None
         if not np.isfinite(matrix).all():
             return None
+        if self._checks.typed and self._checks.first_bad_value(matrix) is not None:
+            return None  # the slow path names the field
         return matrix
 
     def _check_names(self, given: set[str], where: str) -> None:
@@ -157,12 +194,21 @@ class FeatureSchema:
         return [self._check_value(f, row[f.name], f"{where}.{f.name}") for f in self.features]
 
     @staticmethod
+    def check_value(feature: Feature, value: Any, where: str) -> Any:
+        """One JSON value of a feature as the model gets it (NaN for a nullable null); InputError otherwise."""
+        return FeatureSchema._check_value(feature, value, where)
+
+    @staticmethod
     def _check_value(feature: Feature, value: Any, where: str) -> Any:
         if value is None:
             if feature.nullable:
                 return math.nan
             raise InputError(f"{where}: a value is required (null is not allowed)", field=where, code="wrong_type")
         if feature.dtype == NUMBER:
+            if feature.is_bool:
+                if type(value) is bool or (type(value) in _NUMERIC_TYPES and value in (0, 1)):
+                    return float(value)
+                raise InputError(f"{where}: {bool_problem(value)}", field=where, code="wrong_type")
             if type(value) not in _NUMERIC_TYPES:
                 raise InputError(f"{where}: expected a number, got {_json_type(value)}", field=where, code="wrong_type")
             try:
@@ -171,6 +217,8 @@ class FeatureSchema:
                 number = math.inf
             if not math.isfinite(number):
                 raise InputError(f"{where}: NaN or infinite values are not allowed", field=where, code="not_finite")
+            if feature.is_integer and not number.is_integer():
+                raise InputError(f"{where}: {integer_problem(number)}", field=where, code="wrong_type")
             return number
         if not isinstance(value, str):
             raise InputError(f"{where}: expected a string, got {_json_type(value)}", field=where, code="wrong_type")
@@ -178,12 +226,125 @@ class FeatureSchema:
             raise InputError(f"{where}: longer than {MAX_STRING_LENGTH} characters", field=where, code="too_long")
         return value
 
+    # ---- checks on a whole matrix (batch input, and the fast path) ----------------------------
+    def first_bad_value(self, matrix: np.ndarray) -> tuple[int, int, str] | None:
+        """(row, feature index, problem) of the first value a bool or integer feature cannot take, or None.
+        The per-value path refuses the same values with the same problem text."""
+        return self._checks.first_bad_value(matrix) if self._checks.typed else None
+
+    def bad_rows(self, matrix: np.ndarray) -> dict[int, tuple[int, str]]:
+        """Every row with such a value: row -> (feature index, problem) of its first one."""
+        return self._checks.bad_rows(matrix) if self._checks.typed else {}
+
+    def warnings(self, matrix: np.ndarray) -> list[list[dict[str, str]]] | None:
+        """Per row, the values the model never saw in training; None when there are none at all."""
+        return self._checks.warnings(matrix)
+
     def _to_matrix(self, rows: list[list[Any]]) -> np.ndarray:
         if self.all_numeric:
             return np.array(rows, dtype=np.float64)
         matrix = np.empty((len(rows), len(self.names)), dtype=object)
         matrix[:] = rows
         return matrix
+
+
+def bool_problem(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"expected a boolean (true, false, 1 or 0), got {float(value)!r}"
+    return f"expected a boolean, got {_json_type(value)}"
+
+
+def integer_problem(number: float) -> str:
+    return f"expected a whole number, got {number!r}"
+
+
+class _MatrixChecks:
+    """Vectorised checks of a validated matrix (schema order): range and category warnings, and the bool
+    and integer constraints of features fitted with those pandas dtypes."""
+
+    def __init__(self, features: tuple[Feature, ...]):
+        self.features = features
+        self.numeric = [j for j, f in enumerate(features) if f.dtype == NUMBER]
+        self.low = np.array([_bound(features[j].min, -math.inf) for j in self.numeric], dtype=np.float64)
+        self.high = np.array([_bound(features[j].max, math.inf) for j in self.numeric], dtype=np.float64)
+        self.ranged = bool(np.isfinite(self.low).any() or np.isfinite(self.high).any())
+        self.categories = [
+            (j, frozenset(f.allowed)) for j, f in enumerate(features) if f.dtype != NUMBER and f.allowed is not None
+        ]
+        self.bools = [j for j, f in enumerate(features) if f.is_bool]
+        self.integers = [j for j, f in enumerate(features) if f.is_integer]
+        self.typed = bool(self.bools or self.integers)
+
+    def _numbers(self, matrix: np.ndarray, columns: list[int]) -> np.ndarray:
+        block = matrix if len(columns) == matrix.shape[1] else matrix[:, columns]
+        return block if block.dtype == np.float64 else block.astype(np.float64)
+
+    def _bad_mask(self, matrix: np.ndarray) -> list[tuple[int, np.ndarray, str]]:
+        out = []
+        for j in self.bools:
+            values = self._numbers(matrix, [j])[:, 0]
+            out.append((j, (values != 0) & (values != 1) & ~np.isnan(values), "bool"))
+        for j in self.integers:
+            values = self._numbers(matrix, [j])[:, 0]
+            out.append((j, (values != np.floor(values)) & np.isfinite(values), "int"))
+        return out
+
+    def _problem(self, matrix: np.ndarray, row: int, j: int, kind: str) -> str:
+        value = float(matrix[row, j])
+        return bool_problem(value) if kind == "bool" else integer_problem(value)
+
+    def first_bad_value(self, matrix: np.ndarray) -> tuple[int, int, str] | None:
+        found = self.bad_rows(matrix)
+        if not found:
+            return None
+        row = min(found)
+        return (row, *found[row])
+
+    def bad_rows(self, matrix: np.ndarray) -> dict[int, tuple[int, str]]:
+        out: dict[int, tuple[int, str]] = {}
+        for j, mask, kind in sorted(self._bad_mask(matrix), key=lambda item: item[0]):
+            for row in np.flatnonzero(mask).tolist():
+                out.setdefault(row, (j, self._problem(matrix, row, j, kind)))
+        return out
+
+    def warnings(self, matrix: np.ndarray) -> list[list[dict[str, str]]] | None:
+        flagged: dict[int, list[tuple[int, str, str]]] = {}
+        if self.ranged and self.numeric and len(matrix):
+            values = self._numbers(matrix, self.numeric)
+            if len(values) > _SMALL:  # a batch chunk: one NaN-ignoring pass per bound, no row-sized temporaries
+                outside = (np.fmin.reduce(values, axis=0) < self.low) | (np.fmax.reduce(values, axis=0) > self.high)
+            elif (values < self.low).any() or (values > self.high).any():
+                outside = ((values < self.low) | (values > self.high)).any(axis=0)
+            else:  # a request with nothing to flag: two comparisons
+                outside = np.zeros(0, dtype=bool)
+            for k in np.flatnonzero(outside).tolist():
+                j, column = self.numeric[k], values[:, k]
+                feature = self.features[j]
+                for row in np.flatnonzero((column < self.low[k]) | (column > self.high[k])).tolist():
+                    text = f"{float(column[row])!r} is outside the training range {feature.min} to {feature.max}"
+                    flagged.setdefault(row, []).append((j, OUT_OF_RANGE, text))
+        for j, allowed in self.categories:
+            column = matrix[:, j]
+            for row, value in enumerate(column.tolist()):
+                if isinstance(value, str) and value not in allowed:
+                    text = f"'{_clip(value)}' was not seen in training"
+                    flagged.setdefault(row, []).append((j, UNSEEN_CATEGORY, text))
+        if not flagged:
+            return None
+        out: list[list[dict[str, str]]] = [[] for _ in range(len(matrix))]
+        for row, items in flagged.items():
+            out[row] = [
+                {"feature": self.features[j].name, "code": code, "message": text} for j, code, text in sorted(items)
+            ]
+        return out
+
+
+def _bound(value: float | None, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _WARNING_TEXT else text[:_WARNING_TEXT] + "…"
 
 
 def _json_type(value: Any) -> str:

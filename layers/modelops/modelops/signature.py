@@ -14,7 +14,7 @@ for a numpy array.
 
 Request rows reach a model as the matrix modelops.schema builds (float64, or object with str categories; a missing
 value is NaN). model_input() turns that matrix into the DataFrame the model was fitted on, each column with its
-recorded dtype. Only the DataFrame paths import pandas.
+recorded dtype, the way serving does (modelops.frames). Only the DataFrame paths import pandas.
 """
 
 from __future__ import annotations
@@ -261,52 +261,17 @@ def _is_integral(pandas_dtype: str | None) -> bool:
 
 
 # ---- matrix -> the model's own input ------------------------------------------------------------------------------
-def model_input(
-    features: list[dict[str, Any]], spec: dict[str, Any] | None, matrix: np.ndarray, *, extend_categories: bool = False
-) -> Any:
-    """What the model is called with for these rows: the matrix itself for an array-fitted model, else a DataFrame
-    with the fitted columns in order, each with its recorded pandas dtype. A value outside a category column's
-    categories becomes missing, unless extend_categories (refitting) appends it as a new category."""
+def model_input(features: list[dict[str, Any]], spec: dict[str, Any] | None, matrix: np.ndarray) -> Any:
+    """What the model is called with for these rows: the matrix itself for an array-fitted model, else the
+    DataFrame the predict API and batch scoring build (modelops.frames): the fitted columns in order, each with
+    its recorded pandas dtype; a value outside a category column's categories is kept, as an appended category."""
     if not is_dataframe_input(spec):
         return matrix
-    pd = pandas()
-    data = {f["name"]: _series(pd, f, matrix[:, j], extend_categories) for j, f in enumerate(features)}
+    from .frames import FrameBuilder
+    from .schema import FeatureSchema
+
     columns = list((spec or {}).get("columns") or [f["name"] for f in features])
-    return pd.DataFrame(data)[columns]
-
-
-def _series(pd: Any, feature: dict[str, Any], column: np.ndarray, extend: bool) -> Any:
-    kind = feature.get("pandas_dtype")
-    if feature["dtype"] == NUMBER:
-        values = np.asarray(column, dtype=np.float64)
-        missing = np.isnan(values)
-        if not kind:
-            return pd.Series(values)
-        if kind in ("bool", "boolean"):
-            if kind == "boolean" or missing.any():
-                return pd.Series(
-                    pd.array([None if m else bool(v) for v, m in zip(values, missing, strict=True)], dtype="boolean")
-                )
-            return pd.Series(values != 0)
-        target = pd.api.types.pandas_dtype(kind)
-        if getattr(target, "kind", "") in "iu" and missing.any():  # numpy ints hold no NaN: the nullable kind does
-            target = pd.api.types.pandas_dtype(
-                kind.capitalize() if kind.startswith("int") else "U" + kind[1:].capitalize()
-            )
-        return pd.Series(values).astype(target)
-    values = np.asarray(column, dtype=object)
-    if kind == "category":
-        categories = list(feature.get("allowed") or [])
-        known = set(categories)
-        if extend:
-            categories += sorted({v for v in values if isinstance(v, str) and v not in known})
-            known = set(categories)
-        kept = [v if isinstance(v, str) and v in known else None for v in values]
-        return pd.Series(pd.Categorical(kept, categories=categories))
-    series = pd.Series([v if isinstance(v, str) else np.nan for v in values], dtype=object)
-    if not kind or kind == "object" or (kind == "str" and int(pd.__version__.split(".")[0]) < 3):
-        return series  # before pandas 3, astype("str") would turn NaN into the string "nan"
-    return series.astype(kind)
+    return FrameBuilder(FeatureSchema.from_list(features), columns, pandas())(matrix)
 
 
 # ---- small helpers ---------------------------------------------------------------------------------------------------

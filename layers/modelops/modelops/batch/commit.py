@@ -67,19 +67,23 @@ def merge_rejected(store: ObjectStore, stats: list[dict[str, Any]], target: str)
 
 
 def drift_summary(baseline: dict[str, Any], features: list[str], stats: list[dict[str, Any]]) -> dict[str, Any]:
-    names = [n for n in features if n in baseline]
+    """PSI per feature and of the predictions. A feature whose drift is not measured is absent from
+    feature_psi and listed in not_measured with the reason; prediction_psi is null when not measured."""
     summary: dict[str, Any] = {"feature_psi": {}, "prediction_psi": None}
-    if names:
-        acc = DriftAccumulator(baseline, names)
-        for s in stats:
-            if s["drift"]:
-                acc.merge({n: s["drift"][n] for n in names})
-        summary["feature_psi"] = {n: round(v, 6) for n, v in acc.psi_by_feature().items()}
+    acc = DriftAccumulator(baseline, features)
+    for s in stats:
+        if s["drift"]:
+            acc.merge({n: s["drift"][n] for n in acc.names if n in s["drift"]})
+    summary["feature_psi"] = {n: round(v, 6) for n, v in acc.psi_by_feature().items()}
+    not_measured = acc.not_measured()
+    if not_measured:
+        summary["not_measured"] = not_measured
     if PREDICTION in baseline:
         counts = [s["prediction_drift"] for s in stats if s.get("prediction_drift")]
         if counts:
             total = [sum(c) for c in zip(*counts, strict=True)]
-            summary["prediction_psi"] = round(psi(baseline[PREDICTION]["counts"], total), 6)
+            if sum(total) > 0 and sum(baseline[PREDICTION]["counts"]) > 0:
+                summary["prediction_psi"] = round(psi(baseline[PREDICTION]["counts"], total), 6)
     if summary["feature_psi"]:
         worst = max(summary["feature_psi"], key=summary["feature_psi"].get)
         summary["max_feature"] = {"name": worst, "psi": summary["feature_psi"][worst]}
@@ -142,6 +146,14 @@ def commit(
         "scored": sum(s["rows_scored"] for s in stats),
         "rejected": sum(s["rows_rejected"] for s in stats),
     }
+    values: dict[str, int] = {}
+    for s in stats:
+        for name, count in (s.get("warnings") or {}).get("values", {}).items():
+            values[name] = values.get(name, 0) + count
+    warnings = {
+        "rows": sum((s.get("warnings") or {}).get("rows", 0) for s in stats),
+        "values": dict(sorted(values.items())),
+    }
     manifest = {
         "run_date": run_date,
         "status": "succeeded",
@@ -152,6 +164,7 @@ def commit(
         "skipped_inputs": sorted(skipped, key=lambda i: i["key"]),
         "outputs": {"predictions": predictions, "rejected": rejected},
         "rows": rows,
+        "warnings": warnings,
         "parts": len(parts),
         "chunks": sum(s["chunks"] for s in stats),
         "peak_chunk_rows": max((s["peak_rows"] for s in stats), default=0),

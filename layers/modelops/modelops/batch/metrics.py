@@ -34,7 +34,9 @@ def namespace() -> str:
 
 
 def run_documents(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Row counts and duration, PSI per feature (FeaturePSI) and of the predictions (PredictionPSI).
+    """Row counts and duration, the values the model never saw in training (BatchWarnings), PSI per feature
+    (FeaturePSI) and of the predictions (PredictionPSI). A feature whose drift is not measured has no
+    FeaturePSI at all (the manifest says why), never a 0.
 
     Each is published per model (the alarms' view) and per model version (the dashboard's view), the same
     dimension sets the online monitor uses, so drift alarms see batch and online drift alike.
@@ -52,6 +54,7 @@ def run_documents(manifest: dict[str, Any]) -> list[dict[str, Any]]:
                 "BatchRowsRead": (rows["read"], "Count"),
                 "BatchRowsScored": (rows["scored"], "Count"),
                 "BatchRowsRejected": (rows["rejected"], "Count"),
+                "BatchWarnings": (sum((manifest.get("warnings") or {}).get("values", {}).values()), "Count"),
                 "BatchDurationSeconds": (manifest["timings"]["seconds"], "Seconds"),
             },
             per_model,
@@ -59,6 +62,8 @@ def run_documents(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     drift = manifest.get("drift") or {}
     for feature, value in (drift.get("feature_psi") or {}).items():
+        if value is None:
+            continue
         docs.append(_doc(ns, {**model, "Feature": feature}, {"FeaturePSI": (value, "None")}, per_feature))
     if drift.get("prediction_psi") is not None:
         docs.append(_doc(ns, model, {"PredictionPSI": (drift["prediction_psi"], "None")}, per_model))

@@ -25,7 +25,7 @@ import orjson
 from ..artifact import Manifest
 from ..aws import aws_errors
 from ..drift import DriftAccumulator
-from ..errors import ModelOpsError
+from ..errors import ModelFault, ModelOpsError
 from ..missing import NA_VALUES, missing_tokens
 from ..schema import FeatureSchema
 from .blocks import BlockSizes
@@ -84,6 +84,17 @@ class ScoredChunk:
     body: bytes  # prediction lines
     feature_counts: dict[str, np.ndarray] | None  # drift bin counts of this chunk
     prediction_counts: dict[str, np.ndarray] | None
+    scored: int = 0
+    rejected: list[tuple[int, str]] | None = None  # the chunk's rejects, parsing and scoring together
+    warned_rows: int = 0
+    warnings: dict[str, int] | None = None
+
+
+def _line_span(chunk: Chunk) -> str:
+    lines = chunk.row_lines
+    if lines is None or not len(lines):
+        return "a chunk"
+    return f"the chunk of lines {int(lines[0])}-{int(lines[-1])} of its part"
 
 
 def predictions_key(config: BatchConfig, run_date: str, index: int) -> str:
@@ -184,8 +195,10 @@ def score_part(
     keys = part_keys(config, run["run_date"], run["attempt"], part["index"])
     key = part["key"]
     schema = manifest.schema
-    tracked_features = schema.names[0] in manifest.baseline and schema.all_numeric
-    features = DriftAccumulator(manifest.baseline, schema.names) if tracked_features else None
+    # features without a baseline are reported as not measured (see commit.drift_summary)
+    tracked = [n for n in schema.names if n in manifest.baseline]
+    features = DriftAccumulator(manifest.baseline, tracked) if tracked else None
+    tracked_index = [schema.names.index(n) for n in tracked]
     prediction = DriftAccumulator(manifest.baseline, [PREDICTION]) if PREDICTION in manifest.baseline else None
 
     workers = worker_count(config.score_workers)
@@ -209,7 +222,8 @@ def score_part(
                 first += chunk.lines
                 yield chunk
 
-    scored = rejected = chunks = peak_rows = lines_read = 0
+    scored = rejected = chunks = peak_rows = lines_read = warned_rows = 0
+    warnings: dict[str, int] = {}
     header_lines = 1 if part["format"] == "csv" and part["start"] == 0 else 0
     with contextlib.ExitStack() as stack:
         parsed_chunks = stack.enter_context(contextlib.closing(prefetched(parsed(), config.prefetch)))
@@ -217,10 +231,34 @@ def score_part(
 
         def score_chunk(chunk: Chunk) -> ScoredChunk:
             """Runs on a scoring worker: everything here is per chunk; totals are kept by the caller."""
-            body, tracked = scorer.score(chunk.ids, chunk.matrix, True)
-            feature_counts = features.bin_counts(chunk.matrix) if features and len(chunk.matrix) else None
-            prediction_counts = prediction.bin_counts(tracked.reshape(-1, 1)) if prediction and len(tracked) else None
-            return ScoredChunk(chunk, body, feature_counts, prediction_counts)
+            try:
+                result = scorer.score_rows(chunk.ids, chunk.matrix, True)
+            except ModelFault as exc:  # not the input's fault: the run fails, like a 500 online
+                raise ModelFault(f"{store.uri(key)}, {_line_span(chunk)}: {exc}") from exc
+            matrix = chunk.matrix if result.kept is None else chunk.matrix[result.kept]
+            rejected = chunk.rejected
+            if result.rejected:
+                lines = chunk.row_lines if chunk.row_lines is not None else np.arange(len(chunk.matrix))
+                rejected = sorted([*rejected, *((int(lines[i]), reason) for i, reason in result.rejected)])
+            if features is not None and len(matrix):
+                columns = matrix if len(tracked_index) == matrix.shape[1] else matrix[:, tracked_index]
+                feature_counts = features.bin_counts(columns)
+            else:
+                feature_counts = None
+            tracked_values = result.tracked
+            prediction_counts = (
+                prediction.bin_counts(tracked_values.reshape(-1, 1)) if prediction and len(tracked_values) else None
+            )
+            return ScoredChunk(
+                chunk,
+                result.body,
+                feature_counts,
+                prediction_counts,
+                len(matrix),
+                rejected,
+                result.warned_rows,
+                result.warnings,
+            )
 
         results = stack.enter_context(contextlib.closing(ordered_map(score_chunk, parsed_chunks, workers)))
         out = stack.enter_context(MultipartWriter(store, keys["predictions"], deferred=True))
@@ -233,15 +271,19 @@ def score_part(
             peak_rows = max(peak_rows, chunk.lines)
             lines_read += chunk.lines
             out.write(result.body)
-            if chunk.rejected:
+            chunk_rejected = result.rejected if result.rejected is not None else chunk.rejected
+            if chunk_rejected:
                 obj = csv_field(key)
-                bad.write("".join(f"{obj},{line},{csv_field(reason)}\n" for line, reason in chunk.rejected).encode())
+                bad.write("".join(f"{obj},{line},{csv_field(reason)}\n" for line, reason in chunk_rejected).encode())
             if features is not None and result.feature_counts:
                 features.merge(result.feature_counts)
             if prediction is not None and result.prediction_counts:
                 prediction.merge(result.prediction_counts)
-            scored += len(chunk.matrix)
-            rejected += len(chunk.rejected)
+            scored += result.scored
+            rejected += len(chunk_rejected)
+            warned_rows += result.warned_rows
+            for name, count in (result.warnings or {}).items():
+                warnings[name] = warnings.get(name, 0) + count
             if on_chunk is not None:
                 on_chunk(chunk)
     stats = {
@@ -258,6 +300,7 @@ def score_part(
         "peak_rows": peak_rows,
         "predictions_upload": out.upload,
         "rejected_key": keys["rejected"],
+        "warnings": {"rows": warned_rows, "values": dict(sorted(warnings.items()))},
         "drift": {n: c.tolist() for n, c in features.counts.items()} if features else {},
         "prediction_drift": prediction.counts[PREDICTION].tolist() if prediction else None,
         "seconds": round(time.perf_counter() - started, 3),

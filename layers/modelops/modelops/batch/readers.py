@@ -15,8 +15,12 @@ row's id is its object and line number ('key,line').
 
 A gzip object is decompressed as it streams (GzipStream) and read whole, from its first byte: its length is
 unknown until the end, and it cannot be entered in the middle. A UTF-8 byte order mark is skipped at the
-start of an object. Missing values (modelops.missing tokens in CSV, null in JSON) become NaN in the features
-the model's schema marks nullable, and reject the row in the others.
+start of an object.
+
+Values follow the feature schema as the predict API applies it: missing values (modelops.missing tokens in
+CSV, null in JSON) become NaN in the features the model's schema marks nullable and reject the row in the
+others, a bool feature takes true/false/1/0, and JSON Lines values are checked by the same code as request
+rows, so both name the same reason for a bad value.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import orjson
 
 from ..errors import InputError
 from ..missing import NA_VALUES
-from ..schema import FeatureSchema
+from ..schema import MAX_STRING_LENGTH, FeatureSchema, bool_problem
 from .blocks import BlockSizes
 from .bulkcsv import BulkCsv
 
@@ -46,6 +50,7 @@ HEADER_MAX_BYTES = 1024**2
 SUB_BLOCK_BYTES = 256 * 1024
 SLOW_LINES = 64  # below this a failing sub-block is parsed line by line
 _MISSING = object()
+_BOOL_TEXT = {"true": 1.0, "false": 0.0}  # what pandas' to_csv writes for bool columns (any case)
 BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark, as Excel and some exporters write
 
 
@@ -93,6 +98,7 @@ class Chunk:
     matrix: np.ndarray  # scored rows x features, in schema order
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
     lines: int = 0  # lines consumed, blank ones included
+    row_lines: np.ndarray | None = None  # line number of each scored row (rows refused after parsing need it)
 
     def id_list(self) -> list[bytes]:
         return [bytes(row).rstrip(b"\0") for row in self.ids]
@@ -346,19 +352,27 @@ class CsvParser:
         ids: list[np.ndarray] = []
         mats: list[np.ndarray] = []
         rejected: list[tuple[int, str]] = []
+        numbers: list[np.ndarray] = []
         line = first_line
         with gc_paused():
             pos = 0
             while pos < len(block):
                 cut = block.find(b"\n", pos + SUB_BLOCK_BYTES) + 1 or len(block)
-                line += self._parse(block[pos:cut], line, ids, mats, rejected)
+                line += self._parse(block[pos:cut], line, ids, mats, rejected, numbers)
                 pos = cut
         dtype = np.float64 if self.schema.all_numeric else object
         matrix = np.concatenate(mats) if mats else np.zeros((0, len(self.names)), dtype=dtype)
-        return Chunk(stack_ids(ids), matrix, rejected, line - first_line)
+        row_lines = np.concatenate(numbers) if numbers else np.zeros(0, dtype=np.int64)
+        return Chunk(stack_ids(ids), matrix, rejected, line - first_line, row_lines)
 
     def _parse(
-        self, block: bytes, line0: int, ids: list[np.ndarray], mats: list[np.ndarray], rejected: list[tuple[int, str]]
+        self,
+        block: bytes,
+        line0: int,
+        ids: list[np.ndarray],
+        mats: list[np.ndarray],
+        rejected: list[tuple[int, str]],
+        numbers: list[np.ndarray],
     ) -> int:
         """Parse whole lines; returns how many were consumed."""
         if self.bulk is not None:
@@ -367,6 +381,7 @@ class CsvParser:
                 count = len(result[1])  # the bulk path takes no blank lines: row i is line line0 + i
                 ids.append(result[0] if self.prefix is None else line_ids(self.prefix, line0, count))
                 mats.append(result[1])
+                numbers.append(np.arange(line0, line0 + count, dtype=np.int64))
                 return count
         lines = block.count(b"\n")
         if lines > SLOW_LINES:
@@ -374,17 +389,20 @@ class CsvParser:
             if mid == len(block) - 1:
                 mid = block.rfind(b"\n", 0, len(block) // 2)
             if mid >= 0:
-                done = self._parse(block[: mid + 1], line0, ids, mats, rejected)
-                return done + self._parse(block[mid + 1 :], line0 + done, ids, mats, rejected)
+                done = self._parse(block[: mid + 1], line0, ids, mats, rejected, numbers)
+                return done + self._parse(block[mid + 1 :], line0 + done, ids, mats, rejected, numbers)
         rows: list[list] = []
         row_ids: list[bytes] = []
+        row_lines: list[int] = []
         for i, raw in enumerate(block.split(b"\n")[:lines]):
             values = self._slow_line(raw, line0 + i, row_ids, rejected)
             if values is not None:
                 rows.append(values)
+                row_lines.append(line0 + i)
         if rows:
             ids.append(padded_ids(row_ids))
             mats.append(np.array(rows, dtype=np.float64 if self.schema.all_numeric else object))
+            numbers.append(np.array(row_lines, dtype=np.int64))
         return lines
 
     def _slow_line(self, raw: bytes, line: int, ids: list[bytes], rejected: list[tuple[int, str]]) -> list | None:
@@ -416,6 +434,13 @@ class CsvParser:
                 values.append(math.nan)
                 continue
             if f.dtype == "number":
+                if f.is_bool:
+                    flag = _bool_field(value)
+                    if isinstance(flag, str):
+                        rejected.append((line, f"column '{f.name}': {flag}"))
+                        return None
+                    values.append(flag)
+                    continue
                 try:
                     number = float(value)
                 except ValueError:
@@ -425,6 +450,9 @@ class CsvParser:
                     rejected.append((line, f"column '{f.name}': '{value[:40]}' is not a finite number"))
                     return None
                 values.append(number)
+            elif len(value) > MAX_STRING_LENGTH:
+                rejected.append((line, f"column '{f.name}': longer than {MAX_STRING_LENGTH} characters"))
+                return None
             else:
                 values.append(value)
         if self.prefix is not None:
@@ -432,6 +460,17 @@ class CsvParser:
         else:
             ids.append(",".join(csv_field(fields[i]) for i in self.id_idx).encode())
         return values
+
+
+def _bool_field(text: str) -> float | str:
+    """A bool feature's CSV field as 1.0/0.0, or the problem, worded as the predict API words it."""
+    if text.lower() in _BOOL_TEXT:
+        return _BOOL_TEXT[text.lower()]
+    try:
+        number = float(text)
+    except ValueError:
+        return bool_problem(text)
+    return number if number in (0.0, 1.0) else bool_problem(number)
 
 
 class JsonLinesParser:
@@ -464,53 +503,51 @@ class JsonLinesParser:
         ids: list[bytes] = []
         rows: list[list] = []
         rejected: list[tuple[int, str]] = []
+        row_lines: list[int] = []
         for i, raw in enumerate(lines):
-            if raw.strip():
-                self._line(raw, first_line + i, ids, rows, rejected)
+            if raw.strip() and self._line(raw, first_line + i, ids, rows, rejected):
+                row_lines.append(first_line + i)
         dtype = np.float64 if self.schema.all_numeric else object
         matrix = np.array(rows, dtype=dtype) if rows else np.zeros((0, len(self.schema.names)), dtype=dtype)
-        return Chunk(padded_ids(ids), matrix, rejected, len(lines))
+        return Chunk(padded_ids(ids), matrix, rejected, len(lines), np.array(row_lines, dtype=np.int64))
 
-    def _line(self, raw: bytes, line: int, ids: list[bytes], rows: list[list], rejected: list[tuple[int, str]]) -> None:
+    def _line(self, raw: bytes, line: int, ids: list[bytes], rows: list[list], rejected: list[tuple[int, str]]) -> bool:
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
             rejected.append((line, "not valid JSON"))
-            return
+            return False
         if not isinstance(obj, dict):
             rejected.append((line, "expected a JSON object"))
-            return
+            return False
         values = []
         for f in self.schema.features:
             value = obj.get(f.name, _MISSING)
             if value is None and f.nullable:
                 values.append(math.nan)
                 continue
-            if value is _MISSING or value is None:
+            if value is _MISSING:
                 rejected.append((line, f"missing field '{f.name}'"))
-                return
-            if f.dtype == "number":
-                if type(value) not in (int, float) or not math.isfinite(value):
-                    rejected.append((line, f"field '{f.name}': expected a finite number"))
-                    return
-                value = float(value)
-            elif not isinstance(value, str):
-                rejected.append((line, f"field '{f.name}': expected a string"))
-                return
-            values.append(value)
+                return False
+            try:  # the predict API's own value check, null included: the same reason for the same value
+                values.append(FeatureSchema.check_value(f, value, f"field '{f.name}'"))
+            except InputError as exc:
+                rejected.append((line, str(exc)))
+                return False
         id_values = []
         for c in self.id_columns:
             value = obj.get(c, _MISSING)
             if value is _MISSING:
                 rejected.append((line, f"missing id field '{c}'"))
-                return
+                return False
             text = id_text(value)
             if "\0" in text:
                 rejected.append((line, f"id field '{c}' contains a NUL character"))
-                return
+                return False
             id_values.append(csv_field(text))
         ids.append(",".join(id_values).encode() if self.prefix is None else self.prefix + str(line).encode())
         rows.append(values)
+        return True
 
 
 GZIP_SUFFIX = ".gz"

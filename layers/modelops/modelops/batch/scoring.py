@@ -5,15 +5,22 @@ string formatting), so the same model and input always give byte-identical outpu
 
 A pipeline's leading SimpleImputer steps change nothing in a chunk without missing values, so such chunks
 skip them (the imputer copies and scans every value); the predictions are the same either way.
+
+The model is called through modelops.inference, as online: a model fitted on a DataFrame gets one, rows
+with a value the model refuses are rejected with its reason, and a failure on rows within the training
+data fails the run (ModelFault). The last column, `warnings`, lists `feature:code` for each value of the
+row the model never saw in training (codes as in the predict API's answer), separated by ";".
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..artifact import LoadedModel
+from ..inference import ModelRunner
 from .readers import csv_field, padded_ids
 
 DECIMALS = 6
@@ -65,50 +72,110 @@ def without_idle_imputers(estimator: Any) -> Any | None:
     return estimator[skip:] if skip else None
 
 
+@dataclass
+class ScoredRows:
+    body: bytes  # prediction lines of the scored rows
+    tracked: np.ndarray  # the value whose drift is tracked, per scored row
+    kept: np.ndarray | None = None  # boolean mask of the scored rows among the input rows; None = all
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (input row index, reason)
+    warned_rows: int = 0
+    warnings: dict[str, int] = field(default_factory=dict)  # "feature:code" -> values flagged
+
+
 class Scorer:
     def __init__(self, model: LoadedModel):
         self.model = model
         self.manifest = model.manifest
+        self.schema = self.manifest.schema
         self.estimator = model.estimator
-        self._complete_rows_estimator = without_idle_imputers(model.estimator)
         self.classes = list(self.manifest.classes or []) if self.manifest.task == "classification" else []
+        self.runner = ModelRunner(model.estimator, self.schema, self.manifest.input, proba=bool(self.classes))
+        # a DataFrame model's imputers see named columns: nothing is skipped there
+        self._complete_rows_estimator = None if self.runner.takes_dataframe else without_idle_imputers(model.estimator)
         self.version_field = ("," + csv_field(self.manifest.version)).encode()
         labels = [csv_field(str(c)).encode() for c in self.classes]
         # ",label" after an id, or "label" opening the line when there are no ids; zero-padded per class
         self._labels = {True: padded_ids([b"," + x for x in labels]), False: padded_ids(labels)}
-        self._suffix = np.frombuffer(self.version_field + b"\n", np.uint8)
+        self._version = np.frombuffer(self.version_field, np.uint8)
+        self._no_warnings = np.frombuffer(b",\n", np.uint8)
 
     def columns(self, id_columns: tuple[str, ...]) -> list[str]:
-        return [*id_columns, "prediction", *[f"proba_{c}" for c in self.classes], "model_version"]
+        return [*id_columns, "prediction", *[f"proba_{c}" for c in self.classes], "model_version", "warnings"]
 
     def header(self, id_columns: tuple[str, ...]) -> bytes:
         return (",".join(csv_field(c) for c in self.columns(id_columns)) + "\n").encode()
 
     def score(self, ids: np.ndarray, matrix: np.ndarray, with_ids: bool = True) -> tuple[bytes, np.ndarray]:
-        """Prediction lines for the rows, and the value whose drift is tracked (P(last class) or y).
+        """Prediction lines and tracked values (see score_rows), for rows the model scores."""
+        scored = self.score_rows(ids, matrix, with_ids)
+        return scored.body, scored.tracked
+
+    def score_rows(self, ids: np.ndarray, matrix: np.ndarray, with_ids: bool = True) -> ScoredRows:
+        """Prediction lines for the rows, the value whose drift is tracked (P(last class) or y), and the
+        rows refused after parsing: a value a bool or integer feature cannot take, or one the model refuses.
 
         ids: (n, width) zero-padded id text. Each line is laid out as a row of a byte matrix
-        (ids, label, probabilities, version), and the padding zeros are dropped in one pass.
+        (ids, label, probabilities, version, warnings), and the padding zeros are dropped in one pass.
         """
         n = len(matrix)
         if n == 0:
-            return b"", np.zeros(0)
+            return ScoredRows(b"", np.zeros(0))
         from sklearn import config_context
 
+        rows = np.arange(n)
+        rejected: list[tuple[int, str]] = []
+        bad = self.schema.bad_rows(matrix)
+        if bad:
+            names = self.schema.names
+            rejected = [(r, f"column '{names[j]}': {problem}") for r, (j, problem) in sorted(bad.items())]
+            rows = np.setdiff1d(rows, list(bad))
+            matrix, ids = matrix[rows], ids[rows]
+        warnings = self.schema.warnings(matrix)
         estimator = self.estimator
         if self._complete_rows_estimator is not None and matrix.dtype.kind == "f" and not np.isnan(matrix).any():
             estimator = self._complete_rows_estimator
         with config_context(assume_finite=True):
-            if self.classes:
-                proba = estimator.predict_proba(matrix)
-                label = self._labels[with_ids][np.argmax(proba, axis=1)]
-                numbers = fixed_decimals(proba)
-                tracked = proba[:, -1]
-            else:
-                tracked = np.asarray(estimator.predict(matrix), dtype=np.float64)
-                label = padded_ids([(b"," if with_ids else b"") + repr(v).encode() for v in tracked.tolist()])
-                numbers = np.zeros((n, 0), dtype=np.uint8)
+            outcome = self.runner.run(matrix, warnings, estimator)
+        if outcome.refused:
+            for r in outcome.refused:
+                where = f"column '{r.feature}': " if r.feature else ""
+                rejected.append((int(rows[r.row]), where + r.reason))
+            rejected.sort()
+            assert outcome.kept is not None
+            rows, ids = rows[outcome.kept], ids[outcome.kept]
+            if warnings is not None:
+                warnings = [w for w, keep in zip(warnings, outcome.kept.tolist(), strict=True) if keep]
+        kept = None
+        if len(rows) != n:
+            kept = np.zeros(n, dtype=bool)
+            kept[rows] = True
+        m = len(rows)
+        if m == 0:
+            return ScoredRows(b"", np.zeros(0), kept, rejected)
+        outputs = outcome.outputs
+        if self.classes:
+            label = self._labels[with_ids][np.argmax(outputs, axis=1)]
+            numbers = fixed_decimals(outputs)
+            tracked = outputs[:, -1]
+        else:
+            tracked = np.asarray(outputs, dtype=np.float64)
+            label = padded_ids([(b"," if with_ids else b"") + repr(v).encode() for v in tracked.tolist()])
+            numbers = np.zeros((m, 0), dtype=np.uint8)
+        counts: dict[str, int] = {}
+        warned = 0
+        if warnings is None:
+            tail = np.broadcast_to(self._no_warnings, (m, self._no_warnings.size))
+        else:
+            fields = []
+            for items in warnings:
+                keys = [f"{w['feature']}:{w['code']}" for w in items]
+                for key in keys:
+                    counts[key] = counts.get(key, 0) + 1
+                warned += bool(keys)
+                fields.append(b"," + csv_field(";".join(keys)).encode() + b"\n")
+            tail = padded_ids(fields)
         parts = [ids] if with_ids else []
-        rows = np.concatenate([*parts, label, numbers, np.broadcast_to(self._suffix, (n, self._suffix.size))], axis=1)
-        flat = rows.ravel()
-        return flat[flat != 0].tobytes(), tracked
+        version = np.broadcast_to(self._version, (m, self._version.size))
+        lines = np.concatenate([*parts, label, numbers, version, tail], axis=1)
+        flat = lines.ravel()
+        return ScoredRows(flat[flat != 0].tobytes(), tracked, kept, rejected, warned, counts)

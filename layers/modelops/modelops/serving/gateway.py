@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ModelFault
 from . import events
 from .capture import capture_enabled, emit_capture, emit_failure
 from .errors import ApiError, model_unavailable
@@ -192,7 +193,7 @@ class Gateway:
     def predict(self, headers: Mapping[str, str] | None, body: Any, is_base64: bool, request_id: str) -> Reply:
         started = time.perf_counter()
         self.log.set_correlation_id(request_id)
-        fmt, rows, score, metrics = JSON, 0, None, self.metrics
+        fmt, rows, score, metrics, warned = JSON, 0, None, self.metrics, 0
         variant = CHAMPION_VARIANT
         try:
             fmt = choose_format(header(headers, "accept"))
@@ -205,7 +206,7 @@ class Gateway:
             if model is None:
                 raise self._unavailable()
             document, prediction = handle_predict(model, payload, request_id, self.limits, variant)
-            rows, score = len(prediction.predictions), prediction.score()
+            rows, score, warned = len(prediction.predictions), prediction.score(), prediction.warning_count()
             if self.capture:
                 emit_capture(
                     model,
@@ -219,6 +220,13 @@ class Gateway:
             reply = Reply(200, render(document, fmt), fmt)
         except ApiError as exc:
             reply = self.error_reply(exc, fmt, request_id)
+        except ModelFault as exc:  # valid rows within the training data: the model (or its runtime) is at fault
+            self.log.exception("the model failed on valid rows", extra={"reason": str(exc)})
+            reply = self.error_reply(
+                ApiError(500, "model_error", f"the model failed on valid rows (request {request_id}); see the logs"),
+                fmt,
+                request_id,
+            )
         except Exception:  # a bug, never the client's input: log it with the request id, answer 500
             self.log.exception("POST /predict failed")
             reply = self.error_reply(
@@ -227,7 +235,7 @@ class Gateway:
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         if self.capture and reply.status >= 500:  # failed requests count in each variant's error rate
             emit_failure(request_id, variant, metrics.dimensions["ModelVersion"], reply.status, elapsed_ms)
-        metrics.emit(reply.status, elapsed_ms, rows, score)
+        metrics.emit(reply.status, elapsed_ms, rows, score, warned)
         return reply
 
     def _assign(

@@ -9,8 +9,9 @@ Dimension sets: [ModelName, ModelVersion, Variant], [ModelName, FunctionVersion]
 FunctionVersion is the published Lambda version (AWS_LAMBDA_FUNCTION_VERSION): the canary's rollback
 alarms watch the new version's ServerErrors and Score through it.
 Metrics: Requests, Rows, Latency (ms, inside the handler), ClientErrors (4xx), ServerErrors (5xx),
-and Score on answered requests: the mean positive-class probability (binary classifiers) or the mean
-prediction (regressors), which tracks the prediction distribution of each version.
+and on answered requests Score: the mean positive-class probability (binary classifiers) or the mean
+prediction (regressors), which tracks the prediction distribution of each version, and Warnings: the
+number of values the model never saw in training (unseen categories, numbers outside the training range).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ BASE_METRICS = [
     {"Name": "ServerErrors", "Unit": "Count"},
 ]
 SCORE_METRIC = {"Name": "Score", "Unit": "None"}
+WARNINGS_METRIC = {"Name": "Warnings", "Unit": "Count"}
 DIMENSION_SETS = [["ModelName", "ModelVersion", "Variant"], ["ModelName", "FunctionVersion"], ["ModelName"]]
 
 
@@ -52,8 +54,9 @@ class RequestMetrics:
             "Variant": variant,
             "FunctionVersion": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST",
         }
-        self._without_score = self._directive(BASE_METRICS)
-        self._with_score = self._directive([*BASE_METRICS, SCORE_METRIC])
+        self._failed = self._directive(BASE_METRICS)
+        self._without_score = self._directive([*BASE_METRICS, WARNINGS_METRIC])
+        self._with_score = self._directive([*BASE_METRICS, SCORE_METRIC, WARNINGS_METRIC])
 
     def _directive(self, metrics: list[dict[str, str]]) -> dict[str, Any]:
         return {"CloudWatchMetrics": [{"Namespace": self.namespace, "Dimensions": DIMENSION_SETS, "Metrics": metrics}]}
@@ -65,8 +68,10 @@ class RequestMetrics:
         rows: int,
         score: float | None = None,
         dimensions: Mapping[str, str] | None = None,
+        warnings: int = 0,
     ) -> bytes:
-        directive = self._without_score if score is None else self._with_score
+        answered = status < 400
+        directive = self._failed if not answered else self._without_score if score is None else self._with_score
         record: dict[str, Any] = {
             "_aws": {"Timestamp": int(time.time() * 1000), **directive},
             **(dimensions or self.dimensions),
@@ -76,10 +81,12 @@ class RequestMetrics:
             "ClientErrors": int(400 <= status < 500),
             "ServerErrors": int(status >= 500),
         }
-        if score is not None:
+        if score is not None and answered:
             record["Score"] = score
+        if answered:
+            record["Warnings"] = warnings
         return orjson.dumps(record)
 
-    def emit(self, status: int, latency_ms: float, rows: int, score: float | None = None) -> None:
+    def emit(self, status: int, latency_ms: float, rows: int, score: float | None = None, warnings: int = 0) -> None:
         stream = self.stream or sys.stdout
-        stream.write(self.line(status, latency_ms, rows, score).decode() + "\n")
+        stream.write(self.line(status, latency_ms, rows, score, warnings=warnings).decode() + "\n")

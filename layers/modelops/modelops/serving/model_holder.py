@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..artifact import CLASSIFICATION, MANIFEST_FILE, LoadedModel, Manifest, load_from_dir
-from ..errors import ModelOpsError
+from ..errors import MissingModuleError, ModelOpsError
+from ..inference import ModelRunner
 from ..schema import FeatureSchema
 from ..signing import signer_from_env
 
@@ -47,6 +48,7 @@ class ServedModel:
     estimator: Any
     schema: FeatureSchema
     classes: list[Any] | None
+    runner: ModelRunner
     golden: dict[str, Any] | None = None
     class_keys: list[str] = field(default_factory=list)
     model_ref: dict[str, str] = field(default_factory=dict)
@@ -58,11 +60,13 @@ class ServedModel:
         if manifest.task == CLASSIFICATION:
             raw = getattr(loaded.estimator, "classes_", None)
             classes = [c.item() if hasattr(c, "item") else c for c in raw] if raw is not None else manifest.classes
+        schema = manifest.schema
         return cls(
             manifest=manifest,
             estimator=loaded.estimator,
-            schema=manifest.schema,
+            schema=schema,
             classes=classes,
+            runner=ModelRunner(loaded.estimator, schema, manifest.input, proba=classes is not None),
             golden=loaded.golden,
             class_keys=[str(c) for c in classes or ()],
             model_ref={"name": manifest.name, "version": manifest.version},
@@ -227,7 +231,15 @@ class ModelHolder:
                 self.model = ServedModel.from_loaded(self.source.load())
             except Exception as exc:  # any failure means 503 with the reason in the log, never a crash at init
                 self.error = f"{type(exc).__name__}: {exc}"
-                logger.debug("cannot load the model from %s: %s", self.source.description, self.error)
+                if isinstance(exc, MissingModuleError):  # the deployment lacks code: say which module
+                    logger.error(
+                        "cannot load the model from %s: missing module '%s': %s",
+                        self.source.description,
+                        exc.module,
+                        exc,
+                    )
+                else:
+                    logger.debug("cannot load the model from %s: %s", self.source.description, self.error)
                 return None
             self.error = None
             self.load_seconds = time.perf_counter() - started

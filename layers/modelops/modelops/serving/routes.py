@@ -71,9 +71,11 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         description=(
             "Rows go in as `instances` (one object per row) or in columnar form (`columns` + `data`), "
             f"1 to {gateway.limits.max_rows} rows, every feature present, numbers finite. "
-            "Classifiers also return the probability of each class. " + XML_NOTE
+            "Classifiers also return the probability of each class. Values the model never saw in training "
+            "(a category outside the training data, a number outside its training range) are scored and listed "
+            "in `warnings`, one list per row; the field is absent when no row has any. " + XML_NOTE
         ),
-        responses=models.responses(200, 400, 406, 413, 415, 503),
+        responses=models.responses(200, 400, 406, 413, 415, 500, 503),
     )
     def predict(
         request: Annotated[
@@ -218,10 +220,16 @@ class _DocumentModels:
             fields: dict[str, Any] = {}
             for i, feature in enumerate(model.schema.features):
                 kind: Any = float if feature.dtype == NUMBER else Annotated[str, Field(max_length=MAX_STRING_LENGTH)]
+                if feature.is_bool:  # fitted as a bool column: true/false (or 1/0)
+                    kind = bool
+                elif feature.is_integer:
+                    kind = int
                 if feature.nullable:
                     kind = Union[kind, None]  # noqa: UP007
-                if feature.dtype == NUMBER:
-                    info = f"number; training data range {feature.min} to {feature.max}"
+                if feature.is_bool:
+                    info = "boolean"
+                elif feature.dtype == NUMBER:
+                    info = f"{'whole ' if feature.is_integer else ''}number; training data range {feature.min} to {feature.max}"
                 else:
                     info = f"category; seen in training: {', '.join(feature.allowed or ())}"
                 fields[f"f{i}"] = (kind, Field(alias=feature.name, description=info, examples=[example[feature.name]]))
@@ -250,12 +258,22 @@ class _DocumentModels:
             name: str
             version: str
 
+        class PredictionWarning(BaseModel):
+            feature: str = Field(description="the feature whose value the model never saw in training")
+            code: str = Field(description="out_of_range (a number outside the training range) or unseen_category")
+            message: str
+
         class PredictResponse(BaseModel):
             model: ModelRef
             variant: str = Field(description="experiment variant that answered (A = champion)")
             predictions: list[Union[str, float, int, bool, None]]  # noqa: UP007
             probabilities: list[dict[str, float]] | None = Field(
                 default=None, description="classifiers only: probability of each class, keyed by class label"
+            )
+            warnings: list[list[PredictionWarning]] | None = Field(
+                default=None,
+                description="one list per row of the values the model never saw in training (the row is "
+                "scored all the same); absent when no row has any",
             )
             request_id: str
 
@@ -314,10 +332,11 @@ class _DocumentModels:
         descriptions = {
             200: "answered",
             400: "invalid request: a feature is missing, unknown, of the wrong type or not finite, "
-            "no rows, or malformed JSON",
+            "no rows, or malformed JSON; or the model refuses a value it never saw in training",
             406: "the Accept header asks for something other than JSON or XML",
             413: "too many rows, or the body is too large",
             415: "the body is not application/json",
+            500: "the model failed on valid rows that lie within its training data (a server-side fault)",
             503: "the model could not be loaded; retry after the Retry-After seconds",
         }
         xml = {"schema": {"type": "string", "description": "the same data as XML"}}

@@ -7,9 +7,13 @@ Other top-level fields are ignored (an A/B entity id may travel there).
 
 Answer:
     {"model": {"name", "version"}, "variant": "A", "predictions": [...],
-     "probabilities": [{"<class>": p, ...}, ...]   (classifiers only), "request_id": "..."}
+     "probabilities": [{"<class>": p, ...}, ...]   (classifiers only),
+     "warnings": [[{"feature", "code", "message"}, ...], ...]   (only when a row has a value the model
+                                                                  never saw in training: one list per row),
+     "request_id": "..."}
 
-Classifier labels are the argmax of predict_proba, so one pass over the model gives both.
+Classifier labels are the argmax of predict_proba, so one pass over the model gives both. Which failures of
+the model are the client's and which are the server's is decided in modelops.inference.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import orjson
 
 from ..errors import InputError
+from ..inference import Refusal
 from .errors import ApiError, from_input_error
 from .model_holder import ServedModel
 
@@ -53,6 +58,10 @@ class Prediction:
     matrix: np.ndarray
     predictions: list[Any]
     probabilities: np.ndarray | None = None  # rows x classes, classifiers only
+    warnings: list[list[dict[str, str]]] | None = None  # per row; None when no row has one
+
+    def warning_count(self) -> int:
+        return sum(map(len, self.warnings)) if self.warnings is not None else 0
 
     def score(self) -> float | None:
         """One number per request that tracks the prediction distribution: the mean positive-class
@@ -125,33 +134,24 @@ def rows_matrix(model: ServedModel, payload: Any, max_rows: int) -> np.ndarray:
 
 
 def predict(model: ServedModel, matrix: np.ndarray) -> Prediction:
-    try:
-        if model.is_classifier:
-            probabilities = model.estimator.predict_proba(matrix)
-            _check_finite(probabilities)
-            classes = model.classes
-            assert classes is not None
-            labels = [classes[i] for i in probabilities.argmax(axis=1).tolist()]
-            return Prediction(matrix, labels, probabilities)
-        values = model.estimator.predict(matrix)
-        _check_finite(values)
-        return Prediction(matrix, values.tolist())
-    except (ValueError, TypeError) as exc:  # values the schema allows but the fitted model refuses
-        raise ApiError(
-            400, "rejected_by_model", f"the model cannot score these rows: {exc}", field="instances"
-        ) from None
+    """Score validated rows. A row the model refuses is a 400 naming it; a failure on rows within the
+    training data raises ModelFault (the gateway answers 500). Never answers NaN or inf."""
+    warnings = model.schema.warnings(matrix)
+    outcome = model.runner.run(matrix, warnings, model.estimator)
+    if outcome.refused:
+        raise refusal_error(outcome.refused[0])
+    outputs = outcome.outputs
+    if model.is_classifier:
+        classes = model.classes
+        assert classes is not None
+        labels = [classes[i] for i in outputs.argmax(axis=1).tolist()]
+        return Prediction(matrix, labels, outputs, warnings)
+    return Prediction(matrix, outputs.tolist(), None, warnings)
 
 
-def _check_finite(values: np.ndarray) -> None:
-    """Extreme (finite) inputs can overflow inside the model; never answer NaN or inf as a prediction."""
-    if values.dtype.kind == "f" and not np.isfinite(values).all():
-        row = int(np.argwhere(~np.isfinite(values))[0][0])
-        raise ApiError(
-            400,
-            "out_of_range",
-            f"instances[{row}]: values too extreme for the model to score",
-            field=f"instances[{row}]",
-        )
+def refusal_error(refusal: Refusal) -> ApiError:
+    where = f"instances[{refusal.row}]" + (f".{refusal.feature}" if refusal.feature else "")
+    return ApiError(400, refusal.code, f"{where}: {refusal.reason}", field=where)
 
 
 def response_document(
@@ -166,6 +166,8 @@ def response_document(
             document["probabilities"] = [{first: a, second: b} for a, b in rows]
         else:
             document["probabilities"] = [dict(zip(keys, row, strict=True)) for row in rows]
+    if prediction.warnings is not None:
+        document["warnings"] = prediction.warnings
     document["request_id"] = request_id
     return document
 

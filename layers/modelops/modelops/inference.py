@@ -1,0 +1,162 @@
+"""Calling a model on validated rows: one code path for the predict function and for batch scoring.
+
+The model gets the input it was fitted on (modelops.frames). When it fails, who is at fault decides the
+answer. Rows that match the schema and lie within the training data (every number inside its training
+range, every category seen) are rows the model must score: a failure on them is a server-side fault
+(ModelFault: 500 online, a failed batch run), never a client error. A row with a value the model never saw
+may be refused: those rows are isolated and refused one by one with the model's own reason (400 online,
+rejected.csv in batch), and the rest are scored. Non-finite outputs count as failures of their rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelFault
+from .frames import DATAFRAME, input_spec, model_input
+from .schema import FeatureSchema
+
+REJECTED_BY_MODEL = "rejected_by_model"
+OUT_OF_RANGE = "out_of_range"
+TOO_EXTREME = "values too extreme for the model to score"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One row the model refused. `reason` carries no location; each path prefixes its own."""
+
+    row: int
+    code: str
+    feature: str | None
+    reason: str
+
+
+@dataclass
+class Outcome:
+    outputs: np.ndarray  # predict_proba rows (classifiers) or predictions, of the kept rows
+    refused: list[Refusal]
+    kept: np.ndarray | None = None  # boolean mask of the scored rows; None = all of them
+
+
+class ModelRunner:
+    def __init__(self, estimator: Any, schema: FeatureSchema, manifest_input: Mapping[str, Any] | None, proba: bool):
+        self.estimator = estimator
+        self.schema = schema
+        self.proba = proba
+        self.spec = input_spec(manifest_input, estimator, schema)
+        self.to_input = model_input(self.spec, schema)
+
+    @property
+    def takes_dataframe(self) -> bool:
+        return self.spec["kind"] == DATAFRAME
+
+    def raw(self, matrix: np.ndarray, estimator: Any = None) -> np.ndarray:
+        model = self.estimator if estimator is None else estimator
+        X = self.to_input(matrix) if self.to_input is not None else matrix
+        return model.predict_proba(X) if self.proba else np.asarray(model.predict(X))
+
+    def run(
+        self,
+        matrix: np.ndarray,
+        warnings: Sequence[Sequence[Mapping[str, str]]] | None,
+        estimator: Any = None,
+    ) -> Outcome:
+        try:
+            outputs = self.raw(matrix, estimator)
+        except Exception as exc:  # isolated below; the happy path pays nothing
+            return self._after_failure(matrix, warnings, exc, estimator)
+        bad = _non_finite_rows(outputs)
+        if bad is None:
+            return Outcome(outputs, [])
+        flagged = _flagged(warnings, len(matrix))
+        if (bad & ~flagged).any():
+            row = int(np.flatnonzero(bad & ~flagged)[0])
+            raise ModelFault(
+                f"the model returned NaN or infinite values for row {row}, which matches its training data"
+            )
+        refused = [Refusal(r, OUT_OF_RANGE, None, TOO_EXTREME) for r in np.flatnonzero(bad).tolist()]
+        return Outcome(outputs[~bad], refused, ~bad)
+
+    def _after_failure(
+        self,
+        matrix: np.ndarray,
+        warnings: Sequence[Sequence[Mapping[str, str]]] | None,
+        failure: Exception,
+        estimator: Any,
+    ) -> Outcome:
+        flagged = _flagged(warnings, len(matrix))
+        if not flagged.any():
+            raise _fault(failure)
+        clean = np.flatnonzero(~flagged)
+        if clean.size:
+            try:
+                clean_outputs = self.raw(matrix[clean], estimator)
+            except Exception as exc:
+                raise _fault(exc) from exc
+            if _non_finite_rows(clean_outputs) is not None:
+                raise ModelFault("the model returned NaN or infinite values for rows that match its training data")
+        refused = self._isolate(matrix, np.flatnonzero(flagged), warnings, estimator)
+        if not refused:  # flagged rows pass alone but not together with the rest
+            raise _fault(failure)
+        kept = np.ones(len(matrix), dtype=bool)
+        kept[[r.row for r in refused]] = False
+        try:
+            outputs = self.raw(matrix[kept], estimator) if kept.any() else _empty(self.proba)
+        except Exception as exc:
+            raise _fault(exc) from exc
+        return Outcome(outputs, refused, kept)
+
+    def _isolate(
+        self,
+        matrix: np.ndarray,
+        rows: np.ndarray,
+        warnings: Sequence[Sequence[Mapping[str, str]]] | None,
+        estimator: Any,
+    ) -> list[Refusal]:
+        """The rows among `rows` that fail, by halving; each refused row is scored alone for its reason."""
+        try:
+            outputs = self.raw(matrix[rows], estimator)
+            failure: Exception | None = None
+        except Exception as exc:
+            outputs, failure = None, exc
+        if failure is None and _non_finite_rows(outputs) is None:  # type: ignore[arg-type]
+            return []
+        if len(rows) > 1:
+            half = len(rows) // 2
+            return self._isolate(matrix, rows[:half], warnings, estimator) + self._isolate(
+                matrix, rows[half:], warnings, estimator
+            )
+        row = int(rows[0])
+        if failure is None:
+            return [Refusal(row, OUT_OF_RANGE, None, TOO_EXTREME)]
+        first = (warnings or [[]] * (row + 1))[row][0]
+        reason = f"the model cannot score this value ({first['message']}): {type(failure).__name__}: {failure}"
+        return [Refusal(row, REJECTED_BY_MODEL, first["feature"], reason)]
+
+
+def _flagged(warnings: Sequence[Sequence[Any]] | None, rows: int) -> np.ndarray:
+    if warnings is None:
+        return np.zeros(rows, dtype=bool)
+    return np.fromiter((bool(w) for w in warnings), dtype=bool, count=rows)
+
+
+def _non_finite_rows(outputs: np.ndarray) -> np.ndarray | None:
+    """Rows with a NaN or infinite output, or None when every output is finite (or not a float)."""
+    if outputs.dtype.kind != "f" or np.isfinite(outputs).all():
+        return None
+    finite = np.isfinite(outputs)
+    return ~(finite.all(axis=1) if finite.ndim == 2 else finite)
+
+
+def _fault(exc: Exception) -> ModelFault:
+    return ModelFault(
+        f"the model failed on rows that match its schema and its training data: {type(exc).__name__}: {exc}"
+    )
+
+
+def _empty(proba: bool) -> np.ndarray:
+    return np.zeros((0, 0)) if proba else np.zeros(0)
