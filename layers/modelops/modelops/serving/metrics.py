@@ -10,7 +10,9 @@ FunctionVersion is the published Lambda version (AWS_LAMBDA_FUNCTION_VERSION): t
 alarms watch the new version's ServerErrors and Score through it.
 Metrics: Requests, Rows, Latency (ms, inside the handler), ClientErrors (4xx), ServerErrors (5xx),
 and Score on answered requests: the mean positive-class probability (binary classifiers) or the mean
-prediction (regressors), which tracks the prediction distribution of each version.
+prediction (regressors), which tracks the prediction distribution of each version. With capture on, answered
+requests also carry CapturesTruncated (1 when the capture lost a row's inputs) and CaptureRowsDropped (rows
+captured without their inputs because one row alone exceeds the capture line bound; see capture.py).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from .capture import CaptureStats
 
 BASE_METRICS = [
     {"Name": "Requests", "Unit": "Count"},
@@ -31,6 +36,7 @@ BASE_METRICS = [
     {"Name": "ServerErrors", "Unit": "Count"},
 ]
 SCORE_METRIC = {"Name": "Score", "Unit": "None"}
+CAPTURE_METRICS = [{"Name": "CapturesTruncated", "Unit": "Count"}, {"Name": "CaptureRowsDropped", "Unit": "Count"}]
 DIMENSION_SETS = [["ModelName", "ModelVersion", "Variant"], ["ModelName", "FunctionVersion"], ["ModelName"]]
 
 
@@ -52,8 +58,13 @@ class RequestMetrics:
             "Variant": variant,
             "FunctionVersion": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST",
         }
-        self._without_score = self._directive(BASE_METRICS)
-        self._with_score = self._directive([*BASE_METRICS, SCORE_METRIC])
+        self._directives = {
+            (score, capture): self._directive(
+                [*BASE_METRICS, *([SCORE_METRIC] if score else []), *(CAPTURE_METRICS if capture else [])]
+            )
+            for score in (False, True)
+            for capture in (False, True)
+        }
 
     def _directive(self, metrics: list[dict[str, str]]) -> dict[str, Any]:
         return {"CloudWatchMetrics": [{"Namespace": self.namespace, "Dimensions": DIMENSION_SETS, "Metrics": metrics}]}
@@ -65,8 +76,9 @@ class RequestMetrics:
         rows: int,
         score: float | None = None,
         dimensions: Mapping[str, str] | None = None,
+        capture: CaptureStats | None = None,
     ) -> bytes:
-        directive = self._without_score if score is None else self._with_score
+        directive = self._directives[(score is not None, capture is not None)]
         record: dict[str, Any] = {
             "_aws": {"Timestamp": int(time.time() * 1000), **directive},
             **(dimensions or self.dimensions),
@@ -78,8 +90,13 @@ class RequestMetrics:
         }
         if score is not None:
             record["Score"] = score
+        if capture is not None:
+            record["CapturesTruncated"] = capture.truncated
+            record["CaptureRowsDropped"] = capture.rows_dropped
         return orjson.dumps(record)
 
-    def emit(self, status: int, latency_ms: float, rows: int, score: float | None = None) -> None:
+    def emit(
+        self, status: int, latency_ms: float, rows: int, score: float | None = None, capture: CaptureStats | None = None
+    ) -> None:
         stream = self.stream or sys.stdout
-        stream.write(self.line(status, latency_ms, rows, score).decode() + "\n")
+        stream.write(self.line(status, latency_ms, rows, score, capture=capture).decode() + "\n")
