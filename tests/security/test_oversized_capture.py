@@ -126,3 +126,31 @@ def test_a_row_too_large_for_a_line_is_recorded_as_truncated_and_counted(serve, 
     assert [r.row for r in labelled] == list(range(len(sent)))  # every row's prediction is still joined
     assert [r.prediction for r in labelled] == answer["predictions"]
     assert [r.features for r in labelled] == [*sent[:3], None, *sent[4:]]
+
+
+def test_parts_merge_into_one_request_and_a_missing_part_labels_nothing():
+    """Parts arrive in any order, possibly twice (Firehose retries); rows of a part that never arrived are listed
+    as lost, and feedback for them joins nothing instead of labelling the wrong row."""
+
+    def part(n, offset, predictions):
+        return {
+            "capture": True,
+            "at": 1_700_000_000_000,
+            "request_id": "r-1",
+            "model_version": "v1",
+            "status": 200,
+            "part": n,
+            "parts": 3,
+            "row_offset": offset,
+            "rows": 5,
+            "predictions": predictions,
+            "instances": [{"x": p} for p in predictions],
+        }
+
+    lines = [part(3, 4, [4]), part(1, 0, [0, 1]), part(3, 4, [4])]  # part 2 (rows 2 and 3) lost
+    data = "\n".join(json.dumps(line) for line in lines).encode()
+    (record,) = feedback.merge_parts(feedback.parse_records(data))
+    assert record.predictions == [0, 1, None, None, 4] and record.lost_rows == [2, 3]
+    assert record.instances == [{"x": 0}, {"x": 1}, None, None, {"x": 4}]
+    fb = [feedback.FeedbackRecord(at=1_800_000_000, actual=[10, 11, 12, 13, 14], request_id="r-1")]
+    assert [(r.row, r.actual) for r in feedback.join(feedback.parse_records(data), fb)] == [(0, 10), (1, 11), (4, 14)]
