@@ -149,8 +149,8 @@ def test_openapi_server_without_stage_prefix(clf):
 
 def test_swagger_ui_at_docs(clf):
     status, headers, html = invoke(clf, proxy_event("GET", "/docs", headers={"Accept": "text/html"}))
-    assert status == 200 and headers["content-type"] == "text/html"
-    assert "swagger-ui" in html.lower() and "/predict" in html
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert "swagger-ui" in html.lower() and "/live/openapi.json" in html
 
 
 def test_docs_can_be_turned_off(serve, classifier_dir):

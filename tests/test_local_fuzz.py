@@ -52,6 +52,11 @@ def _fuzz(strategy, examples: int, send) -> None:
     run()
 
 
+def _has_inputs(operation) -> bool:
+    raw = operation.definition.raw
+    return bool(raw.get("parameters") or raw.get("requestBody") or raw.get("security"))
+
+
 def test_fuzz_local_api_against_its_openapi_document(predict_stack):
     base = predict_stack.gateway.url
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json", timeout=30)
@@ -73,6 +78,8 @@ def test_fuzz_local_api_against_its_openapi_document(predict_stack):
     for operation in sorted(operations, key=lambda op: label_of(op) == PREDICT):
         label = label_of(operation)
         modes = (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
+        if not _has_inputs(operation):  # nothing a schema-violating request could violate (GET /health)
+            modes = modes[:1]
         for left, mode in zip(range(len(modes), 0, -1), modes, strict=True):
             examples = OTHER_EXAMPLES
             if label == PREDICT:  # this mode's share of what is still missing, with a margin

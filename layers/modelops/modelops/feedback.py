@@ -9,6 +9,8 @@ Layout under s3://<bucket>/<prefix> (or a local directory; modelops.objectstore)
         delivered by Firehose). The predict function logs one per request (see prediction_record):
         {"capture": true, "request_id", "at", "variant", "model_version", "entity_id", "status",
          "latency_ms", "instances", "predictions", "scores"}
+        A large request's capture comes as several lines, each a slice of its rows with "part", "parts",
+        "row_offset" and "rows" (modelops.serving.capture); PredictionLog.read and join put them back together.
 
 Module API (for the A/B report and for quality monitoring):
     store = FeedbackStore(bucket, prefix)                # s3= to pass a client; or an ObjectStore for bucket
@@ -260,7 +262,13 @@ class PredictionRecord:
     latency_ms: float | None = None
     predictions: list[Any] = field(default_factory=list)
     scores: list[float] | None = None
-    instances: list[dict[str, Any]] | None = None
+    instances: list[dict[str, Any] | None] | None = None  # None for a row whose inputs were not captured
+    part: int | None = None  # one slice of a capture written as several lines (1-based), see merge_parts
+    parts: int | None = None
+    row_offset: int = 0
+    rows: int | None = None
+    truncated: list[dict[str, Any]] | None = None  # rows captured without their inputs, and why
+    lost_rows: list[int] = field(default_factory=list)  # rows of a merged capture whose part never arrived
 
 
 def prediction_record(
@@ -337,12 +345,77 @@ def _record_from(obj: Any) -> PredictionRecord | None:
         predictions=list(obj.get("predictions") or []),
         scores=scores,
         instances=obj.get("instances"),
+        part=_count(obj.get("part")),
+        parts=_count(obj.get("parts")),
+        row_offset=_count(obj.get("row_offset")) or 0,
+        rows=_count(obj.get("rows")),
+        truncated=obj.get("truncated") if isinstance(obj.get("truncated"), list) else None,
+    )
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def merge_parts(records: Iterable[PredictionRecord]) -> list[PredictionRecord]:
+    """One record per request: the parts of a capture written as several lines become one record with every
+    row at its index (rows of a missing part are listed in lost_rows, a row captured without its inputs has
+    None in instances). Records that are not parts pass through unchanged, in their order."""
+    out: list[PredictionRecord] = []
+    groups: dict[tuple[str, str], list[PredictionRecord]] = {}
+    for record in records:
+        if record.parts is None or record.part is None:
+            out.append(record)
+            continue
+        key = (record.request_id, record.model_version)
+        if key not in groups:
+            groups[key] = []
+            out.append(record)  # placeholder at the first part's position
+        groups[key].append(record)
+    merged = {key: _merge(parts) for key, parts in groups.items()}
+    return [merged[(r.request_id, r.model_version)] if r.parts is not None and r.part is not None else r for r in out]
+
+
+def _merge(parts: list[PredictionRecord]) -> PredictionRecord:
+    by_part = {p.part or 0: p for p in parts}  # a part delivered twice counts once
+    first = by_part[min(by_part)]
+    total = max([p.rows or 0 for p in parts] + [p.row_offset + len(p.predictions) for p in parts])
+    predictions: list[Any] = [None] * total
+    scores: list[Any] | None = [None] * total if any(p.scores is not None for p in parts) else None
+    instances: list[Any] | None = [None] * total if any(p.instances is not None for p in parts) else None
+    present = [False] * total
+    truncated: list[dict[str, Any]] = []
+    for p in sorted(by_part.values(), key=lambda p: p.row_offset):
+        lo = p.row_offset
+        for i, value in enumerate(p.predictions):
+            predictions[lo + i] = value
+            present[lo + i] = True
+        if scores is not None and p.scores is not None:
+            scores[lo : lo + len(p.scores)] = p.scores
+        if instances is not None and p.instances is not None:
+            instances[lo : lo + len(p.instances)] = p.instances
+        truncated.extend(p.truncated or [])
+    return PredictionRecord(
+        request_id=first.request_id,
+        at=first.at,
+        model_version=first.model_version,
+        variant=first.variant,
+        entity_id=first.entity_id,
+        status=first.status,
+        latency_ms=first.latency_ms,
+        predictions=predictions,
+        scores=scores,
+        instances=instances,
+        rows=total,
+        truncated=truncated or None,
+        lost_rows=[i for i, ok in enumerate(present) if not ok],
     )
 
 
 def parse_records(data: bytes) -> Iterator[PredictionRecord]:
     """Prediction records in one delivered object: JSON lines (or concatenated JSON), optionally gzip, or
-    CloudWatch Logs subscription envelopes; anything that is not a capture line is skipped."""
+    CloudWatch Logs subscription envelopes; anything that is not a capture line is skipped. The parts of a
+    capture split over several lines come one by one (merge_parts joins them)."""
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     text = data.decode("utf-8", errors="replace")
@@ -401,13 +474,14 @@ class PredictionLog:
         return key
 
     def read(self, since: float | None = None, until: float | None = None) -> list[PredictionRecord]:
+        """Every captured request in the window, oldest first, a capture split over several lines as one record."""
         out: list[PredictionRecord] = []
         for key in _list_partitions(self.store, self.prefix, CAPTURE_DIR, since, until):
             body, _ = self.store.get(key)
             out.extend(
                 r for r in parse_records(body) if (since is None or r.at >= since) and (until is None or r.at <= until)
             )
-        return sorted(out, key=lambda r: r.at)
+        return merge_parts(sorted(out, key=lambda r: r.at))
 
 
 # ---- join ----------------------------------------------------------------------------------------
@@ -427,7 +501,7 @@ class LabelledRow:
 
 
 def join(predictions: Iterable[PredictionRecord], feedback: Iterable[FeedbackRecord]) -> list[LabelledRow]:
-    by_request = {p.request_id: p for p in predictions if p.status == 200}
+    by_request = {p.request_id: p for p in merge_parts(predictions) if p.status == 200}
     by_entity: dict[str, list[PredictionRecord]] = {}
     for p in sorted(by_request.values(), key=lambda p: p.at):
         if p.entity_id is not None:
@@ -442,7 +516,7 @@ def join(predictions: Iterable[PredictionRecord], feedback: Iterable[FeedbackRec
             continue
         pairs = list(enumerate(fb.actual)) if isinstance(fb.actual, list) else [(fb.row or 0, fb.actual)]
         for row, actual in pairs:
-            if row < len(target.predictions):
+            if row < len(target.predictions) and row not in target.lost_rows:
                 labels[(target.request_id, row)] = (fb.at, actual)  # later feedback overrides earlier
     out = []
     for (request_id, row), (fb_at, actual) in labels.items():

@@ -99,15 +99,16 @@ def drift_report(manifest: Manifest, captured: Iterable[Any]) -> dict[str, Any]:
     scores: list[float] = []
     rows = 0
     for request in captured:
-        if not request.instances:
+        instances = [i for i in request.instances or () if i is not None]  # None: a row captured without inputs
+        if not instances:
             continue
-        matrix = np.empty((len(request.instances), len(names)), dtype=object)
+        matrix = np.empty((len(instances), len(names)), dtype=object)
         for j, n in enumerate(names):
-            matrix[:, j] = [_cell(i.get(n), dtypes[n]) for i in request.instances]
+            matrix[:, j] = [_cell(i.get(n), dtypes[n]) for i in instances]
         acc.add(matrix)
-        rows += len(request.instances)
+        rows += len(instances)
         if request.scores:
-            scores.extend(float(v) for v in request.scores)
+            scores.extend(float(v) for v in request.scores if v is not None)
         elif manifest.task != CLASSIFICATION:
             scores.extend(float(p) for p in request.predictions if isinstance(p, (int, float)))
     by_feature = acc.psi_by_feature() if rows else {}

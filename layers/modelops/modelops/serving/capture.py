@@ -1,4 +1,4 @@
-"""Online data capture: one compact JSON line per answered request on stdout, when MODELOPS_CAPTURE=on.
+"""Online data capture: compact JSON lines on stdout for every answered request, when MODELOPS_CAPTURE=on.
 
 Lambda ships stdout to CloudWatch Logs; a subscription filter on { $.capture IS TRUE } and a Firehose
 stream deliver the lines to S3, where drift, quality and A/B monitoring read them (the same record
@@ -11,6 +11,15 @@ Line shape:
      "instances": [{"<feature>": value, ...}, ...], "predictions": [...],
      "scores": [<positive-class probability per row>]          (binary classifiers)
      "probabilities": [[<p per class>], ...], "classes": [...] (classifiers with more classes)}
+
+Size bound: a CloudWatch Logs event holds at most 256 KB (262,144 bytes with 26 bytes of overhead per event),
+and Lambda truncates longer stdout lines, so a request whose line would exceed MODELOPS_CAPTURE_MAX_BYTES
+(default 200,000 bytes, measured on the serialised line) is written as several lines: each is a complete
+capture record for a slice of the rows, with the same request id and
+    "part": <1-based index>, "parts": <count>, "row_offset": <index of its first row>, "rows": <rows in the request>
+modelops.feedback puts the parts back together. A single row too large for a line of its own is recorded
+without its inputs ("instances" left out) and with "truncated": [{"row": <index>, "reason": "..."}]; the
+request's EMF metrics line counts such rows (CaptureRowsDropped) and requests (CapturesTruncated).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
@@ -27,12 +37,37 @@ from .model_holder import ServedModel
 from .service import Prediction
 
 MARKER = "capture"
+DEFAULT_MAX_LINE_BYTES = 200_000
+MIN_MAX_LINE_BYTES = 1_024  # room for the record's own fields and a row of a few dozen features
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
+_PART_PLACEHOLDER = 10**7  # wider than any part, count or row index a request can have (<= 10,000 rows)
 
 
 def capture_enabled(env: Mapping[str, str] | None = None) -> bool:
     env = os.environ if env is None else env
     return env.get("MODELOPS_CAPTURE", "").strip().lower() in ("on", "1", "true", "yes")
+
+
+def max_line_bytes(env: Mapping[str, str] | None = None) -> int:
+    """MODELOPS_CAPTURE_MAX_BYTES, default 200,000; values below 1,024 or unparsable fall back to the default."""
+    env = os.environ if env is None else env
+    try:
+        value = int(env.get("MODELOPS_CAPTURE_MAX_BYTES", "") or DEFAULT_MAX_LINE_BYTES)
+    except ValueError:
+        return DEFAULT_MAX_LINE_BYTES
+    return value if value >= MIN_MAX_LINE_BYTES else DEFAULT_MAX_LINE_BYTES
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    """What one request's capture could not keep (both 0 when every row was written in full)."""
+
+    lines: int = 0
+    rows_dropped: int = 0  # rows written without their inputs
+
+    @property
+    def truncated(self) -> int:
+        return int(self.rows_dropped > 0)
 
 
 def _instances(model: ServedModel, prediction: Prediction, payload: Any) -> list[dict[str, Any]]:
@@ -43,15 +78,16 @@ def _instances(model: ServedModel, prediction: Prediction, payload: Any) -> list
     return [dict(zip(names, values, strict=True)) for values in prediction.matrix.tolist()]
 
 
-def capture_line(
+def _record(
     model: ServedModel,
     prediction: Prediction,
     payload: Any,
     request_id: str,
     variant: str,
-    entity_id: str | None = None,
-    latency_ms: float | None = None,
-) -> bytes:
+    entity_id: str | None,
+    latency_ms: float | None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The whole capture record, and the names of its per-row lists."""
     record: dict[str, Any] = {
         MARKER: True,
         "at": int(time.time() * 1000),
@@ -63,6 +99,7 @@ def capture_line(
         "instances": _instances(model, prediction, payload),
         "predictions": prediction.predictions,
     }
+    per_row = ["instances", "predictions"]
     if entity_id is not None:  # A/B: lets feedback that names only the entity find this prediction
         record["entity_id"] = entity_id
     if latency_ms is not None:  # handler time up to the prediction (A/B latency per variant)
@@ -71,10 +108,69 @@ def capture_line(
     if probabilities is not None:
         if probabilities.shape[1] == 2:
             record["scores"] = probabilities[:, 1].tolist()
+            per_row.append("scores")
         else:
             record["probabilities"] = probabilities
             record["classes"] = model.class_keys
-    return orjson.dumps(record, option=_OPTS)
+            per_row.append("probabilities")
+    return record, per_row
+
+
+def capture_lines(
+    model: ServedModel,
+    prediction: Prediction,
+    payload: Any,
+    request_id: str,
+    variant: str,
+    entity_id: str | None = None,
+    latency_ms: float | None = None,
+    max_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> tuple[list[bytes], CaptureStats]:
+    """The request's capture as lines of at most max_bytes each (one line when it fits)."""
+    record, per_row = _record(model, prediction, payload, request_id, variant, entity_id, latency_ms)
+    line = orjson.dumps(record, option=_OPTS)
+    if len(line) <= max_bytes:
+        return [line], CaptureStats(lines=1)
+    return _split(record, per_row, max_bytes)
+
+
+def _split(record: dict[str, Any], per_row: list[str], max_bytes: int) -> tuple[list[bytes], CaptureStats]:
+    rows = len(record["predictions"])
+    header = {k: v for k, v in record.items() if k not in per_row}
+    header.update(part=_PART_PLACEHOLDER, parts=_PART_PLACEHOLDER, row_offset=_PART_PLACEHOLDER, rows=rows)
+    empty = orjson.dumps({**header, **{k: [] for k in per_row}}, option=_OPTS)
+    # Each row adds its serialised items to the lists, plus one comma per list after the first row.
+    sizes = [sum(len(orjson.dumps(record[k][i], option=_OPTS)) for k in per_row) for i in range(rows)]
+    room = max_bytes - len(empty)
+    slices: list[tuple[int, int]] = []  # [start, stop) of each part; a lone row that does not fit is its own part
+    start, used = 0, 0
+    for i, size in enumerate(sizes):
+        extra = size + (len(per_row) if i > start else 0)
+        if i > start and used + extra > room:
+            slices.append((start, i))
+            start, used, extra = i, 0, size
+        used += extra
+    slices.append((start, rows))
+    lines: list[bytes] = []
+    dropped = 0
+    for part, (lo, hi) in enumerate(slices, start=1):
+        piece = {**header, "part": part, "parts": len(slices), "row_offset": lo}
+        piece.update({k: record[k][lo:hi] for k in per_row})
+        line = orjson.dumps(piece, option=_OPTS)
+        if len(line) > max_bytes:  # one row alone is too large: keep its outputs, record why its inputs are missing
+            del piece["instances"]
+            piece["truncated"] = [
+                {"row": lo, "reason": f"row of {sizes[lo]} bytes does not fit a capture line of {max_bytes} bytes"}
+            ]
+            line = orjson.dumps(piece, option=_OPTS)
+            if len(line) > max_bytes:  # its outputs do not fit either: keep only the marker of the lost row
+                for k in per_row:
+                    piece.pop(k, None)
+                piece["predictions"] = []
+                line = orjson.dumps(piece, option=_OPTS)
+            dropped += 1
+        lines.append(line)
+    return lines, CaptureStats(lines=len(lines), rows_dropped=dropped)
 
 
 def emit_capture(
@@ -86,9 +182,13 @@ def emit_capture(
     stream: IO[str] | None = None,
     entity_id: str | None = None,
     latency_ms: float | None = None,
-) -> None:
-    line = capture_line(model, prediction, payload, request_id, variant, entity_id, latency_ms)
-    (stream or sys.stdout).write(line.decode() + "\n")
+    max_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> CaptureStats:
+    lines, stats = capture_lines(model, prediction, payload, request_id, variant, entity_id, latency_ms, max_bytes)
+    out = stream or sys.stdout
+    for line in lines:
+        out.write(line.decode() + "\n")
+    return stats
 
 
 def emit_failure(

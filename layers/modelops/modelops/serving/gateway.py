@@ -10,7 +10,8 @@ cold start pays only for what predictions need.
 Environment (besides the model's, see model_holder):
     MODELOPS_MAX_ROWS, MODELOPS_MAX_BODY_BYTES   request limits (default 1000 rows, 1 MiB)
     MODELOPS_DOCS          on|off: serve /openapi.json and the Swagger UI at /docs (default on)
-    MODELOPS_CAPTURE       on|off: one capture line per answered request (see capture.py)
+    MODELOPS_CAPTURE       on|off: capture lines for every answered request (see capture.py)
+    MODELOPS_CAPTURE_MAX_BYTES  largest capture line in bytes (default 200,000); larger captures are split
     MODELOPS_CORS_ORIGIN   when set, responses carry Access-Control-Allow-Origin with this value
     MODELOPS_CHALLENGER_VERSION  A/B: a second pinned model version served as variant B to the share of
                            requests that modelops.experiment assigns to it (MODELOPS_CHALLENGER_DIR for a
@@ -29,7 +30,7 @@ from typing import Any
 
 from ..errors import ModelFault
 from . import events
-from .capture import capture_enabled, emit_capture, emit_failure
+from .capture import DEFAULT_MAX_LINE_BYTES, CaptureStats, capture_enabled, emit_capture, emit_failure, max_line_bytes
 from .errors import ApiError, model_unavailable
 from .metrics import RequestMetrics
 from .model_holder import ModelHolder
@@ -82,6 +83,7 @@ class Gateway:
         *,
         docs_enabled: bool = True,
         capture: bool = False,
+        capture_max_bytes: int = DEFAULT_MAX_LINE_BYTES,
         cors_origin: str | None = None,
         model_name: str = "",
         pinned_version: str = "",
@@ -96,6 +98,7 @@ class Gateway:
         self.limits = limits
         self.docs_enabled = docs_enabled
         self.capture = capture
+        self.capture_max_bytes = capture_max_bytes
         self.extra_headers = {"Access-Control-Allow-Origin": cors_origin, "Vary": "Origin"} if cors_origin else {}
         model = holder.model
         self.model_name = model.model_ref["name"] if model else model_name or "unknown"
@@ -122,6 +125,7 @@ class Gateway:
             Limits.from_env(env),
             docs_enabled=_flag(env, "MODELOPS_DOCS", True),
             capture=capture_enabled(env),
+            capture_max_bytes=max_line_bytes(env),
             cors_origin=env.get("MODELOPS_CORS_ORIGIN", "").strip() or None,
             model_name=env.get("MODELOPS_MODEL_NAME", ""),
             pinned_version=env.get("MODELOPS_MODEL_VERSION", ""),
@@ -195,6 +199,7 @@ class Gateway:
         self.log.set_correlation_id(request_id)
         fmt, rows, score, metrics, warned = JSON, 0, None, self.metrics, 0
         variant = CHAMPION_VARIANT
+        captured: CaptureStats | None = None
         try:
             fmt = choose_format(header(headers, "accept"))
             check_json_body(header(headers, "content-type"))
@@ -208,7 +213,7 @@ class Gateway:
             document, prediction = handle_predict(model, payload, request_id, self.limits, variant)
             rows, score, warned = len(prediction.predictions), prediction.score(), prediction.warning_count()
             if self.capture:
-                emit_capture(
+                captured = emit_capture(
                     model,
                     prediction,
                     payload,
@@ -216,6 +221,7 @@ class Gateway:
                     variant,
                     entity_id=entity_id,
                     latency_ms=(time.perf_counter() - started) * 1000.0,
+                    max_bytes=self.capture_max_bytes,
                 )
             reply = Reply(200, render(document, fmt), fmt)
         except ApiError as exc:
@@ -235,7 +241,7 @@ class Gateway:
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         if self.capture and reply.status >= 500:  # failed requests count in each variant's error rate
             emit_failure(request_id, variant, metrics.dimensions["ModelVersion"], reply.status, elapsed_ms)
-        metrics.emit(reply.status, elapsed_ms, rows, score, warned)
+        metrics.emit(reply.status, elapsed_ms, rows, score, warned, captured)
         return reply
 
     def _assign(

@@ -12,6 +12,9 @@ Metrics: Requests, Rows, Latency (ms, inside the handler), ClientErrors (4xx), S
 and on answered requests Score: the mean positive-class probability (binary classifiers) or the mean
 prediction (regressors), which tracks the prediction distribution of each version, and Warnings: the
 number of values the model never saw in training (unseen categories, numbers outside the training range).
+With capture on, answered requests also carry CapturesTruncated (1 when the capture lost a row's inputs) and
+CaptureRowsDropped (rows captured without their inputs because one row alone exceeds the capture line bound;
+see capture.py).
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from .capture import CaptureStats
 
 BASE_METRICS = [
     {"Name": "Requests", "Unit": "Count"},
@@ -33,6 +39,7 @@ BASE_METRICS = [
 ]
 SCORE_METRIC = {"Name": "Score", "Unit": "None"}
 WARNINGS_METRIC = {"Name": "Warnings", "Unit": "Count"}
+CAPTURE_METRICS = [{"Name": "CapturesTruncated", "Unit": "Count"}, {"Name": "CaptureRowsDropped", "Unit": "Count"}]
 DIMENSION_SETS = [["ModelName", "ModelVersion", "Variant"], ["ModelName", "FunctionVersion"], ["ModelName"]]
 
 
@@ -55,8 +62,19 @@ class RequestMetrics:
             "FunctionVersion": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST",
         }
         self._failed = self._directive(BASE_METRICS)
-        self._without_score = self._directive([*BASE_METRICS, WARNINGS_METRIC])
-        self._with_score = self._directive([*BASE_METRICS, SCORE_METRIC, WARNINGS_METRIC])
+        # answered requests: (has a score, has capture stats) -> directive
+        self._answered = {
+            (score, capture): self._directive(
+                [
+                    *BASE_METRICS,
+                    *([SCORE_METRIC] if score else []),
+                    WARNINGS_METRIC,
+                    *(CAPTURE_METRICS if capture else []),
+                ]
+            )
+            for score in (False, True)
+            for capture in (False, True)
+        }
 
     def _directive(self, metrics: list[dict[str, str]]) -> dict[str, Any]:
         return {"CloudWatchMetrics": [{"Namespace": self.namespace, "Dimensions": DIMENSION_SETS, "Metrics": metrics}]}
@@ -69,9 +87,10 @@ class RequestMetrics:
         score: float | None = None,
         dimensions: Mapping[str, str] | None = None,
         warnings: int = 0,
+        capture: CaptureStats | None = None,
     ) -> bytes:
         answered = status < 400
-        directive = self._failed if not answered else self._without_score if score is None else self._with_score
+        directive = self._answered[(score is not None, capture is not None)] if answered else self._failed
         record: dict[str, Any] = {
             "_aws": {"Timestamp": int(time.time() * 1000), **directive},
             **(dimensions or self.dimensions),
@@ -85,8 +104,19 @@ class RequestMetrics:
             record["Score"] = score
         if answered:
             record["Warnings"] = warnings
+            if capture is not None:
+                record["CapturesTruncated"] = capture.truncated
+                record["CaptureRowsDropped"] = capture.rows_dropped
         return orjson.dumps(record)
 
-    def emit(self, status: int, latency_ms: float, rows: int, score: float | None = None, warnings: int = 0) -> None:
+    def emit(
+        self,
+        status: int,
+        latency_ms: float,
+        rows: int,
+        score: float | None = None,
+        warnings: int = 0,
+        capture: CaptureStats | None = None,
+    ) -> None:
         stream = self.stream or sys.stdout
-        stream.write(self.line(status, latency_ms, rows, score, warnings=warnings).decode() + "\n")
+        stream.write(self.line(status, latency_ms, rows, score, warnings=warnings, capture=capture).decode() + "\n")

@@ -2,8 +2,10 @@
 generated from these routes and from the served model's feature schema (every feature is a named,
 typed property, and the worked example is a real row the model answers with 200).
 
-Powertools' enable_swagger serves only the UI (/docs, with the document embedded, or /docs?format=json);
-/openapi.json is a route of its own, so clients and fuzzers find the document at the usual place.
+The document is at /openapi.json and the Swagger UI page at /docs (docs_page.py: a small page that loads
+pinned Swagger UI assets from a CDN); both answer with Cache-Control and an ETag, and 304 to If-None-Match.
+Security is declared per operation, as API Gateway enforces it (template.yaml): POST /predict and GET /model
+need the API key; GET /health, /openapi.json and /docs are open.
 
 Built on the first request that is not POST /predict (see gateway.py), and rebuilt if the model
 becomes available later, so the document always describes the model being served.
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from .. import __version__
 from ..schema import MAX_STRING_LENGTH, NUMBER
+from .docs_page import DOCS_MAX_AGE, DOCUMENT_MAX_AGE, cache_headers, etag, not_modified, swagger_page
 from .errors import ApiError
 from .negotiation import JSON, XML, choose_format, header, render
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 API_KEY_HEADER = "x-api-key"
+KEYED: list[dict[str, list[str]]] = [{"apiKey": []}]  # the security of an operation that needs the API key
 logger = logging.getLogger(__name__)
 
 XML_NOTE = (
@@ -76,6 +80,7 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
             "in `warnings`, one list per row; the field is absent when no row has any. " + XML_NOTE
         ),
         responses=models.responses(200, 400, 406, 413, 415, 500, 503),
+        security=KEYED,
     )
     def predict(
         request: Annotated[
@@ -97,6 +102,7 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         tags=["model"],
         summary="The served model: version, features, metrics",
         responses=models.responses(200, 406, 503, ok_model=models.ModelSummary),
+        security=KEYED,
     )
     def get_model() -> Any:
         fmt = negotiated()
@@ -122,22 +128,38 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         "version": __version__,
         "description": (
             f"Online predictions from model '{gateway.model_name}' version {gateway.model_version}. "
-            "Authenticate with an API key in the `x-api-key` header."
+            "POST /predict and GET /model need an API key in the `x-api-key` header; "
+            "GET /health, /openapi.json and /docs do not."
         ),
         "security_schemes": {"apiKey": APIKey.model_validate({"name": API_KEY_HEADER, "in": APIKeyIn.header})},
-        "security": [{"apiKey": []}],
     }
     if gateway.docs_enabled:
-        app.enable_swagger(path=DOCS_PATH, **openapi_kwargs)
-        documents: dict[str, str] = {}
+        documents: dict[str, tuple[str, str]] = {}  # stage prefix -> (body, ETag)
+        pages: dict[str, tuple[str, str]] = {}
+
+        def cached(body: str, tag: str, content_type: str, max_age: int) -> Response:
+            headers = cache_headers(tag, max_age)
+            if not_modified(app.current_event.headers, tag):
+                return Response(status_code=304, content_type=None, body="", headers=headers)
+            return Response(status_code=200, content_type=content_type, body=body, headers=headers)
 
         @app.get(OPENAPI_PATH, include_in_schema=False)
         def openapi_document() -> Any:
             base = _base_path(app.current_event)
             if base not in documents:
-                spec = app.get_openapi_json_schema(servers=[Server(url=base or "/")], **openapi_kwargs)
-                documents[base] = _without_unused_422(spec)
-            return Response(200, JSON, documents[base])
+                spec = _without_unused_422(
+                    app.get_openapi_json_schema(servers=[Server(url=base or "/")], **openapi_kwargs)
+                )
+                documents[base] = (spec, etag(spec))
+            return cached(*documents[base], JSON, DOCUMENT_MAX_AGE)
+
+        @app.get(DOCS_PATH, include_in_schema=False)
+        def docs_page() -> Any:
+            base = _base_path(app.current_event)
+            if base not in pages:
+                page = swagger_page(openapi_kwargs["title"], f"{base}{OPENAPI_PATH}")
+                pages[base] = (page, etag(page))
+            return cached(*pages[base], "text/html; charset=utf-8", DOCS_MAX_AGE)
 
     # ---- errors -----------------------------------------------------------------------------
     @app.exception_handler(ApiError)
