@@ -258,6 +258,11 @@ class _DocumentModels:
                 default=None, description="classifiers only: probability of each class, keyed by class label"
             )
             request_id: str
+            label_token: str | None = Field(
+                default=None,
+                description="send with POST /feedback to label this answer (bound to this request, its rows "
+                "and its entity id; accepted for MODELOPS_LABEL_WINDOW_HOURS after the answer)",
+            )
 
         class ErrorDetail(BaseModel):
             code: str = Field(description="machine-readable error code")

@@ -7,7 +7,8 @@ Other top-level fields are ignored (an A/B entity id may travel there).
 
 Answer:
     {"model": {"name", "version"}, "variant": "A", "predictions": [...],
-     "probabilities": [{"<class>": p, ...}, ...]   (classifiers only), "request_id": "..."}
+     "probabilities": [{"<class>": p, ...}, ...]   (classifiers only), "request_id": "...",
+     "label_token": "..."   (added by the gateway: what POST /feedback requires; modelops.labeltoken)}
 
 Classifier labels are the argmax of predict_proba, so one pass over the model gives both.
 """
