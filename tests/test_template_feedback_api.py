@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from cfnlint.decode import decode
 from template_support import flatten
 from test_template_online import TEMPLATE, translate
-
-from cfnlint.decode import decode
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,9 @@ def test_each_api_has_its_own_usage_plan_and_key(template, translated):
     plans = {lid: r["Properties"] for lid, r in translated.items() if r["Type"] == "AWS::ApiGateway::UsagePlan"}
     assert set(plans) == {"PredictApiUsagePlan", "FeedbackApiUsagePlan"}
     # the prediction key's plan does not include the feedback API's stage, and the other way round
-    assert plans["PredictApiUsagePlan"]["ApiStages"] == [{"ApiId": {"Ref": "PredictApi"}, "Stage": {"Ref": "PredictApiStage"}}]
+    assert plans["PredictApiUsagePlan"]["ApiStages"] == [
+        {"ApiId": {"Ref": "PredictApi"}, "Stage": {"Ref": "PredictApiStage"}}
+    ]
     assert plans["FeedbackApiUsagePlan"]["ApiStages"] == [
         {"ApiId": {"Ref": "FeedbackApi"}, "Stage": {"Ref": "FeedbackApiStage"}}
     ]

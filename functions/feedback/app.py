@@ -89,7 +89,12 @@ def printable(value: Any) -> Any:
 def error(status: int, code: str, message: str, field: str | None = None, headers: dict | None = None) -> Response:
     logger.info(
         "feedback refused",
-        extra={"status": status, "code": code, "field": printable(field), "writer": printable(writer_of(app.current_event))},
+        extra={
+            "status": status,
+            "code": code,
+            "field": printable(field),
+            "writer": printable(writer_of(app.current_event)),
+        },
     )
     return Response(
         status_code=status,
@@ -119,7 +124,9 @@ def post_feedback() -> Response:
     except (LabelsUnavailable, labelsecret.LabelSecretUnavailable):
         logger.exception("labels cannot be checked now")
         return error(
-            503, "labels_unavailable", "labels cannot be checked right now; retry later",
+            503,
+            "labels_unavailable",
+            "labels cannot be checked right now; retry later",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
     writer = writer_of(event)
@@ -149,7 +156,10 @@ def bad_request(exc: BadRequestError) -> Response:
 def storage_error(exc: ModelOpsError) -> Response:
     logger.exception("feedback could not be stored")
     return error(
-        503, "feedback_unavailable", "feedback could not be stored; retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}
+        503,
+        "feedback_unavailable",
+        "feedback could not be stored; retry later",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
 
 

@@ -17,13 +17,12 @@ from typing import Any
 
 import boto3
 import pytest
+from cfnlint.decode import decode
 from modelops import feedback as fb
 from modelops import labelsecret, labeltoken
 from modelops.serving import gateway as gw
 from test_ab_feedback import BUCKET, Ctx, event_with, load_app
 from test_template_online import TEMPLATE, translate
-
-from cfnlint.decode import decode
 
 FORBIDDEN = 403
 

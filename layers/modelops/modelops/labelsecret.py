@@ -40,11 +40,10 @@ def secret(env: Mapping[str, str] | None = None) -> bytes:
         value = get_secret(name, max_age=CACHE_SECONDS)
     except Exception as exc:  # GetParameterError, botocore errors: the caller answers "retry later"
         raise LabelSecretUnavailable(f"label token secret {name} could not be read: {exc}") from exc
-    if isinstance(value, str):
-        value = value.encode()
-    if not isinstance(value, bytes) or not value:
+    key = value.encode() if isinstance(value, str) else value
+    if not isinstance(key, bytes) or not key:
         raise LabelSecretUnavailable(f"label token secret {name} is empty")
-    return value
+    return key
 
 
 def window_seconds(env: Mapping[str, str] | None = None) -> float:

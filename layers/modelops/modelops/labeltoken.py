@@ -67,13 +67,22 @@ def issue(
     served_at: float | None = None,
 ) -> str:
     at = int(time.time() if served_at is None else served_at)
-    body = [FORMAT_VERSION, str(request_id), None if entity_id is None else str(entity_id), int(rows), str(model_version), at]
+    body = [
+        FORMAT_VERSION,
+        str(request_id),
+        None if entity_id is None else str(entity_id),
+        int(rows),
+        str(model_version),
+        at,
+    ]
     payload = _b64(json.dumps(body, separators=(",", ":"), ensure_ascii=True).encode("ascii"))
     return f"{payload}.{_sign(secret, payload)}"
 
 
 def _malformed(why: str) -> InputError:
-    return InputError(f"'{FIELD}' is malformed: {why}; send the label_token of the predict answer", FIELD, "malformed_label_token")
+    return InputError(
+        f"'{FIELD}' is malformed: {why}; send the label_token of the predict answer", FIELD, "malformed_label_token"
+    )
 
 
 def verify(token: Any, secret: bytes, *, window_seconds: float, now: float | None = None) -> LabelGrant:
@@ -89,9 +98,7 @@ def verify(token: Any, secret: bytes, *, window_seconds: float, now: float | Non
     if not dot or not payload or not signature or "." in signature:
         raise _malformed("expected <payload>.<signature>")
     if not hmac.compare_digest(_sign(secret, payload).encode(), signature.encode()):
-        raise InputError(
-            f"'{FIELD}' was not issued by this API (the signature does not match)", FIELD, INVALID
-        )
+        raise InputError(f"'{FIELD}' was not issued by this API (the signature does not match)", FIELD, INVALID)
     try:  # signed by us, so this only fails for a token of another format version
         body = json.loads(_unb64(payload))
         version, request_id, entity_id, rows, model_version, served_at = body
@@ -99,7 +106,9 @@ def verify(token: Any, secret: bytes, *, window_seconds: float, now: float | Non
         raise _malformed("unreadable payload") from None
     if version != FORMAT_VERSION:
         raise _malformed(f"unknown token version {version!r}")
-    grant = LabelGrant(str(request_id), None if entity_id is None else str(entity_id), int(rows), str(model_version), int(served_at))
+    grant = LabelGrant(
+        str(request_id), None if entity_id is None else str(entity_id), int(rows), str(model_version), int(served_at)
+    )
     now = time.time() if now is None else now
     if now - grant.served_at > window_seconds:
         hours = window_seconds / 3600

@@ -254,7 +254,9 @@ class Gateway:
         from ..errors import InputError
 
         try:
-            return entity_id_from(headers, payload if isinstance(payload, dict) else None, self.id_header, self.id_field)
+            return entity_id_from(
+                headers, payload if isinstance(payload, dict) else None, self.id_header, self.id_field
+            )
         except InputError:
             return None
 
