@@ -137,7 +137,7 @@ def _traffic(demo: Demo, gateway: Gateway, dataset: Any, champion: str, challeng
     rows = dataset.X.tolist()
     demo.out(
         f"\nsending {REQUESTS} predictions for {CUSTOMERS} customers (header x-entity-id), "
-        "then POST /feedback with each true label"
+        "then POST /feedback with each true label and the answer's label_token"
     )
     assigned: dict[str, str] = {}
     counts = {"A": 0, "B": 0}
@@ -159,10 +159,18 @@ def _traffic(demo: Demo, gateway: Gateway, dataset: Any, champion: str, challeng
         if i < 3:
             demo.out(f"  {customer}: variant {variant}, model {version}, prediction {answer['predictions'][0]}")
         fb_status, fb_answer = _post(
-            gateway, "/feedback", {"request_id": answer["request_id"], "actual": str(dataset.y[row])}
+            gateway,
+            "/feedback",
+            {"entity_id": customer, "actual": str(dataset.y[row]), "label_token": answer.get("label_token")},
         )
         if fb_status != 202:
             demo.failures.append(f"POST /feedback: HTTP {fb_status} {fb_answer}")
+    if assigned:  # a label for another customer's prediction is refused: the token is bound to its entity
+        status, refused = _post(
+            gateway, "/feedback", {"entity_id": "customer-x", "actual": "0", "label_token": answer.get("label_token")}
+        )
+        if status != 403:
+            demo.failures.append(f"POST /feedback for another entity: HTTP {status} {refused} (expected 403)")
     on_b = sum(1 for v in assigned.values() if v == "B")
     demo.out(
         f"  requests per variant: {counts}; customers on B: {on_b}/{len(assigned)}; every customer kept its variant"

@@ -4,7 +4,9 @@ under the Runtime Interface Emulator; and the local API Gateway in front of them
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -142,6 +144,8 @@ class LocalStack:
         for lid, res in t.resources.items():
             if res.get("Type") == "AWS::S3::Bucket":
                 ensure_bucket(s3, t.resolve({"Ref": lid}))
+            elif res.get("Type") == "AWS::SecretsManager::Secret":
+                self.ensure_secret(t.resolve({"Ref": lid}))
         params = t.parameters()
         model_name = params.get("ModelName", "breast-cancer")
         if self._own_resolved is not None:  # the user's model: only its pin, in the local SSM
@@ -157,6 +161,12 @@ class LocalStack:
             registry, self.aws.client("ssm"), model_name, self.champion_pin(), cache, log=self.log
         )
         return self.champion
+
+    def ensure_secret(self, name: str) -> None:
+        """A template secret (GenerateSecretString) in the local AWS: a random value, as CloudFormation makes one."""
+        sm = self.aws.client("secretsmanager")
+        with contextlib.suppress(sm.exceptions.ResourceExistsException):
+            sm.create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
 
     def own_location(self) -> str:
         assert self.own is not None

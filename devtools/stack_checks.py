@@ -191,7 +191,7 @@ def check_api_stages(st: DeployedStack, clients: Clients) -> list[Result]:
             for s in st.of_type("AWS::ApiGateway::Stage")
             if st.template["Resources"][s]["Properties"].get("RestApiId") == {"Ref": rest_api}
         }
-        wanted = {st.parameters["ApiStageName"]} if rest_api == "PredictApi" else configured
+        wanted = {st.parameters["ApiStageName"]} if rest_api in USAGE_PLANS else configured
         stages = {s["stageName"]: s for s in api.get_stages(restApiId=st.physical[rest_api])["item"]}
         problems = []
         for name in sorted(set(stages) - wanted):
@@ -436,22 +436,28 @@ def check_bucket_policy(st: DeployedStack, clients: Clients) -> list[Result]:
     return results
 
 
-def check_usage_plan(st: DeployedStack, clients: Clients, localstack: bool = False) -> list[Result]:
+# Each REST API's usage plan (SAM's PER_API plan, key and stage) and the parameters that set its limits.
+USAGE_PLANS = {
+    "PredictApi": ("ApiThrottleRateLimit", "ApiThrottleBurstLimit", "ApiQuotaPerDay"),
+    "FeedbackApi": ("FeedbackThrottleRateLimit", "FeedbackThrottleBurstLimit", "FeedbackQuotaPerDay"),
+}
+
+
+def check_usage_plan(
+    st: DeployedStack, clients: Clients, localstack: bool = False, rest_api: str = "PredictApi"
+) -> list[Result]:
     api = clients("apigateway")
-    plan_id, key_id, api_id = (st.physical[k] for k in ("PredictApiUsagePlan", "PredictApiApiKey", "PredictApi"))
+    rate, burst, daily = USAGE_PLANS[rest_api]
+    plan_id, key_id, api_id = (st.physical[f"{rest_api}{k}"] for k in ("UsagePlan", "ApiKey", ""))
     plan = api.get_usage_plan(usagePlanId=plan_id)
     key = api.get_api_key(apiKey=key_id)
     p = st.parameters
     problems = []
-    if _norm(plan.get("throttle")) != _norm(
-        {"rateLimit": p["ApiThrottleRateLimit"], "burstLimit": p["ApiThrottleBurstLimit"]}
-    ):
-        problems.append(
-            f"throttle {plan.get('throttle')} is not ApiThrottleRateLimit/BurstLimit {p['ApiThrottleRateLimit']}/{p['ApiThrottleBurstLimit']}"
-        )
+    if _norm(plan.get("throttle")) != _norm({"rateLimit": p[rate], "burstLimit": p[burst]}):
+        problems.append(f"throttle {plan.get('throttle')} is not {rate}/{burst} {p[rate]}/{p[burst]}")
     quota = plan.get("quota", {})
-    if _norm(quota.get("limit")) != _norm(p["ApiQuotaPerDay"]) or quota.get("period") != "DAY":
-        problems.append(f"quota {quota} is not ApiQuotaPerDay={p['ApiQuotaPerDay']} per DAY")
+    if _norm(quota.get("limit")) != _norm(p[daily]) or quota.get("period") != "DAY":
+        problems.append(f"quota {quota} is not {daily}={p[daily]} per DAY")
     stages = [(s["apiId"], s["stage"]) for s in plan.get("apiStages", [])]
     if stages != [(api_id, p["ApiStageName"])]:
         problems.append(f"plan covers {stages}, expected only ({api_id}, {p['ApiStageName']})")
@@ -460,24 +466,33 @@ def check_usage_plan(st: DeployedStack, clients: Clients, localstack: bool = Fal
     if not key.get("enabled"):
         problems.append("the API key is disabled")
     results = [
-        Result(st.name, "usage plan + api key", not problems, "; ".join(problems) or f"plan {plan_id}, key {key_id}")
+        Result(
+            st.name,
+            f"{rest_api} usage plan + api key",
+            not problems,
+            "; ".join(problems) or f"plan {plan_id}, key {key_id}",
+        )
     ]
     # The stage's own throttling (MethodSettings "/*" "*") should carry the same limits.
     stage = api.get_stage(restApiId=api_id, stageName=p["ApiStageName"])
     settings = stage.get("methodSettings", {}).get("*/*")
     if settings is None and localstack:
         results.append(
-            Result(st.name, "stage method settings", None, "LocalStack does not keep a stage's MethodSettings")
+            Result(
+                st.name, f"{rest_api} stage method settings", None, "LocalStack does not keep a stage's MethodSettings"
+            )
         )
     else:
         want = {
-            "throttlingRateLimit": p["ApiThrottleRateLimit"],
-            "throttlingBurstLimit": p["ApiThrottleBurstLimit"],
+            "throttlingRateLimit": p[rate],
+            "throttlingBurstLimit": p[burst],
             "metricsEnabled": True,
         }
         diff = _diff(want, settings or {}, want)
         results.append(
-            Result(st.name, "stage method settings", not diff, "; ".join(diff) or "*/* throttling and metrics")
+            Result(
+                st.name, f"{rest_api} stage method settings", not diff, "; ".join(diff) or "*/* throttling and metrics"
+            )
         )
     return results
 
@@ -578,7 +593,8 @@ def check_stack(st: DeployedStack, clients: Clients, localstack: bool = False) -
         except Exception as e:  # noqa: BLE001 - one broken check must not hide the others
             results.append(Result(st.name, check.__name__.removeprefix("check_"), False, _why(e)))
     try:
-        results += check_usage_plan(st, clients, localstack=localstack)
+        for rest_api in USAGE_PLANS:
+            results += check_usage_plan(st, clients, localstack=localstack, rest_api=rest_api)
     except Exception as e:  # noqa: BLE001
         results.append(Result(st.name, "usage plan + api key", False, _why(e)))
     return results

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from modelops import feedback as fb
+from modelops import labelsecret, labeltoken
 from modelops.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,6 +157,23 @@ def event_with(body: bytes) -> dict:
     return event
 
 
+EVENT_REQUEST_ID = "3f1c9a52-6c1e-4b5e-9d0e-0e6f1c2b7a10"  # the request events/feedback.json labels
+
+
+def served_token(request_id: str = EVENT_REQUEST_ID, rows: int = 1, entity_id: str | None = None) -> str:
+    """The label_token the predict function would have answered (signed with the local development secret,
+    as no MODELOPS_LABEL_TOKEN_SECRET is set in tests)."""
+    return labeltoken.issue(
+        labelsecret.LOCAL_DEV_SECRET, request_id=request_id, entity_id=entity_id, rows=rows, model_version="v"
+    )
+
+
+def feedback_event(**body) -> dict:
+    """events/feedback.json's label with a label_token for its request (overridden by keyword arguments)."""
+    fields = {"request_id": EVENT_REQUEST_ID, "actual": "malignant", "label_token": served_token(), **body}
+    return event_with(json.dumps({k: v for k, v in fields.items() if v is not None}).encode())
+
+
 def test_handler_stores_feedback_and_rejects_bad_input(s3, registry, classifier_dir, monkeypatch):
     manifest = registry.register(classifier_dir)
     monkeypatch.setenv("MODELOPS_DATA_URI", f"s3://{BUCKET}/data")
@@ -163,23 +181,26 @@ def test_handler_stores_feedback_and_rejects_bad_input(s3, registry, classifier_
     monkeypatch.setenv("MODELOPS_MODEL_NAME", "breast-cancer")
     monkeypatch.setenv("MODELOPS_MODEL_VERSION", manifest.version)
     app = load_app()
-    ok = app.lambda_handler(json.loads((ROOT / "events" / "feedback.json").read_text()), Ctx())
+    ok = app.lambda_handler(feedback_event(), Ctx())
     assert ok["statusCode"] == 202, ok
     stored = fb.FeedbackStore(BUCKET, "data", s3=s3).read()
-    assert [(r.request_id, r.actual) for r in stored] == [("3f1c9a52-6c1e-4b5e-9d0e-0e6f1c2b7a10", "malignant")]
+    assert [(r.request_id, r.actual) for r in stored] == [(EVENT_REQUEST_ID, "malignant")]
 
-    bad_label = app.lambda_handler(event_with(b'{"request_id": "r", "actual": "malignnt"}'), Ctx())
+    bad_label = app.lambda_handler(feedback_event(actual="malignnt"), Ctx())
     assert bad_label["statusCode"] == 400 and json.loads(bad_label["body"])["error"]["field"] == "actual"
     malformed = app.lambda_handler(event_with(b'{"request_id": '), Ctx())
     assert malformed["statusCode"] == 400 and json.loads(malformed["body"])["error"]["code"] == "malformed_json"
-    no_id = app.lambda_handler(event_with(b'{"actual": "benign"}'), Ctx())
-    assert no_id["statusCode"] == 400 and json.loads(no_id["body"])["error"]["field"] == "request_id"
+    no_token = app.lambda_handler(event_with(b'{"request_id": "r", "actual": "benign"}'), Ctx())
+    assert no_token["statusCode"] == 400 and json.loads(no_token["body"])["error"]["field"] == "label_token"
     assert len(fb.FeedbackStore(BUCKET, "data", s3=s3).read()) == 1
 
 
-def test_handler_answers_503_when_storage_fails(moto_aws, monkeypatch):
+def test_handler_answers_503_when_storage_fails(s3, registry, classifier_dir, monkeypatch):
+    manifest = registry.register(classifier_dir)
     monkeypatch.setenv("MODELOPS_DATA_URI", "s3://no-such-bucket/data")
-    monkeypatch.delenv("MODELOPS_REGISTRY", raising=False)
+    monkeypatch.setenv("MODELOPS_REGISTRY", f"s3://{BUCKET}/registry")
+    monkeypatch.setenv("MODELOPS_MODEL_NAME", "breast-cancer")
+    monkeypatch.setenv("MODELOPS_MODEL_VERSION", manifest.version)
     app = load_app()
-    out = app.lambda_handler(json.loads((ROOT / "events" / "feedback.json").read_text()), Ctx())
+    out = app.lambda_handler(feedback_event(), Ctx())
     assert out["statusCode"] == 503 and json.loads(out["body"])["error"]["code"] == "feedback_unavailable"

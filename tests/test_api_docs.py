@@ -113,7 +113,11 @@ def test_document_security_per_route_is_what_api_gateway_enforces(clf, translate
 
 
 def test_open_routes_have_their_own_lower_stage_throttle(template, translated):
-    stages = [r for r in translated.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    stages = [
+        r
+        for r in translated.values()
+        if r["Type"] == "AWS::ApiGateway::Stage" and r["Properties"]["RestApiId"] == {"Ref": "PredictApi"}
+    ]
     assert len(stages) == 1
     settings = {s["ResourcePath"]: s for s in stages[0]["Properties"]["MethodSettings"]}
     default = settings["/*"]

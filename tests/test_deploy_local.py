@@ -211,10 +211,10 @@ class FakeApiGateway:
 def test_api_stage_check_names_sams_implicit_stage(adapted, translated, environments):
     st = deployed(adapted, translated, environments, "default")
     stage = st.parameters["ApiStageName"]
-    (ok,) = stack_checks.check_api_stages(st, lambda service: FakeApiGateway([stage]))
-    assert ok.ok, ok.detail
-    (bad,) = stack_checks.check_api_stages(st, lambda service: FakeApiGateway(["Stage", stage]))
-    assert bad.ok is False and "'Stage'" in bad.detail
+    good = stack_checks.check_api_stages(st, lambda service: FakeApiGateway([stage]))
+    assert len(good) == 2 and all(r.ok for r in good), [r.detail for r in good]  # the prediction and label APIs
+    bad = stack_checks.check_api_stages(st, lambda service: FakeApiGateway(["Stage", stage]))
+    assert len(bad) == 2 and all(r.ok is False and "'Stage'" in r.detail for r in bad)
 
 
 def test_iam_allows_matches_wildcards():

@@ -203,17 +203,17 @@ def test_predict_function_has_the_ab_split_and_challenger(raw):
     SchemaValidator(initial).validate()
 
 
-def test_feedback_route_on_the_prediction_api(translated, raw):
+def test_feedback_route_on_the_feedback_api(translated, raw):
     fn = raw["Resources"]["FeedbackFunction"]["Properties"]
     event = fn["Events"]["Feedback"]["Properties"]
-    assert event == {"RestApiId": {"Ref": "PredictApi"}, "Path": "/feedback", "Method": "POST"}
+    assert event == {"RestApiId": {"Ref": "FeedbackApi"}, "Path": "/feedback", "Method": "POST"}
     assert fn["Environment"]["Variables"]["MODELOPS_DATA_URI"] == {"Fn::Sub": "s3://${ModelBucket}/${DataPrefix}"}
     statements = _statements(translated, "FeedbackFunctionRole")
     by_sid = {s["Sid"]: s for s in statements}
     assert by_sid["AppendFeedback"]["Action"] == "s3:PutObject"
     assert by_sid["AppendFeedback"]["Resource"] == {"Fn::Sub": "${ModelBucket.Arn}/${DataPrefix}/feedback/*"}
-    body = json.dumps(translated["Resources"]["PredictApi"]["Properties"]["Body"])
-    assert '"/feedback"' in body
+    assert "/feedback" in translated["Resources"]["FeedbackApi"]["Properties"]["Body"]["paths"]
+    assert "/feedback" not in translated["Resources"]["PredictApi"]["Properties"]["Body"]["paths"]
 
 
 def test_outputs_for_the_rollout_and_ab_commands(raw):

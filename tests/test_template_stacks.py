@@ -58,15 +58,18 @@ def translated(template):
 def test_only_the_configured_stage_exists(translated):
     """Without OpenApiVersion, SAM adds a Deployment with StageName "Stage": a second stage without the throttling,
     method settings and tracing of the configured one, serving the unauthenticated routes openly."""
-    stages = [r for r in translated.values() if r["Type"] == "AWS::ApiGateway::Stage"]
-    assert [s["Properties"]["StageName"] for s in stages] == [{"Ref": "ApiStageName"}]
+    stages = {lid: r for lid, r in translated.items() if r["Type"] == "AWS::ApiGateway::Stage"}
+    # one stage per REST API (predictions, and labels on their own API)
+    assert sorted(stages) == ["FeedbackApiStage", "PredictApiStage"]
+    assert all(s["Properties"]["StageName"] == {"Ref": "ApiStageName"} for s in stages.values())
     deployments = [r for r in translated.values() if r["Type"] == "AWS::ApiGateway::Deployment"]
-    assert deployments and all("StageName" not in d["Properties"] for d in deployments)
-    (stage,) = stages
-    assert stage["Properties"]["TracingEnabled"] is True and stage["Properties"]["MethodSettings"]
-    # the usage plan and the key point at that stage
-    plan = next(r for r in translated.values() if r["Type"] == "AWS::ApiGateway::UsagePlan")
-    assert plan["Properties"]["ApiStages"][0]["Stage"] == {"Ref": "PredictApiStage"}
+    assert len(deployments) == 2 and all("StageName" not in d["Properties"] for d in deployments)
+    for stage in stages.values():
+        assert stage["Properties"]["TracingEnabled"] is True and stage["Properties"]["MethodSettings"]
+    # each usage plan and its key point at its own API's stage
+    for api in ("PredictApi", "FeedbackApi"):
+        plan = translated[f"{api}UsagePlan"]
+        assert plan["Properties"]["ApiStages"] == [{"ApiId": {"Ref": api}, "Stage": {"Ref": f"{api}Stage"}}]
 
 
 def physical_names(translated: dict, stack: str) -> dict[str, str]:

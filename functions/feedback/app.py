@@ -1,22 +1,41 @@
 """POST /feedback: store the true label or value for a served prediction, append-only in S3
-(see modelops.feedback for the layout and the join to predictions)."""
+(see modelops.feedback for the layout and the join to predictions).
+
+Served on its own REST API with its own API key (template: FeedbackApi), so the prediction key cannot write
+labels. Every label needs the `label_token` of the predict answer it labels (modelops.labeltoken): it binds
+the label to that served request, its rows and its entity, for MODELOPS_LABEL_WINDOW_HOURS. Each stored
+record names its writer: the API key id (or IAM caller) API Gateway saw.
+
+The body is read like the predict body (modelops.serving.service.read_json: size bound, nesting bound,
+strict UTF-8), and a label the model could not have produced is refused: not one of a classifier's classes,
+or not a finite number for a regressor. When the model's classes cannot be read the answer is 503 (retry),
+never an unchecked label.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError
-from modelops import feedback
+from modelops import feedback, labelsecret, labeltoken
 from modelops.errors import InputError, ModelOpsError
 from modelops.objectstore import open_location
+from modelops.serving.errors import ApiError
+from modelops.serving.service import Limits, read_json
 
 logger = Logger()
 app = APIGatewayRestResolver()
 _store: feedback.FeedbackStore | None = None
-_labels: list | None = None
-_labels_loaded = False
+_label_rule: tuple[list | None, bool] | None = None  # (classes, regression); only a successful read is kept
+FORBIDDEN_CODES = {labeltoken.INVALID, feedback.TOKEN_MISMATCH}
+RETRY_AFTER_SECONDS = "5"
+
+
+class LabelsUnavailable(Exception):
+    """The served model's classes could not be read: labels cannot be checked now."""
 
 
 def store() -> feedback.FeedbackStore:
@@ -27,46 +46,100 @@ def store() -> feedback.FeedbackStore:
     return _store
 
 
-def allowed_labels() -> list | None:
-    """The served classifier's classes, so a typo in a label is refused rather than stored."""
-    global _labels, _labels_loaded
-    if not _labels_loaded:
-        _labels_loaded = True
+def label_rule() -> tuple[list | None, bool]:
+    """The served models' classes (so a typo in a label is refused rather than stored) and whether they are
+    regressors (so only finite numbers are labels). A failed read is not kept: the next request tries again."""
+    global _label_rule
+    if _label_rule is None:
         try:
+            from modelops.artifact import REGRESSION
             from modelops.registry import Registry
 
             registry = Registry(os.environ["MODELOPS_REGISTRY"])
             classes: set = set()
+            tasks: set = set()
             for version in filter(
                 None, (os.environ.get("MODELOPS_MODEL_VERSION"), os.environ.get("MODELOPS_CHALLENGER_VERSION"))
             ):
-                classes.update(registry.manifest(os.environ["MODELOPS_MODEL_NAME"], version).classes or [])
-            _labels = sorted(classes, key=str) or None
-        except (KeyError, ModelOpsError):
-            logger.warning("model classes unavailable; feedback labels are not checked against them", exc_info=True)
-    return _labels
+                manifest = registry.manifest(os.environ["MODELOPS_MODEL_NAME"], version)
+                classes.update(manifest.classes or [])
+                tasks.add(manifest.task)
+        except (KeyError, ModelOpsError) as exc:
+            raise LabelsUnavailable(str(exc)) from exc
+        _label_rule = (sorted(classes, key=str) or None, bool(tasks) and tasks == {REGRESSION})
+    return _label_rule
 
 
-def error(status: int, code: str, message: str, field: str | None = None) -> Response:
+def writer_of(event: Any) -> str | None:
+    """Who is writing: the API key id API Gateway checked, else the IAM caller."""
+    identity = event.request_context.identity
+    for value in (identity.api_key_id, identity.user_arn, identity.caller):
+        if value:
+            return str(value)
+    return None
+
+
+def printable(value: Any) -> Any:
+    """A log-safe value: lone surrogates escaped, so the log line is always written."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def error(status: int, code: str, message: str, field: str | None = None, headers: dict | None = None) -> Response:
+    logger.info(
+        "feedback refused",
+        extra={
+            "status": status,
+            "code": code,
+            "field": printable(field),
+            "writer": printable(writer_of(app.current_event)),
+        },
+    )
     return Response(
         status_code=status,
         content_type="application/json",
-        body={"error": {"code": code, "message": message, **({"field": field} if field else {})}},
+        body={"error": {"code": code, "message": printable(message), **({"field": printable(field)} if field else {})}},
+        headers=headers,
     )
 
 
 @app.post("/feedback")
 def post_feedback() -> Response:
+    event = app.current_event
     try:
-        body = app.current_event.json_body
-    except (ValueError, TypeError):
-        return error(400, "malformed_json", "the body is not valid JSON", "body")
+        body = read_json(event.body, event.is_base64_encoded, Limits.from_env().max_body_bytes)
+    except ApiError as exc:
+        return error(exc.status, exc.code, exc.message, exc.field)
     try:
-        fields = feedback.validate_feedback(body, allowed_labels())
+        grant = None
+        if isinstance(body, dict):  # the token first: nothing about a label is checked for an unknown writer
+            grant = labeltoken.verify(
+                body.get(labeltoken.FIELD), labelsecret.secret(), window_seconds=labelsecret.window_seconds()
+            )
+        classes, regression = label_rule()
+        fields = feedback.validate_feedback(body, classes, regression=regression, grant=grant)
     except InputError as exc:
-        return error(400, exc.code, str(exc), exc.field)
-    record = store().append(**fields)
-    logger.info("feedback stored", extra={"feedback_id": record.feedback_id, "request_id": record.request_id})
+        return error(403 if exc.code in FORBIDDEN_CODES else 400, exc.code, str(exc), exc.field)
+    except (LabelsUnavailable, labelsecret.LabelSecretUnavailable):
+        logger.exception("labels cannot be checked now")
+        return error(
+            503,
+            "labels_unavailable",
+            "labels cannot be checked right now; retry later",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    writer = writer_of(event)
+    record = store().append(**fields, writer=writer)
+    logger.info(
+        "feedback stored",
+        extra={
+            "feedback_id": record.feedback_id,
+            "request_id": printable(record.request_id),
+            "entity_id": printable(record.entity_id),
+            "writer": printable(writer),
+        },
+    )
     return Response(
         status_code=202,
         content_type="application/json",
@@ -82,7 +155,18 @@ def bad_request(exc: BadRequestError) -> Response:
 @app.exception_handler(ModelOpsError)
 def storage_error(exc: ModelOpsError) -> Response:
     logger.exception("feedback could not be stored")
-    return error(503, "feedback_unavailable", "feedback could not be stored; retry later")
+    return error(
+        503,
+        "feedback_unavailable",
+        "feedback could not be stored; retry later",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+@app.exception_handler(Exception)
+def unexpected(exc: Exception) -> Response:
+    logger.exception("POST /feedback failed")
+    return error(500, "internal_error", "internal error; see the logs for this request id")
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -45,3 +45,9 @@ def stack() -> Stack:
 def api_key(stack: Stack) -> str:
     key = stack.client("apigateway").get_api_key(apiKey=stack.outputs["PredictApiKeyId"], includeValue=True)
     return str(key["value"])
+
+
+@pytest.fixture(scope="session")
+def feedback_api_key(stack: Stack) -> str:
+    key = stack.client("apigateway").get_api_key(apiKey=stack.outputs["FeedbackApiKeyId"], includeValue=True)
+    return str(key["value"])

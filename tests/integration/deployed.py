@@ -38,10 +38,17 @@ class Stack:
     @property
     def api_url(self) -> str:
         """Base URL of the API stage, reachable from here."""
-        url = self.outputs["PredictApiUrl"].rstrip("/")
+        return self._reachable(self.outputs["PredictApiUrl"].rstrip("/"))
+
+    @property
+    def feedback_url(self) -> str:
+        """POST /feedback on the label API (its own REST API and key), reachable from here."""
+        return self._reachable(self.outputs["FeedbackUrl"].rstrip("/"))
+
+    def _reachable(self, url: str) -> str:
         if self.localstack:
             m = re.match(r"https?://([^.]+)\.execute-api\.[^/]+/(.+)$", url)
-            assert m, f"unexpected PredictApiUrl {url}"
+            assert m, f"unexpected API URL {url}"
             return f"{self.endpoint}/_aws/execute-api/{m.group(1)}/{m.group(2)}"
         return url
 

@@ -76,14 +76,31 @@ def test_predict_with_api_key(stack: Stack, api_key: str):
     assert answer["predictions"] and answer["request_id"]
 
 
-def test_feedback(stack: Stack, api_key: str):
+def test_feedback_needs_its_own_key(stack: Stack, api_key: str, feedback_api_key: str):
+    """The label API refuses the prediction key, and the label key cannot score (API Gateway's 403s)."""
+    body = json.dumps({"request_id": "r", "actual": 0, "label_token": "x.y"})
+    for key in (None, api_key):
+        headers = {"Content-Type": "application/json", **({"x-api-key": key} if key else {})}
+        r = requests.post(stack.feedback_url, data=body, headers=headers, timeout=TIMEOUT)
+        assert r.status_code == 403, r.text
+    r = requests.post(
+        f"{stack.api_url}/predict", data=predict_body(), headers={"x-api-key": feedback_api_key}, timeout=TIMEOUT
+    )
+    assert r.status_code == 403, r.text
+
+
+def test_feedback(stack: Stack, api_key: str, feedback_api_key: str):
     stack.skip_on_localstack(NO_LAMBDA)
     headers = {"x-api-key": api_key, "Content-Type": "application/json"}
     scored = requests.post(f"{stack.api_url}/predict", data=predict_body(), headers=headers, timeout=TIMEOUT)
     assert scored.status_code == 200, scored.text
-    label = scored.json()["predictions"][0]
-    body = json.dumps({"request_id": scored.json()["request_id"], "actual": label})
-    r = requests.post(f"{stack.api_url}/feedback", data=body, headers=headers, timeout=TIMEOUT)
+    answer = scored.json()
+    label = {"request_id": answer["request_id"], "actual": answer["predictions"][0]}
+    labelling = {"x-api-key": feedback_api_key, "Content-Type": "application/json"}
+    r = requests.post(stack.feedback_url, data=json.dumps(label), headers=labelling, timeout=TIMEOUT)
+    assert r.status_code == 400 and r.json()["error"]["field"] == "label_token", r.text
+    body = json.dumps({**label, "label_token": answer["label_token"]})
+    r = requests.post(stack.feedback_url, data=body, headers=labelling, timeout=TIMEOUT)
     assert r.status_code == 202, r.text
 
 

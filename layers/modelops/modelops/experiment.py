@@ -124,6 +124,34 @@ class FileStore:
         return self.get_raw_configuration
 
 
+def entity_id_from(
+    headers: Mapping[str, str] | None,
+    body: Mapping[str, Any] | None,
+    id_header: str = DEFAULT_ID_HEADER,
+    id_field: str = DEFAULT_ID_FIELD,
+) -> str | None:
+    """The entity id a request names: the id_header header (case-insensitive), else the body's id_field."""
+    id_header = id_header.lower()
+    value: Any = None
+    if headers:
+        value = headers.get(id_header)
+        if value is None:
+            for k, v in headers.items():
+                if k.lower() == id_header:
+                    value = v
+                    break
+    if value is None and body is not None and isinstance(body, Mapping):
+        value = body.get(id_field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InputError(f"'{id_field}' must be a string or an integer", field=id_field)
+    value = str(value)
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise InputError(f"'{id_field}' must be 1 to {MAX_ID_LENGTH} characters", field=id_field)
+    return value
+
+
 @dataclass(frozen=True)
 class Assignment:
     variant: str
@@ -174,24 +202,7 @@ class Experiment:
 
     def entity_id(self, headers: Mapping[str, str] | None, body: Mapping[str, Any] | None) -> str | None:
         """The entity id from the configured header (case-insensitive) or else the body field."""
-        value: Any = None
-        if headers:
-            value = headers.get(self.id_header)
-            if value is None:
-                for k, v in headers.items():
-                    if k.lower() == self.id_header:
-                        value = v
-                        break
-        if value is None and body is not None and isinstance(body, Mapping):
-            value = body.get(self.id_field)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise InputError(f"'{self.id_field}' must be a string or an integer", field=self.id_field)
-        value = str(value)
-        if not value or len(value) > MAX_ID_LENGTH:
-            raise InputError(f"'{self.id_field}' must be 1 to {MAX_ID_LENGTH} characters", field=self.id_field)
-        return value
+        return entity_id_from(headers, body, self.id_header, self.id_field)
 
     def variant_for(self, entity_id: str | None) -> str:
         bucket = entity_bucket(entity_id, self.salt) if entity_id is not None else self._rand()

@@ -3,7 +3,9 @@
 Layout under s3://<bucket>/<prefix> (or a local directory; modelops.objectstore):
     feedback/date=YYYY-MM-DD/<epoch-ns>-<random>.json
         one feedback record per object, written with If-None-Match so nothing is ever overwritten:
-        {"at", "request_id", "entity_id", "row", "actual", "feedback_id"}
+        {"at", "request_id", "entity_id", "row", "actual", "feedback_id", "writer"}
+        writer: who stored the label (the API key id, or the IAM caller, that POST /feedback was called with);
+        null in records written before it was recorded and in labels stored without an API
     captures/date=YYYY-MM-DD/<any name>
         prediction records as JSON lines (optionally gzip, or CloudWatch Logs subscription envelopes as
         delivered by Firehose). The predict function logs one per request (see prediction_record):
@@ -14,7 +16,7 @@ Layout under s3://<bucket>/<prefix> (or a local directory; modelops.objectstore)
 
 Module API (for the A/B report and for quality monitoring):
     store = FeedbackStore(bucket, prefix)                # s3= to pass a client; or an ObjectStore for bucket
-    store.append(actual, request_id=..., entity_id=..., row=None) -> FeedbackRecord
+    store.append(actual, request_id=..., entity_id=..., row=None, writer=None) -> FeedbackRecord
     store.read(since=None, until=None) -> list[FeedbackRecord]     # oldest first
     log = PredictionLog(bucket, prefix)
     log.append([prediction_record(...), ...])            # one object per batch (tests, local demo)
@@ -24,7 +26,8 @@ Module API (for the A/B report and for quality monitoring):
 
 Join rules: feedback naming a request_id labels that request's row `row` (default: every row when
 `actual` is a list, else row 0). Feedback naming only an entity_id labels the latest prediction for that
-entity made before the feedback arrived. When several feedback records label the same row, the latest wins
+entity made before the feedback arrived. POST /feedback stores request_id for every label (from its label token,
+modelops.labeltoken), so a label through the API always names the served request. When several feedback records label the same row, the latest wins
 (so a correction is just another append).
 """
 
@@ -41,12 +44,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .errors import InputError
+from .labeltoken import LabelGrant
 from .objectstore import ObjectStore, open_bucket
 
 FEEDBACK_DIR = "feedback"
 CAPTURE_DIR = "captures"
 MAX_ID_LENGTH = 256
 MAX_ROWS = 10_000
+TOKEN_MISMATCH = "label_token_mismatch"  # the body names another request or entity than its label_token
 
 
 def utc(ts: float) -> datetime:
@@ -122,6 +127,7 @@ class FeedbackRecord:
     entity_id: str | None = None
     row: int | None = None
     feedback_id: str = ""
+    writer: str | None = None
 
     def to_json(self) -> bytes:
         return json.dumps({**asdict(self), "at": iso(self.at)}).encode()
@@ -136,6 +142,7 @@ class FeedbackRecord:
             entity_id=raw.get("entity_id"),
             row=raw.get("row"),
             feedback_id=raw.get("feedback_id", ""),
+            writer=raw.get("writer"),
         )
 
 
@@ -151,6 +158,19 @@ def _label(value: Any, name: str) -> Any:
     return value
 
 
+def _number(value: Any, name: str) -> float | int:
+    """A regression label: a finite number (booleans, strings and numbers beyond a float's range refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"'{name}' must be a number: the model is a regressor", field=name)
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise InputError(f"'{name}' must be a finite number", field=name)
+    return value
+
+
 def _identifier(value: Any, name: str) -> str | None:
     if value is None:
         return None
@@ -162,17 +182,32 @@ def _identifier(value: Any, name: str) -> str | None:
     return value
 
 
-def validate_feedback(body: Any, allowed_labels: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Check a POST /feedback body; returns keyword arguments for FeedbackStore.append."""
+FIELDS = ("request_id", "entity_id", "row", "actual", "label_token")
+
+
+def validate_feedback(
+    body: Any,
+    allowed_labels: Sequence[Any] | None = None,
+    *,
+    regression: bool = False,
+    grant: LabelGrant | None = None,
+) -> dict[str, Any]:
+    """Check a POST /feedback body; returns keyword arguments for FeedbackStore.append.
+
+    regression: the model is a regressor, so every `actual` must be a finite number.
+    grant: what the body's verified label_token says was served (modelops.labeltoken). The label is then
+    bound to it: request_id defaults to the token's and must equal it, entity_id must be the token's entity
+    (and is recorded from the token when not given), and `row` / a list of `actual` must fit its rows.
+    """
     if not isinstance(body, dict):
         raise InputError('the body must be a JSON object like {"request_id": "...", "actual": ...}', field="body")
-    unknown = sorted(set(body) - {"request_id", "entity_id", "row", "actual"})
+    unknown = sorted(set(body) - set(FIELDS))
     if unknown:
-        raise InputError(
-            f"unknown field '{unknown[0]}' (expected request_id, entity_id, row, actual)", field=unknown[0]
-        )
+        raise InputError(f"unknown field '{unknown[0]}' (expected {', '.join(FIELDS)})", field=unknown[0])
     request_id = _identifier(body.get("request_id"), "request_id")
     entity_id = _identifier(body.get("entity_id"), "entity_id")
+    if grant is not None:
+        request_id, entity_id = _bound_ids(request_id, entity_id, grant)
     if request_id is None and entity_id is None:
         raise InputError(
             "give 'request_id' or 'entity_id' to say which prediction this feedback is for", field="request_id"
@@ -180,17 +215,31 @@ def validate_feedback(body: Any, allowed_labels: Sequence[Any] | None = None) ->
     if "actual" not in body:
         raise InputError("'actual' is required: the true label or value", field="actual")
     actual = body["actual"]
+    check = _number if regression else _label
     if isinstance(actual, list):
         if not 0 < len(actual) <= MAX_ROWS:
             raise InputError(f"'actual' must have 1 to {MAX_ROWS} values", field="actual")
-        actual = [_label(v, "actual") for v in actual]
+        actual = [check(v, "actual") for v in actual]
     else:
-        actual = _label(actual, "actual")
+        actual = check(actual, "actual")
     row = body.get("row")
     if row is not None and (isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < MAX_ROWS):
         raise InputError(f"'row' must be an integer from 0 to {MAX_ROWS - 1}", field="row")
     if row is not None and isinstance(actual, list):
         raise InputError("'row' labels one row: give a single 'actual' value with it", field="row")
+    if grant is not None:
+        if row is not None and row >= grant.rows:
+            raise InputError(
+                f"'row' {row} was not served: the prediction had {grant.rows} row(s) (0 to {grant.rows - 1})",
+                field="row",
+                code="row_not_served",
+            )
+        if isinstance(actual, list) and len(actual) != grant.rows:
+            raise InputError(
+                f"'actual' has {len(actual)} values for a prediction of {grant.rows} row(s)",
+                field="actual",
+                code="row_not_served",
+            )
     if allowed_labels is not None:
         allowed = {str(c) for c in allowed_labels}
         for value in actual if isinstance(actual, list) else [actual]:
@@ -200,6 +249,21 @@ def validate_feedback(body: Any, allowed_labels: Sequence[Any] | None = None) ->
                     field="actual",
                 )
     return {"actual": actual, "request_id": request_id, "entity_id": entity_id, "row": row}
+
+
+def _bound_ids(request_id: str | None, entity_id: str | None, grant: LabelGrant) -> tuple[str, str | None]:
+    if request_id is not None and request_id != grant.request_id:
+        raise InputError(
+            "'request_id' is not the request this label_token was issued for", field="request_id", code=TOKEN_MISMATCH
+        )
+    if entity_id is not None and entity_id != grant.entity_id:
+        raise InputError(
+            "'entity_id' is not the entity this label_token was issued for: a label can only name the entity "
+            "the prediction was served for",
+            field="entity_id",
+            code=TOKEN_MISMATCH,
+        )
+    return grant.request_id, grant.entity_id
 
 
 class FeedbackStore:
@@ -221,6 +285,7 @@ class FeedbackStore:
         entity_id: str | None = None,
         row: int | None = None,
         at: float | None = None,
+        writer: str | None = None,
     ) -> FeedbackRecord:
         if request_id is None and entity_id is None:
             raise InputError("feedback needs a request_id or an entity_id", field="request_id")
@@ -232,6 +297,7 @@ class FeedbackStore:
             entity_id=entity_id,
             row=row,
             feedback_id=f"{time.time_ns():020d}-{secrets.token_hex(6)}",
+            writer=writer,
         )
         key = _partition_key(self.prefix, FEEDBACK_DIR, at, f"{record.feedback_id}.json")
         self.store.put(key, record.to_json(), content_type="application/json", if_none_match=True)

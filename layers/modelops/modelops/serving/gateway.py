@@ -16,6 +16,9 @@ Environment (besides the model's, see model_holder):
     MODELOPS_CHALLENGER_VERSION  A/B: a second pinned model version served as variant B to the share of
                            requests that modelops.experiment assigns to it (MODELOPS_CHALLENGER_DIR for a
                            local artifact directory); unset = no experiment and no per-request flag lookup
+    MODELOPS_LABEL_TOKEN_SECRET  the secret that signs each answer's `label_token` (see modelops.labelsecret),
+                           which POST /feedback requires; MODELOPS_AB_ID_HEADER / MODELOPS_AB_ID_FIELD name the
+                           entity id the token is bound to (with or without an experiment)
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import labelsecret, labeltoken
 from ..errors import ModelFault
+from ..experiment import DEFAULT_ID_FIELD, DEFAULT_ID_HEADER, entity_id_from
 from . import events
 from .capture import DEFAULT_MAX_LINE_BYTES, CaptureStats, capture_enabled, emit_capture, emit_failure, max_line_bytes
 from .errors import ApiError, model_unavailable
@@ -91,8 +96,13 @@ class Gateway:
         metrics: RequestMetrics | None = None,
         experiment: Any = None,
         challenger: ModelHolder | None = None,
+        label_secret: Callable[[], bytes] | None = None,
+        id_header: str = DEFAULT_ID_HEADER,
+        id_field: str = DEFAULT_ID_FIELD,
     ):
         self.holder = holder
+        self.label_secret = label_secret or labelsecret.secret
+        self.id_header, self.id_field = id_header, id_field
         self.experiment = experiment  # modelops.experiment.Experiment, or None when no A/B test runs
         self.challenger = challenger
         self.limits = limits
@@ -131,6 +141,9 @@ class Gateway:
             pinned_version=env.get("MODELOPS_MODEL_VERSION", ""),
             experiment=experiment,
             challenger=challenger,
+            label_secret=lambda: labelsecret.secret(env),
+            id_header=env.get("MODELOPS_AB_ID_HEADER") or DEFAULT_ID_HEADER,
+            id_field=env.get("MODELOPS_AB_ID_FIELD") or DEFAULT_ID_FIELD,
         )
         if running_in_aws(env):
             gateway.handle = _traced(gateway.handle)  # type: ignore[method-assign]
@@ -212,6 +225,11 @@ class Gateway:
                 raise self._unavailable()
             document, prediction = handle_predict(model, payload, request_id, self.limits, variant)
             rows, score, warned = len(prediction.predictions), prediction.score(), prediction.warning_count()
+            if self.experiment is None:
+                entity_id = self._entity_of(headers, payload)
+            token = self.label_token(request_id, entity_id, rows, str(model.model_ref["version"]))
+            if token is not None:
+                document["label_token"] = token
             if self.capture:
                 captured = emit_capture(
                     model,
@@ -243,6 +261,30 @@ class Gateway:
             emit_failure(request_id, variant, metrics.dimensions["ModelVersion"], reply.status, elapsed_ms)
         metrics.emit(reply.status, elapsed_ms, rows, score, warned, captured)
         return reply
+
+    def _entity_of(self, headers: Mapping[str, str] | None, payload: Any) -> str | None:
+        """The entity id a request names when no experiment runs; an unusable one is ignored, as are other
+        top-level fields (the label token is then bound to no entity)."""
+        from ..errors import InputError
+
+        try:
+            return entity_id_from(
+                headers, payload if isinstance(payload, dict) else None, self.id_header, self.id_field
+            )
+        except InputError:
+            return None
+
+    def label_token(self, request_id: str, entity_id: str | None, rows: int, model_version: str) -> str | None:
+        """The answer's label token; None (the prediction is still answered, but cannot be labelled) when the
+        signing secret cannot be read."""
+        try:
+            secret = self.label_secret()
+        except labelsecret.LabelSecretUnavailable:
+            self.log.error("label token secret unavailable; answered without a label_token", exc_info=True)
+            return None
+        return labeltoken.issue(
+            secret, request_id=request_id, entity_id=entity_id, rows=rows, model_version=model_version
+        )
 
     def _assign(
         self, headers: Mapping[str, str] | None, payload: Any, champion: Any, metrics: RequestMetrics

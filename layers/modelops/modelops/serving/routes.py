@@ -298,6 +298,11 @@ class _DocumentModels:
                 "scored all the same); absent when no row has any",
             )
             request_id: str
+            label_token: str | None = Field(
+                default=None,
+                description="send with POST /feedback to label this answer (bound to this request, its rows "
+                "and its entity id; accepted for MODELOPS_LABEL_WINDOW_HOURS after the answer)",
+            )
 
         class ErrorDetail(BaseModel):
             code: str = Field(description="machine-readable error code")

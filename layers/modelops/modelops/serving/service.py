@@ -10,7 +10,8 @@ Answer:
      "probabilities": [{"<class>": p, ...}, ...]   (classifiers only),
      "warnings": [[{"feature", "code", "message"}, ...], ...]   (only when a row has a value the model
                                                                   never saw in training: one list per row),
-     "request_id": "..."}
+     "request_id": "...",
+     "label_token": "..."   (added by the gateway: what POST /feedback requires; modelops.labeltoken)}
 
 Classifier labels are the argmax of predict_proba, so one pass over the model gives both. Which failures of
 the model are the client's and which are the server's is decided in modelops.inference.
@@ -87,7 +88,10 @@ def read_json(body: str | bytes | None, is_base64: bool, max_bytes: int) -> Any:
         except (binascii.Error, ValueError):
             raise ApiError(400, "malformed_body", "request body is not valid base64", field="body") from None
     size = len(body)
-    if size > max_bytes or (isinstance(body, str) and not body.isascii() and len(body.encode()) > max_bytes):
+    # surrogatepass: a str body may hold a lone surrogate (a JSON event's "\ud800"); orjson refuses it below
+    if size > max_bytes or (
+        isinstance(body, str) and not body.isascii() and len(body.encode("utf-8", "surrogatepass")) > max_bytes
+    ):
         raise _too_large(max_bytes)
     try:
         return orjson.loads(body)
