@@ -144,7 +144,7 @@ class Demo:
         self.step(1, "v1 serves")
         with tempfile.TemporaryDirectory() as tmp:
             trained = train(dataset, MODEL)
-            write_artifact(tmp, trained.estimator, trained.manifest, trained.golden)
+            write_artifact(tmp, trained.estimator, trained.manifest, trained.golden, trained.evaluation)
             v1 = registry.register(tmp).version
         registry.set_alias(MODEL, CHAMPION, v1, reason="first model", trigger="demo")
         pin.put(v1)
