@@ -320,7 +320,9 @@ class Registry:
         )
         return new
 
-    def clear_alias(self, name: str, alias: str, *, expected: Any = ANY, reason: str = "", trigger: str = "manual") -> None:
+    def clear_alias(
+        self, name: str, alias: str, *, expected: Any = ANY, reason: str = "", trigger: str = "manual"
+    ) -> None:
         """Unset an alias (its version becomes None; the file stays, so the history of values is kept), conditional
         on the ETag read and, with expected=<version>, on its current value."""
         current = self.get_alias(name, alias)

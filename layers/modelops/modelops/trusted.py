@@ -128,7 +128,14 @@ def row_keys(dataset: Dataset) -> set[tuple[str, ...]]:
 
 
 def _row_key(row: np.ndarray) -> tuple[str, ...]:
-    return tuple("" if (isinstance(v, float) and v != v) else repr(float(v)) if isinstance(v, (int, float, np.number)) else str(v) for v in row)
+    return tuple(
+        ""
+        if (isinstance(v, float) and v != v)
+        else repr(float(v))
+        if isinstance(v, (int, float, np.number))
+        else str(v)
+        for v in row
+    )
 
 
 def without_rows(dataset: Dataset, keys: set[tuple[str, ...]]) -> tuple[Dataset, int]:
