@@ -434,7 +434,7 @@ class PredictionLog:
 
 
 # ---- bounded windows -------------------------------------------------------------------------------
-DEFAULT_MAX_RECORDS = 200_000  # per kind (captured requests, feedback records) in one window; docs/lifecycle.md
+DEFAULT_MAX_RECORDS = 100_000  # per kind (captured requests, feedback records) in one window; docs/lifecycle.md
 
 
 def newest(records: Iterable[Any], limit: int | None) -> tuple[list[Any], int]:

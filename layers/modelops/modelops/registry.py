@@ -218,8 +218,8 @@ class Registry:
         manifest = Manifest.from_json(manifest_bytes)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for file in (MODEL_FILE, GOLDEN_FILE, EVALUATION_FILE):
-            if (file == GOLDEN_FILE and not manifest.golden) or (file == EVALUATION_FILE and not manifest.evaluation):
+        for file in (MODEL_FILE, GOLDEN_FILE):  # what serving needs (the trusted set stays in the registry)
+            if file == GOLDEN_FILE and not manifest.golden:
                 continue
             body, _ = self._get(self.version_key(name, manifest.version, file), f"{name}/{manifest.version}")
             (directory / file).write_bytes(body)
