@@ -36,6 +36,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BUCKET = "modelops-demo"
+TRUSTED_KEY = "training-data/trusted/scanner-b.csv"
 MODEL = "breast-cancer"
 FUNCTION = "modelops-PredictFunction"
 STACK = "modelops-local"
@@ -129,7 +130,7 @@ class Demo:
         from modelops.registry import CHAMPION, Registry
         from modelops.training import train
 
-        from devtools.lifecycle_sim import drifted_rows
+        from devtools.lifecycle_sim import WRITERS, drifted_rows, trusted_rows_csv
         from devtools.stand_in_function import create_stand_in_function
 
         self.s3 = boto3.client("s3")
@@ -144,7 +145,7 @@ class Demo:
         self.step(1, "v1 serves")
         with tempfile.TemporaryDirectory() as tmp:
             trained = train(dataset, MODEL)
-            write_artifact(tmp, trained.estimator, trained.manifest, trained.golden)
+            write_artifact(tmp, trained.estimator, trained.manifest, trained.golden, trained.evaluation)
             v1 = registry.register(tmp).version
         registry.set_alias(MODEL, CHAMPION, v1, reason="first model", trigger="demo")
         pin.put(v1)
@@ -168,10 +169,16 @@ class Demo:
         self.say(f"400 requests served by v1; {len(lines)} capture lines delivered to s3://{BUCKET}/{key}")
         self.say("  (in AWS: log subscription filter { $.capture IS TRUE } -> Firehose -> S3)")
         store = FeedbackStore(BUCKET, "data", self.s3)
-        for a, truth in zip(answers, y, strict=True):
-            store.append(str(truth), request_id=a["request_id"])
+        for i, (a, truth) in enumerate(zip(answers, y, strict=True)):
+            store.append(str(truth), request_id=a["request_id"], writer=WRITERS[i % len(WRITERS)])
         served_accuracy = float(np.mean([a["predictions"][0] == t for a, t in zip(answers, y, strict=True)]))
-        self.say(f"400 labels arrived through the feedback store; v1 was right on {served_accuracy:.1%} of them")
+        self.say(
+            f"400 labels arrived through the feedback store from {len(WRITERS)} clinics; "
+            f"v1 was right on {served_accuracy:.1%} of them"
+        )
+        self.s3.put_object(Bucket=BUCKET, Key=TRUSTED_KEY, Body=trusted_rows_csv(dataset, 150, DRIFT_FACTOR))
+        self.say(f"the data team confirmed 150 diagnoses from the new scanner: s3://{BUCKET}/{TRUSTED_KEY}")
+        self.say("  (the retrain decides on these plus v1's own held-out rows, never on client labels alone)")
 
         # 3 -------------------------------------------------------------------------------------
         self.step(3, "the metric crosses the threshold and the alarm event fires")
@@ -332,6 +339,7 @@ def demo_environment(cache_dir: str) -> dict[str, str]:
         "MODELOPS_RETRAIN_MIN_ACCURACY": "0.85",
         "MODELOPS_RETRAIN_MARGIN": "0.01",
         "MODELOPS_RETRAIN_COOLDOWN_HOURS": "24",
+        "MODELOPS_RETRAIN_TRUSTED_URI": f"s3://{BUCKET}/training-data/trusted",
         "MODELOPS_MONITOR_WINDOW_HOURS": "24",
     }
 

@@ -11,6 +11,16 @@ from modelops.dataset import Dataset
 from modelops.feedback import LabelledRow
 
 SIZE_WORDS = ("radius", "perimeter", "area")
+WRITERS = ("clinic-a", "clinic-b", "clinic-c")  # the API keys that send ground truth, each a third
+
+
+def trusted_rows_csv(dataset: Dataset, n: int, factor: float, seed: int = 11) -> bytes:
+    """n rows from the new device with diagnoses confirmed by the data owners: curated trusted rows
+    (modelops.trusted), as a CSV for <training prefix>/trusted/."""
+    from modelops.trusted import rows_csv
+
+    X, y = drifted_rows(dataset, n, factor, seed)
+    return rows_csv(dataset.feature_names, dataset.dtypes, X, y, dataset.target)
 
 
 def size_columns(names: list[str]) -> list[int]:
@@ -35,8 +45,10 @@ def labelled_traffic(
     start: float,
     spacing_seconds: float = 60.0,
     seed: int = 7,
+    writers: tuple[str, ...] = WRITERS,
 ) -> list[LabelledRow]:
-    """n served predictions (by `served_by`, a fitted classifier) joined to their true labels."""
+    """n served predictions (by `served_by`, a fitted classifier) joined to their true labels, sent by `writers` in
+    turn."""
     X, y = drifted_rows(dataset, n, factor, seed)
     predictions = served_by.predict(X)
     scores = served_by.predict_proba(X)[:, -1]
@@ -53,6 +65,7 @@ def labelled_traffic(
             actual=y[i],
             feedback_at=start + i * spacing_seconds + 30,
             features=dict(zip(names, X[i].tolist(), strict=True)),
+            writer=writers[i % len(writers)] if writers else None,
         )
         for i in range(n)
     ]

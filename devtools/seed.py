@@ -40,7 +40,7 @@ def trained_artifact(model_name: str, cache_dir: Path | None, log=print) -> Path
     log(f"training the default '{model_name}' model ...")
     trained = train(load_builtin(BUILTIN_DATASETS[model_name]), model_name)
     staging = Path(tempfile.mkdtemp(prefix="modelops-stage-"))
-    write_artifact(staging, trained.estimator, trained.manifest, trained.golden)
+    write_artifact(staging, trained.estimator, trained.manifest, trained.golden, trained.evaluation)
     if target.exists():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)

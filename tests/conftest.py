@@ -52,7 +52,7 @@ def registry(s3):
 
 def _train_to(tmp: Path, dataset: str, name: str, estimator: str | None = None) -> Path:
     trained = train(load_builtin(dataset), name, estimator_kind=estimator)
-    write_artifact(tmp, trained.estimator, trained.manifest, trained.golden)
+    write_artifact(tmp, trained.estimator, trained.manifest, trained.golden, trained.evaluation)
     return tmp
 
 

@@ -93,3 +93,17 @@ class SerializedPuts:
     def put_object(self, **kwargs: Any) -> Any:
         with self._lock:
             return self._s3.put_object(**kwargs)
+
+
+TRUSTED_URI = "s3://modelops-test/training-data/trusted"  # curated trusted rows (modelops.trusted)
+
+
+def put_trusted_rows(s3: Any, rows: int = 150, factor: float = 1.3) -> None:
+    """The data owners' confirmed rows from the new device (the shift devtools.lifecycle_sim simulates), under the
+    training data prefix where only they write."""
+    from modelops.dataset import load_builtin
+
+    from devtools.lifecycle_sim import trusted_rows_csv
+
+    body = trusted_rows_csv(load_builtin("breast_cancer"), rows, factor)
+    s3.put_object(Bucket="modelops-test", Key="training-data/trusted/device-b.csv", Body=body)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, MemoryPin, Notes
+from lifecycle_fakes import NOW, TRUSTED_URI, Clock, FakeDeployer, ListLabelled, MemoryPin, Notes, put_trusted_rows
 from modelops import training
 from modelops.dataset import load_builtin
 from modelops.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
@@ -61,7 +61,8 @@ def records(classifier_dir):
 
 
 @pytest.fixture
-def champion_version(registry, classifier_dir):
+def champion_version(registry, classifier_dir, s3):
+    put_trusted_rows(s3)
     version = registry.register(classifier_dir).version
     registry.set_alias("breast-cancer", CHAMPION, version)
     return version
@@ -100,7 +101,7 @@ def test_crash_at_each_stage_keeps_the_champion(stage, registry, champion_versio
         labelled=labelled,
         deployer=deployer,
         notifier=notes,
-        config=RetrainConfig(margin=0.01),
+        config=RetrainConfig(margin=0.01, trusted_uri=TRUSTED_URI),
         clock=Clock(),
     )
     if stage == "lock":
@@ -154,7 +155,7 @@ def test_announcement_failure_does_not_undo_the_decision(registry, champion_vers
         labelled=ListLabelled(records),
         deployer=deployer,
         notifier=notes,
-        config=RetrainConfig(margin=0.01),
+        config=RetrainConfig(margin=0.01, trusted_uri=TRUSTED_URI),
         clock=Clock(),
     ).run(ALARM)
     assert result.outcome == "promoted" and deployer.started == [result.candidate]
@@ -176,7 +177,7 @@ def test_refused_stack_update_after_registering_keeps_live_alias_and_pin(registr
         "breast-cancer",
         labelled=ListLabelled(records),
         deployer=deployer,
-        config=RetrainConfig(margin=0.01),
+        config=RetrainConfig(margin=0.01, trusted_uri=TRUSTED_URI),
         clock=Clock(),
     ).run(ALARM)
     assert result.outcome == "failed" and result.stage == "deploy"

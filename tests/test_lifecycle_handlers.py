@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
+from lifecycle_fakes import TRUSTED_URI, put_trusted_rows
 from modelops import feedback, lifecycle
 from modelops.artifact import load_from_dir
 from modelops.dataset import load_builtin
@@ -65,7 +66,9 @@ def deployed(registry, classifier_dir, lam, monkeypatch):  # noqa: F811
         "MODELOPS_STACK_NAME": STACK,
         "MODELOPS_RETRAIN_MIN_ACCURACY": "0.8",
         "MODELOPS_RETRAIN_COOLDOWN_HOURS": "24",
+        "MODELOPS_RETRAIN_TRUSTED_URI": TRUSTED_URI,
     }
+    put_trusted_rows(registry.s3)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setattr(
@@ -110,7 +113,7 @@ def stack(deployed):
                 scores=[float(v) for v in scores[rows]],
             )
         )
-        store.append([str(v) for v in y[rows]], request_id=f"r{r}", at=at + 5)
+        store.append([str(v) for v in y[rows]], request_id=f"r{r}", at=at + 5, writer=f"clinic-{r % 3}")
     log.append(records)
     return deployed
 

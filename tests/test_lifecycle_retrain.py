@@ -8,7 +8,17 @@ import json
 import threading
 
 import pytest
-from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, MemoryPin, Notes, SerializedPuts
+from lifecycle_fakes import (
+    NOW,
+    TRUSTED_URI,
+    Clock,
+    FakeDeployer,
+    ListLabelled,
+    MemoryPin,
+    Notes,
+    SerializedPuts,
+    put_trusted_rows,
+)
 from modelops import training
 from modelops.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION
@@ -35,8 +45,13 @@ def traffic(dataset, champion, factor, n=400):
     return labelled_traffic(dataset, champion.estimator, champion.manifest.version, n, factor, start=NOW - n * 60 - 10)
 
 
+@pytest.fixture(autouse=True)
+def curated_trusted_rows(s3):
+    put_trusted_rows(s3)
+
+
 def make(registry, records, *, clock=None, deployer=None, notes=None, **config):
-    cfg = RetrainConfig(**{"margin": 0.01, "floors": {"accuracy": 0.8}, **config})
+    cfg = RetrainConfig(**{"margin": 0.01, "floors": {"accuracy": 0.8}, "trusted_uri": TRUSTED_URI, **config})
     return Retrainer(
         registry,
         "breast-cancer",
@@ -71,13 +86,22 @@ def test_better_candidate_is_registered_and_its_rollout_started(registry, champi
     assert decision["trigger"] == ALARM
     assert decision["outcome"] == "promoted"
     assert decision["data"]["original"]["uri"] == "sklearn:breast_cancer"
-    assert decision["data"]["train_rows"] == 569 + 280
+    # the champion's 114 held-out rows are the trusted set: judged on, never trained on
+    assert decision["data"]["train_rows"] == 569 - 114 + 280
+    assert decision["data"]["trusted_rows_not_trained_on"] == 114
+    assert decision["data"]["trusted"]["rows"] == 114 + 150
+    trusted = m["trusted"]
+    assert trusted["candidate"]["accuracy"] >= trusted["champion"]["accuracy"] + 0.01
+    assert trusted["candidate"]["rows"] == 114 + 150
     assert decision["metrics"]["champion"]["accuracy"] == pytest.approx(m["champion"]["accuracy"])
     assert "beats the champion" in decision["reason"]
     # the candidate keeps the champion's recipe and remembers the original data
     candidate = registry.manifest("breast-cancer", result.candidate)
     assert candidate.recipe["estimator"] == champion.manifest.recipe["estimator"]
     assert candidate.recipe["original_data"] == "sklearn:breast_cancer"
+    # ... and keeps the champion's trusted set, byte for byte
+    assert candidate.evaluation["sha256"] == champion.manifest.evaluation["sha256"]
+    assert candidate.evaluation["from_version"] == champion.manifest.version
     assert notes.messages and "rolling out" in notes.messages[0][0]
 
 

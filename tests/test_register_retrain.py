@@ -11,9 +11,10 @@ import user_models
 from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, Notes
 from modelops.artifact import TRAINING_DATA_FILE
 from modelops.feedback import LabelledRow
-from modelops.registry import CANDIDATE, CHAMPION, Registry
+from modelops.registry import CANDIDATE, CHAMPION, PENDING, Registry
 from modelops.retrain import RetrainConfig, Retrainer
 from modelops.signature import instances, model_input, to_matrix
+from modelops.trusted import rows_csv
 
 NAME = "titanic"
 
@@ -52,9 +53,24 @@ def labelled(manifest, n: int, seed: int, shifted: bool) -> list[LabelledRow]:
             actual=y[i],
             feedback_at=start + i * 60 + 30,
             features=rows[i],
+            writer=("key-a", "key-b", "key-c")[i % 3],
         )
         for i in range(n)
     ]
+
+
+@pytest.fixture
+def trusted_uri(tmp_path, champion):
+    """Rows of the changed world whose labels the data owners confirmed: curated trusted rows."""
+    m = champion.manifest
+    X = user_models.passengers(150, seed=31)
+    score = (X["fare"] - 30) / 10 + np.random.default_rng(131).normal(0, 0.5, 150)
+    y = np.where(score > 0, "survived", "died")
+    dtypes = [f["dtype"] for f in m.features]
+    body = rows_csv([f["name"] for f in m.features], dtypes, to_matrix(X, m.features), y, m.target)
+    (tmp_path / "trusted").mkdir()
+    (tmp_path / "trusted" / "fare.csv").write_bytes(body)
+    return str(tmp_path / "trusted")
 
 
 def retrainer(registry, records, deployer=None, **config):
@@ -64,14 +80,16 @@ def retrainer(registry, records, deployer=None, **config):
         labelled=ListLabelled(records),
         deployer=deployer or FakeDeployer(),
         notifier=Notes(),
-        config=RetrainConfig(**{"margin": 0.01, "floors": {"accuracy": 0.6}, **config}),
+        # these rows carry no served prediction, so the disagreement check has nothing to compare: off
+        config=RetrainConfig(**{"margin": 0.01, "floors": {"accuracy": 0.6}, "max_disagreement_jump": 1.0, **config}),
         clock=Clock(),
     )
 
 
-def test_imported_champion_is_refitted_and_a_better_candidate_rolls_out(registry, champion):
+def test_imported_champion_is_refitted_and_a_better_candidate_rolls_out(registry, champion, trusted_uri):
     deployer = FakeDeployer()
-    result = retrainer(registry, labelled(champion.manifest, 400, 11, shifted=True), deployer).run({"source": "test"})
+    records = labelled(champion.manifest, 400, 11, shifted=True)
+    result = retrainer(registry, records, deployer, trusted_uri=trusted_uri).run({"source": "test"})
     assert result.outcome == "promoted", result.reason
     assert deployer.started == [result.candidate]
     assert registry.resolve(NAME, CHAMPION) == champion.manifest.version
@@ -79,14 +97,15 @@ def test_imported_champion_is_refitted_and_a_better_candidate_rolls_out(registry
     m = result.metrics
     assert m["candidate"]["rows"] == m["champion"]["rows"] == result.data["holdout_rows"] == 120
     assert m["candidate"]["accuracy"] >= m["champion"]["accuracy"] + 0.01
-    # trained on the kept sample (400 rows) plus the recent labels outside the holdout (280)
     key = registry.version_key(NAME, champion.manifest.version, TRAINING_DATA_FILE)
     assert result.data["original"] == {
         "uri": registry.store.uri(key),
         "sha256": champion.manifest.training_data["sha256"],
         "rows": 400,
     }
-    assert result.data["train_rows"] == 680
+    # trained on the kept sample less its trusted fifth (80 rows) plus the recent labels outside the holdout (280)
+    assert result.data["train_rows"] == 400 - 80 + 280
+    assert result.data["trusted"]["rows"] == 80 + 150
     # the candidate is a refitted clone of the user's pipeline, described like the champion
     candidate = registry.load(NAME, result.candidate)
     assert type(candidate.estimator) is type(champion.estimator)
@@ -97,7 +116,8 @@ def test_imported_champion_is_refitted_and_a_better_candidate_rolls_out(registry
     assert cm.recipe["training_data"] == champion.manifest.recipe["training_data"]
     assert cm.input == champion.manifest.input
     assert [f["name"] for f in cm.features] == [f["name"] for f in champion.manifest.features]
-    assert cm.training_data["parts"]["train_rows"] == 680
+    assert cm.training_data["parts"]["train_rows"] == 600
+    assert cm.evaluation["sha256"] == champion.manifest.evaluation["sha256"]
     # its golden set replays exactly through its own schema
     matrix = cm.schema.matrix_from_instances(candidate.golden["instances"], max_rows=1000)
     X = model_input(cm.features, cm.input, matrix)
@@ -108,15 +128,17 @@ def test_imported_champion_is_refitted_and_a_better_candidate_rolls_out(registry
 
 def test_a_candidate_that_is_not_better_is_not_registered(registry, champion):
     deployer = FakeDeployer()
-    result = retrainer(registry, labelled(champion.manifest, 400, 21, shifted=False), deployer).run({"source": "test"})
+    # the trusted set is 80 rows, so one row is 0.0125 of accuracy: a margin under two rows would be noise
+    records = labelled(champion.manifest, 400, 21, shifted=False)
+    result = retrainer(registry, records, deployer, margin=0.03).run({"source": "test"})
     assert result.outcome == "rejected", result.reason
     assert "does not beat the champion by the margin" in result.reason
     assert deployer.started == [] and registry.list_versions(NAME) == [champion.manifest.version]
 
 
-def test_floors_still_apply(registry, champion):
+def test_floors_still_apply(registry, champion, trusted_uri):
     records = labelled(champion.manifest, 400, 11, shifted=True)
-    result = retrainer(registry, records, floors={"accuracy": 0.99}).run({"source": "test"})
+    result = retrainer(registry, records, floors={"accuracy": 0.99}, trusted_uri=trusted_uri).run({"source": "test"})
     assert result.outcome == "rejected" and "fails the floors" in result.reason
 
 
@@ -136,6 +158,10 @@ def test_imported_without_labels_retrains_on_recent_data_only(registry):
     records = labelled(manifest, 400, 11, shifted=True)
     failed = retrainer(registry, records).run({"source": "test"})
     assert failed.outcome == "failed" and failed.stage == "data" and "no training data" in failed.reason
-    result = retrainer(registry, records, include_original=False, cooldown_seconds=0).run({"source": "test"})
-    assert result.outcome == "promoted", result.reason
+    deployer = FakeDeployer()
+    result = retrainer(registry, records, deployer, include_original=False, cooldown_seconds=0).run({"source": "x"})
+    # without labels there is no trusted set: the winner, judged on client labels only, waits for approval
+    assert result.outcome == "pending", result.reason
+    assert "no trusted evaluation set" in result.reason and deployer.started == []
+    assert registry.resolve(NAME, PENDING) == result.candidate
     assert result.data["train_rows"] == 280

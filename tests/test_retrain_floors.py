@@ -12,6 +12,7 @@ from modelops.dataset import load_builtin
 from modelops.feedback import LabelledRow
 from modelops.registry import CHAMPION
 from modelops.retrain import Retrainer, floors_for
+from modelops.trusted import rows_csv
 
 from devtools import diagram
 
@@ -65,9 +66,21 @@ def regression_traffic(champion, n: int = 300) -> list[LabelledRow]:
             actual=float(y[i]),
             feedback_at=start + i * 60 + 30,
             features=dict(zip(data.feature_names, X[i].tolist(), strict=True)),
+            writer=f"lab-{i % 3}",
         )
         for i in range(n)
     ]
+
+
+@pytest.fixture
+def trusted_uri(tmp_path):
+    """Curated rows of the moved world (values confirmed by the data owners)."""
+    data = load_builtin("diabetes")
+    pick = np.random.default_rng(5).integers(0, data.rows, size=150)
+    body = rows_csv(data.feature_names, data.dtypes, data.X[pick], data.y[pick].astype(float) * 1.4 + 30, data.target)
+    (tmp_path / "trusted").mkdir()
+    (tmp_path / "trusted" / "moved.csv").write_bytes(body)
+    return str(tmp_path / "trusted")
 
 
 @pytest.fixture
@@ -77,7 +90,7 @@ def regression_champion(registry, regressor_dir):
     return registry.load(manifest.name, manifest.version)
 
 
-def test_a_regression_retrain_with_the_template_defaults_can_promote(registry, regression_champion):
+def test_a_regression_retrain_with_the_template_defaults_can_promote(registry, regression_champion, trusted_uri):
     deployer = FakeDeployer()
     retrainer = Retrainer(
         registry,
@@ -85,7 +98,7 @@ def test_a_regression_retrain_with_the_template_defaults_can_promote(registry, r
         labelled=ListLabelled(regression_traffic(regression_champion)),
         deployer=deployer,
         notifier=Notes(),
-        config=lifecycle.config_from_env(template_retrain_env()),
+        config=lifecycle.config_from_env({**template_retrain_env(), "MODELOPS_RETRAIN_TRUSTED_URI": trusted_uri}),
         clock=Clock(),
     )
     result = retrainer.run({"type": "manual", "by": "test"})
@@ -95,8 +108,8 @@ def test_a_regression_retrain_with_the_template_defaults_can_promote(registry, r
     assert deployer.started == [result.candidate]
 
 
-def test_an_mae_ceiling_still_rejects_a_regressor(registry, regression_champion):
-    env = {**template_retrain_env(), "MODELOPS_RETRAIN_MAX_MAE": "1"}
+def test_an_mae_ceiling_still_rejects_a_regressor(registry, regression_champion, trusted_uri):
+    env = {**template_retrain_env(), "MODELOPS_RETRAIN_MAX_MAE": "1", "MODELOPS_RETRAIN_TRUSTED_URI": trusted_uri}
     result = Retrainer(
         registry,
         "diabetes",

@@ -172,7 +172,13 @@ def test_retrain_function_environment_wires_the_rollout_path(raw):
                 "MARGIN",
                 "METRIC",
                 "COOLDOWN_HOURS",
+                "RECENT_TOLERANCE",
+                "TRUSTED_URI",
+                "MAX_WRITER_SHARE",
+                "MAX_DISAGREEMENT_JUMP",
             }, var
+    assert env["MODELOPS_APPROVAL_MODE"] == {"Ref": "ApprovalMode"}
+    assert env["MODELOPS_RETRAIN_TRUSTED_URI"] == {"Fn::Sub": "s3://${ModelBucket}/${TrainingDataPrefix}/trusted"}
 
 
 def _statements(translated, role):

@@ -23,8 +23,9 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     store, prefix = open_location(os.environ["MODELOPS_DATA_URI"], registry.s3)
     now = time.time()
     since = now - window_seconds
-    captured = feedback.PredictionLog(store, prefix).read(since=since, until=now)
-    labelled = feedback.join(captured, feedback.FeedbackStore(store, prefix).read(since=since))
+    limit = int(os.environ.get("MODELOPS_WINDOW_MAX_RECORDS") or feedback.DEFAULT_MAX_RECORDS)
+    window = feedback.read_window(store, prefix, since=since, until=now, max_records=limit)
+    captured, labelled = window.captured, window.labelled
     serving = registry.get_alias(name, CHAMPION).version
     manifests: dict = {}
 
@@ -34,6 +35,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         return manifests[version]
 
     summary = monitoring.monitor_window(manifest, serving, name, captured, labelled, monitoring.EmfSink())
-    summary.update(window_hours=window_seconds / 3600, captured_requests=len(captured), labelled_rows=len(labelled))
+    summary.update(window_hours=window_seconds / 3600, **window.counts())
+    if window.dropped_captured or window.dropped_feedback:
+        logger.warning("monitoring window over %d records: the oldest were dropped", limit, extra=window.counts())
     logger.info("monitoring window published", extra=summary)
     return summary

@@ -1,4 +1,4 @@
-"""Model artifacts: model.joblib + manifest.json (+ golden.json), with integrity and version checks.
+"""Model artifacts: model.joblib + manifest.json (+ golden.json, + evaluation.csv), with integrity and version checks.
 
 joblib/pickle can run arbitrary code while loading, so nothing reaches joblib.load until the
 bytes match the sha256 recorded in the manifest and the manifest's scikit-learn major.minor
@@ -24,6 +24,7 @@ MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 GOLDEN_FILE = "golden.json"
 TRAINING_DATA_FILE = "training.csv"  # an imported model's training sample, kept with its version for retraining
+EVALUATION_FILE = "evaluation.csv"  # the trusted evaluation set a retrain decides on (modelops.trusted)
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
@@ -69,6 +70,9 @@ class Manifest:
     # field existed), {"kind": "dataframe", "columns": [...]} for a model fitted on a pandas DataFrame.
     input: dict[str, Any] | None = None
     description: str = ""
+    # The trusted evaluation set stored with the version (modelops.trusted): {"file", "sha256", "rows", "origin"};
+    # empty for versions registered before it existed.
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def schema(self) -> FeatureSchema:
@@ -76,7 +80,7 @@ class Manifest:
 
     def to_json(self) -> bytes:
         data = asdict(self)
-        for optional in ("input", "description"):  # absent unless set: manifests of array models stay as they were
+        for optional in ("input", "description", "evaluation"):  # absent unless set: older manifests stay as they were
             if not data[optional]:
                 del data[optional]
         return json.dumps(data, indent=2, sort_keys=True).encode()
@@ -112,9 +116,14 @@ class LoadedModel:
 
 
 def write_artifact(
-    directory: str | Path, estimator: Any, manifest: Manifest, golden: dict[str, Any] | None
+    directory: str | Path,
+    estimator: Any,
+    manifest: Manifest,
+    golden: dict[str, Any] | None,
+    evaluation: bytes | None = None,
 ) -> Manifest:
-    """Serialize the estimator, fill in the checksums and write all files into directory."""
+    """Serialize the estimator, fill in the checksums and write all files into directory. evaluation: the trusted
+    evaluation set's CSV; manifest.evaluation must already describe it (modelops.trusted.describe)."""
     import joblib
 
     directory = Path(directory)
@@ -128,6 +137,12 @@ def write_artifact(
         golden_bytes = json.dumps(golden, indent=1).encode()
         (directory / GOLDEN_FILE).write_bytes(golden_bytes)
         manifest.golden = {"file": GOLDEN_FILE, "sha256": sha256_bytes(golden_bytes), "rows": len(golden["instances"])}
+    if evaluation is not None:
+        if manifest.evaluation.get("sha256") != sha256_bytes(evaluation):
+            raise ArtifactIntegrityError(f"{EVALUATION_FILE} does not match the manifest's evaluation sha256")
+        (directory / EVALUATION_FILE).write_bytes(evaluation)
+    else:
+        manifest.evaluation = {}  # never describe a file that is not written
     (directory / MANIFEST_FILE).write_bytes(manifest.to_json())
     return manifest
 

@@ -18,11 +18,13 @@ Module API (for the A/B report and for quality monitoring):
     store = FeedbackStore(bucket, prefix)                # s3= to pass a client; or an ObjectStore for bucket
     store.append(actual, request_id=..., entity_id=..., row=None, writer=None) -> FeedbackRecord
     store.read(since=None, until=None) -> list[FeedbackRecord]     # oldest first
+    store.read_newest(since, until, limit) -> (records, dropped)   # bounded: the newest `limit` only
     log = PredictionLog(bucket, prefix)
     log.append([prediction_record(...), ...])            # one object per batch (tests, local demo)
     log.read(since=None, until=None) -> list[PredictionRecord]
     join(predictions, feedback) -> list[LabelledRow]     # one row per labelled prediction row
     labelled_rows(bucket, prefix, since=None) -> list[LabelledRow]   # read both and join
+    read_window(bucket, prefix, since, until, max_records) -> Window # both bounded, and their join
 
 Join rules: feedback naming a request_id labels that request's row `row` (default: every row when
 `actual` is a list, else row 0). Feedback naming only an entity_id labels the latest prediction for that
@@ -34,6 +36,7 @@ modelops.labeltoken), so a label through the API always names the served request
 from __future__ import annotations
 
 import gzip
+import heapq
 import json
 import math
 import secrets
@@ -127,7 +130,7 @@ class FeedbackRecord:
     entity_id: str | None = None
     row: int | None = None
     feedback_id: str = ""
-    writer: str | None = None
+    writer: str | None = None  # the API key id or principal that wrote the label; None in older records
 
     def to_json(self) -> bytes:
         return json.dumps({**asdict(self), "at": iso(self.at)}).encode()
@@ -303,8 +306,8 @@ class FeedbackStore:
         self.store.put(key, record.to_json(), content_type="application/json", if_none_match=True)
         return record
 
-    def read(self, since: float | None = None, until: float | None = None) -> list[FeedbackRecord]:
-        out: list[FeedbackRecord] = []
+    def records(self, since: float | None = None, until: float | None = None) -> Iterator[FeedbackRecord]:
+        """Feedback records in [since, until], one object at a time, in listing order."""
         for key in _list_partitions(self.store, self.prefix, FEEDBACK_DIR, since, until):
             body, _ = self.store.get(key)
             try:
@@ -312,8 +315,16 @@ class FeedbackStore:
             except (ValueError, KeyError, TypeError):
                 continue  # a foreign object in the prefix is not feedback
             if (since is None or record.at >= since) and (until is None or record.at <= until):
-                out.append(record)
-        return sorted(out, key=lambda r: r.at)
+                yield record
+
+    def read(self, since: float | None = None, until: float | None = None) -> list[FeedbackRecord]:
+        return sorted(self.records(since, until), key=lambda r: r.at)
+
+    def read_newest(
+        self, since: float | None = None, until: float | None = None, limit: int | None = None
+    ) -> tuple[list[FeedbackRecord], int]:
+        """At most `limit` records, the newest (oldest first), and how many older ones were dropped."""
+        return newest(self.records(since, until), limit)
 
 
 # ---- predictions -------------------------------------------------------------------------------
@@ -539,15 +550,77 @@ class PredictionLog:
         self.store.put(key, ("\n".join(lines) + "\n").encode(), content_type="application/x-ndjson", if_none_match=True)
         return key
 
-    def read(self, since: float | None = None, until: float | None = None) -> list[PredictionRecord]:
-        """Every captured request in the window, oldest first, a capture split over several lines as one record."""
-        out: list[PredictionRecord] = []
+    def records(self, since: float | None = None, until: float | None = None) -> Iterator[PredictionRecord]:
+        """Prediction records (capture lines) in [since, until], one delivered object at a time, in listing order."""
         for key in _list_partitions(self.store, self.prefix, CAPTURE_DIR, since, until):
             body, _ = self.store.get(key)
-            out.extend(
+            yield from (
                 r for r in parse_records(body) if (since is None or r.at >= since) and (until is None or r.at <= until)
             )
-        return merge_parts(sorted(out, key=lambda r: r.at))
+
+    def read(self, since: float | None = None, until: float | None = None) -> list[PredictionRecord]:
+        """Every captured request in the window, oldest first, a capture split over several lines as one record."""
+        return merge_parts(sorted(self.records(since, until), key=lambda r: r.at))
+
+    def read_newest(
+        self, since: float | None = None, until: float | None = None, limit: int | None = None
+    ) -> tuple[list[PredictionRecord], int]:
+        """At most `limit` capture lines, the newest (oldest first, parts of one capture merged), and how many
+        older ones were dropped."""
+        kept, dropped = newest(self.records(since, until), limit)
+        return merge_parts(kept), dropped
+
+
+# ---- bounded windows -------------------------------------------------------------------------------
+DEFAULT_MAX_RECORDS = 100_000  # per kind (captured requests, feedback records) in one window; docs/lifecycle.md
+
+
+def newest(records: Iterable[Any], limit: int | None) -> tuple[list[Any], int]:
+    """The `limit` newest records by `at` (a heap of that size: memory stays bounded however many are read),
+    oldest first, and the number of older records dropped. limit None or 0: all of them."""
+    if not limit:
+        return sorted(records, key=lambda r: r.at), 0
+    heap: list[tuple[float, int, Any]] = []
+    dropped = 0
+    for seq, record in enumerate(records):
+        entry = (record.at, seq, record)
+        if len(heap) < limit:
+            heapq.heappush(heap, entry)
+        else:
+            heapq.heappushpop(heap, entry)  # drops the oldest of the limit + 1
+            dropped += 1
+    return [e[2] for e in sorted(heap, key=lambda e: (e[0], e[1]))], dropped
+
+
+@dataclass
+class Window:
+    """One bounded window of captured predictions and their labels."""
+
+    captured: list[PredictionRecord]
+    labelled: list[LabelledRow]
+    dropped_captured: int = 0
+    dropped_feedback: int = 0
+
+    def counts(self) -> dict[str, int]:
+        out = {"captured_requests": len(self.captured), "labelled_rows": len(self.labelled)}
+        if self.dropped_captured or self.dropped_feedback:
+            out.update(dropped_captured=self.dropped_captured, dropped_feedback=self.dropped_feedback)
+        return out
+
+
+def read_window(
+    bucket: str | ObjectStore,
+    prefix: str = "",
+    since: float | None = None,
+    until: float | None = None,
+    max_records: int | None = DEFAULT_MAX_RECORDS,
+    s3: Any = None,
+) -> Window:
+    """Captured predictions and feedback in [since, until], each kept to the newest max_records, and their join."""
+    store = data_store(bucket, s3)
+    captured, dropped_captured = PredictionLog(store, prefix).read_newest(since, until, max_records)
+    labels, dropped_feedback = FeedbackStore(store, prefix).read_newest(since, until, max_records)
+    return Window(captured, join(captured, labels), dropped_captured, dropped_feedback)
 
 
 # ---- join ----------------------------------------------------------------------------------------
@@ -564,6 +637,7 @@ class LabelledRow:
     feedback_at: float
     entity_id: str | None = None
     features: dict[str, Any] | None = None
+    writer: str | None = None  # who wrote the label (FeedbackRecord.writer)
 
 
 def join(predictions: Iterable[PredictionRecord], feedback: Iterable[FeedbackRecord]) -> list[LabelledRow]:
@@ -572,7 +646,7 @@ def join(predictions: Iterable[PredictionRecord], feedback: Iterable[FeedbackRec
     for p in sorted(by_request.values(), key=lambda p: p.at):
         if p.entity_id is not None:
             by_entity.setdefault(str(p.entity_id), []).append(p)
-    labels: dict[tuple[str, int], tuple[float, Any]] = {}
+    labels: dict[tuple[str, int], tuple[float, Any, str | None]] = {}
     for fb in sorted(feedback, key=lambda f: f.at):
         target = by_request.get(fb.request_id) if fb.request_id else None
         if target is None and fb.entity_id is not None:
@@ -583,9 +657,9 @@ def join(predictions: Iterable[PredictionRecord], feedback: Iterable[FeedbackRec
         pairs = list(enumerate(fb.actual)) if isinstance(fb.actual, list) else [(fb.row or 0, fb.actual)]
         for row, actual in pairs:
             if row < len(target.predictions) and row not in target.lost_rows:
-                labels[(target.request_id, row)] = (fb.at, actual)  # later feedback overrides earlier
+                labels[(target.request_id, row)] = (fb.at, actual, fb.writer)  # later feedback overrides earlier
     out = []
-    for (request_id, row), (fb_at, actual) in labels.items():
+    for (request_id, row), (fb_at, actual, writer) in labels.items():
         p = by_request[request_id]
         out.append(
             LabelledRow(
@@ -600,6 +674,7 @@ def join(predictions: Iterable[PredictionRecord], feedback: Iterable[FeedbackRec
                 feedback_at=fb_at,
                 entity_id=p.entity_id,
                 features=p.instances[row] if p.instances and row < len(p.instances) else None,
+                writer=writer,
             )
         )
     return sorted(out, key=lambda r: (r.at, r.request_id, r.row))

@@ -10,6 +10,12 @@ Environment:
     MODELOPS_RETRAIN_TOPIC                         SNS topic ARN for announcements (optional)
     MODELOPS_RETRAIN_RECENT_DAYS, _HOLDOUT_FRACTION, _MIN_ROWS, _MARGIN, _METRIC, _COOLDOWN_HOURS,
     MODELOPS_RETRAIN_MIN_ACCURACY, _MIN_AUC, _MAX_MAE  absolute floors (unset = no floor)
+    MODELOPS_RETRAIN_RECENT_TOLERANCE              how much worse than the champion a candidate may be on the
+                                                   recent-label holdout (the trusted set decides)
+    MODELOPS_RETRAIN_TRUSTED_URI                   curated trusted rows (*.csv), e.g. s3://bucket/training-data/trusted
+    MODELOPS_RETRAIN_MAX_WRITER_SHARE, _MAX_DISAGREEMENT_JUMP   label-shift pauses (modelops.labelshift)
+    MODELOPS_APPROVAL_MODE                         auto (default) | manual: a winner waits for `models approve`
+    MODELOPS_WINDOW_MAX_RECORDS                    newest captured requests / feedback records read per window
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 from .aws import client
 from .deploy import LIVE_ALIAS, Deployer, LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
 from .errors import ModelOpsError
+from .feedback import DEFAULT_MAX_RECORDS
 from .objectstore import open_location
 from .registry import Registry
 from .retrain import FeedbackLabelled, Notifier, NullNotifier, RetrainConfig, Retrainer, SnsNotifier
@@ -56,7 +63,23 @@ def config_from_env(env: Mapping[str, str] = os.environ) -> RetrainConfig:
         metric=env.get("MODELOPS_RETRAIN_METRIC") or None,
         cooldown_seconds=_number(env, "MODELOPS_RETRAIN_COOLDOWN_HOURS", 24) * 3600,
         floors=floors,
+        recent_tolerance=_number(env, "MODELOPS_RETRAIN_RECENT_TOLERANCE", 0.02),
+        trusted_uri=env.get("MODELOPS_RETRAIN_TRUSTED_URI") or "",
+        max_writer_share=_number(env, "MODELOPS_RETRAIN_MAX_WRITER_SHARE", 0.5),
+        max_disagreement_jump=_number(env, "MODELOPS_RETRAIN_MAX_DISAGREEMENT_JUMP", 0.2),
+        approval=approval_mode(env),
+        max_records=int(_number(env, "MODELOPS_WINDOW_MAX_RECORDS", DEFAULT_MAX_RECORDS)),
     )
+
+
+APPROVAL_MODES = ("auto", "manual")
+
+
+def approval_mode(env: Mapping[str, str] = os.environ) -> str:
+    mode = (env.get("MODELOPS_APPROVAL_MODE") or "auto").strip().lower()
+    if mode not in APPROVAL_MODES:
+        raise ModelOpsError(f"MODELOPS_APPROVAL_MODE={mode!r} is not one of {', '.join(APPROVAL_MODES)}")
+    return mode
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -93,13 +116,14 @@ def registry_from_env(env: Mapping[str, str] = os.environ) -> tuple[Registry, st
 def retrainer_from_env(env: Mapping[str, str] = os.environ, deployer: Deployer | None = None) -> Retrainer:
     registry, name = registry_from_env(env)
     store, prefix = open_location(_required(env, "MODELOPS_DATA_URI"), registry.s3)
+    config = config_from_env(env)
     return Retrainer(
         registry,
         name,
-        labelled=FeedbackLabelled(store, prefix),
+        labelled=FeedbackLabelled(store, prefix, config.max_records),
         deployer=deployer or deployer_from_env(env),
         notifier=notifier_from_env(env),
-        config=config_from_env(env),
+        config=config,
     )
 
 

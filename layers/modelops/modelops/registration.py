@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import drift, signature
+from . import drift, signature, trusted
 from .artifact import (
     CLASSIFICATION,
     REGRESSION,
@@ -148,8 +148,11 @@ def register(
         recipe=recipe,
         description=description or "",
     )
+    evaluation, evaluation_rows = evaluation_csv(sample, target, labels) if labels is not None else (None, 0)
+    if evaluation is not None:
+        manifest.evaluation = trusted.describe(evaluation, evaluation_rows, "sample")
     with tempfile.TemporaryDirectory(prefix="modelops-register-") as tmp:
-        write_artifact(tmp, estimator, manifest, golden)
+        write_artifact(tmp, estimator, manifest, golden, evaluation)
         if training_csv is not None:
             (Path(tmp) / TRAINING_DATA_FILE).write_bytes(training_csv)
         if check:
@@ -479,6 +482,17 @@ def training_data_csv(sample: Sample, target: str, labels: np.ndarray) -> bytes:
         cells.append(repr(float(label)) if isinstance(label, float) else str(label))
         writer.writerow(cells)
     return out.getvalue().encode()
+
+
+def evaluation_csv(sample: Sample, target: str, labels: np.ndarray) -> tuple[bytes | None, int]:
+    """Every IMPORT_EVERY-th sample row with its label: the trusted evaluation set of an imported model. A retrain
+    leaves these rows out of what the candidate is fitted on. None when the sample is too small to spare them."""
+    index = np.arange(trusted.IMPORT_EVERY - 1, sample.rows, trusted.IMPORT_EVERY)
+    if not len(index):
+        return None, 0
+    dtypes = [f["dtype"] for f in sample.features]
+    body = trusted.rows_csv(sample.names, dtypes, sample.matrix[index], np.asarray(labels)[index], target)
+    return body, len(index)
 
 
 def is_imported(manifest: Manifest) -> bool:

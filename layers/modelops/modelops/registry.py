@@ -3,6 +3,7 @@
 Layout under s3://bucket/prefix, or under a local directory (modelops.objectstore):
     models/<name>/<version>/model.joblib, golden.json, manifest.json   (manifest written last = registered)
                                    (+ training.csv: an imported model's training sample)
+                                   (+ evaluation.csv: the trusted evaluation set, modelops.trusted)
     aliases/<name>/<alias>.json        current version + stack of previous versions
     history/<name>/<timestamp>-<id>.json   append-only audit events (alias changes, decisions)
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifact import (
+    EVALUATION_FILE,
     GOLDEN_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -38,6 +40,7 @@ from .versioning import utc_now_iso
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 CANDIDATE = "candidate"  # the version a retrain rollout is moving to; the champion again when none is in flight
+PENDING = "pending"  # a retrain winner waiting for `modelops models approve` (manual approval); unset when none
 ANY = object()  # set_alias(expected=ANY): no expectation about the current value
 FROM_ENV: Any = object()  # Registry(signer=FROM_ENV): the signing key named by MODELOPS_SIGNING_KEY, if any
 
@@ -137,7 +140,7 @@ class Registry:
         what = f"registering {manifest.name}/{manifest.version}"
         manifest_bytes = manifest.to_json()
         try:
-            for file in (MODEL_FILE, GOLDEN_FILE, TRAINING_DATA_FILE):
+            for file in (MODEL_FILE, GOLDEN_FILE, TRAINING_DATA_FILE, EVALUATION_FILE):
                 if (directory / file).exists():
                     self._put_new(
                         self.version_key(manifest.name, manifest.version, file),
@@ -215,7 +218,7 @@ class Registry:
         manifest = Manifest.from_json(manifest_bytes)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for file in (MODEL_FILE, GOLDEN_FILE):
+        for file in (MODEL_FILE, GOLDEN_FILE):  # what serving needs (the trusted set stays in the registry)
             if file == GOLDEN_FILE and not manifest.golden:
                 continue
             body, _ = self._get(self.version_key(name, manifest.version, file), f"{name}/{manifest.version}")
@@ -259,7 +262,7 @@ class Registry:
         return state.version
 
     def resolve_version(self, name: str, version_or_alias: str) -> str:
-        if version_or_alias in (CHAMPION, CHALLENGER, CANDIDATE) or not version_or_alias[:1].isdigit():
+        if version_or_alias in (CHAMPION, CHALLENGER, CANDIDATE, PENDING) or not version_or_alias[:1].isdigit():
             return self.resolve(name, version_or_alias)
         return version_or_alias
 
@@ -316,6 +319,36 @@ class Registry:
             {"alias": alias, "from": current.version, "to": version, "reason": reason, "trigger": trigger},
         )
         return new
+
+    def clear_alias(
+        self, name: str, alias: str, *, expected: Any = ANY, reason: str = "", trigger: str = "manual"
+    ) -> None:
+        """Unset an alias (its version becomes None; the file stays, so the history of values is kept), conditional
+        on the ETag read and, with expected=<version>, on its current value."""
+        current = self.get_alias(name, alias)
+        if expected is not ANY and current.version != expected:
+            raise ConflictError(
+                f"alias {name}@{alias} is {current.version or 'unset'}, not {expected or 'unset'} as expected; not changed"
+            )
+        if current.version is None:
+            return
+        previous = [*current.previous, current.version][-50:]
+        new = AliasState(alias, None, previous, utc_now_iso(), reason, trigger)
+        try:
+            self.store.put(
+                self.alias_key(name, alias),
+                new.to_json(),
+                content_type="application/json",
+                if_match=current.etag,
+                if_none_match=current.etag is None,
+            )
+        except ConflictError:
+            raise ConflictError(f"clearing alias {name}@{alias}: another change won the race; not changed") from None
+        self.record(
+            name,
+            "alias_cleared",
+            {"alias": alias, "from": current.version, "to": None, "reason": reason, "trigger": trigger},
+        )
 
     def rollback(self, name: str, alias: str, *, reason: str = "", trigger: str = "manual") -> AliasState:
         current = self.get_alias(name, alias)

@@ -4,18 +4,25 @@ the same recent holdout, and roll the candidate out only when it is clearly bett
 Stages (each one that fails leaves the champion alias, the SSM pin and the live Lambda alias untouched):
     lock        one run at a time (lock with expiry) and a cooldown between decisions
     guard       no rollout of the function may be in flight, and the stack must be able to take one
-    champion    resolve the champion and its recipe
-    data        original training set + labelled predictions from the recent window; the newest part of
-                the recent window is the holdout and is never trained on
+    champion    resolve the champion, its recipe and its trusted evaluation set (modelops.trusted)
+    data        labelled predictions from the recent window (at most `max_records` of each kind, the newest)
+    inspect     the window's labels must not look steered (modelops.labelshift): one writer's share, and how
+                often the labels contradict the served predictions; otherwise the run is `paused`
+    data        original training set + the recent labels; the newest part of the recent window is the recent
+                holdout and is never trained on, and no row of the trusted set is trained on
     train       modelops.training.train with the champion's estimator, task and seed; for an imported model
                 (modelops.register), sklearn.base.clone of the champion refitted on the same data
-    evaluate    candidate and champion on the same holdout
-    decide      candidate must beat the champion by `margin` on the primary metric and pass every floor
-    register    only a winning candidate is registered
+    evaluate    candidate and champion on the trusted set and on the recent holdout
+    decide      on the trusted set the candidate must beat the champion by `margin` on the primary metric and
+                pass every floor; on the recent holdout it may not lose by more than `recent_tolerance`. A champion
+                without a trusted set is compared on the recent holdout only, and a winner then needs approval
+    register    only a winning candidate is registered; it keeps the champion's trusted set (evaluation.csv)
+    approval    approval "manual" (or no trusted set): the `pending` alias names the winner and nothing rolls out
+                until `modelops approve` (modelops.approval); a newer winner replaces an older pending one
     deploy      the candidate alias names it, and the stack is updated to serve it (modelops.deploy): CloudFormation
                 publishes a Lambda version pinned to it and CodeDeploy moves `live` to it through the canary
 The champion alias and the SSM pin move only in `finalize`, after the stack update succeeds.
-Every run writes one `retrain_decision` (or `retrain_failed` / `retrain_skipped`) event to the registry
+Every run writes one `retrain_decision` (or `retrain_paused` / `retrain_failed` / `retrain_skipped`) event to the registry
 history with the trigger, the data used, the metrics and the decision, and announces it. A dry run decides
 the same way but writes nothing: no lock, no history, no announcement.
 """
@@ -33,16 +40,16 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from . import registration, signature, training
+from . import labelshift, registration, signature, training, trusted
 from .artifact import CLASSIFICATION, REGRESSION, Manifest, write_artifact
 from .aws import aws_errors, parse_s3_uri
 from .dataset import Dataset, load_builtin, read_csv
 from .deploy import MODEL_VERSION_VAR, ChampionPin, Deployer
 from .errors import ConflictError, ModelOpsError, NotFoundError
-from .feedback import LabelledRow, labelled_rows
+from .feedback import DEFAULT_MAX_RECORDS, LabelledRow, read_window
 from .lock import CooldownActive, LockBusy, RetrainLock, iso
 from .objectstore import ObjectStore, S3ObjectStore
-from .registry import CANDIDATE, CHAMPION, Registry
+from .registry import CANDIDATE, CHAMPION, PENDING, Registry
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +70,18 @@ class RetrainConfig:
     floors: dict[str, float] = field(default_factory=dict)  # absolute bounds, e.g. {"accuracy": 0.8, "mae": 60}
     cooldown_seconds: float = 24 * 3600
     lock_ttl_seconds: float = 20 * 60
+    # the candidate may do at most this much worse than the champion on the recent-label holdout
+    recent_tolerance: float = 0.02
+    trusted_uri: str = ""  # curated trusted rows (*.csv) under the training data prefix; "" = none
+    max_writer_share: float = 0.5  # pause when one writer wrote more of the window's labels (1 = off)
+    max_disagreement_jump: float = 0.2  # pause when label/prediction disagreement jumps this much (1 = off)
+    approval: str = "auto"  # auto: a winner rolls out; manual: it waits under the `pending` alias
+    max_records: int = DEFAULT_MAX_RECORDS  # newest captured requests / feedback records read per window
 
 
 @dataclass
 class RetrainResult:
-    outcome: str  # promoted | rejected | skipped | failed | dry_run
+    outcome: str  # promoted | pending | rejected | paused | skipped | failed | dry_run
     reason: str
     model: str
     champion: str | None = None
@@ -86,15 +100,19 @@ class LabelledSource(Protocol):
 
 
 class FeedbackLabelled:
-    """Labelled predictions from the feedback store: captured requests joined to their ground truth.
+    """Labelled predictions from the feedback store: captured requests joined to their ground truth, at most
+    max_records of each (the newest; `dropped` says how many older ones were left out of the last read).
     Rows captured without their features cannot be trained on and are left out."""
 
-    def __init__(self, store: ObjectStore, prefix: str):
-        self.store, self.prefix = store, prefix
+    def __init__(self, store: ObjectStore, prefix: str, max_records: int | None = DEFAULT_MAX_RECORDS):
+        self.store, self.prefix, self.max_records = store, prefix, max_records
+        self.dropped: dict[str, int] = {}
 
     def labelled(self, name: str, since: float, until: float) -> list[LabelledRow]:
-        rows = labelled_rows(self.store, self.prefix, since=since)
-        return [r for r in rows if r.at <= until and r.features]
+        window = read_window(self.store, self.prefix, since=since, until=until, max_records=self.max_records)
+        counts = window.counts()
+        self.dropped = {k: v for k, v in counts.items() if k.startswith("dropped_")}
+        return [r for r in window.labelled if r.at <= until and r.features]
 
 
 class Notifier(Protocol):
@@ -224,11 +242,40 @@ def floor_failures(floors: dict[str, float], metrics: dict[str, float]) -> list[
     return failures
 
 
+def decide_trusted(
+    metric: str,
+    margin: float,
+    tolerance: float,
+    floors: dict[str, float],
+    trusted_scores: tuple[dict[str, float], dict[str, float]],
+    recent_scores: tuple[dict[str, float], dict[str, float]],
+) -> tuple[bool, str]:
+    """(candidate, champion) metrics on the trusted set and on the recent-label holdout. The trusted set decides
+    (margin, floors); the recent holdout, whose labels clients wrote, can only veto (tolerance)."""
+    accept, reason = decide(metric, margin, floors, *trusted_scores, where="trusted set")
+    reason = f"trusted set: {reason}"
+    if not accept:
+        return False, reason
+    candidate, champion = recent_scores
+    if metric not in candidate or metric not in champion:
+        return False, f"{reason}; metric '{metric}' is not available on the recent holdout"
+    gain = better_by(metric, candidate[metric], champion[metric])
+    recent = f"recent holdout {metric}: candidate {candidate[metric]:.4f} vs champion {champion[metric]:.4f} (gain {gain:+.4f}, tolerance {tolerance})"
+    if gain < -tolerance:
+        return False, f"candidate loses on the recent holdout by more than the tolerance; {recent}; {reason}"
+    return True, f"{reason}; {recent}"
+
+
 def decide(
-    metric: str, margin: float, floors: dict[str, float], candidate: dict[str, float], champion: dict[str, float]
+    metric: str,
+    margin: float,
+    floors: dict[str, float],
+    candidate: dict[str, float],
+    champion: dict[str, float],
+    where: str = "holdout",
 ) -> tuple[bool, str]:
     if metric not in candidate or metric not in champion:
-        return False, f"metric '{metric}' is not available on the holdout"
+        return False, f"metric '{metric}' is not available on the {where}"
     gain = better_by(metric, candidate[metric], champion[metric])
     failures = floor_failures(floors, candidate)
     summary = f"{metric}: candidate {candidate[metric]:.4f} vs champion {champion[metric]:.4f} (gain {gain:+.4f}, margin {margin})"
@@ -296,7 +343,7 @@ class Retrainer:
             result = RetrainResult("failed", reason, self.name, stage=stage, **progress)
             _log_failure(exc, stage)
         finally:
-            decided = result is not None and result.outcome in ("promoted", "rejected")
+            decided = result is not None and result.outcome in ("promoted", "pending", "rejected")
             try:
                 if not self.lock.release(lease, outcome=result.outcome if decided and result else None):
                     log.warning("retrain lock was lost (expired and taken over) before release")
@@ -304,7 +351,9 @@ class Retrainer:
                 log.exception("could not release the retrain lock; it expires at %s", iso(lease.expires_at))
         event = {
             "promoted": "retrain_decision",
+            "pending": "retrain_decision",
             "rejected": "retrain_decision",
+            "paused": "retrain_paused",
             "skipped": "retrain_skipped",
         }.get(result.outcome, "retrain_failed")
         self._record(event, trigger, result)
@@ -336,11 +385,20 @@ class Retrainer:
             manifest = champion.manifest
             metric = cfg.metric or DEFAULT_METRIC[manifest.task]
             progress["champion"] = champion_version
+            trusted_ds, trusted_info = trusted.trusted_set(self.registry, manifest, cfg.trusted_uri, self.data_s3)
+            champion_trusted = (
+                self._evaluate(manifest, champion.estimator, manifest, trusted_ds) if trusted_ds is not None else None
+            )
         with stage("data"):
             now = self.clock()
             since = now - cfg.recent_days * 86400
             records = sorted(self.labelled.labelled(self.name, since, now), key=lambda r: r.at)
-            data = {"recent_window": {"since": iso(since), "until": iso(now)}, "recent_rows": len(records)}
+            data: dict[str, Any] = {
+                "recent_window": {"since": iso(since), "until": iso(now)},
+                "recent_rows": len(records),
+                "trusted": trusted_info,
+                **(getattr(self.labelled, "dropped", None) or {}),
+            }
             progress["data"] = data
             if len(records) < cfg.min_recent_rows:
                 return RetrainResult(
@@ -352,6 +410,27 @@ class Retrainer:
                     data=data,
                     stage="data",
                 )
+        with stage("inspect"):
+            baseline_error = _error_rate(champion_trusted if champion_trusted is not None else manifest.metrics)
+            suspicion = labelshift.inspect(
+                records,
+                classification=manifest.task == CLASSIFICATION,
+                baseline_error=baseline_error,
+                max_writer_share=cfg.max_writer_share,
+                max_disagreement_jump=cfg.max_disagreement_jump,
+                min_rows=cfg.min_recent_rows,
+            )
+            data["labels"] = suspicion.detail
+            if suspicion.suspect:
+                return RetrainResult(
+                    "paused",
+                    "label shift suspected, nothing was trained: " + "; ".join(suspicion.reasons),
+                    self.name,
+                    champion=champion_version,
+                    data=data,
+                    stage="inspect",
+                )
+        with stage("data"):
             n_holdout = max(cfg.min_holdout_rows, int(round(len(records) * cfg.holdout_fraction)))
             if n_holdout >= len(records):
                 raise ModelOpsError(
@@ -362,12 +441,16 @@ class Retrainer:
                 manifest, recent_train, f"labelled:{iso(recent_train[0].at)}..{iso(recent_train[-1].at)}"
             )
             holdout_ds = labelled_dataset(manifest, holdout, f"labelled:{iso(holdout[0].at)}..{iso(holdout[-1].at)}")
+            judged_on = trusted.row_keys(trusted_ds) if trusted_ds is not None else set()
+            recent_ds, excluded = trusted.without_rows(recent_ds, judged_on)
             if cfg.include_original:
                 original = load_original(manifest, self.data_s3, self.registry)
                 if cfg.original_max_rows:
                     original.X, original.y = original.X[-cfg.original_max_rows :], original.y[-cfg.original_max_rows :]
-                train_ds = original.concat(recent_ds)
                 data["original"] = {"uri": original.source, "sha256": original.sha256, "rows": original.rows}
+                original, excluded_original = trusted.without_rows(original, judged_on)
+                excluded += excluded_original
+                train_ds = original.concat(recent_ds)
             else:
                 train_ds = recent_ds
             data.update(
@@ -376,6 +459,8 @@ class Retrainer:
                 holdout_rows=holdout_ds.rows,
                 holdout_window={"since": iso(holdout[0].at), "until": iso(holdout[-1].at)},
             )
+            if excluded:
+                data["trusted_rows_not_trained_on"] = excluded
         with stage("train"):
             recipe = manifest.recipe
             if registration.is_imported(manifest):  # no modelops.training recipe: refit the user's own estimator
@@ -390,25 +475,50 @@ class Retrainer:
                     test_size=float(recipe.get("test_size", training.TEST_SIZE)),
                 )
             trained.manifest.recipe["original_data"] = original_data_uri(manifest)
-            trained.manifest.training_data["parts"] = {k: v for k, v in data.items() if k != "recent_window"}
+            trained.manifest.training_data["parts"] = {
+                k: v for k, v in data.items() if k not in ("recent_window", "labels", "trusted")
+            }
+            # The candidate keeps the champion's trusted set, never a split of data that holds client labels.
+            if trusted_ds is not None:
+                trained.evaluation = trusted.stored_bytes(self.registry, manifest)
+                trained.manifest.evaluation = {**manifest.evaluation, "from_version": champion_version}
+            else:
+                trained.evaluation, trained.manifest.evaluation = None, {}
             progress["candidate"] = trained.manifest.version
         with stage("evaluate"):
-            y_holdout = holdout_ds.y if manifest.task != CLASSIFICATION else _as_classes(holdout_ds.y, manifest.classes)
-            champion_metrics = training.evaluate(
-                manifest.task, champion.estimator, _model_input(manifest, holdout_ds.X), y_holdout
+            champion_metrics = self._evaluate(manifest, champion.estimator, manifest, holdout_ds)
+            candidate_metrics = self._evaluate(manifest, trained.estimator, trained.manifest, holdout_ds)
+            candidate_trusted = (
+                self._evaluate(manifest, trained.estimator, trained.manifest, trusted_ds)
+                if trusted_ds is not None
+                else None
             )
-            candidate_metrics = training.evaluate(
-                manifest.task, trained.estimator, _model_input(trained.manifest, holdout_ds.X), y_holdout
-            )
-        metrics = {
+        metrics: dict[str, Any] = {
             "metric": metric,
             "champion": champion_metrics,
             "candidate": candidate_metrics,
             "candidate_training": trained.manifest.metrics,
         }
-        progress["metrics"] = metrics
         floors = floors_for(manifest.task, cfg.floors)
-        accept, reason = decide(metric, cfg.margin, floors, candidate_metrics, champion_metrics)
+        if champion_trusted is not None and candidate_trusted is not None:
+            metrics["trusted"] = {"champion": champion_trusted, "candidate": candidate_trusted}
+            accept, reason = decide_trusted(
+                metric,
+                cfg.margin,
+                cfg.recent_tolerance,
+                floors,
+                (candidate_trusted, champion_trusted),
+                (candidate_metrics, champion_metrics),
+            )
+            manual = cfg.approval == "manual"
+        else:
+            accept, reason = decide(metric, cfg.margin, floors, candidate_metrics, champion_metrics)
+            reason = (
+                f"champion {champion_version} has no trusted evaluation set, so only the recent labels "
+                f"(written by clients) were compared and a winner needs manual approval; {reason}"
+            )
+            manual = True
+        progress["metrics"] = metrics
         result = RetrainResult(
             "rejected",
             reason,
@@ -422,25 +532,44 @@ class Retrainer:
         if not accept:
             return result
         if dry_run:
-            result.outcome, result.reason = "dry_run", f"would promote: {reason}"
+            result.outcome = "dry_run"
+            result.reason = f"would {'wait for approval' if manual else 'promote'}: {reason}"
             return result
         with stage("register"), tempfile.TemporaryDirectory() as tmp:
-            write_artifact(tmp, trained.estimator, trained.manifest, trained.golden)
+            write_artifact(tmp, trained.estimator, trained.manifest, trained.golden, trained.evaluation)
             self.registry.register(tmp)
         candidate = trained.manifest.version
+        if manual:
+            with stage("approval"):
+                replaced = self.registry.get_alias(self.name, PENDING).version
+                self.registry.set_alias(self.name, PENDING, candidate, reason=reason[:200], trigger="retrain")
+            result.outcome, result.stage = "pending", "approval"
+            result.reason = f"{reason}; waiting for approval: modelops models approve {self.name} {candidate}" + (
+                f" (replaces the pending {replaced}, which can no longer be approved)" if replaced else ""
+            )
+            if replaced:
+                result.data["replaced_pending"] = replaced
+            return result
         with stage("deploy"):
-            # The PreTraffic hook lets a deployment serve only the champion or this candidate.
-            self.registry.set_alias(self.name, CANDIDATE, candidate, reason=reason[:200], trigger="retrain")
-            try:
-                rollout = self.deployer.start(candidate, f"retrain: {self.name} {champion_version} -> {candidate}")
-            except Exception:
-                reset_candidate(self.registry, self.name, champion_version, "the rollout could not start")
-                raise
+            rollout = start_rollout(
+                self.registry,
+                self.name,
+                self.deployer,
+                candidate,
+                champion_version,
+                reason=reason,
+                trigger="retrain",
+                description=f"retrain: {self.name} {champion_version} -> {candidate}",
+            )
         result.outcome, result.deployment_id, result.stage = "promoted", rollout.deployment_id, "deploy"
         result.reason = f"{reason}; {rollout.mechanism} rollout {rollout.deployment_id} started"
         if rollout.previous_version:
             result.reason += f" (from Lambda version {rollout.previous_version})"
         return result
+
+    def _evaluate(self, manifest: Manifest, estimator: Any, model_manifest: Manifest, ds: Dataset) -> dict[str, float]:
+        y = ds.y if manifest.task != CLASSIFICATION else _as_classes(ds.y, manifest.classes)
+        return training.evaluate(manifest.task, estimator, _model_input(model_manifest, ds.X), y)
 
     # ---- audit + announce --------------------------------------------------------------------
     def _record(self, event: str, trigger: dict[str, Any], result: RetrainResult) -> None:
@@ -455,11 +584,40 @@ class Retrainer:
         subject = {
             "promoted": f"modelops: {self.name} candidate {result.candidate} is rolling out",
             "rejected": f"modelops: {self.name} candidate not promoted",
+            "pending": f"modelops: {self.name} candidate {result.candidate} waits for approval",
+            "paused": f"modelops: {self.name} retrain paused, labels look steered",
         }.get(result.outcome, f"modelops: {self.name} retrain {result.outcome}")
         try:
             self.notifier.publish(subject, result.to_dict())
         except Exception:
             log.exception("could not announce the retrain outcome")
+
+
+def start_rollout(
+    registry: Registry,
+    name: str,
+    deployer: Deployer,
+    candidate: str,
+    champion: str,
+    *,
+    reason: str,
+    trigger: str,
+    description: str,
+) -> Any:
+    """The one way a candidate goes live, for an automatic decision and an approval alike: the candidate alias names
+    it (the PreTraffic hook lets a deployment serve only the champion or this candidate), then the stack update
+    starts. If it cannot start, the candidate alias names the champion again."""
+    registry.set_alias(name, CANDIDATE, candidate, reason=reason[:200], trigger=trigger)
+    try:
+        return deployer.start(candidate, description)
+    except Exception:
+        reset_candidate(registry, name, champion, "the rollout could not start")
+        raise
+
+
+def _error_rate(metrics: dict[str, Any] | None) -> float | None:
+    accuracy = (metrics or {}).get("accuracy")
+    return None if accuracy is None else 1.0 - float(accuracy)
 
 
 def _log_failure(exc: Exception, stage_name: str | None) -> None:

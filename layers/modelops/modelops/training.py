@@ -32,6 +32,7 @@ class TrainedModel:
     estimator: Any
     manifest: Manifest
     golden: dict[str, Any]
+    evaluation: bytes | None = None  # evaluation.csv: the held-out split, the trusted set (modelops.trusted)
 
 
 def make_estimator(task: str, kind: str, seed: int) -> Any:
@@ -253,7 +254,11 @@ def train(
     )
     _step(progress, "golden")
     golden = golden_set(task, estimator, dataset.feature_names, X_test)
-    return TrainedModel(estimator, manifest, golden)
+    from . import trusted
+
+    evaluation = trusted.rows_csv(dataset.feature_names, dataset.dtypes, X_test, y_test, dataset.target)
+    manifest.evaluation = trusted.describe(evaluation, len(y_test), "holdout")
+    return TrainedModel(estimator, manifest, golden, evaluation)
 
 
 def _step(progress: Any, label: str) -> None:

@@ -1,5 +1,5 @@
-"""`modelops models list|show|promote|rollback|history|import`: read and change the registry, and register a model
-fitted elsewhere."""
+"""`modelops models list|show|promote|rollback|history|import|approve|reject`: read and change the registry, register a
+model fitted elsewhere, and approve or reject a retrain winner waiting under the `pending` alias."""
 
 from __future__ import annotations
 
@@ -45,6 +45,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     history.add_argument("name")
     history.add_argument("--limit", type=int, default=20)
     history.set_defaults(func=history_cmd)
+
+    approve = ms.add_parser(
+        "approve",
+        help="roll out the retrain candidate waiting for approval (registry alias pending)",
+        description="Start the same rollout an automatic retrain decision starts (candidate alias, stack update) for "
+        "VERSION, which must be the pending one, and record who approved it.",
+    )
+    approve.add_argument("name")
+    approve.add_argument("version")
+    approve.add_argument("--stack", help="deployed stack to update (default: $MODELOPS_STACK_NAME)")
+    approve.set_defaults(func=approve_cmd)
+
+    reject = ms.add_parser("reject", help="reject the retrain candidate waiting for approval")
+    reject.add_argument("name")
+    reject.add_argument("version")
+    reject.add_argument("--reason", required=True, help="why (kept in the registry history)")
+    reject.set_defaults(func=reject_cmd)
 
     imp = ms.add_parser(
         "import",
@@ -223,4 +240,46 @@ def import_cmd(args: argparse.Namespace) -> int:
     else:
         key_values({k: v for k, v in result.items() if k != "metrics"})
         key_values({f"metric.{k}": v for k, v in manifest.metrics.items()})
+    return 0
+
+
+def _approval_deployer(stack: str | None) -> Any:
+    import os
+
+    from .. import lifecycle
+    from ..errors import ModelOpsError
+
+    env = dict(os.environ)
+    if stack:
+        from ..rollout import Target
+
+        env.update(MODELOPS_PREDICT_FUNCTION=Target.from_stack(stack).function, MODELOPS_STACK_NAME=stack)
+    if not env.get("MODELOPS_STACK_NAME") or not env.get("MODELOPS_PREDICT_FUNCTION"):
+        raise ModelOpsError(
+            "approving starts a rollout: pass --stack, or set MODELOPS_STACK_NAME and MODELOPS_PREDICT_FUNCTION"
+        )
+    return lifecycle.deployer_from_env(env), lifecycle.notifier_from_env(env)
+
+
+def approve_cmd(args: argparse.Namespace) -> int:
+    from ..approval import approve, caller_identity, check_pending
+
+    registry = require_registry(args.registry)
+    check_pending(registry, args.name, args.version)  # before touching the stack
+    deployer, notifier = _approval_deployer(args.stack)
+    out = approve(registry, args.name, args.version, deployer, approver=caller_identity(), notifier=notifier)
+    emit_json(out) if args.json else print(
+        f"{args.name} {args.version} approved by {out['approved_by']}: {out['reason']}"
+    )
+    return 0
+
+
+def reject_cmd(args: argparse.Namespace) -> int:
+    from ..approval import caller_identity, reject
+
+    registry = require_registry(args.registry)
+    out = reject(registry, args.name, args.version, reason=args.reason, approver=caller_identity())
+    emit_json(out) if args.json else print(
+        f"{args.name} {args.version} rejected by {out['rejected_by']}: {args.reason}"
+    )
     return 0

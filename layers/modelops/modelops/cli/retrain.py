@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "retrain",
         help="retrain the champion's recipe on recent labelled data and roll out a better model",
         description="Train a candidate with the champion's recipe on the original training data plus "
-        "recent labelled predictions, compare both on the newest labelled rows, and start "
-        "a canary rollout only if the candidate wins by the margin and passes the floors. "
+        "recent labelled predictions, compare both on the champion's trusted evaluation set (and the newest "
+        "labelled rows, which may only veto), and start a canary rollout only if the candidate wins by the margin "
+        "and passes the floors (with MODELOPS_APPROVAL_MODE=manual it waits for `modelops models approve`). "
         "Settings come from the MODELOPS_RETRAIN_* environment variables; flags override.",
     )
     p.add_argument("--registry", default=argparse.SUPPRESS, help="s3://bucket/prefix (overrides the global option)")
@@ -132,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
         metric = metrics.get("metric")
         if metric:
             key_values({f"holdout.{who}.{metric}": metrics[who].get(metric) for who in ("champion", "candidate")})
+            if metrics.get("trusted"):
+                trusted = metrics["trusted"]
+                key_values({f"trusted.{who}.{metric}": trusted[who].get(metric) for who in ("champion", "candidate")})
     if result.outcome == "failed":
         raise ModelOpsError(f"retrain failed at stage {result.stage}: {result.reason}")
     return 0

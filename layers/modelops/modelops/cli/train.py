@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     trained = train(dataset, name, task=args.task, estimator_kind=args.estimator, seed=args.seed, progress=step)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(args.out) if args.out else Path(tmp)
-        manifest = write_artifact(directory, trained.estimator, trained.manifest, trained.golden)
+        manifest = write_artifact(directory, trained.estimator, trained.manifest, trained.golden, trained.evaluation)
         step("register")
         registry.register(directory)
     if args.alias:
