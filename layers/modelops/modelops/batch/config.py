@@ -10,6 +10,7 @@ from ..errors import ModelOpsError
 from ..names import check_model_name
 
 DEFAULT_CHUNK_ROWS = 100_000
+DEFAULT_MAX_LINE_BYTES = 4 * 1024**2  # a longer input line is rejected as a row, never held in memory
 
 
 def _flag(value: str | None) -> bool:
@@ -50,6 +51,7 @@ class BatchConfig:
     part_bytes: int = 256 * 1024**2
     prefetch: int = 1  # chunks parsed ahead in a background thread; 0 = parse and score in turn
     score_workers: int = 0  # threads scoring chunks side by side; 0 = one per available CPU
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> BatchConfig:
@@ -75,6 +77,9 @@ class BatchConfig:
             prefetch=_count("MODELOPS_BATCH_PREFETCH", env.get("MODELOPS_BATCH_PREFETCH"), cls.prefetch),
             score_workers=_count(
                 "MODELOPS_BATCH_SCORE_WORKERS", env.get("MODELOPS_BATCH_SCORE_WORKERS"), cls.score_workers
+            ),
+            max_line_bytes=_int(
+                "MODELOPS_BATCH_MAX_LINE_BYTES", env.get("MODELOPS_BATCH_MAX_LINE_BYTES"), cls.max_line_bytes
             ),
         )
         config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
