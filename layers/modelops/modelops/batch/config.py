@@ -52,6 +52,7 @@ class BatchConfig:
     prefetch: int = 1  # chunks parsed ahead in a background thread; 0 = parse and score in turn
     score_workers: int = 0  # threads scoring chunks side by side; 0 = one per available CPU
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    lease_seconds: int = 30 * 60  # a run's hold on its date (batch.lease); longer than Lambda's 15 minutes
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> BatchConfig:
@@ -81,6 +82,9 @@ class BatchConfig:
             max_line_bytes=_int(
                 "MODELOPS_BATCH_MAX_LINE_BYTES", env.get("MODELOPS_BATCH_MAX_LINE_BYTES"), cls.max_line_bytes
             ),
+            lease_seconds=_int(
+                "MODELOPS_BATCH_LEASE_SECONDS", env.get("MODELOPS_BATCH_LEASE_SECONDS"), cls.lease_seconds
+            ),
         )
         config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
         config.check()
@@ -106,6 +110,9 @@ class BatchConfig:
 
     def manifest_key(self, run_date: str) -> str:
         return self.output_folder(run_date) + "_manifest.json"
+
+    def lease_key(self, run_date: str) -> str:
+        return self.output_folder(run_date) + "_lease.json"
 
     def attempt_folder(self, run_date: str, attempt: str) -> str:
         return self.output_folder(run_date) + f"_attempts/{attempt}/"
