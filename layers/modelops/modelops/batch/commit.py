@@ -187,7 +187,9 @@ def commit(
     for key, obj in published.items():  # the manifest names only what this attempt published
         now = store.head(key)
         if obj is None or now is None or now.etag != obj.etag:
-            raise ConflictError(f"{store.uri(key)} was replaced by another run during the commit; nothing was committed")
+            raise ConflictError(
+                f"{store.uri(key)} was replaced by another run during the commit; nothing was committed"
+            )
     store.put(manifest_key, orjson.dumps(manifest, option=orjson.OPT_INDENT_2), if_none_match=True)
     abort_uploads(store, folder, keep=set())
     attempts = [o.key for o in store.list(folder + "_attempts/")]

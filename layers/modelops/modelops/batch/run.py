@@ -171,7 +171,13 @@ class BatchRunner:
         before the manifest), then release the lease, also when the commit fails."""
         lease = self.lease(run["run_date"])
         try:
-            lease.renew(run["attempt"])
+            try:
+                lease.renew(run["attempt"])
+            except LeaseLost:
+                done = self._committed(run)  # a retried commit whose first try got through
+                if done is not None:
+                    return done
+                raise
             model = self.registry.manifest(run["model"]["name"], run["model"]["version"])
             skipped = []
             if run.get("skipped"):
@@ -190,6 +196,13 @@ class BatchRunner:
             )
         finally:
             lease.release(run["attempt"])
+
+    def _committed(self, run: dict[str, Any]) -> dict[str, Any] | None:
+        key = self.config.manifest_key(run["run_date"])
+        if not self.store.exists(key):
+            return None
+        manifest: dict[str, Any] = orjson.loads(self.store.get(key)[0])
+        return manifest if manifest.get("attempt") == run["attempt"] else None
 
     def execute(self, run: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -221,6 +234,10 @@ class BatchRunner:
         }
         if attempts:
             reasons.append(f"uncommitted attempt(s) {', '.join(sorted(attempts))}: running, or failed before commit")
+        lease = self.lease(run_date)
+        held, _ = lease.read()
+        if held.get("attempt") and self.clock() < float(held.get("expires_at", 0)):
+            reasons.append(lease.busy_message(held))
         readiness = deps.check(config, store, run_date)
         if not readiness.ready:
             reasons.append(readiness.message())
