@@ -85,6 +85,7 @@ def test_a_run_started_between_plan_and_commit_waits_clearly(s3, registry, versi
     err = capsys.readouterr().err
     assert err == f"run {DATE}: waiting: run {run_a['attempt']} holds {DATE} until {until}\n"
     assert not [k for k in keys(s3, OUT) if "/_attempts/" in k and run_a["attempt"] not in k]  # B planned nothing
+    assert f"run {run_a['attempt']} holds {DATE} until {until}" in b.status(DATE)["reasons"]
 
     a.execute(run_a)
     assert_committed_by(s3, run_a)
