@@ -179,6 +179,7 @@ def test_commit_refuses_while_a_part_is_missing(s3, env):
 def _next_states(state: dict) -> list[str]:
     out = [state["Next"]] if "Next" in state else []
     out += [c["Next"] for c in state.get("Choices", [])]
+    out += [c["Next"] for c in state.get("Catch", [])]
     return out + ([state["Default"]] if "Default" in state else [])
 
 
@@ -207,6 +208,12 @@ def test_state_machine_definition_is_valid_asl():
     assert mapping["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert mapping["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
     assert mapping["Next"] == "Commit" and states["Commit"]["Next"] == "Done"
+    for name in ("ScoreParts", "Commit"):  # a failure gives the date's lease back before the execution fails
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ReleaseLease"}
+        ]
+    assert states["ReleaseLease"]["Parameters"]["Payload"]["step"] == "release"
+    assert states["ReleaseLease"]["Next"] == "RunFailed" and states["RunFailed"]["Type"] == "Fail"
     inner = mapping["ItemProcessor"]
     assert inner["StartAt"] in inner["States"] and inner["States"]["ScorePart"]["End"] is True
 

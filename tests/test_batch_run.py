@@ -57,7 +57,10 @@ def test_csv_happy_path(s3, registry, champion):
     assert [r["prediction"] for r in rows] == [["benign", "malignant"][i] for i in proba.argmax(1)]
     assert {r["model_version"] for r in rows} == {champion}
     assert read_csv(s3, OUT + "rejected.csv") == []
-    assert keys(s3, OUT) == sorted([OUT + "_manifest.json", OUT + "predictions/part-00000.csv", OUT + "rejected.csv"])
+    # _lease.json: the date's lease, released (batch.lease)
+    assert keys(s3, OUT) == sorted(
+        [OUT + "_lease.json", OUT + "_manifest.json", OUT + "predictions/part-00000.csv", OUT + "rejected.csv"]
+    )
 
 
 def test_jsonl_happy_path(s3, registry, champion):
@@ -329,8 +332,11 @@ def test_one_process_streams_each_object_whole_and_only_the_fan_out_splits(s3, c
     assert r.config.inline_max_bytes >= 16 * 1024 * 8  # this input is scored inline
     inline = r.prepare(DATE)
     assert inline["mode"] == "inline" and len(r.parts(inline["run"])) == 1
+    r.release(inline["run"])  # one run per date: the next prepare would wait for this one
     fanned = runner(s3, part_bytes=16 * 1024, chunk_rows=64, inline_max_bytes=1).prepare(DATE)
     assert fanned["mode"] == "fanout" and len(r.parts(fanned["run"])) > 5
+    assert r.run(DATE)["status"] == "waiting"  # the planned fan-out still holds the date
+    r.release(fanned["run"])
 
     r.run(DATE)  # in-process, as the CLI runs it: one part for the object whatever its size
     m = manifest(s3)

@@ -105,6 +105,35 @@ def test_batch_fan_out_steps_run_under_the_worker_role(under, s3, registry, clas
     assert runner.commit(prepared["run"])["rows"]["scored"] == 40, policy.denied
 
 
+def test_batch_lease_calls_run_under_both_batch_roles(under, s3, registry, classifier_dir):
+    """The date's lease: created with If-None-Match, renewed, taken over and released with If-Match, read back
+    (a missing lease reads as none, not as access denied), by the planner's role and the worker's role."""
+    register_champion(registry, classifier_dir)
+    names, X = features_and_rows(40)
+    put_input(s3, "part-0.csv", csv_bytes(names, X))
+    put_input(s3, "_SUCCESS", b"")
+    planner_client, planner_policy = under("BatchFunctionRole")
+    worker_client, worker_policy = under("BatchWorkerFunctionRole")
+    planner = batch_runner(planner_client, inline_max_bytes=1, lease_seconds=60)
+    clock = [1_800_000_000.0]
+    planner.clock = lambda: clock[0]
+    first = planner.prepare(DATE)  # If-None-Match: the lease does not exist yet
+    assert first["status"] == "ready", planner_policy.denied
+    assert planner.prepare(DATE)["status"] == "waiting", planner_policy.denied  # read back: held
+    clock[0] += 61
+    taken = planner.prepare(DATE)  # If-Match on the expired lease's ETag
+    assert taken["status"] == "ready", planner_policy.denied
+    worker = batch_runner(worker_client, inline_max_bytes=1, lease_seconds=60)
+    worker.clock = planner.clock
+    with pytest.raises(ModelOpsError, match="lost its lease"):
+        worker.score_part(first["run"], worker.parts(first["run"])[0])
+    assert not worker.release(first["run"])
+    for part in worker.parts(taken["run"]):
+        worker.score_part(taken["run"], part)  # renewals under the worker role
+    assert worker.commit(taken["run"])["attempt"] == taken["run"]["attempt"], worker_policy.denied
+    assert planner.lease(DATE).read()[0]["released_by"] == taken["run"]["attempt"]
+
+
 def test_monitor_reads_a_registry_without_a_champion_as_no_champion(under):
     client, policy = under("MonitorFunctionRole")
     registry = Registry(f"s3://{BUCKET}/registry", s3=client)

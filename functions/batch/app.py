@@ -1,7 +1,8 @@
 """Scheduled batch scoring entry: resolve the run date, check dependencies, score small inputs here.
 
 Large inputs are planned and handed back to the state machine for the Distributed Map fan-out.
-Answers: succeeded | skipped | waiting (retry later) | timed_out (dependencies never came) | fanout.
+Answers: succeeded | skipped | waiting (retry later: dependencies, or another run holds the date) |
+timed_out (never ready) | fanout.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     status = result["status"]
     if status == "waiting":
         logger.warning(
-            "batch run waiting for dependencies",
+            "batch run waiting (dependencies, or another run holding the date)",
             extra={k: result[k] for k in ("run_date", "attempt", "max_attempts", "waiting_for")},
         )
     elif status == "timed_out":

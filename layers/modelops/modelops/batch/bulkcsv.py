@@ -12,8 +12,8 @@ correctly, so the values are identical to float(). For each block:
 3. The sentinel must appear at the end of every row and nowhere else. That proves each line had exactly
    the header's number of fields, so no row can shift into its neighbour's columns.
 
-Anything else (quotes, blank lines, NUL bytes, a field that is not a number, an infinite value) returns
-None. The caller then falls back to parsing line by line, which names the reason for each rejected line.
+Anything else (quotes, blank lines, NUL bytes, a field that is not a number, an infinite value, an integer
+too big for 64 bits, which simdjson refuses) returns None. The caller then falls back to parsing line by line, which names the reason for each rejected line.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def parse_numbers(text: bytes) -> np.ndarray | None:
         finally:
             del doc  # the parser refuses to parse again while a document from it is alive
     except (ValueError, TypeError):  # not JSON, or an element that is not a number
+        return None
+    except RuntimeError:  # an integer beyond 64 bits (BIGINT_ERROR): float() reads it, line by line
         return None
 
 

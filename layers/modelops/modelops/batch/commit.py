@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -100,8 +101,11 @@ def commit(
     started_at: str,
     started: float,
     skipped: list[dict[str, Any]] | None = None,
+    verify_lease: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """skipped: input objects that were not scored (zero bytes), listed in the manifest with the reason."""
+    """skipped: input objects that were not scored (zero bytes), listed in the manifest with the reason.
+    verify_lease: raises unless this run still holds its date (batch.lease); called right before the manifest
+    is written, after which every output is checked to still be the object this commit published."""
     import time
 
     run_date = run["run_date"]
@@ -131,7 +135,8 @@ def commit(
     predictions, rejected = final_keys(config, run_date, len(parts))
     folder = config.output_folder(run_date)
     keep = set(predictions) | {rejected}
-    stale = [o.key for o in store.list(folder) if o.key not in keep and "/_attempts/" not in o.key]
+    lease = config.lease_key(run_date)  # this run's hold on the date, released after the commit
+    stale = [o.key for o in store.list(folder) if o.key not in keep | {lease} and "/_attempts/" not in o.key]
     if stale:
         store.delete(stale)
     for s, target in zip(stats, predictions, strict=True):
@@ -140,6 +145,7 @@ def commit(
             raise ModelOpsError(f"part {s['index']} wrote to {upload['key']}, expected {target}")
         store.complete_upload(target, upload["upload_id"], upload["parts"])
     merge_rejected(store, stats, rejected)
+    published = {key: store.head(key) for key in [*predictions, rejected]}
 
     rows = {
         "read": sum(s["rows_read"] for s in stats),
@@ -176,6 +182,14 @@ def commit(
             "part_seconds": round(sum(s["seconds"] for s in stats), 3),
         },
     }
+    if verify_lease is not None:
+        verify_lease()
+    for key, obj in published.items():  # the manifest names only what this attempt published
+        now = store.head(key)
+        if obj is None or now is None or now.etag != obj.etag:
+            raise ConflictError(
+                f"{store.uri(key)} was replaced by another run during the commit; nothing was committed"
+            )
     store.put(manifest_key, orjson.dumps(manifest, option=orjson.OPT_INDENT_2), if_none_match=True)
     abort_uploads(store, folder, keep=set())
     attempts = [o.key for o in store.list(folder + "_attempts/")]

@@ -10,6 +10,7 @@ from ..errors import ModelOpsError
 from ..names import check_model_name
 
 DEFAULT_CHUNK_ROWS = 100_000
+DEFAULT_MAX_LINE_BYTES = 4 * 1024**2  # a longer input line is rejected as a row, never held in memory
 
 
 def _flag(value: str | None) -> bool:
@@ -50,6 +51,8 @@ class BatchConfig:
     part_bytes: int = 256 * 1024**2
     prefetch: int = 1  # chunks parsed ahead in a background thread; 0 = parse and score in turn
     score_workers: int = 0  # threads scoring chunks side by side; 0 = one per available CPU
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    lease_seconds: int = 30 * 60  # a run's hold on its date (batch.lease); longer than Lambda's 15 minutes
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> BatchConfig:
@@ -76,6 +79,12 @@ class BatchConfig:
             score_workers=_count(
                 "MODELOPS_BATCH_SCORE_WORKERS", env.get("MODELOPS_BATCH_SCORE_WORKERS"), cls.score_workers
             ),
+            max_line_bytes=_int(
+                "MODELOPS_BATCH_MAX_LINE_BYTES", env.get("MODELOPS_BATCH_MAX_LINE_BYTES"), cls.max_line_bytes
+            ),
+            lease_seconds=_int(
+                "MODELOPS_BATCH_LEASE_SECONDS", env.get("MODELOPS_BATCH_LEASE_SECONDS"), cls.lease_seconds
+            ),
         )
         config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
         config.check()
@@ -101,6 +110,9 @@ class BatchConfig:
 
     def manifest_key(self, run_date: str) -> str:
         return self.output_folder(run_date) + "_manifest.json"
+
+    def lease_key(self, run_date: str) -> str:
+        return self.output_folder(run_date) + "_lease.json"
 
     def attempt_folder(self, run_date: str, attempt: str) -> str:
         return self.output_folder(run_date) + f"_attempts/{attempt}/"

@@ -7,7 +7,8 @@ its stats; the commit completes only the uploads named in the stats and aborts t
 never duplicate rows.
 
 Chunks are parsed one step ahead in a background thread and scored on one worker thread per CPU.
-Memory: the read buffer, at most (2 + workers) chunks (one parsing, one queued, the rest scoring) and
+Memory: the read buffer, at most MODELOPS_BATCH_MAX_LINE_BYTES of an unfinished line (a longer line is
+rejected, its bytes dropped as they are read), at most (2 + workers) chunks (one parsing, one queued, the rest scoring) and
 two upload parts, whatever the input size.
 """
 
@@ -42,6 +43,7 @@ from .readers import (
     csv_field,
     line_blocks,
     read_header,
+    read_size,
 )
 from .scoring import Scorer
 from .store import ObjectStore
@@ -217,7 +219,8 @@ def score_part(
                 return
             first = source.first_line
             end = part["end"] if source.size is not None else None
-            for block in line_blocks(source.stream, source.size, source.start, end, sizes):
+            bound = config.max_line_bytes
+            for block in line_blocks(source.stream, source.size, source.start, end, sizes, read_size(bound), bound):
                 chunk = source.parser.parse(block, first)
                 first += chunk.lines
                 yield chunk

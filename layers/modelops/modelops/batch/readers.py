@@ -1,6 +1,8 @@
 """Streaming readers: an object's byte range -> blocks of at most N whole lines -> (ids, features, rejects).
 
-Memory is set by the chunk size: only the current read and one block of lines are held. A part is read
+Memory is set by the chunk size: only the current read and one block of lines are held. A line longer than
+MODELOPS_BATCH_MAX_LINE_BYTES is rejected as a row without being held: its bytes are dropped as they are read
+(capped_lines). A part is read
 with one ranged, streamed GET; a byte-range part owns the lines that *start* inside its range (the first
 partial line belongs to the previous part, the last line is read to its end).
 
@@ -43,6 +45,15 @@ from .blocks import BlockSizes
 from .bulkcsv import BulkCsv
 
 READ_BYTES = 8 * 1024**2
+MIN_READ_BYTES = 1024**2
+
+
+def read_size(max_line_bytes: int) -> int:
+    """Bytes per read: 8 MiB, or less with a small line bound (twice the bound, at least 1 MiB), so that a
+    small bound keeps the whole read path small."""
+    return min(READ_BYTES, max(2 * max_line_bytes, MIN_READ_BYTES))
+
+
 HEADER_MAX_BYTES = 1024**2
 # Bulk parsing granularity. simdjson holds the GIL while it parses, and scoring threads need the GIL for a
 # moment between trees: short parse calls keep their waits short (256 KiB measured about 4% faster end to
@@ -178,6 +189,64 @@ def _whole_stream(stream: ByteStream, skip_partial: bool, read_bytes: int) -> It
         yield b"\n"
 
 
+LONG_LINE = b"\0line longer than "  # stands in for a line over the bound: "<LONG_LINE><bound>\0\n"
+
+
+def long_line_reason(raw: bytes) -> str | None:
+    """The reject reason when `raw` is the stand-in for a line that was longer than the bound."""
+    if not raw.startswith(LONG_LINE):
+        return None
+    bound = raw[len(LONG_LINE) :].rstrip(b"\0").decode()
+    return f"line longer than {bound} bytes (MODELOPS_BATCH_MAX_LINE_BYTES)"
+
+
+def capped_lines(pieces: Iterator[bytes], max_line_bytes: int) -> Iterator[bytes]:
+    """The same lines, except that each line longer than max_line_bytes (newline not counted) is replaced by
+    one short stand-in line (LONG_LINE), so line numbers stay right and the parser rejects it with the bound.
+
+    Only the start of a line not yet ended is held, and never more than max_line_bytes of it: the rest of an
+    over-long line is dropped as it is read, up to its newline. `pieces` ends with a newline (owned_bytes).
+    """
+    marker = LONG_LINE + str(max_line_bytes).encode() + b"\0\n"
+    tail: list[bytes] = []  # the current unfinished line, while it is within the bound
+    tail_bytes = 0
+    dropping = False  # inside a line already over the bound
+    for piece in pieces:
+        first = piece.find(b"\n")
+        if first < 0:
+            if not dropping:
+                tail_bytes += len(piece)
+                if tail_bytes > max_line_bytes:
+                    tail, tail_bytes, dropping = [], 0, True
+                else:
+                    tail.append(piece)
+            continue
+        if dropping or tail_bytes + first > max_line_bytes:
+            yield marker
+        else:
+            yield from tail
+            yield piece[: first + 1]
+        tail, tail_bytes, dropping = [], 0, False
+        last = piece.rfind(b"\n")
+        pos = first + 1
+        if last - first - 1 > max_line_bytes:  # a line between the two may be too long: find each newline
+            newlines = np.flatnonzero(np.frombuffer(piece, dtype=np.uint8, count=last + 1, offset=0) == ord("\n"))
+            lengths = np.diff(newlines) - 1
+            for i in np.flatnonzero(lengths > max_line_bytes):
+                begin, stop = int(newlines[i]) + 1, int(newlines[i + 1]) + 1
+                if begin > pos:
+                    yield piece[pos:begin]
+                yield marker
+                pos = stop
+        if last + 1 > pos:
+            yield piece[pos : last + 1]
+        rest = len(piece) - last - 1
+        if rest > max_line_bytes:
+            dropping = True
+        elif rest:
+            tail, tail_bytes = [piece[last + 1 :]], rest
+
+
 def line_blocks(
     stream: ByteStream,
     size: int | None,
@@ -185,17 +254,22 @@ def line_blocks(
     end: int | None,
     block_rows: int | BlockSizes,
     read_bytes: int = READ_BYTES,
+    max_line_bytes: int | None = None,
 ) -> Iterator[bytes]:
     """Blocks of whole lines (each ending with a newline): the lines starting in [start, end).
 
     block_rows: lines per block, or a BlockSizes that picks each block's size. Each read piece is scanned
-    for newlines once.
+    for newlines once. max_line_bytes: a longer line becomes a stand-in that its parser rejects
+    (capped_lines), so memory holds at most that much of one line, however long the line is.
     """
     sizes = block_rows if isinstance(block_rows, BlockSizes) else BlockSizes.fixed(block_rows)
     target = sizes.next(0, 0)
     held: list[bytes] = []
     lines = bytes_done = lines_done = 0
-    for piece in owned_bytes(stream, size, start, end, read_bytes):
+    pieces = owned_bytes(stream, size, start, end, read_bytes)
+    if max_line_bytes is not None:
+        pieces = capped_lines(pieces, max_line_bytes)
+    for piece in pieces:
         # numpy finds the newlines mostly outside the GIL (bytes.count holds it for milliseconds per piece,
         # while the scoring threads wait for it between trees)
         newlines = np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == ord("\n"))
@@ -409,7 +483,7 @@ class CsvParser:
         if not raw.strip():
             return None
         if b"\0" in raw:
-            rejected.append((line, "line contains a NUL byte"))
+            rejected.append((line, long_line_reason(raw) or "line contains a NUL byte"))
             return None
         try:
             text = raw.decode("utf-8")
@@ -512,6 +586,10 @@ class JsonLinesParser:
         return Chunk(padded_ids(ids), matrix, rejected, len(lines), np.array(row_lines, dtype=np.int64))
 
     def _line(self, raw: bytes, line: int, ids: list[bytes], rows: list[list], rejected: list[tuple[int, str]]) -> bool:
+        too_long = long_line_reason(raw)
+        if too_long:
+            rejected.append((line, too_long))
+            return False
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:

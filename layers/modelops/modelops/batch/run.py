@@ -21,6 +21,7 @@ from . import deps, plan
 from .commit import commit
 from .config import BatchConfig
 from .dates import logical_run_date
+from .lease import DateLease, LeaseBusy, LeaseLost
 from .part import score_part
 from .readers import Chunk
 from .scoring import Scorer
@@ -39,6 +40,14 @@ class BatchRunner:
         self.store = store or open_store(config.bucket)
         self.registry = registry or Registry(config.registry or "", s3=getattr(self.store, "s3", None))
         self.on_chunk: Callable[[Chunk], None] | None = None  # optional observer of each parsed chunk (tests, progress)
+        self.clock: Callable[[], float] = time.time  # the lease's clock
+
+    def lease(self, run_date: str) -> DateLease:
+        return DateLease(self.store, self.config.lease_key(run_date), run_date, self.config.lease_seconds, self.clock)
+
+    def release(self, run: dict[str, Any]) -> bool:
+        """Give the date back (after success or failure); False when this attempt no longer held it."""
+        return self.lease(run["run_date"]).release(run["attempt"])
 
     # ---- model ------------------------------------------------------------------------
     def resolve_version(self) -> str:
@@ -79,12 +88,32 @@ class BatchRunner:
         readiness = deps.check(config, store, run_date)
         if not readiness.ready:
             return {"status": "waiting", "run_date": run_date, "waiting_for": readiness.waiting_for}
+        attempt = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+        lease = self.lease(run_date)
+        try:
+            lease.acquire(attempt)
+        except LeaseBusy as busy:  # one run per date: this one waits (state machine) or stops (CLI)
+            return {"status": "waiting", "run_date": run_date, "waiting_for": [str(busy)], "lease": busy.holder}
+        try:
+            if not force and store.exists(manifest_key):  # committed while this run checked its dependencies
+                lease.release(attempt)
+                return {
+                    "status": "skipped",
+                    "run_date": run_date,
+                    "reason": f"already succeeded ({store.uri(manifest_key)}); use force to rerun",
+                }
+            return self._plan(run_date, attempt, force, split)
+        except BaseException:
+            lease.release(attempt)
+            raise
+
+    def _plan(self, run_date: str, attempt: str, force: bool, split: bool | None) -> dict[str, Any]:
+        config, store = self.config, self.store
         folder = config.input_folder(run_date)
         objects, skipped = plan.without_empty(
             plan.input_objects(list(store.list(folder)), store.uri(folder)), store.uri(folder)
         )
         model = {"name": config.model_name or "", "version": self.resolve_version()}
-        attempt = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
         mode = plan.choose_mode(objects, config.inline_max_bytes)
         if split is None:
             split = mode == plan.FANOUT
@@ -112,31 +141,76 @@ class BatchRunner:
         return orjson.loads(self.store.get(run["parts_key"])[0])
 
     def score_part(self, run: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+        """Renews the lease when the part starts and every third of the lease while it is scored; a part of a
+        run whose lease was taken over fails with LeaseLost."""
         model = run["model"]
+        lease = self.lease(run["run_date"])
+        lease.renew(run["attempt"])
+        renewed = [self.clock()]
+
+        def observe(chunk: Chunk) -> None:
+            if self.clock() - renewed[0] > self.config.lease_seconds / 3:
+                lease.renew(run["attempt"])
+                renewed[0] = self.clock()
+            if self.on_chunk is not None:
+                self.on_chunk(chunk)
+
         manifest = self.model_manifest(model)
-        stats = score_part(self.config, self.store, run, part, manifest, lambda: self.scorer(model), self.on_chunk)
+        try:
+            stats = score_part(self.config, self.store, run, part, manifest, lambda: self.scorer(model), observe)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # e.g. its open upload aborted by the run that took the date over
+            if not lease.holds(run["attempt"]):
+                raise LeaseLost(f"run {run['run_date']} attempt {run['attempt']} lost its lease: {exc}") from exc
+            raise
         return {k: stats[k] for k in ("index", "rows_read", "rows_scored", "rows_rejected", "chunks", "seconds")}
 
     def commit(self, run: dict[str, Any]) -> dict[str, Any]:
-        model = self.registry.manifest(run["model"]["name"], run["model"]["version"])
-        skipped = []
-        if run.get("skipped"):
-            skipped = orjson.loads(self.store.get(skipped_key(self.config, run["run_date"], run["attempt"]))[0])
-        return commit(
-            self.config,
-            self.store,
-            run,
-            self.parts(run),
-            model.baseline,
-            list(model.schema.names),
-            run["started_at"],
-            run["started"],
-            skipped,
-        )
+        """Publish the run if it still holds its lease (checked before any output changes and again right
+        before the manifest), then release the lease, also when the commit fails."""
+        lease = self.lease(run["run_date"])
+        try:
+            try:
+                lease.renew(run["attempt"])
+            except LeaseLost:
+                done = self._committed(run)  # a retried commit whose first try got through
+                if done is not None:
+                    return done
+                raise
+            model = self.registry.manifest(run["model"]["name"], run["model"]["version"])
+            skipped = []
+            if run.get("skipped"):
+                skipped = orjson.loads(self.store.get(skipped_key(self.config, run["run_date"], run["attempt"]))[0])
+            return commit(
+                self.config,
+                self.store,
+                run,
+                self.parts(run),
+                model.baseline,
+                list(model.schema.names),
+                run["started_at"],
+                run["started"],
+                skipped,
+                verify_lease=lambda: lease.renew(run["attempt"]),
+            )
+        finally:
+            lease.release(run["attempt"])
+
+    def _committed(self, run: dict[str, Any]) -> dict[str, Any] | None:
+        key = self.config.manifest_key(run["run_date"])
+        if not self.store.exists(key):
+            return None
+        manifest: dict[str, Any] = orjson.loads(self.store.get(key)[0])
+        return manifest if manifest.get("attempt") == run["attempt"] else None
 
     def execute(self, run: dict[str, Any]) -> dict[str, Any]:
-        for part in self.parts(run):
-            self.score_part(run, part)
+        try:
+            for part in self.parts(run):
+                self.score_part(run, part)
+        except BaseException:
+            self.release(run)
+            raise
         return self.commit(run)
 
     def run(self, run_date: str, force: bool = False) -> dict[str, Any]:
@@ -160,6 +234,10 @@ class BatchRunner:
         }
         if attempts:
             reasons.append(f"uncommitted attempt(s) {', '.join(sorted(attempts))}: running, or failed before commit")
+        lease = self.lease(run_date)
+        held, _ = lease.read()
+        if held.get("attempt") and self.clock() < float(held.get("expires_at", 0)):
+            reasons.append(lease.busy_message(held))
         readiness = deps.check(config, store, run_date)
         if not readiness.ready:
             reasons.append(readiness.message())

@@ -125,7 +125,10 @@ def run_cmd(args: argparse.Namespace) -> int:
     status = result["status"]
     if status == "waiting":
         if not args.json:
-            print(f"run {run_date}: waiting for " + "; ".join(result["waiting_for"]), file=sys.stderr)
+            if "lease" in result:  # another run holds the date: this one stops rather than overlap it
+                print(f"run {run_date}: waiting: " + "; ".join(result["waiting_for"]), file=sys.stderr)
+            else:
+                print(f"run {run_date}: waiting for " + "; ".join(result["waiting_for"]), file=sys.stderr)
         return EXIT_WAITING
     if not args.json:
         if status == "skipped":
