@@ -184,3 +184,36 @@ def test_rows_with_nulls_still_reach_the_imputers(frame_dir):
     assert not fast._complete(matrix)
     expected = loaded.estimator.predict_proba(X.head(40))
     assert fast.raw(matrix).tobytes() == expected.tobytes()
+
+
+def test_the_columnar_form_builds_the_same_matrix_as_instances_in_any_column_order(classifier_dir):
+    schema = load_from_dir(classifier_dir).manifest.schema
+    rows = [{**r, "mean_radius": int(r["mean_radius"])} for r in _golden(classifier_dir)]  # ints too
+    by_rows = schema.matrix_from_instances(rows, 1000)
+    for columns in (list(schema.names), list(reversed(schema.names))):
+        by_columns = schema.matrix_from_columns(columns, [[r[c] for c in columns] for r in rows], 1000)
+        assert by_columns.dtype == by_rows.dtype and by_columns.tobytes() == by_rows.tobytes()
+
+
+def test_the_fast_matrix_paths_leave_typed_and_one_feature_schemas_to_the_per_value_checks():
+    from modelops.errors import InputError
+    from modelops.schema import Feature, FeatureSchema
+
+    typed = FeatureSchema(
+        (Feature("n", "number", 0, 9, pandas_dtype="int64"), Feature("b", "number", 0, 1, pandas_dtype="bool"))
+    )
+    assert typed.matrix_from_columns(["b", "n"], [[1, 3]], 10).tolist() == [[3.0, 1.0]]
+    assert typed.matrix_from_instances([{"n": 3, "b": True}], 10).tolist() == [[3.0, 1.0]]
+    for call, field in (
+        (lambda: typed.matrix_from_columns(["b", "n"], [[1, 3.5]], 10), "data[0][1]"),
+        (lambda: typed.matrix_from_instances([{"n": 3, "b": 2}], 10), "instances[0].b"),
+    ):
+        with pytest.raises(InputError) as caught:
+            call()
+        assert caught.value.field == field
+    one = FeatureSchema((Feature("x", "number", 0, 1),))
+    assert one.matrix_from_instances([{"x": 0.5}, {"x": 1}], 10).tolist() == [[0.5], [1.0]]
+    assert one.matrix_from_columns(["x"], [[0.5], [1]], 10).tolist() == [[0.5], [1.0]]
+    with pytest.raises(InputError) as caught:
+        one.matrix_from_instances([{"x": "0.5"}], 10)
+    assert caught.value.field == "instances[0].x"
