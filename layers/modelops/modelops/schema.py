@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -89,12 +91,14 @@ class FeatureSchema:
     all_numeric: bool = field(init=False)
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _checks: _MatrixChecks = field(init=False, repr=False, compare=False)
+    _pick: Any = field(init=False, repr=False, compare=False)  # row dict -> its values in schema order
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", tuple(f.name for f in self.features))
         object.__setattr__(self, "all_numeric", all(f.dtype == NUMBER for f in self.features))
         object.__setattr__(self, "_index", {f.name: i for i, f in enumerate(self.features)})
         object.__setattr__(self, "_checks", _MatrixChecks(self.features))
+        object.__setattr__(self, "_pick", itemgetter(*self.names) if len(self.names) > 1 else _one(self.names))
 
     def to_list(self) -> list[dict[str, Any]]:
         return [f.to_dict() for f in self.features]
@@ -135,6 +139,10 @@ class FeatureSchema:
         self._check_row_count(data, "data", max_rows)
         order = [columns.index(n) for n in self.names]
         width = len(columns)
+        if self.all_numeric:
+            fast = self._fast_numeric_columns(data, order, width)
+            if fast is not None:
+                return fast
         rows = []
         for i, values in enumerate(data):
             where = f"data[{i}]"
@@ -154,18 +162,29 @@ class FeatureSchema:
             )
 
     def _fast_numeric(self, instances: list[Any]) -> np.ndarray | None:
-        names = self.names
-        width = len(names)
+        """Complete, finite number rows as a matrix in one pass; None sends the request to the per-value path
+        (which names the offending field)."""
+        width = len(self.names)
         try:
             if any(len(row) != width for row in instances):
                 return None
-            flat = [row[n] for row in instances for n in names]
+            rows = list(map(self._pick, instances))
         except (KeyError, TypeError):
             return None
+        return self._numeric_matrix(rows, len(instances), width)
+
+    def _fast_numeric_columns(self, data: list[Any], order: list[int], width: int) -> np.ndarray | None:
+        if not all(type(values) is list and len(values) == width for values in data):
+            return None
+        rows = data if order == list(range(width)) else list(map(itemgetter(*order), data))
+        return self._numeric_matrix(rows, len(data), width)
+
+    def _numeric_matrix(self, rows: list[Any], n: int, width: int) -> np.ndarray | None:
+        flat = list(chain.from_iterable(rows))  # n rows of width values each (checked by the callers)
         if not set(map(type, flat)) <= _NUMERIC_TYPES:
             return None
         try:
-            matrix = np.array(flat, dtype=np.float64).reshape(len(instances), width)
+            matrix = np.array(flat, dtype=np.float64).reshape(n, width)
         except OverflowError:
             return None
         if not np.isfinite(matrix).all():
@@ -246,6 +265,12 @@ class FeatureSchema:
         matrix = np.empty((len(rows), len(self.names)), dtype=object)
         matrix[:] = rows
         return matrix
+
+
+def _one(names: tuple[str, ...]) -> Any:
+    """The row getter of a one-feature schema (itemgetter of one name returns the value, not a tuple)."""
+    name = names[0] if names else None
+    return lambda row: (row[name],)
 
 
 def bool_problem(value: Any) -> str:

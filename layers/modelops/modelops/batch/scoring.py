@@ -15,12 +15,11 @@ row the model never saw in training (codes as in the predict API's answer), sepa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from ..artifact import LoadedModel
-from ..inference import ModelRunner
+from ..inference import ModelRunner, without_idle_imputers
 from .readers import csv_field, padded_ids
 
 DECIMALS = 6
@@ -41,35 +40,6 @@ def fixed_decimals(values: np.ndarray) -> np.ndarray:
     out[:, :, 3:6] = _THREE_DIGITS[fraction // 1000]
     out[:, :, 6:9] = _THREE_DIGITS[fraction % 1000]
     return out.reshape(n, k * (DECIMALS + 3))
-
-
-def without_idle_imputers(estimator: Any) -> Any | None:
-    """The pipeline after its leading imputers that return complete float rows unchanged, or None.
-
-    Such an imputer replaces NaN only, adds no indicator columns and drops no column (every fitted
-    statistic is a number); on rows without NaN its output equals its input.
-    """
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-
-    if not isinstance(estimator, Pipeline):
-        return None
-    skip = 0
-    for _, step in estimator.steps[:-1]:
-        statistics = getattr(step, "statistics_", None)
-        idle = (
-            isinstance(step, SimpleImputer)
-            and isinstance(step.missing_values, float)
-            and np.isnan(step.missing_values)
-            and not step.add_indicator
-            and statistics is not None
-            and statistics.dtype.kind == "f"
-            and bool(np.isfinite(statistics).all())
-        )
-        if not idle:
-            break
-        skip += 1
-    return estimator[skip:] if skip else None
 
 
 @dataclass
@@ -134,7 +104,7 @@ class Scorer:
         estimator = self.estimator
         if self._complete_rows_estimator is not None and matrix.dtype.kind == "f" and not np.isnan(matrix).any():
             estimator = self._complete_rows_estimator
-        with config_context(assume_finite=True):
+        with config_context(assume_finite=True, skip_parameter_validation=True):
             outcome = self.runner.run(matrix, warnings, estimator)
         if outcome.refused:
             for r in outcome.refused:

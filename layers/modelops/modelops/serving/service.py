@@ -67,8 +67,12 @@ class Prediction:
     def score(self) -> float | None:
         """One number per request that tracks the prediction distribution: the mean positive-class
         probability of a binary classifier, or the mean prediction of a regressor."""
-        if self.probabilities is not None:
-            return float(self.probabilities[:, -1].mean()) if self.probabilities.shape[1] == 2 else None
+        probabilities = self.probabilities
+        if probabilities is not None:
+            if probabilities.shape[1] != 2:
+                return None
+            n = len(probabilities)  # the sum over n, as numpy's mean computes it, without its overhead
+            return float(probabilities[0, 1]) if n == 1 else float(probabilities[:, 1].sum()) / n
         try:
             return float(np.mean(self.predictions))
         except (TypeError, ValueError):
