@@ -105,13 +105,15 @@ def test_before_snapshot_predicts_once_through_the_handler_without_a_metrics_or_
     model = app.gateway.holder.model
     assert model is not None
     calls = []
-    original = model.estimator.predict_proba
+    # the final step: the serving fast path calls the pipeline's steps itself (idle imputers skipped)
+    final = model.estimator.steps[-1][1] if hasattr(model.estimator, "steps") else model.estimator
+    original = final.predict_proba
 
     def spy(X):
         calls.append(len(X))
         return original(X)
 
-    monkeypatch.setattr(model.estimator, "predict_proba", spy)
+    monkeypatch.setattr(final, "predict_proba", spy)
     capsys.readouterr()
 
     assert hooks.snapshot() == [200]
