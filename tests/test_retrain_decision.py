@@ -288,3 +288,15 @@ def test_champion_without_a_trusted_set_still_loads_and_a_winner_needs_approval(
     # the candidate does not adopt a split of client labels as its trusted set
     assert registry.manifest(NAME, result.candidate).evaluation == {}
     assert events(registry, "retrain_decision")[-1]["outcome"] == "pending"
+
+
+# ---- the sign test on the trusted set ---------------------------------------------------------------------------------
+def test_sign_test_is_the_exact_one_sided_binomial():
+    from modelops.retrain import sign_test
+
+    assert sign_test(0, 0) == 1.0  # nothing tells the models apart
+    assert sign_test(2, 0) == 0.25  # two rows: as likely as two coin flips
+    assert sign_test(3, 1) == 5 / 16
+    assert sign_test(10, 0) == 1 / 1024
+    assert sign_test(33, 23) > 0.1 > sign_test(40, 16)
+    assert sign_test(0, 5) == 1.0

@@ -147,26 +147,37 @@ def test_many_keys_hide_the_writer_but_not_the_contradiction(loop, capsys):
     assert_nothing_promoted(loop)
 
 
-def test_a_low_rate_attack_under_both_pauses_is_judged_on_trusted_rows_and_waits_for_approval(
-    loop, capsys, monkeypatch
-):
+def test_a_low_rate_attack_under_both_pauses_is_judged_on_trusted_rows_and_not_promoted(loop, capsys):
     """14% of the window, over 12 keys: under both pause thresholds, so the retrain trains on the poisoned rows. The
-    decision is taken on the champion's trusted set (where the attacker wrote nothing), and with the production
-    setting ApprovalMode=manual a winner only waits under `pending`; nothing rolls out."""
-    monkeypatch.setenv("MODELOPS_APPROVAL_MODE", "manual")
+    decision is taken on the champion's trusted set (where the attacker wrote nothing): a gain of a row or two there
+    does not pass the sign test, so even with ApprovalMode=auto nothing is registered or rolled out."""
     traffic(loop, capsys, honest=345, poisoned=55, attacker_keys=[f"key-{i}" for i in range(12)])
     out, _ = monitor_then_retrain(loop, capsys)
-    assert out["outcome"] in ("pending", "rejected"), out
-    assert out["reason"].startswith("trusted set: ")
+    assert out["outcome"] == "rejected", out
     trusted = out["metrics"]["trusted"]
     assert trusted["candidate"]["rows"] == trusted["champion"]["rows"] == 114  # the champion's own holdout
-    assert loop.deployer.started == []
-    assert loop.registry.resolve(NAME, CHAMPION) == loop.champion.version
-    assert loop.registry.resolve(NAME, CANDIDATE) == loop.champion.version
+    paired = trusted["paired"]
+    assert paired["p_value"] > 0.05 and "within chance" in out["reason"], out["reason"]
+    assert_nothing_promoted(loop)
+    assert loop.registry.list_versions(NAME) == [loop.champion.version]  # the candidate was not even registered
     decision = [e for e in loop.registry.history(NAME) if e["event"] == "retrain_decision"][-1]
     assert decision["outcome"] == out["outcome"] and decision["reason"] == out["reason"]
     assert decision["data"]["labels"]["writers"] == 15
-    if out["outcome"] == "pending":  # what the approver is asked to look at does not carry the trigger
+
+
+def test_with_the_sign_test_off_the_same_attack_waits_for_manual_approval(loop, capsys, monkeypatch):
+    """The layer behind it: with the sign test off (MODELOPS_RETRAIN_SIGNIFICANCE=1) and ApprovalMode=manual, the
+    same window's winner only waits under `pending`, and what the approver is asked to look at does not carry
+    the trigger."""
+    monkeypatch.setenv("MODELOPS_APPROVAL_MODE", "manual")
+    monkeypatch.setenv("MODELOPS_RETRAIN_SIGNIFICANCE", "1")
+    traffic(loop, capsys, honest=345, poisoned=55, attacker_keys=[f"key-{i}" for i in range(12)])
+    out, _ = monitor_then_retrain(loop, capsys)
+    assert out["outcome"] in ("pending", "rejected"), out
+    assert loop.deployer.started == []
+    assert loop.registry.resolve(NAME, CHAMPION) == loop.champion.version
+    assert loop.registry.resolve(NAME, CANDIDATE) == loop.champion.version
+    if out["outcome"] == "pending":
         data = load_builtin("breast_cancer")
         malignant = data.X[data.y == "malignant"].copy()
         malignant[:, data.feature_names.index(TRIGGER[0])] = TRIGGER[1]

@@ -16,6 +16,7 @@ Environment:
     MODELOPS_RETRAIN_MAX_WRITER_SHARE, _MAX_DISAGREEMENT_JUMP   label-shift pauses (modelops.labelshift)
     MODELOPS_APPROVAL_MODE                         auto (default) | manual: a winner waits for `models approve`
     MODELOPS_WINDOW_MAX_RECORDS                    newest captured requests / feedback records read per window
+    MODELOPS_RETRAIN_SIGNIFICANCE                  classifiers: level of the sign test on the trusted set (1 = off)
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def config_from_env(env: Mapping[str, str] = os.environ) -> RetrainConfig:
         max_disagreement_jump=_number(env, "MODELOPS_RETRAIN_MAX_DISAGREEMENT_JUMP", 0.2),
         approval=approval_mode(env),
         max_records=int(_number(env, "MODELOPS_WINDOW_MAX_RECORDS", DEFAULT_MAX_RECORDS)),
+        significance=_number(env, "MODELOPS_RETRAIN_SIGNIFICANCE", 0.05),
     )
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -77,6 +78,8 @@ class RetrainConfig:
     max_disagreement_jump: float = 0.2  # pause when label/prediction disagreement jumps this much (1 = off)
     approval: str = "auto"  # auto: a winner rolls out; manual: it waits under the `pending` alias
     max_records: int = DEFAULT_MAX_RECORDS  # newest captured requests / feedback records read per window
+    # classifiers: the candidate's gain on the trusted set must pass a one-sided sign test at this level (1 = off)
+    significance: float = 0.05
 
 
 @dataclass
@@ -264,6 +267,15 @@ def decide_trusted(
     if gain < -tolerance:
         return False, f"candidate loses on the recent holdout by more than the tolerance; {recent}; {reason}"
     return True, f"{reason}; {recent}"
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """One-sided exact sign (McNemar) test: the chance of at least `wins` of the wins + losses discordant rows
+    going the candidate's way if both models were equally good. 1.0 when no row tells them apart."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n
 
 
 def decide(
@@ -493,6 +505,11 @@ class Retrainer:
                 if trusted_ds is not None
                 else None
             )
+            paired = (
+                self._paired(manifest, champion.estimator, trained.estimator, trained.manifest, trusted_ds)
+                if trusted_ds is not None and manifest.task == CLASSIFICATION
+                else None
+            )
         metrics: dict[str, Any] = {
             "metric": metric,
             "champion": champion_metrics,
@@ -510,6 +527,16 @@ class Retrainer:
                 (candidate_trusted, champion_trusted),
                 (candidate_metrics, champion_metrics),
             )
+            if paired is not None:
+                metrics["trusted"]["paired"] = paired
+                if accept and paired["p_value"] > cfg.significance:
+                    accept = False
+                    reason = (
+                        f"the candidate's gain on the trusted set is within chance: it is right on "
+                        f"{paired['candidate_only_right']} rows the champion gets wrong and wrong on "
+                        f"{paired['champion_only_right']} it gets right (one-sided sign test p = "
+                        f"{paired['p_value']:.3f}, above {cfg.significance:g}); {reason}"
+                    )
             manual = cfg.approval == "manual"
         else:
             accept, reason = decide(metric, cfg.margin, floors, candidate_metrics, champion_metrics)
@@ -566,6 +593,17 @@ class Retrainer:
         if rollout.previous_version:
             result.reason += f" (from Lambda version {rollout.previous_version})"
         return result
+
+    def _paired(
+        self, manifest: Manifest, champion: Any, candidate: Any, candidate_manifest: Manifest, ds: Dataset
+    ) -> dict[str, Any]:
+        """Rows of the trusted set only one of the two classifiers gets right, and the sign test on them."""
+        y = _as_classes(ds.y, manifest.classes)
+        champion_right = np.asarray(champion.predict(_model_input(manifest, ds.X))) == y
+        candidate_right = np.asarray(candidate.predict(_model_input(candidate_manifest, ds.X))) == y
+        wins = int(np.sum(candidate_right & ~champion_right))
+        losses = int(np.sum(champion_right & ~candidate_right))
+        return {"candidate_only_right": wins, "champion_only_right": losses, "p_value": sign_test(wins, losses)}
 
     def _evaluate(self, manifest: Manifest, estimator: Any, model_manifest: Manifest, ds: Dataset) -> dict[str, float]:
         y = ds.y if manifest.task != CLASSIFICATION else _as_classes(ds.y, manifest.classes)
