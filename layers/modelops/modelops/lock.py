@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import ConflictError, NotFoundError
-from .objectstore import ObjectStore
+from .errors import ConflictError
+from .objectstore import ObjectStore, read_state, swap_state
 
 DEFAULT_TTL_SECONDS = 20 * 60  # longer than the retrain function's 15-minute Lambda maximum
 DEFAULT_COOLDOWN_SECONDS = 24 * 3600
@@ -72,21 +72,11 @@ class RetrainLock:
 
     # ---- state ---------------------------------------------------------------------------
     def read(self) -> tuple[dict[str, Any], str | None]:
-        try:
-            body, etag = self.store.get(self.key)
-        except NotFoundError:
-            return {}, None
-        return json.loads(body), etag
+        return read_state(self.store, self.key)
 
     def _write(self, state: dict[str, Any], etag: str | None) -> None:
         try:
-            self.store.put(
-                self.key,
-                json.dumps(state).encode(),
-                content_type="application/json",
-                if_match=etag,
-                if_none_match=etag is None,
-            )
+            swap_state(self.store, self.key, json.dumps(state).encode(), etag)
         except ConflictError:
             raise LockBusy("another retrain changed the lock at the same moment; this one backs off") from None
 

@@ -85,6 +85,22 @@ class ObjectStore(Protocol):
         """(key, upload id) of every upload under prefix that is neither completed nor aborted."""
 
 
+# ---- small JSON state objects changed by compare-and-swap (the retrain lock, batch date leases, aliases) ----------
+def read_state(store: ObjectStore, key: str) -> tuple[dict[str, Any], str | None]:
+    """The JSON object at key and its ETag; ({}, None) when there is none yet."""
+    try:
+        body, etag = store.get(key)
+    except NotFoundError:
+        return {}, None
+    return json.loads(body), etag
+
+
+def swap_state(store: ObjectStore, key: str, body: bytes, etag: str | None) -> None:
+    """Replace the object only if it still has the ETag that was read (etag None: only if there is none yet);
+    ConflictError when another writer changed it in between."""
+    store.put(key, body, content_type="application/json", if_match=etag, if_none_match=etag is None)
+
+
 def is_local(location: str) -> bool:
     return not location.startswith("s3://")
 

@@ -33,7 +33,7 @@ from .artifact import (
 )
 from .errors import ConflictError, ModelOpsError, NotFoundError
 from .names import check_model_name
-from .objectstore import ObjectStore, open_location
+from .objectstore import ObjectStore, open_location, swap_state
 from .signing import SIGNATURE_FILE, KmsSigner, signer_from_env
 from .versioning import utc_now_iso
 
@@ -304,13 +304,7 @@ class Registry:
         )
         what = f"setting alias {name}@{alias}"
         try:
-            self.store.put(
-                self.alias_key(name, alias),
-                new.to_json(),
-                content_type="application/json",
-                if_match=current.etag,
-                if_none_match=current.etag is None,
-            )
+            swap_state(self.store, self.alias_key(name, alias), new.to_json(), current.etag)
         except ConflictError:
             raise ConflictError(f"{what}: another change to {name}@{alias} won the race; not changed") from None
         self.record(
@@ -335,13 +329,7 @@ class Registry:
         previous = [*current.previous, current.version][-50:]
         new = AliasState(alias, None, previous, utc_now_iso(), reason, trigger)
         try:
-            self.store.put(
-                self.alias_key(name, alias),
-                new.to_json(),
-                content_type="application/json",
-                if_match=current.etag,
-                if_none_match=current.etag is None,
-            )
+            swap_state(self.store, self.alias_key(name, alias), new.to_json(), current.etag)
         except ConflictError:
             raise ConflictError(f"clearing alias {name}@{alias}: another change won the race; not changed") from None
         self.record(

@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConflictError, NotFoundError
+from ..errors import ConflictError
 from ..lock import iso
-from ..objectstore import ObjectStore
+from ..objectstore import ObjectStore, read_state, swap_state
 
 RENEW_TRIES = 5  # parts of one run renew side by side; a lost If-Match race is read again and retried
 
@@ -54,20 +54,10 @@ class DateLease:
         self.store, self.key, self.run_date, self.ttl, self.clock = store, key, run_date, ttl_seconds, clock
 
     def read(self) -> tuple[dict[str, Any], str | None]:
-        try:
-            body, etag = self.store.get(self.key)
-        except NotFoundError:
-            return {}, None
-        return json.loads(body), etag
+        return read_state(self.store, self.key)
 
     def _write(self, state: dict[str, Any], etag: str | None) -> None:
-        self.store.put(
-            self.key,
-            json.dumps(state).encode(),
-            content_type="application/json",
-            if_match=etag,
-            if_none_match=etag is None,
-        )
+        swap_state(self.store, self.key, json.dumps(state).encode(), etag)
 
     def busy_message(self, state: dict[str, Any]) -> str:
         return f"run {state['attempt']} holds {self.run_date} until {iso(float(state['expires_at']))}"
