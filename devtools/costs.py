@@ -190,6 +190,11 @@ def render(inputs: Inputs) -> str:
         theirs = " | ".join(usd(sm_serverless_usd(1e6, door, mem, d, rows)) for door in DOORS)
         lines.append(f"| {label} ({billed_ms(d)} ms) | **modelops: Lambda** | {ours} |")
         lines.append(f"| | SageMaker Serverless (1 GB) | {theirs} |")
+    lines += [
+        "",
+        f"A SageMaker real-time endpoint on one ml.t3.medium costs {usd(rate('sm_ml_t3_medium_hour') * HOURS_PER_MONTH)} "
+        "a month before its front door, whatever the traffic.",
+    ]
     shown = [c for c in cases if c[2] in ("lr_pipeline 1 row", "hgb 100 rows")] or cases[:1]
     lines += [
         "",

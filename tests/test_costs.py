@@ -4,6 +4,7 @@ template.yaml and bench results, and the committed page agreeing with the code a
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,16 @@ def test_committed_page_matches_the_template_and_the_code():
     memory, _ = costs.predict_memory(costs.load_template(costs.TEMPLATE))
     assert stated.memory_mb == memory, "the predict function's memory changed: run `python -m devtools.costs`"
     assert costs.render(stated) == page, "docs/costs.md is out of date: run `python -m devtools.costs`"
+
+
+def _amounts(text: str) -> set[str]:
+    return set(re.findall(r"\$[0-9][0-9,]*\.[0-9]+", text))
+
+
+def test_readme_quotes_only_figures_the_pages_state():
+    readme = (costs.ROOT / "README.md").read_text()
+    section = readme[readme.index("## Costs\n") : readme.index("## Run it locally")]
+    batch = readme[readme.index("* **A billion rows.**") : readme.index("* **Drift.**")]
+    pages = costs.OUT.read_text() + (costs.ROOT / "docs" / "batch-scale.md").read_text()
+    missing = (_amounts(section) | _amounts(batch)) - _amounts(pages)
+    assert not missing, f"README states {sorted(missing)}, which docs/costs.md and docs/batch-scale.md do not"
