@@ -18,6 +18,7 @@ from typing import Any
 
 from modelops.batch.config import BatchConfig
 
+from devtools.costs import LAMBDA_MB_PER_VCPU
 from devtools.diagram import TEMPLATE, load_template
 from devtools.prices import rate, sources_table
 
@@ -36,7 +37,6 @@ OUTPUT_BYTES_PER_ROW = 40  # estimate: id, prediction, two probabilities, model 
 CSV_PARSE_CPU_S_PER_M = 1.25  # README: the bulk CSV parser runs about 800k rows/s on one core
 PARQUET_DECODE_CPU_S_PER_M = (0.73, 0.95)  # measured decode of 1M rows x 30 floats, not yet in batch.json
 BENCH_CORES = 2  # the benchmark machine
-LAMBDA_MB_PER_VCPU = 1769  # Lambda: one vCPU at 1,769 MB, in proportion below and above
 ACCOUNT_CONCURRENCY = 1000  # Lambda default per Region; new accounts start lower
 DMAP_MAX_CONCURRENCY = 10_000
 S3_PUT_PER_PREFIX, S3_GET_PER_PREFIX = 3500, 5500  # per second, per partitioned prefix
@@ -96,7 +96,8 @@ def bench_rates(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, fl
     for row in results.get("rows", []):
         case = str(row.get("case", "")).lower()
         model = case.split()[0] if case else ""
-        if "parquet" in case and model in MODELS and row.get("metric") == "rows/s" and "modelops" in case:
+        measured = row.get("metric") == "rows/s" and not any(other in case for other in ("pandas", "raw"))
+        if "parquet" in case and model in MODELS and measured:
             parquet[model] = max(parquet.get(model, 0.0), float(row["value"]))
     return csv_rate, cpu, parquet
 

@@ -34,6 +34,7 @@ SENSITIVITY_MS = (1, 2, 5, 10, 20, 50, 100)
 # proxy function that signs the call and waits for the answer.
 PROXY_MEMORY_MB = 128
 PROXY_OVERHEAD_MS = 10  # assumed, not measured: the proxy's own work plus the SageMaker round trip
+LAMBDA_MB_PER_VCPU = 1769  # Lambda: one vCPU at 1,769 MB, in proportion below and above
 REQUEST_KB = {1: 1.5, 100: 30.0}  # JSON request + response, for SageMaker's per-GB data charge (estimated)
 MARKER = re.compile(r"<!-- inputs: (\{.*?\}) -->")
 
@@ -166,8 +167,8 @@ def render(inputs: Inputs) -> str:
     lines += [f"| {label} | {dur[label]:.3f} ms | {billed_ms(dur[label])} ms |" for _, _, label in cases]
     lines += [
         "",
-        "On Lambda at 1024 MB a function has about 0.58 of a vCPU, so the handler can run longer than measured "
-        "here; [the duration table](#if-the-handler-runs-longer) shows what that costs. Prices: US East "
+        f"On Lambda at {mem} MB a function has about {mem / LAMBDA_MB_PER_VCPU:.2f} of a vCPU, so the handler can "
+        "run longer than measured here; [the duration table](#if-the-handler-runs-longer) shows what that costs. Prices: US East "
         "on-demand, without free tiers, from the [sources](#sources) below (read 2026-12-01).",
         "",
         "## Like with like: a public HTTPS endpoint",
@@ -243,7 +244,7 @@ def render(inputs: Inputs) -> str:
         "lambda        = N × request + N × (memory_MB / 1024) × (billed_ms / 1000) × arm_GB_s",
         "front door    = N × door_request            (REST $3.50/M, HTTP $1.00/M, function URL $0)",
         "sm_serverless = N × memory_GB × billed_ms / 1000 × sm_GB_s + N × KB / 1024² × data_GB + front door",
-        "              + proxy lambda (HTTP API, function URL: 128 MB × (billed_ms + 10 ms))",
+        f"              + proxy lambda (HTTP API, function URL: {PROXY_MEMORY_MB} MB × (billed_ms + {PROXY_OVERHEAD_MS} ms))",
         "real-time     = hourly × 730 h + front door (+ proxy)",
         "provisioned   = instances × memory_GB × 730 h × 3600 × pc_GB_s + N × request + N × GB-s × pc_duration",
         "snapstart     = lambda + versions × memory_GB × 730 h × 3600 × cache_GB_s + restores × memory_GB × restore",
@@ -289,7 +290,9 @@ def render(inputs: Inputs) -> str:
         'SageMaker takes SigV4 only: the InvokeEndpoint reference ("Calls to InvokeEndpoint are authenticated by '
         'using AWS Signature Version 4 ... Endpoints are scoped to an individual account, and are not public", '
         "quoted at <https://docs.rs/rusoto_sagemaker_runtime/0.40.0/rusoto_sagemaker_runtime/trait.SageMakerRuntime.html>). "
-        "HTTP API integrations: EventBridge, SQS, AppConfig, Kinesis and Step Functions only "
+        "A REST API calling a SageMaker endpoint through an AWS integration: "
+        "<https://pypi.org/project/aws-solutions-constructs.aws-apigateway-sagemakerendpoint> (AWS Solutions "
+        "Constructs). HTTP API integrations: EventBridge, SQS, AppConfig, Kinesis and Step Functions only "
         "(<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-aws-services-reference.html>).",
         "",
         "Batch scoring at scale (a billion rows in one night): [batch-scale.md](batch-scale.md).",

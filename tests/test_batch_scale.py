@@ -63,7 +63,11 @@ def test_bench_rates_take_the_largest_size_and_measured_parquet():
             "modelops lr 5000000": [{**run, "rows_per_s": 2.0, "cpu_seconds": 10.0}] * 3,
             "pandas lr 5000000": [{**run, "rows_per_s": 9.0, "cpu_seconds": 1.0}],
         },
-        "rows": [{"case": "lr 5M modelops parquet", "metric": "rows/s", "value": 7.0}],
+        "rows": [
+            {"case": "lr 5M parquet", "metric": "rows/s", "value": 7.0},
+            {"case": "lr 5M pandas parquet", "metric": "rows/s", "value": 99.0},
+            {"case": "lr 5M parquet", "metric": "peak RSS MB", "value": 500.0},
+        ],
     }
     rates, cpu, parquet = bs.bench_rates(results)
     assert rates == {"lr": 2.0} and cpu == {"lr": pytest.approx(2.0)} and parquet == {"lr": 7.0}
