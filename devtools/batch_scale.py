@@ -283,12 +283,12 @@ def render(inputs: ScaleInputs) -> str:
         "starting together may exhaust that (not measured) | stagger part starts, or renew from the "
         "state machine instead of each part |",
         f"| S3 requests per partitioned prefix | {S3_PUT_PER_PREFIX:,} PUT / {S3_GET_PER_PREFIX:,} GET per second "
-        f"| at 1,000 parallel parts about {wide.put_rate:,.0f} PUT/s into the output prefix; the PUT limit is "
+        f"| at {wide.concurrency:,} parallel parts about {wide.put_rate:,.0f} PUT/s into the output prefix; the PUT limit is "
         f"reached near {put_bound:,.0f} parallel parts | S3 scales a prefix up after sustained load (503 "
         "SlowDown meanwhile); more prefixes |",
-        f"| Distributed Map child executions in parallel | {DMAP_MAX_CONCURRENCY:,} | not reached | a hard "
-        "limit per Map Run |",
-        f"| Lambda timeout | {inputs.worker_timeout_s} s | a part takes {p.part_s:.0f} s: a model "
+        f"| Distributed Map child executions in parallel | {DMAP_MAX_CONCURRENCY:,} | not reached | none: the "
+        "most one Map Run runs side by side |",
+        f"| Lambda timeout | {inputs.worker_timeout_s} s | a part takes {p.part_s:.0f} s: a part "
         f"{headroom:,.0f}× slower would still fit | smaller parts |",
         "| state input/output | 256 KiB | an item is one part's key and byte range (~200 bytes); the parts "
         "list is read from S3 by the ItemReader, not passed as state | `ItemBatcher` (`MaxItemsPerBatch`, "
@@ -324,6 +324,8 @@ def render(inputs: ScaleInputs) -> str:
         '- Lambda: 1,000 concurrent executions by default, "New AWS accounts have reduced concurrency and memory '
         'quotas", up to 15 minutes per invocation, "For each function, 1,000 execution environments every 10 seconds": '
         "<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.md>.",
+        "- Step Functions quotas, with a section on state-transition throttling (its rates are not used here): "
+        "<https://docs.aws.amazon.com/ja_jp/step-functions/latest/dg/service-quotas.md>.",
         "- One vCPU at 1,769 MB: <https://git.mcrn.ar/mariano/lambda_local_runner/src/branch/main/docs/lambdas-md/"
         "lambda-13-cost.md?display=source> (third-party).",
         "- S3: 3,500 PUT/COPY/POST/DELETE and 5,500 GET/HEAD requests per second per partitioned prefix: "
