@@ -1,10 +1,8 @@
-"""docs/costs.md: what 1M online predictions cost on Lambda + API Gateway, next to SageMaker Serverless Inference
-and a SageMaker real-time endpoint, from the predict function's memory in template.yaml and the measured warm
-duration in bench/results/online.json.
+"""docs/costs.md: what online predictions cost behind each front door, next to SageMaker, from the predict
+function's memory in template.yaml, the measured warm handler times in bench/results/online.json and the
+prices in devtools/prices.py.
 
-Prices are the ones the cited pages state (US East, on-demand, without free tiers); edit PRICES when they change.
-
-    python -m devtools.costs [--duration-ms MS]   # rewrite docs/costs.md
+    python -m devtools.costs      # rewrite docs/costs.md and docs/batch-scale.md
 """
 
 from __future__ import annotations
@@ -18,79 +16,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.diagram import TEMPLATE, _function_kind, load_template
+from devtools.prices import rate, sources_table
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "costs.md"
 ONLINE_RESULTS = ROOT / "bench" / "results" / "online.json"
 HOURS_PER_MONTH = 730  # 365 * 24 / 12, the month AWS's calculators use
-REQUEST_KB = 1.5  # one-row JSON request plus response, for SageMaker's per-GB data charge
-
-
-@dataclass(frozen=True)
-class Price:
-    value: float
-    unit: str
-    source: str
-    quote: str  # what the source says, so a reader can check it
-
-
-SM_SAMPLES = (
-    "https://github.com/aws-samples/sagemaker-serverless-inference-benchmarking/blob/"
-    "fb31311c144976e5baf3c60b08df9553e7f07708/sm_serverless_benchmarking/cost_constants.py"
-)
-PRICES = {
-    "lambda_arm_gb_s": Price(
-        0.0000133334,
-        "USD per GB-second (Arm, first 7.5 billion GB-s per month)",
-        "https://cloudchipr.com/blog/aws-lambda-pricing",
-        "ARM Pricing - First 7.5 Billion GB-seconds per month: $0.0000133334 per GB-second (US East, N. Virginia)",
-    ),
-    "lambda_request": Price(
-        0.20 / 1e6,
-        "USD per request ($0.20 per 1M, x86 and Arm)",
-        "https://git.mcrn.ar/mariano/lambda_local_runner/src/branch/main/docs/lambdas-md/lambda-13-cost.md?display=source",
-        "Requests: $0.20 / 1M (x86_64 and arm64); Duration arm64: $0.0000133334 / GB-s",
-    ),
-    "apigw_rest_request": Price(
-        3.50 / 1e6,
-        "USD per request ($3.50 per 1M, first 333M per month)",
-        "https://docs.aws.amazon.com/pt_br/whitepapers/latest/best-practices-api-gateway-private-apis-integration/"
-        "cost-optimization.html",
-        "REST API calls: First 333 million requests (per month): $3.50 (per million)",
-    ),
-    "sm_serverless_gb_s": Price(
-        0.0000200,
-        "USD per second of inference per GB of memory (1024 MB: $0.0000200/s ... 6144 MB: $0.0001200/s)",
-        SM_SAMPLES,
-        "INFERENCE_COST = {1024: 0.0000200 / 1000, 2048: 0.0000400 / 1000, ... 6144: 0.0001200 / 1000} (per ms)",
-    ),
-    "sm_serverless_data_gb": Price(
-        0.016,
-        "USD per GB processed (in + out)",
-        SM_SAMPLES,
-        "PROCESSING_COST = 0.016 / (1024**3)",
-    ),
-    "sm_ml_t2_medium_hour": Price(
-        0.056,
-        "USD per instance-hour, ml.t2.medium real-time endpoint",
-        SM_SAMPLES,
-        'MONTHLY_INSTANCE_COST = {"ml.t2.medium": 0.056*24*30, ...}',
-    ),
-    "sm_ml_m5_large_hour": Price(
-        0.115,
-        "USD per instance-hour, ml.m5.large real-time endpoint",
-        "https://randeepbhatia.com/courses/aws-serverless-ml/sagemaker-serverless",
-        "Hourly instance pricing: $0.115/hour for ml.m5.large and up",
-    ),
-}
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
+CASES = (("lr_pipeline", 1), ("lr_pipeline", 100), ("hgb", 1), ("hgb", 100))
+DOORS = ("rest", "http", "url")
+DOOR_NAMES = {"rest": "REST API", "http": "HTTP API", "url": "function URL"}
+DOOR_PRICES = {"rest": "apigw_rest_request", "http": "apigw_http_request", "url": "function_url_request"}
+VOLUMES = (1e6, 10e6, 100e6)
+SENSITIVITY_MS = (1, 2, 5, 10, 20, 50, 100)
+# SageMaker runtime takes SigV4 only. A REST API can call it directly (AWS integration with an IAM role);
+# an HTTP API has no SageMaker integration and a function URL only invokes Lambda, so both need a small
+# proxy function that signs the call and waits for the answer.
+PROXY_MEMORY_MB = 128
+PROXY_OVERHEAD_MS = 10  # assumed, not measured: the proxy's own work plus the SageMaker round trip
+LAMBDA_MB_PER_VCPU = 1769  # Lambda: one vCPU at 1,769 MB, in proportion below and above
+REQUEST_KB = {1: 1.5, 100: 30.0}  # JSON request + response, for SageMaker's per-GB data charge (estimated)
+MARKER = re.compile(r"<!-- inputs: (\{.*?\}) -->")
 
 
 @dataclass(frozen=True)
 class Inputs:
     memory_mb: int
     memory_source: str
-    duration_ms: float
-    duration_source: str
+    durations_ms: dict[str, float]  # case label -> warm handler median
+
+
+def case_label(model: str, rows: int) -> str:
+    return f"{model} {rows} row" + ("" if rows == 1 else "s")
 
 
 def predict_memory(template: dict) -> tuple[int, str]:
@@ -111,23 +68,17 @@ def predict_memory(template: dict) -> tuple[int, str]:
     raise LookupError("template.yaml has no predict function (functions/predict/)")
 
 
-def warm_duration_ms(results: Path = ONLINE_RESULTS) -> tuple[float, str] | None:
-    """Median warm handler time for a one-row request, in ms, if the online benchmark recorded one."""
+def warm_durations(results: Path = ONLINE_RESULTS) -> dict[str, float]:
+    """Median warm handler time in ms of each case the online benchmark recorded (µs in the file)."""
     if not results.exists():
-        return None
-    data = json.loads(results.read_text())
-    for row in data.get("rows", []):
-        case, metric = str(row.get("case", "")).lower(), str(row.get("metric", "")).lower()
-        if not re.search(r"\b1[ -]row", case) or "handler" not in f"{case} {metric}":
-            continue
-        value = row.get("value")
-        if not isinstance(value, int | float):
-            continue
-        if re.search(r"\b(µs|us)\b", metric):
-            return value / 1000, f"bench/results/online.json, {row['case']}: {value:g} µs"
-        if re.search(r"\bms\b", metric):
-            return float(value), f"bench/results/online.json, {row['case']}: {value:g} ms"
-    return None
+        return {}
+    wanted = {case_label(m, r) for m, r in CASES}
+    out: dict[str, float] = {}
+    for row in json.loads(results.read_text()).get("rows", []):
+        case, metric, value = row.get("case"), str(row.get("metric", "")), row.get("value")
+        if case in wanted and metric == "handler median us" and isinstance(value, int | float):
+            out[case] = value / 1000
+    return out
 
 
 def billed_ms(duration_ms: float) -> int:
@@ -135,181 +86,321 @@ def billed_ms(duration_ms: float) -> int:
     return max(1, math.ceil(duration_ms))
 
 
-def per_million(inputs: Inputs) -> dict[str, float]:
-    """USD for 1M one-row predictions (free tiers left out)."""
-    gb = inputs.memory_mb / 1024
-    seconds = billed_ms(inputs.duration_ms) / 1000
-    sm_gb = min(max(math.ceil(gb), 1), 6)  # Serverless Inference memory: 1-6 GB in 1 GB steps
-    return {
-        "lambda_requests": 1e6 * PRICES["lambda_request"].value,
-        "lambda_duration": 1e6 * gb * seconds * PRICES["lambda_arm_gb_s"].value,
-        "api_gateway": 1e6 * PRICES["apigw_rest_request"].value,
-        "sm_serverless_compute": 1e6 * sm_gb * seconds * PRICES["sm_serverless_gb_s"].value,
-        "sm_serverless_data": 1e6 * REQUEST_KB / 1024**2 * PRICES["sm_serverless_data_gb"].value,
-        "sm_serverless_memory_gb": sm_gb,
-    }
+def lambda_usd(n: float, memory_mb: int, duration_ms: float) -> float:
+    """On-demand Lambda (Arm): requests + GB-seconds."""
+    gb_s = n * memory_mb / 1024 * billed_ms(duration_ms) / 1000
+    return n * rate("lambda_request") + gb_s * rate("lambda_arm_gb_s")
 
 
-def monthly(inputs: Inputs, predictions_per_month: float) -> dict[str, float]:
-    unit = per_million(inputs)
-    lam = unit["lambda_requests"] + unit["lambda_duration"] + unit["api_gateway"]
-    sm = unit["sm_serverless_compute"] + unit["sm_serverless_data"]
-    millions = predictions_per_month / 1e6
-    return {
-        "lambda_api": lam * millions,
-        "sm_serverless": sm * millions,
-        "ml.t2.medium": PRICES["sm_ml_t2_medium_hour"].value * HOURS_PER_MONTH,
-        "ml.m5.large": PRICES["sm_ml_m5_large_hour"].value * HOURS_PER_MONTH,
-    }
+def door_usd(n: float, door: str) -> float:
+    return n * rate(DOOR_PRICES[door])
 
 
-def _usd(x: float) -> str:
+def proxy_usd(n: float, door: str, duration_ms: float) -> float:
+    """The signing proxy function in front of SageMaker (none behind a REST API's AWS integration)."""
+    return 0.0 if door == "rest" else lambda_usd(n, PROXY_MEMORY_MB, duration_ms + PROXY_OVERHEAD_MS)
+
+
+def modelops_usd(n: float, door: str, memory_mb: int, duration_ms: float) -> float:
+    return door_usd(n, door) + lambda_usd(n, memory_mb, duration_ms)
+
+
+def sm_serverless_usd(n: float, door: str | None, memory_mb: int, duration_ms: float, rows: int) -> float:
+    """SageMaker Serverless Inference given the same compute time; door None: a SigV4 caller inside AWS."""
+    gb = min(max(math.ceil(memory_mb / 1024), 1), 6)  # 1-6 GB in 1 GB steps
+    compute = n * gb * billed_ms(duration_ms) / 1000 * rate("sm_serverless_gb_s")
+    data = n * REQUEST_KB[rows] / 1024**2 * rate("sm_serverless_data_gb")
+    if door is None:
+        return compute + data
+    return compute + data + door_usd(n, door) + proxy_usd(n, door, duration_ms)
+
+
+def sm_realtime_usd(n: float, door: str, duration_ms: float) -> float:
+    """One ml.t3.medium real-time endpoint all month, plus what it takes to reach it publicly."""
+    return rate("sm_ml_t3_medium_hour") * HOURS_PER_MONTH + door_usd(n, door) + proxy_usd(n, door, duration_ms)
+
+
+def provisioned_usd(n: float, instances: int, memory_mb: int, duration_ms: float) -> float:
+    """Provisioned concurrency kept all month, every request served by it (no front door)."""
+    gb = memory_mb / 1024
+    kept = instances * gb * SECONDS_PER_MONTH * rate("lambda_arm_pc_gb_s")
+    used = n * gb * billed_ms(duration_ms) / 1000 * rate("lambda_arm_pc_duration_gb_s")
+    return kept + used + n * rate("lambda_request")
+
+
+def snapstart_usd(n: float, memory_mb: int, duration_ms: float, restores: int, versions: int = 1) -> float:
+    """On-demand + the snapshot cache of each published version kept + the restores (no front door)."""
+    gb = memory_mb / 1024
+    cache = versions * gb * SECONDS_PER_MONTH * rate("snapstart_cache_gb_s")
+    return lambda_usd(n, memory_mb, duration_ms) + cache + restores * gb * rate("snapstart_restore_gb")
+
+
+def provisioned_break_even() -> float:
+    """Share of the provisioned time that must be busy for it to cost less than on-demand duration."""
+    return rate("lambda_arm_pc_gb_s") / (rate("lambda_arm_gb_s") - rate("lambda_arm_pc_duration_gb_s"))
+
+
+def usd(x: float) -> str:
     return f"${x:,.2f}" if x >= 1 else f"${x:.3f}"
 
 
 def render(inputs: Inputs) -> str:
-    unit = per_million(inputs)
-    lam = unit["lambda_requests"] + unit["lambda_duration"]
-    sm = unit["sm_serverless_compute"] + unit["sm_serverless_data"]
-    gb = inputs.memory_mb / 1024
-    ms = billed_ms(inputs.duration_ms)
-    t2 = PRICES["sm_ml_t2_medium_hour"].value * HOURS_PER_MONTH
-    m5 = PRICES["sm_ml_m5_large_hour"].value * HOURS_PER_MONTH
-    volumes = [1e6, 10e6, 100e6]
-    rows = [monthly(inputs, v) for v in volumes]
-    sens = [(d, per_million(Inputs(inputs.memory_mb, "", d, ""))) for d in (10, 100)]
+    mem = inputs.memory_mb
+    cases = [(m, r, case_label(m, r)) for m, r in CASES if case_label(m, r) in inputs.durations_ms]
+    dur = inputs.durations_ms
+    marker = json.dumps(
+        {"memory_mb": mem, "memory_source": inputs.memory_source, "durations_ms": dur}, ensure_ascii=False
+    )
     lines = [
-        "# Costs: 1M online predictions",
+        "# Costs",
         "",
-        "<!-- generated by `python -m devtools.costs` from template.yaml and bench/results; edit devtools/costs.py -->",
+        "<!-- generated by `python -m devtools.costs` from template.yaml, bench/results and devtools/prices.py -->",
+        f"<!-- inputs: {marker} -->",
         "",
-        f"Inputs: the predict function has **{inputs.memory_mb} MB** ({inputs.memory_source}) on arm64, and a "
-        f"one-row request runs for **{inputs.duration_ms:.3g} ms** warm ({inputs.duration_source}), billed as "
-        f"**{ms} ms** because Lambda rounds duration up to the next millisecond. Prices are on-demand rates as "
-        "quoted by the sources below (the Lambda source states US East, N. Virginia; the others state no region), "
-        "without free tiers.",
+        f"The predict function has **{mem} MB** ({inputs.memory_source}) on arm64. Each figure assumes the warm "
+        "handler time the online benchmark measured (bench/results/online.json, median, in-process on the "
+        "development machine), billed rounded up to the next millisecond:",
         "",
-        "## Per 1M predictions",
-        "",
-        "| option | cost per 1M predictions | what you pay for |",
-        "|---|---:|---|",
-        f"| Lambda (arm64, {inputs.memory_mb} MB) | {_usd(lam)} | {_usd(unit['lambda_requests'])} requests + "
-        f"{_usd(unit['lambda_duration'])} duration |",
-        f"| API Gateway REST API | {_usd(unit['api_gateway'])} | requests |",
-        f"| **modelops: Lambda + API Gateway** | **{_usd(lam + unit['api_gateway'])}** | nothing when idle |",
-        f"| SageMaker Serverless Inference ({unit['sm_serverless_memory_gb']} GB) | {_usd(sm)} | "
-        f"{_usd(unit['sm_serverless_compute'])} compute + {_usd(unit['sm_serverless_data'])} data; nothing when idle |",
-        f"| SageMaker real-time, 1 × ml.t2.medium, 24x7 | {_usd(t2)} per month | the instance, however few requests |",
-        f"| SageMaker real-time, 1 × ml.m5.large, 24x7 | {_usd(m5)} per month | the instance, however few requests |",
-        "",
-        "## Per month, by traffic",
-        "",
-        "| predictions per month | Lambda + API Gateway | SageMaker Serverless | ml.t2.medium 24x7 | ml.m5.large 24x7 |",
-        "|---:|---:|---:|---:|---:|",
+        "| case | measured | billed |",
+        "|---|---:|---:|",
     ]
-    for volume, row in zip(volumes, rows, strict=True):
-        lines.append(
-            f"| {volume / 1e6:,.0f}M | {_usd(row['lambda_api'])} | {_usd(row['sm_serverless'])} | "
-            f"{_usd(row['ml.t2.medium'])} | {_usd(row['ml.m5.large'])} |"
-        )
+    lines += [f"| {label} | {dur[label]:.3f} ms | {billed_ms(dur[label])} ms |" for _, _, label in cases]
     lines += [
         "",
-        "API Gateway's $3.50 per million requests is most of the serverless bill at this duration. A single "
-        "always-on instance costs the same whether it serves 1M or 100M predictions, as long as one instance "
-        "keeps up; it is the cheapest option only at sustained high volume, and it has no second instance for "
-        "availability in these figures.",
+        f"On Lambda at {mem} MB a function has about {mem / LAMBDA_MB_PER_VCPU:.2f} of a vCPU, so the handler can "
+        "run longer than measured here; [the duration table](#if-the-handler-runs-longer) shows what that costs. Prices: US East "
+        "on-demand, without free tiers, from the [sources](#sources) below (read 2026-12-01).",
         "",
+        "## Like with like: a public HTTPS endpoint",
+        "",
+        "SageMaker runtime (InvokeEndpoint) takes only SigV4-signed calls: SageMaker endpoints are not public. "
+        "A public API in front of SageMaker Serverless needs a front door too: a REST API can call SageMaker "
+        "directly (an AWS integration with an IAM role); an HTTP API has no SageMaker integration and a function "
+        f"URL invokes only Lambda, so both need a proxy function ({PROXY_MEMORY_MB} MB, running the inference "
+        f"time + {PROXY_OVERHEAD_MS} ms, assumed). modelops' `ApiType` picks the front door: `rest` (API keys "
+        "and usage plans), `http`, `url` (no per-request charge).",
+        "",
+        "### Per 1M requests",
+        "",
+        "| case (billed) | option | REST API | HTTP API | function URL |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for _, rows, label in cases:
+        d = dur[label]
+        ours = " | ".join(usd(modelops_usd(1e6, door, mem, d)) for door in DOORS)
+        theirs = " | ".join(usd(sm_serverless_usd(1e6, door, mem, d, rows)) for door in DOORS)
+        lines.append(f"| {label} ({billed_ms(d)} ms) | **modelops: Lambda** | {ours} |")
+        lines.append(f"| | SageMaker Serverless (1 GB) | {theirs} |")
+    lines += [
+        "",
+        f"A SageMaker real-time endpoint on one ml.t3.medium costs {usd(rate('sm_ml_t3_medium_hour') * HOURS_PER_MONTH)} "
+        "a month before its front door, whatever the traffic.",
+    ]
+    shown = [c for c in cases if c[2] in ("lr_pipeline 1 row", "hgb 100 rows")] or cases[:1]
+    lines += [
+        "",
+        "### Per month, by traffic",
+        "",
+        "| case | requests per month | modelops REST | modelops HTTP | modelops URL | SageMaker Serverless "
+        "+ REST | SageMaker Serverless + URL | SageMaker real-time ml.t3.medium 24x7 + REST |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for _, rows, label in shown:
+        d = dur[label]
+        for n in VOLUMES:
+            cells = [usd(modelops_usd(n, door, mem, d)) for door in DOORS]
+            cells += [usd(sm_serverless_usd(n, door, mem, d, rows)) for door in ("rest", "url")]
+            cells.append(usd(sm_realtime_usd(n, "rest", d)))
+            lines.append(f"| {label} | {n / 1e6:,.0f}M | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "The front door is most of the serverless bill at these durations: $3.50 per million on a REST API, "
+        "$1.00 on an HTTP API, nothing on a function URL. A real-time endpoint costs the same at 1M as at 100M "
+        "requests while one instance keeps up, and has no second instance for availability in these figures.",
+        "",
+        "### If the handler runs longer",
+        "",
+        "Per 1M one-row requests, by billed duration (SageMaker given the same compute time):",
+        "",
+        "| billed | modelops URL | SageMaker Serverless + URL proxy | modelops REST | SageMaker Serverless + REST "
+        "| SageMaker Serverless, SigV4 caller (no front door) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for ms in SENSITIVITY_MS:
+        cells = [
+            modelops_usd(1e6, "url", mem, ms),
+            sm_serverless_usd(1e6, "url", mem, ms, 1),
+            modelops_usd(1e6, "rest", mem, ms),
+            sm_serverless_usd(1e6, "rest", mem, ms, 1),
+            sm_serverless_usd(1e6, None, mem, ms, 1),
+        ]
+        lines.append(f"| {ms} ms | " + " | ".join(usd(c) for c in cells) + " |")
+    lines += ["", crossover_sentence(mem), ""]
+    lines += _cold_start_section(mem, dur.get("lr_pipeline 1 row", 1.0))
+    lines += [
         "## Formulas",
         "",
         "```",
-        "lambda      = N × request_price + N × (memory_MB / 1024) × (billed_ms / 1000) × arm_GB_second_price",
-        "api_gateway = N × rest_request_price",
-        "sm_serverless = N × memory_GB × (billed_ms / 1000) × per_GB_second_price + N × request_KB / 1024² × data_price",
-        "endpoint    = hourly_price × 730 hours per month × instances",
+        "lambda        = N × request + N × (memory_MB / 1024) × (billed_ms / 1000) × arm_GB_s",
+        "front door    = N × door_request            (REST $3.50/M, HTTP $1.00/M, function URL $0)",
+        "sm_serverless = N × memory_GB × billed_ms / 1000 × sm_GB_s + N × KB / 1024² × data_GB + front door",
+        f"              + proxy lambda (HTTP API, function URL: {PROXY_MEMORY_MB} MB × (billed_ms + {PROXY_OVERHEAD_MS} ms))",
+        "real-time     = hourly × 730 h + front door (+ proxy)",
+        "provisioned   = instances × memory_GB × 730 h × 3600 × pc_GB_s + N × request + N × GB-s × pc_duration",
+        "snapstart     = lambda + versions × memory_GB × 730 h × 3600 × cache_GB_s + restores × memory_GB × restore",
         "```",
         "",
-        f"With N = 1,000,000, memory = {inputs.memory_mb} MB ({gb:g} GB), billed = {ms} ms:",
-        f"Lambda duration = 1e6 × {gb:g} × {ms / 1000:g} × {PRICES['lambda_arm_gb_s'].value} = "
-        f"{_usd(unit['lambda_duration'])}.",
-        "",
-        "If the handler ran longer, only the duration terms grow:",
-        "",
-        "| billed duration | Lambda + API Gateway per 1M | SageMaker Serverless per 1M |",
-        "|---:|---:|---:|",
-        f"| {ms} ms | {_usd(lam + unit['api_gateway'])} | {_usd(sm)} |",
-    ]
-    for d, u in sens:
-        total = u["lambda_requests"] + u["lambda_duration"] + u["api_gateway"]
-        lines.append(f"| {d} ms | {_usd(total)} | {_usd(u['sm_serverless_compute'] + u['sm_serverless_data'])} |")
-    lines += [
+        f"Worked case (tests/test_costs.py checks it): 1M requests, {mem} MB, billed 1 ms, function URL: "
+        f"1e6 × $0.0000002 + 1e6 × {mem / 1024:g} × 0.001 × $0.0000133334 = "
+        f"{usd(modelops_usd(1e6, 'url', mem, 1))}.",
         "",
         "## Assumptions",
         "",
-        "- One row per request; a request with 100 rows costs the same requests and a little more duration.",
-        "- The warm duration is the benchmark's in-process median on the development machine, not a Lambda "
-        "measurement. CPU share grows with memory on Lambda, so at this memory the handler can run several times "
-        "longer; the table above shows what 10 ms and 100 ms would cost.",
-        "- Warm invocations only. A cold start adds its init time for each new execution environment; with steady "
-        "traffic environments are reused, so this is a small share. Provisioned concurrency, if enabled, is billed "
-        "separately and is not included.",
-        f"- SageMaker Serverless is given the same compute time as the Lambda handler and the smallest memory size "
-        f"that is at least the function's ({unit['sm_serverless_memory_gb']} GB); its model server adds its own "
-        f"overhead, so its figure is a lower bound. Data processed is {REQUEST_KB} KB per request (in + out). It "
-        "is called with SigV4 (IAM) through the SageMaker runtime, so no API Gateway is counted for it.",
-        "- Real-time endpoints: one instance, on-demand, 730 hours a month; storage, data transfer and a second "
-        "instance for availability are not included.",
-        "- Lambda's free tier (1M requests and 400,000 GB-seconds a month) and API Gateway's 12-month free tier "
-        "(1M REST calls a month) would make the first million nearly free; they are left out to compare rates.",
-        "- Prices change and differ by region: check the AWS pricing pages for Lambda, API Gateway and SageMaker "
-        "before relying on these figures.",
+        "- Warm invocations. A new execution environment adds its init time once (see the cold-start modes).",
+        "- The durations are in-process medians on a 2-core development machine, not Lambda measurements.",
+        f"- SageMaker data processed: {REQUEST_KB[1]} KB per 1-row and {REQUEST_KB[100]:g} KB per 100-row request "
+        "(in + out), estimated. Its model server adds its own overhead, so its figures are lower bounds.",
+        "- Not included: data transfer out, CloudWatch Logs (about $0.50 per GB ingested: the predict function "
+        "writes one metrics line per request, and online capture goes to Firehose), WAF, custom domains, the "
+        "free tiers (Lambda: 1M requests and 400,000 GB-s a month; API Gateway: 1M calls a month for 12 months).",
+        "- REST API pricing falls to $2.80 per million above 333M requests a month, HTTP API to $0.90 above 300M.",
         "",
         "## Sources",
         "",
-        "| price | value | source | the source says |",
-        "|---|---|---|---|",
     ]
-    for price in PRICES.values():
-        value = (
-            f"{price.value * 1e6:g} per 1M" if price.value < 1e-5 and "request" in price.unit else f"{price.value:g}"
-        )
-        lines.append(f"| {price.unit} | {value} | <{price.source}> | {price.quote} |")
+    lines += sources_table(
+        [
+            "lambda_request",
+            "lambda_arm_gb_s",
+            "lambda_arm_pc_gb_s",
+            "lambda_arm_pc_duration_gb_s",
+            "snapstart_cache_gb_s",
+            "snapstart_restore_gb",
+            "apigw_rest_request",
+            "apigw_http_request",
+            "function_url_request",
+            "sm_serverless_gb_s",
+            "sm_serverless_data_gb",
+            "sm_ml_t3_medium_hour",
+            "logs_ingest_gb",
+        ]
+    )
     lines += [
         "",
-        "Free tiers: <https://notes.kodekloud.com/docs/AWS-Lambda/Understanding-Lambda/Pricing> (Lambda: 1 million "
-        "requests and 400,000 GB-seconds a month) and <https://aws.amazon.com/api-gateway/pricing/> (one million "
-        "REST API calls a month for up to 12 months, new customers).",
+        'SageMaker takes SigV4 only: the InvokeEndpoint reference ("Calls to InvokeEndpoint are authenticated by '
+        'using AWS Signature Version 4 ... Endpoints are scoped to an individual account, and are not public", '
+        "quoted at <https://docs.rs/rusoto_sagemaker_runtime/0.40.0/rusoto_sagemaker_runtime/trait.SageMakerRuntime.html>). "
+        "A REST API calling a SageMaker endpoint through an AWS integration: "
+        "<https://pypi.org/project/aws-solutions-constructs.aws-apigateway-sagemakerendpoint> (AWS Solutions "
+        "Constructs). HTTP API integrations: EventBridge, SQS, AppConfig, Kinesis and Step Functions only "
+        "(<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-aws-services-reference.html>).",
         "",
-        "The official rate tables (<https://aws.amazon.com/lambda/pricing/>, <https://aws.amazon.com/sagemaker/pricing/>) "
-        "did not come with their figures in the text found for them (the Lambda page fills its tables in client-side), "
-        "so the rates above are taken from the pages that quote them; the SageMaker figures come from an AWS sample "
-        "repository and a course page and carry no region or date, so treat them as indicative.",
+        "Batch scoring at scale (a billion rows in one night): [batch-scale.md](batch-scale.md).",
         "",
     ]
     return "\n".join(lines)
 
 
-def current_inputs(duration_ms: float | None = None) -> Inputs:
+def rest_crossover_ms(mem: int, rows: int = 1) -> float | None:
+    """Duration at which SageMaker Serverless behind a REST API costs the same as the Lambda behind one.
+
+    Both pay the REST request; the Lambda adds its request charge, SageMaker its data charge, and each a
+    per-second rate (SageMaker's per GB is higher), so they cross once. None if SageMaker is never dearer.
+    """
+    sm_gb = min(max(math.ceil(mem / 1024), 1), 6)
+    per_second = sm_gb * rate("sm_serverless_gb_s") - mem / 1024 * rate("lambda_arm_gb_s")
+    fixed = rate("lambda_request") - REQUEST_KB[rows] / 1024**2 * rate("sm_serverless_data_gb")
+    return fixed / per_second * 1000 if per_second > 0 and fixed > 0 else None
+
+
+def crossover_sentence(mem: int) -> str:
+    url_dearer = all(
+        sm_serverless_usd(1e6, "url", mem, ms, 1) > modelops_usd(1e6, "url", mem, ms) for ms in SENSITIVITY_MS
+    )
+    text = (
+        "Behind a function URL, SageMaker Serverless costs more than the Lambda at every duration here: its proxy "
+        "alone pays Lambda's request charge, then waits out the inference."
+        if url_dearer
+        else "Behind a function URL, SageMaker Serverless costs less than the Lambda at some durations here."
+    )
+    cross = rest_crossover_ms(mem)
+    text += (
+        f" Behind a REST API, which calls SageMaker without a proxy, SageMaker costs less below about {cross:.0f} ms "
+        "(billed) and more above."
+        if cross
+        else " Behind a REST API, which calls SageMaker without a proxy, SageMaker costs less at any duration."
+    )
+    return text + " Only a caller that signs its own SigV4 requests inside AWS reaches SageMaker without a front door."
+
+
+def _cold_start_section(mem: int, duration_ms: float) -> list[str]:
+    n = 10e6
+    rows = [
+        ("OnDemand", lambda_usd(n, mem, duration_ms), "requests + duration"),
+        (
+            "SnapStart, 1 version, 1,000 restores",
+            snapstart_usd(n, mem, duration_ms, restores=1000),
+            "OnDemand + snapshot cache 730 h + restores",
+        ),
+        (
+            "Provisioned, 1 instance",
+            provisioned_usd(n, 1, mem, duration_ms),
+            "kept 730 h + requests + duration at the PC rate",
+        ),
+        ("Provisioned, 2 instances", provisioned_usd(n, 2, mem, duration_ms), "as above, twice the kept capacity"),
+    ]
+    lines = [
+        "## Cold-start modes",
+        "",
+        f"`PredictScalingMode` at 10M requests a month of lr_pipeline 1 row ({billed_ms(duration_ms)} ms billed), "
+        f"{mem} MB, without the front door (the same for all modes):",
+        "",
+        "| mode | per month | what you pay for |",
+        "|---|---:|---|",
+    ]
+    lines += [f"| {name} | {usd(cost)} | {what} |" for name, cost, what in rows]
+    lines += [
+        "",
+        "A SnapStart snapshot is cached for every published version that keeps one, so old versions left "
+        "published add to it. Provisioned concurrency costs less than on-demand duration only while its "
+        f"instances are busy more than {provisioned_break_even():.0%} of the time; at millisecond handlers one "
+        "instance serves far more than this traffic, so here it buys latency, not savings.",
+        "",
+    ]
+    return lines
+
+
+def current_inputs() -> Inputs:
     memory, memory_source = predict_memory(load_template(TEMPLATE))
-    if duration_ms is not None:
-        return Inputs(memory, memory_source, duration_ms, "given with --duration-ms")
-    measured = warm_duration_ms()
-    if measured:
-        return Inputs(memory, memory_source, measured[0], measured[1])
-    return Inputs(memory, memory_source, 1.0, "assumed: no one-row handler time in bench/results/online.json yet")
+    durations = warm_durations()
+    if not durations:
+        raise LookupError("bench/results/online.json has no 'handler median us' rows: run `make bench` first")
+    return Inputs(memory, memory_source, durations)
+
+
+def stated_inputs(page: str) -> Inputs | None:
+    """The inputs a generated page was rendered from (its inputs comment)."""
+    found = MARKER.search(page)
+    if not found:
+        return None
+    data = json.loads(found.group(1))
+    return Inputs(int(data["memory_mb"]), data["memory_source"], {k: float(v) for k, v in data["durations_ms"].items()})
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.costs", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration-ms", type=float, help="warm handler duration to assume instead of the benchmark")
-    args = parser.parse_args(argv)
+    parser.parse_args(argv)
+    from devtools import batch_scale
+
     try:
-        inputs = current_inputs(args.duration_ms)
+        inputs = current_inputs()
+        scale = batch_scale.current_inputs()
     except LookupError as exc:
         print(f"costs: {exc}", file=sys.stderr)
         return 2
-    OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(render(inputs))
-    print(f"wrote {OUT.relative_to(ROOT)} ({inputs.memory_mb} MB, {inputs.duration_ms:.3g} ms)")
+    batch_scale.OUT.write_text(batch_scale.render(scale))
+    print(f"wrote {OUT.relative_to(ROOT)} and {batch_scale.OUT.relative_to(ROOT)}")
     return 0
 
 

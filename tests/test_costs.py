@@ -1,5 +1,5 @@
-"""docs/costs.md: the per-1M-prediction arithmetic, the inputs read from template.yaml and bench results, and
-the committed page agreeing with both."""
+"""docs/costs.md: the per-request arithmetic (checked against hand-computed figures), the inputs read from
+template.yaml and bench results, and the committed page agreeing with the code and the template."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools import costs
+from devtools import costs, prices
 
 
 def _template(memory) -> dict:
@@ -35,19 +35,49 @@ def test_memory_comes_from_the_predict_function():
         costs.predict_memory({"Resources": {}})
 
 
-def test_per_million_arithmetic():
-    unit = costs.per_million(costs.Inputs(1024, "", 0.4, ""))  # billed as 1 ms
-    assert unit["lambda_requests"] == pytest.approx(0.20)
-    assert unit["lambda_duration"] == pytest.approx(1e6 * 1.0 * 0.001 * 0.0000133334)
-    assert unit["api_gateway"] == pytest.approx(3.50)
-    assert unit["sm_serverless_memory_gb"] == 1
-    assert unit["sm_serverless_compute"] == pytest.approx(1e6 * 0.001 * 0.00002)
-    big = costs.per_million(costs.Inputs(2048 + 1, "", 12.2, ""))  # 13 ms, 2049 MB -> 3 GB on SageMaker
-    assert big["lambda_duration"] == pytest.approx(1e6 * (2049 / 1024) * 0.013 * 0.0000133334)
-    assert big["sm_serverless_memory_gb"] == 3
-    month = costs.monthly(costs.Inputs(1024, "", 1, ""), 10e6)
-    assert month["lambda_api"] == pytest.approx(10 * (0.20 + 0.0133334 + 3.50))
-    assert month["ml.m5.large"] == pytest.approx(0.115 * 730)
+def test_lambda_behind_each_front_door_by_hand():
+    # 1M requests, 1024 MB, 0.4 ms billed as 1 ms: $0.20 requests + 1e6 x 1 GB x 0.001 s x $0.0000133334
+    lam = 0.20 + 0.0133334
+    assert costs.modelops_usd(1e6, "url", 1024, 0.4) == pytest.approx(lam)
+    assert costs.modelops_usd(1e6, "http", 1024, 0.4) == pytest.approx(lam + 1.00)
+    assert costs.modelops_usd(1e6, "rest", 1024, 0.4) == pytest.approx(lam + 3.50)
+    # 2049 MB for 12.2 ms (billed 13 ms), 10M requests
+    assert costs.lambda_usd(10e6, 2049, 12.2) == pytest.approx(2.0 + 10e6 * 2049 / 1024 * 0.013 * 0.0000133334)
+
+
+def test_sagemaker_serverless_needs_a_front_door_and_a_proxy_by_hand():
+    compute = 1e6 * 1 * 0.001 * 0.00002  # 1 GB, 1 ms
+    data = 1e6 * 1.5 / 1024**2 * 0.016  # 1.5 KB per one-row request
+    assert costs.sm_serverless_usd(1e6, None, 1024, 1, 1) == pytest.approx(compute + data)
+    # REST API: an AWS integration, no proxy
+    assert costs.sm_serverless_usd(1e6, "rest", 1024, 1, 1) == pytest.approx(compute + data + 3.50)
+    # function URL: a 128 MB proxy billed 1 + 10 ms, with its own request charge
+    proxy = 0.20 + 1e6 * 0.125 * 0.011 * 0.0000133334
+    assert costs.sm_serverless_usd(1e6, "url", 1024, 1, 1) == pytest.approx(compute + data + proxy)
+    assert costs.sm_serverless_usd(1e6, "http", 1024, 1, 1) == pytest.approx(compute + data + proxy + 1.00)
+    # 2049 MB of function memory needs the 3 GB SageMaker size
+    assert costs.sm_serverless_usd(1e6, None, 2049, 1, 1) == pytest.approx(3 * compute + data)
+
+
+def test_rest_crossover_is_where_the_two_cost_the_same():
+    fixed = 0.20 / 1e6 - 1.5 / 1024**2 * 0.016
+    expected_ms = fixed / (0.00002 - 0.0000133334) * 1000
+    cross = costs.rest_crossover_ms(1024)
+    assert cross == pytest.approx(expected_ms)
+    below, above = int(cross) - 1, int(cross) + 2
+    assert costs.sm_serverless_usd(1e6, "rest", 1024, below, 1) < costs.modelops_usd(1e6, "rest", 1024, below)
+    assert costs.sm_serverless_usd(1e6, "rest", 1024, above, 1) > costs.modelops_usd(1e6, "rest", 1024, above)
+
+
+def test_cold_start_modes_by_hand():
+    month = 730 * 3600
+    assert costs.provisioned_usd(10e6, 2, 1024, 1) == pytest.approx(
+        2 * month * 0.0000033334 + 10e6 * 0.0000002 + 10e6 * 0.001 * 0.0000077778
+    )
+    assert costs.snapstart_usd(10e6, 1024, 1, restores=1000) == pytest.approx(
+        2.0 + 10e6 * 0.001 * 0.0000133334 + month * 0.0000015046 + 1000 * 0.0001397998
+    )
+    assert costs.sm_realtime_usd(1e6, "rest", 1) == pytest.approx(0.05 * 730 + 3.50)
 
 
 @pytest.mark.parametrize(("duration", "billed"), [(0.2, 1), (1.0, 1), (1.01, 2), (37.5, 38)])
@@ -55,34 +85,47 @@ def test_lambda_rounds_duration_up_to_the_millisecond(duration, billed):
     assert costs.billed_ms(duration) == billed
 
 
-def test_warm_duration_is_read_from_the_online_benchmark(tmp_path: Path):
+def test_warm_durations_are_read_from_the_online_benchmark(tmp_path: Path):
     results = tmp_path / "online.json"
-    assert costs.warm_duration_ms(results) is None
+    assert costs.warm_durations(results) == {}
     rows = [
-        {"case": "LR 1 row", "metric": "x raw predict_proba", "value": 1.1, "target": "<= 1.3", "ok": True},
-        {"case": "LR 1 row handler", "metric": "µs median", "value": 310, "target": "", "ok": True},
+        {"case": "hgb 100 rows", "metric": "handler/raw predict_proba (median)", "value": 1.3},
+        {"case": "hgb 100 rows", "metric": "handler median us", "value": 2000.0},
+        {"case": "lr_pipeline 1 row", "metric": "handler median us", "value": 310},
+        {"case": "lr_pipeline 1 row, capture on", "metric": "handler median us", "value": 999},
     ]
     results.write_text(json.dumps({"title": "online", "rows": rows}))
-    duration, source = costs.warm_duration_ms(results)
-    assert duration == pytest.approx(0.31) and "310" in source
+    assert costs.warm_durations(results) == {"hgb 100 rows": pytest.approx(2.0), "lr_pipeline 1 row": 0.31}
 
 
-def test_every_price_names_its_source():
-    for name, price in costs.PRICES.items():
-        assert price.value > 0, name
+def test_every_price_names_its_source_and_unverified_ones_say_so():
+    for name, price in prices.PRICES.items():
+        assert price.value >= 0, name
         assert price.source.startswith("https://"), name
-        assert price.quote, name
+        assert price.quote and "|" not in price.quote, name  # a "|" would break the markdown table
+        assert price.kind in ("aws", "third-party", "unverified"), name
+    table = "\n".join(prices.sources_table(["s3_get", "apigw_rest_request"]))
+    assert "$0.4 per 1M *unverified*" in table
+    assert "$3.5 per 1M |" in table
 
 
 def test_committed_page_matches_the_template_and_the_code():
-    page = (costs.ROOT / "docs" / "costs.md").read_text()
+    page = costs.OUT.read_text()
+    stated = costs.stated_inputs(page)
+    assert stated, "docs/costs.md has no inputs comment: run `python -m devtools.costs`"
     memory, _ = costs.predict_memory(costs.load_template(costs.TEMPLATE))
-    stated = re.search(
-        r"has \*\*(\d+) MB\*\* \((.*?)\) on arm64, and a one-row request runs for \*\*([0-9.e+-]+) ms\*\* "
-        r"warm \((.*?)\), billed",
-        page,
-    )
-    assert stated, "docs/costs.md has no inputs line: run `python -m devtools.costs`"
-    assert int(stated.group(1)) == memory, "the predict function's memory changed: run `python -m devtools.costs`"
-    inputs = costs.Inputs(memory, stated.group(2), float(stated.group(3)), stated.group(4))
-    assert costs.render(inputs) == page, "docs/costs.md is out of date: run `python -m devtools.costs`"
+    assert stated.memory_mb == memory, "the predict function's memory changed: run `python -m devtools.costs`"
+    assert costs.render(stated) == page, "docs/costs.md is out of date: run `python -m devtools.costs`"
+
+
+def _amounts(text: str) -> set[str]:
+    return set(re.findall(r"\$[0-9][0-9,]*\.[0-9]+", text))
+
+
+def test_readme_quotes_only_figures_the_pages_state():
+    readme = (costs.ROOT / "README.md").read_text()
+    section = readme[readme.index("## Costs\n") : readme.index("## Run it locally")]
+    batch = readme[readme.index("* **A billion rows.**") : readme.index("* **Drift.**")]
+    pages = costs.OUT.read_text() + (costs.ROOT / "docs" / "batch-scale.md").read_text()
+    missing = (_amounts(section) | _amounts(batch)) - _amounts(pages)
+    assert not missing, f"README states {sorted(missing)}, which docs/costs.md and docs/batch-scale.md do not"
