@@ -97,7 +97,7 @@ audit: $(LINT_STAMP)  ## pip-audit every pinned requirements file (PyPI vulnerab
 
 # ---- docs: the architecture picture is drawn from template.yaml ----------------------------------------------
 .PHONY: diagram
-diagram: venv  ## redraw docs/architecture.png from template.yaml (a test fails when it is out of date)
+diagram: venv  ## redraw the README's architecture diagram from template.yaml (a test fails when it is out of date)
 	$(BIN)/python -m devtools.diagram
 
 # ---- local: the API like `sam local start-api`, and the end-to-end demo, without Docker or AWS --------------

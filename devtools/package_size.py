@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from samtranslator.yaml_helper import yaml_parse
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
@@ -49,29 +50,9 @@ class FunctionSize:
         return self.total <= self.limit
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """YAML loader that turns CloudFormation short-form tags (!Ref, !Sub, ...) into their long form."""
-
-
-def _cfn_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    key = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {key: value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
 def load_template(path: Path) -> dict[str, Any]:
     try:
-        template = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        template = yaml_parse(path.read_text())  # short tags in their long form, as SAM reads them
     except OSError as exc:
         raise BuildOutputError(f"cannot read {path}: {exc.strerror} (run `make build` first)") from exc
     except yaml.YAMLError as exc:

@@ -1,5 +1,5 @@
-"""The architecture picture is drawn from template.yaml: every box stands for something in the template, every
-significant resource has a box, arrows follow the template's references, and the committed picture is current."""
+"""The architecture diagram is drawn from template.yaml: every box stands for something in the template, every
+significant resource has a box, arrows follow the template's references, and the README's Mermaid block is current."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
+from samtranslator.yaml_helper import yaml_parse
 
 from devtools import diagram
 
@@ -182,7 +182,7 @@ def real_template() -> dict:
 
 @pytest.fixture
 def full_template() -> dict:
-    return yaml.load(FULL_TEMPLATE, Loader=diagram._CfnLoader)
+    return yaml_parse(FULL_TEMPLATE)
 
 
 def _exists(template: dict, path: str) -> bool:
@@ -241,9 +241,9 @@ def test_every_significant_resource_is_drawn(which, real_template, full_template
     assert not missing, f"resources with no box: {sorted(missing)}"
 
 
-def test_the_committed_picture_matches_template_yaml():
+def test_the_committed_diagram_matches_template_yaml():
     reason = diagram.stale_reason()
-    assert reason is None, f"docs/architecture.png is out of date ({reason}): run `make diagram` and commit it"
+    assert reason is None, f"the README's architecture diagram is out of date ({reason}): run `make diagram`"
 
 
 def test_full_stack_boxes_and_arrows(full_template):
@@ -312,8 +312,8 @@ def test_references_read_every_intrinsic_form():
 
 
 def test_short_tags_load_as_intrinsics():
-    template = yaml.load(
-        "A: !Ref X\nB: !GetAtt Y.Arn\nC: !Sub '${Z}'\nD: !If [Cond, !Ref P, !Ref Q]\n", Loader=diagram._CfnLoader
+    template = diagram.load_template_text(
+        "A: !Ref X\nB: !GetAtt Y.Arn\nC: !Sub '${Z}'\nD: !If [Cond, !Ref P, !Ref Q]\n"
     )
     assert template == {
         "A": {"Ref": "X"},
@@ -326,23 +326,39 @@ def test_short_tags_load_as_intrinsics():
 def test_write_and_staleness_check(tmp_path: Path):
     template = tmp_path / "template.yaml"
     template.write_text(FULL_TEMPLATE)
-    png, record = tmp_path / "architecture.png", tmp_path / "architecture.json"
-    model = diagram.write(template, png, record)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    saved = json.loads(record.read_text())
-    assert saved["model_sha256"] == model.digest() and len(saved["model"]["nodes"]) == len(model.nodes)
-    assert diagram.stale_reason(template, png, record) is None
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{diagram.BEGIN}\n{diagram.END}\n\nText after.\n")
+    assert "changed" in diagram.stale_reason(template, readme)
+    model = diagram.write(template, readme)
+    text = readme.read_text()
+    assert text.startswith("# Title\n") and text.endswith(f"{diagram.END}\n\nText after.\n")
+    assert diagram.stale_reason(template, readme) is None
+    block = text[text.index("```mermaid") : text.rindex("```") + 3]
+    assert block == diagram.mermaid(model)
+    # A box per node inside its lane's subgraph, and an arrow per edge.
+    for node in model.nodes:
+        assert f"    {diagram._mermaid_id(node.id)}[" in block
+    assert block.count(" --> ") + block.count(" -->|") == len(model.edges)
+    assert 'RetrainFunction -->|"decision"| RetrainTopic' in block
 
     template.write_text(FULL_TEMPLATE.replace("MemorySize: 3008", "MemorySize: 4096"))
-    assert "changed" in diagram.stale_reason(template, png, record)
+    assert "changed" in diagram.stale_reason(template, readme)
     template.write_text(FULL_TEMPLATE)
-    png.write_bytes(png.read_bytes() + b"edited")
-    assert "by hand" in diagram.stale_reason(template, png, record)
+    readme.write_text(text.replace("3008 MB", "2048 MB"))
+    assert "by hand" in diagram.stale_reason(template, readme)
+
+
+def test_labels_cannot_break_out_of_their_quotes():
+    node = diagram.Node("X:1", "function", "other", 1, "Lambda", "compute", 'say "hi"', ["a|b"])
+    text = diagram.mermaid(diagram.Model([node], [{"from": "X:1", "to": "X:1", "label": 'q"'}]))
+    assert 'X_1["<b>Lambda</b><br/>say #quot;hi#quot;<br/>a|b"]:::compute' in text
+    assert 'X_1 -->|"q#quot;"| X_1' in text
 
 
 def test_check_command_tells_how_to_fix(monkeypatch, tmp_path: Path, capsys):
-    monkeypatch.setattr(diagram, "MODEL_JSON", tmp_path / "missing.json")
-    monkeypatch.setattr(diagram, "PNG", tmp_path / "missing.png")
+    readme = tmp_path / "README.md"
+    readme.write_text("no diagram here\n")
+    monkeypatch.setattr(diagram, "README", readme)
     assert diagram.main(["--check"]) == 1
     err = capsys.readouterr().err
-    assert "missing" in err and "make diagram" in err
+    assert "no diagram block" in err and "make diagram" in err
