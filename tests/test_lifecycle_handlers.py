@@ -177,6 +177,16 @@ def test_end_of_a_rolled_back_update_restores_the_autoscaled_minimum(stack, monk
     assert done["scaling"]["scaling"] == "restored" and done["scaling"]["set_to"] == 4
 
 
+def test_a_scaling_misconfiguration_never_stops_the_finalize_step(stack, monkeypatch):
+    monkeypatch.setenv("MODELOPS_PREDICT_SCALING_MODE", "Provisioned")
+    monkeypatch.setenv("MODELOPS_PREDICT_INSTANCE_COUNT", "two")
+    out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
+    done = load("retrain").lambda_handler(stack.cloudformation.events[-1], CONTEXT)
+    assert done["outcome"] == "promoted" and done["champion"] == out["candidate"]
+    assert done["scaling"]["scaling"] == "failed" and "MODELOPS_PREDICT_INSTANCE_COUNT" in done["scaling"]["error"]
+    assert stack.pins.get() == out["candidate"]
+
+
 def test_ok_state_and_other_stacks_are_ignored(deployed):
     event = alarm_event()
     event["detail"]["state"]["value"] = "OK"

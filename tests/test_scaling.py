@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from modelops import lifecycle
+from modelops.errors import ModelOpsError
 from modelops.scaling import DIMENSION, NAMESPACE, AliasScaling, reconcile_quietly, resource_id
 
 FN = "modelops-dev-PredictFunction-abc"
@@ -148,8 +149,28 @@ def test_a_refused_write_is_reported_not_raised(autoscaling):
     assert reconcile_quietly(None) == {"scaling": "not autoscaled"}
 
 
-def test_only_autoscaled_stacks_reconcile(monkeypatch):
+def test_a_stack_switched_to_provisioned_returns_to_its_fixed_count(moto_aws):
+    """Deregistering the scalable target leaves whatever it last set; CloudFormation only writes its own value when
+    that value changes, so the fixed count is put back here (no Application Auto Scaling call)."""
+    lam, stub = lambda_stub(requested=37)
+    expect_put(stub, 2)
+    with stub:
+        out = AliasScaling(None, lam, FN, "live", fixed=2).reconcile()
+    stub.assert_no_pending_responses()
+    assert out["scaling"] == "restored" and out["set_to"] == 2 and out["min"] == out["max"] == 2
+
+
+def test_scaling_follows_the_stacks_mode(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    assert lifecycle.scaling_from_env({"MODELOPS_PREDICT_AUTOSCALED": "false", "MODELOPS_PREDICT_FUNCTION": FN}) is None
-    scaling = lifecycle.scaling_from_env({"MODELOPS_PREDICT_AUTOSCALED": "true", "MODELOPS_PREDICT_FUNCTION": FN})
-    assert scaling is not None and scaling.resource == f"function:{FN}:live"
+    base = {"MODELOPS_PREDICT_FUNCTION": FN, "MODELOPS_PREDICT_INSTANCE_COUNT": "3"}
+    for mode in ("OnDemand", "SnapStart", ""):
+        assert lifecycle.scaling_from_env({**base, "MODELOPS_PREDICT_SCALING_MODE": mode}) is None
+    autoscaled = lifecycle.scaling_from_env({**base, "MODELOPS_PREDICT_SCALING_MODE": "Autoscaled"})
+    assert autoscaled is not None and autoscaled.fixed is None and autoscaled.aas is not None
+    assert autoscaled.resource == f"function:{FN}:live"
+    provisioned = lifecycle.scaling_from_env({**base, "MODELOPS_PREDICT_SCALING_MODE": "Provisioned"})
+    assert provisioned is not None and provisioned.fixed == 3 and provisioned.aas is None
+    with pytest.raises(ModelOpsError, match="MODELOPS_PREDICT_INSTANCE_COUNT"):
+        lifecycle.scaling_from_env(
+            {**base, "MODELOPS_PREDICT_SCALING_MODE": "Provisioned", "MODELOPS_PREDICT_INSTANCE_COUNT": "x"}
+        )

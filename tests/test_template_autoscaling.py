@@ -120,7 +120,8 @@ def test_one_provisioned_concurrency_configuration_from_one_parameter(per_mode):
 def test_retrain_function_reads_the_scalable_target_only_when_autoscaled(per_mode):
     for mode, resources in per_mode.items():
         env = resources["RetrainFunction"]["Properties"]["Environment"]["Variables"]
-        assert env["MODELOPS_PREDICT_AUTOSCALED"] == ("true" if mode == "Autoscaled" else "false"), mode
+        assert env["MODELOPS_PREDICT_SCALING_MODE"] == {"Ref": "PredictScalingMode"}
+        assert env["MODELOPS_PREDICT_INSTANCE_COUNT"] == {"Ref": "PredictInstanceCount"}
         statements = policy_statements(resources["RetrainFunctionRole"]["Properties"]["Policies"])
         reads = [s for s in statements if "application-autoscaling:DescribeScalableTargets" in str(s["Action"])]
         assert len(reads) == (1 if mode == "Autoscaled" else 0), mode

@@ -28,7 +28,10 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             logger.info("status change of another stack", extra=info)
             return {"action": "ignored", "why": "another stack", **info}
         # First, and never raising: a finalize that fails must not also leave the alias outside its scaling range.
-        scaling = reconcile_quietly(lifecycle.scaling_from_env())
+        try:
+            scaling = reconcile_quietly(lifecycle.scaling_from_env())
+        except ModelOpsError as exc:
+            scaling = {"scaling": "failed", "error": str(exc)}
         registry, name = lifecycle.registry_from_env()
         detail = finalize(
             registry,

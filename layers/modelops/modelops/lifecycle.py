@@ -7,8 +7,9 @@ Environment:
     MODELOPS_STACK_NAME                            the stack a rollout updates (modelops.deploy); its pins live
                                                    under /modelops/<stack>/<model>/ in SSM
     MODELOPS_PREDICT_FUNCTION, MODELOPS_PREDICT_ALIAS (default live)
-    MODELOPS_PREDICT_AUTOSCALED                    true: after each stack update the alias's provisioned concurrency
-                                                   is put back inside its scalable target (modelops.scaling)
+    MODELOPS_PREDICT_SCALING_MODE, MODELOPS_PREDICT_INSTANCE_COUNT   Autoscaled: after each stack update the alias's
+                                                   provisioned concurrency is put back inside its scalable target;
+                                                   Provisioned: back to the count (modelops.scaling)
     MODELOPS_RETRAIN_TOPIC                         SNS topic ARN for announcements (optional)
     MODELOPS_RETRAIN_RECENT_DAYS, _HOLDOUT_FRACTION, _MIN_ROWS, _MARGIN, _METRIC, _COOLDOWN_HOURS,
     MODELOPS_RETRAIN_MIN_ACCURACY, _MIN_AUC, _MAX_MAE  absolute floors (unset = no floor)
@@ -110,10 +111,16 @@ def deployer_from_env(env: Mapping[str, str] = os.environ) -> StackRolloutDeploy
 
 
 def scaling_from_env(env: Mapping[str, str] = os.environ) -> AliasScaling | None:
-    if env.get("MODELOPS_PREDICT_AUTOSCALED", "").lower() != "true":
+    mode = env.get("MODELOPS_PREDICT_SCALING_MODE", "")
+    if mode not in ("Autoscaled", "Provisioned"):
         return None
     function, alias = _required(env, "MODELOPS_PREDICT_FUNCTION"), env.get("MODELOPS_PREDICT_ALIAS") or LIVE_ALIAS
-    return AliasScaling(client("application-autoscaling"), client("lambda"), function, alias)
+    if mode == "Autoscaled":
+        return AliasScaling(client("application-autoscaling"), client("lambda"), function, alias)
+    count = _required(env, "MODELOPS_PREDICT_INSTANCE_COUNT")
+    if not count.isdigit():
+        raise ModelOpsError(f"MODELOPS_PREDICT_INSTANCE_COUNT={count!r} is not a count")
+    return AliasScaling(None, client("lambda"), function, alias, fixed=int(count))
 
 
 def notifier_from_env(env: Mapping[str, str] = os.environ) -> Notifier:

@@ -8,6 +8,9 @@ on state changes). A scheduled action does not run again, and the stack update m
 the template's provisioned concurrency (the minimum). So when a stack update ends, the alias is moved back inside the
 minimum and maximum the scalable target has now (a scheduled action that ran during the canary already set them).
 
+With a fixed count (PredictScalingMode=Provisioned) the range is that count: a stack switched from Autoscaled keeps the
+concurrency Application Auto Scaling last set, because CloudFormation changes the alias only when its own value does.
+
 Scaling is not suspended during rollouts: suspension would not make a canary-time change succeed, a scheduled action
 that falls into a suspension is skipped for good, and a resume missed on one failure path would stop scaling silently.
 """
@@ -39,13 +42,16 @@ class ScalableTarget:
 
 
 class AliasScaling:
-    """The scalable target of one alias and the provisioned concurrency Lambda holds for it."""
+    """The scalable target of one alias (or a fixed count) and the provisioned concurrency Lambda holds for it."""
 
-    def __init__(self, autoscaling: Any, lambda_client: Any, function: str, alias: str):
+    def __init__(self, autoscaling: Any, lambda_client: Any, function: str, alias: str, fixed: int | None = None):
         self.aas, self.lam, self.function, self.alias = autoscaling, lambda_client, function, alias
+        self.fixed = fixed
         self.resource = resource_id(function, alias)
 
     def target(self) -> ScalableTarget | None:
+        if self.fixed is not None:
+            return ScalableTarget(self.fixed, self.fixed)
         with aws_errors(f"reading the scalable target {self.resource}"):
             found = self.aas.describe_scalable_targets(
                 ServiceNamespace=NAMESPACE, ResourceIds=[self.resource], ScalableDimension=DIMENSION
