@@ -139,3 +139,20 @@ def test_retrain_function_reads_the_scalable_target_only_when_autoscaled(per_mod
             for s in writes
             for r in s["Resource"]
         )
+
+
+def test_schedule_and_timezone_parameters_refuse_what_application_auto_scaling_would(template):
+    import re
+
+    params = template["Parameters"]
+    for name in ("PredictScaleUpSchedule", "PredictScaleDownSchedule"):
+        pattern = params[name]["AllowedPattern"]
+        for ok in ("", "cron(0 8 ? * MON-FRI *)", "rate(1 hour)", "at(2026-12-24T08:00:00)"):
+            assert re.fullmatch(pattern, ok), (name, ok)
+        for bad in ("0 8 * * *", "cron(0 8 * * *) ; x", "cron()"):
+            assert not re.fullmatch(pattern, bad), (name, bad)
+    timezone = params["PredictScheduleTimezone"]["AllowedPattern"]
+    for ok in ("UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+3"):
+        assert re.fullmatch(timezone, ok), ok
+    for bad in ("", "Europe/Berlin\n", "../etc", " UTC"):
+        assert not re.fullmatch(timezone, bad), bad
