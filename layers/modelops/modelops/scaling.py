@@ -8,8 +8,9 @@ on state changes). A scheduled action does not run again, and the stack update m
 the template's provisioned concurrency (the minimum). So when a stack update ends, the alias is moved back inside the
 minimum and maximum the scalable target has now (a scheduled action that ran during the canary already set them).
 
-With a fixed count (PredictScalingMode=Provisioned) the range is that count: a stack switched from Autoscaled keeps the
-concurrency Application Auto Scaling last set, because CloudFormation changes the alias only when its own value does.
+With a fixed count (PredictScalingMode=Provisioned) the range is that count: deregistering a scalable target does not
+change capacity, so a stack switched from Autoscaled could keep what Application Auto Scaling last set when its
+template value (PredictInstanceCount) did not change.
 
 Scaling is not suspended during rollouts: suspension would not make a canary-time change succeed, a scheduled action
 that falls into a suspension is skipped for good, and a resume missed on one failure path would stop scaling silently.
