@@ -37,3 +37,61 @@ def sam_translate(template: dict[str, Any], **parameters: str) -> dict[str, Any]
                 resource["Properties"][key] = f"s3://artifacts/{name}-{resource['Properties'][key].strip('/')}.zip"
     translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name="us-east-1"))
     return translator.translate(tpl, dict(parameters))
+
+
+def evaluate_conditions(template: dict[str, Any], **parameters: str) -> dict[str, bool]:
+    """Every condition of a (translated) template for these parameter values (template defaults otherwise), as
+    CloudFormation evaluates Fn::Equals / Not / And / Or / Condition over Refs to parameters."""
+    values = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    values.update(parameters)
+    conditions = template.get("Conditions", {})
+    done: dict[str, bool] = {}
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and set(node) == {"Ref"}:
+            return values[node["Ref"]]
+        return node
+
+    def truth(node: Any) -> bool:
+        (fn, args), *_ = node.items()
+        if fn == "Condition":
+            return named(args)
+        if fn == "Fn::Equals":
+            return str(value(args[0])) == str(value(args[1]))
+        if fn == "Fn::Not":
+            return not truth(args[0])
+        if fn == "Fn::And":
+            return all(truth(a) for a in args)
+        if fn == "Fn::Or":
+            return any(truth(a) for a in args)
+        raise ValueError(f"unsupported condition function {fn}")
+
+    def named(name: str) -> bool:
+        if name not in done:
+            done[name] = truth(conditions[name])
+        return done[name]
+
+    return {name: named(name) for name in conditions}
+
+
+def resolve_ifs(node: Any, conditions: dict[str, bool]) -> Any:
+    """node with every Fn::If replaced by its branch under conditions, and AWS::NoValue dropped."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            name, yes, no = node["Fn::If"]
+            return resolve_ifs(yes if conditions[name] else no, conditions)
+        out = {k: resolve_ifs(v, conditions) for k, v in node.items()}
+        return {k: v for k, v in out.items() if v != NO_VALUE}
+    if isinstance(node, list):
+        return [item for item in (resolve_ifs(v, conditions) for v in node) if item != NO_VALUE]
+    return node
+
+
+def deployed_resources(template: dict[str, Any], **parameters: str) -> dict[str, Any]:
+    """The resources CloudFormation would create for these parameters, their Fn::Ifs resolved."""
+    conditions = evaluate_conditions(template, **parameters)
+    return {
+        name: resolve_ifs(resource, conditions)
+        for name, resource in template["Resources"].items()
+        if "Condition" not in resource or conditions[resource["Condition"]]
+    }

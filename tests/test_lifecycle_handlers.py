@@ -153,6 +153,40 @@ def test_rolled_back_update_keeps_the_champion_and_clears_the_candidate(stack):
     )
 
 
+def test_end_of_a_rolled_back_update_restores_the_autoscaled_minimum(stack, monkeypatch):
+    """Autoscaled stacks: a scheduled minimum raised while the canary weighted the alias is applied at the end of the
+    update, whatever its outcome (Application Auto Scaling is moto, Lambda's provisioned concurrency API a Stubber:
+    see tests/test_scaling.py)."""
+    from modelops.scaling import AliasScaling
+    from test_scaling import FN as SCALED_FN
+    from test_scaling import expect_put, lambda_stub, register
+
+    autoscaling = boto3.client("application-autoscaling", region_name="us-east-1")
+    register(autoscaling, 4, 10)
+    stub_lam, stub = lambda_stub(requested=1)
+    expect_put(stub, 4)
+    monkeypatch.setattr(
+        lifecycle, "scaling_from_env", lambda env=None: AliasScaling(autoscaling, stub_lam, SCALED_FN, "live")
+    )
+    stack.cloudformation.canary = lambda version: "PreTraffic hook: golden predictions differ"
+    load("retrain").lambda_handler(alarm_event(), CONTEXT)
+    with stub:
+        done = load("retrain").lambda_handler(stack.cloudformation.events[-1], CONTEXT)
+    stub.assert_no_pending_responses()
+    assert done["outcome"] == "rolled_back"
+    assert done["scaling"]["scaling"] == "restored" and done["scaling"]["set_to"] == 4
+
+
+def test_a_scaling_misconfiguration_never_stops_the_finalize_step(stack, monkeypatch):
+    monkeypatch.setenv("MODELOPS_PREDICT_SCALING_MODE", "Provisioned")
+    monkeypatch.setenv("MODELOPS_PREDICT_INSTANCE_COUNT", "two")
+    out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
+    done = load("retrain").lambda_handler(stack.cloudformation.events[-1], CONTEXT)
+    assert done["outcome"] == "promoted" and done["champion"] == out["candidate"]
+    assert done["scaling"]["scaling"] == "failed" and "MODELOPS_PREDICT_INSTANCE_COUNT" in done["scaling"]["error"]
+    assert stack.pins.get() == out["candidate"]
+
+
 def test_ok_state_and_other_stacks_are_ignored(deployed):
     event = alarm_event()
     event["detail"]["state"]["value"] = "OK"

@@ -95,3 +95,51 @@ def test_every_samconfig_environment_names_its_own_pin(env, moto_aws):
     stack, overrides = deploy_config(ROOT / "samconfig.toml", env)
     checks = check_pin(stack, overrides, boto3.client("ssm"))
     assert checks[0].ok, checks[0].detail
+
+
+AUTOSCALED = {"PredictScalingMode": "Autoscaled", "PredictInstanceCount": "2", "PredictMaxInstances": "50"}
+
+
+def test_autoscaled_is_checked_at_its_largest_maximum():
+    from modelops.preflight import check_scaling_range, wanted_concurrency
+
+    assert wanted_concurrency(AUTOSCALED) == ("PredictMaxInstances", 50)
+    # 1000 - floor 100 leaves 900: the maximum fits; at a limit of 120 only 20 can be provisioned
+    assert check_concurrency(AUTOSCALED, account(1000)).ok
+    small = check_concurrency(AUTOSCALED, account(120))
+    assert (
+        not small.ok and "50 provisioned instance(s) wanted" in small.detail and "PredictMaxInstances" in small.detail
+    )
+    assert "lower PredictMaxInstances" in small.fix
+    # a scheduled maximum counts only when its schedule is set
+    business = {**AUTOSCALED, "PredictScaleUpMaxInstances": "400", "PredictScaleUpMinInstances": "5"}
+    assert wanted_concurrency(business) == ("PredictMaxInstances", 50)
+    business["PredictScaleUpSchedule"] = "cron(0 8 ? * MON-FRI *)"
+    assert wanted_concurrency(business) == ("PredictScaleUpMaxInstances", 400)
+    assert not check_concurrency(business, account(450)).ok  # 350 available < 400
+    assert check_scaling_range(business).ok
+    assert check_scaling_range({"PredictScalingMode": "Provisioned"}) is None
+
+
+def test_a_minimum_above_its_maximum_is_named():
+    from modelops.preflight import check_scaling_range
+
+    inverted = check_scaling_range({**AUTOSCALED, "PredictInstanceCount": "60"})
+    assert not inverted.ok and inverted.detail == "PredictInstanceCount=60 > PredictMaxInstances=50"
+    scheduled = {
+        **AUTOSCALED,
+        "PredictScaleDownSchedule": "cron(0 20 ? * * *)",
+        "PredictScaleDownMinInstances": "3",
+        "PredictScaleDownMaxInstances": "2",
+    }
+    assert check_scaling_range(scheduled).detail == "PredictScaleDownMinInstances=3 > PredictScaleDownMaxInstances=2"
+
+
+def test_run_checks_reports_the_autoscaling_range(moto_aws):
+    from modelops.preflight import run_checks
+
+    pin = "/modelops/modelops-dev/breast-cancer/champion"
+    boto3.client("ssm").put_parameter(Name=pin, Value="none", Type="String")
+    parameters = {**AUTOSCALED, "ModelName": "breast-cancer", "ModelVersion": pin, "PredictInstanceCount": "60"}
+    checks = {c.name: c for c in run_checks("modelops-dev", parameters, ssm=boto3.client("ssm"), lam=account(1000))}
+    assert not checks["autoscaling range"].ok and checks["provisioned concurrency"].ok

@@ -132,27 +132,23 @@ def test_new_model_version_publishes_a_new_lambda_version(template):
     assert versions[0] not in third
 
 
-def _condition_value(condition, mode):
-    (left, right) = condition["Fn::Equals"]
-    assert left == {"Ref": "PredictScalingMode"}
-    return right == mode
-
-
 def test_provisioned_concurrency_and_snapstart_are_exclusive(template, translated):
+    from template_support import evaluate_conditions
+
     param = template["Parameters"]["PredictScalingMode"]
     assert param["Default"] == "OnDemand"
-    conditions = template["Conditions"]
     for mode in param["AllowedValues"]:
-        active = [_condition_value(conditions[c], mode) for c in ("PredictProvisioned", "PredictSnapStart")]
-        assert sum(active) <= 1, mode
-    assert sorted(param["AllowedValues"]) == ["OnDemand", "Provisioned", "SnapStart"]
+        conditions = evaluate_conditions(template, PredictScalingMode=mode)
+        assert not (conditions["PredictWarm"] and conditions["PredictSnapStart"]), mode
+        assert conditions["PredictWarm"] == (mode in ("Provisioned", "Autoscaled")), mode
+    assert sorted(param["AllowedValues"]) == ["Autoscaled", "OnDemand", "Provisioned", "SnapStart"]
     props = _predict(template)
-    assert props["ProvisionedConcurrencyConfig"]["Fn::If"][0] == "PredictProvisioned"
+    assert props["ProvisionedConcurrencyConfig"]["Fn::If"][0] == "PredictWarm"
     assert props["SnapStart"]["Fn::If"][0] == "PredictSnapStart"
     assert props["SnapStart"]["Fn::If"][1] == {"ApplyOn": "PublishedVersions"}
     # after translation provisioned concurrency sits on the live alias, SnapStart on the function
     alias = translated["PredictFunctionAliaslive"]["Properties"]
-    assert alias["ProvisionedConcurrencyConfig"]["Fn::If"][0] == "PredictProvisioned"
+    assert alias["ProvisionedConcurrencyConfig"]["Fn::If"][0] == "PredictWarm"
     assert translated["PredictFunction"]["Properties"]["SnapStart"]["Fn::If"][0] == "PredictSnapStart"
 
 

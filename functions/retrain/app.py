@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from modelops import lifecycle
 from modelops.errors import ModelOpsError
 from modelops.retrain import finalize
+from modelops.scaling import reconcile_quietly
 
 logger = Logger()
 
@@ -26,6 +27,11 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         if f":stack/{stack_name}/" not in str(info.get("stack_id") or ""):
             logger.info("status change of another stack", extra=info)
             return {"action": "ignored", "why": "another stack", **info}
+        # First, and never raising: a finalize that fails must not also leave the alias outside its scaling range.
+        try:
+            scaling = reconcile_quietly(lifecycle.scaling_from_env())
+        except ModelOpsError as exc:
+            scaling = {"scaling": "failed", "error": str(exc)}
         registry, name = lifecycle.registry_from_env()
         detail = finalize(
             registry,
@@ -37,8 +43,8 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             succeeded=info["succeeded"],
             trigger=info,
         )
-        logger.info("rollout finished", extra=detail)
-        return {"action": "finalized", **detail}
+        logger.info("rollout finished", extra={**detail, "scaling": scaling})
+        return {"action": "finalized", **detail, "scaling": scaling}
     try:
         retrainer = lifecycle.retrainer_from_env()
     except ModelOpsError as exc:

@@ -7,6 +7,9 @@ Environment:
     MODELOPS_STACK_NAME                            the stack a rollout updates (modelops.deploy); its pins live
                                                    under /modelops/<stack>/<model>/ in SSM
     MODELOPS_PREDICT_FUNCTION, MODELOPS_PREDICT_ALIAS (default live)
+    MODELOPS_PREDICT_SCALING_MODE, MODELOPS_PREDICT_INSTANCE_COUNT   Autoscaled: after each stack update the alias's
+                                                   provisioned concurrency is put back inside its scalable target;
+                                                   Provisioned: back to the count (modelops.scaling)
     MODELOPS_RETRAIN_TOPIC                         SNS topic ARN for announcements (optional)
     MODELOPS_RETRAIN_RECENT_DAYS, _HOLDOUT_FRACTION, _MIN_ROWS, _MARGIN, _METRIC, _COOLDOWN_HOURS,
     MODELOPS_RETRAIN_MIN_ACCURACY, _MIN_AUC, _MAX_MAE  absolute floors (unset = no floor)
@@ -32,6 +35,7 @@ from .feedback import DEFAULT_MAX_RECORDS
 from .objectstore import open_location
 from .registry import Registry
 from .retrain import FeedbackLabelled, Notifier, NullNotifier, RetrainConfig, Retrainer, SnsNotifier
+from .scaling import AliasScaling
 
 # Stack statuses that end an update: its rollout succeeded, or CloudFormation rolled it back.
 SUCCEEDED_STATES = ("UPDATE_COMPLETE",)
@@ -104,6 +108,19 @@ def deployer_from_env(env: Mapping[str, str] = os.environ) -> StackRolloutDeploy
     return StackRolloutDeployer(
         client("cloudformation"), pins_from_env(env), _required(env, "MODELOPS_STACK_NAME"), versions
     )
+
+
+def scaling_from_env(env: Mapping[str, str] = os.environ) -> AliasScaling | None:
+    mode = env.get("MODELOPS_PREDICT_SCALING_MODE", "")
+    if mode not in ("Autoscaled", "Provisioned"):
+        return None
+    function, alias = _required(env, "MODELOPS_PREDICT_FUNCTION"), env.get("MODELOPS_PREDICT_ALIAS") or LIVE_ALIAS
+    if mode == "Autoscaled":
+        return AliasScaling(client("application-autoscaling"), client("lambda"), function, alias)
+    count = _required(env, "MODELOPS_PREDICT_INSTANCE_COUNT")
+    if not count.isdigit():
+        raise ModelOpsError(f"MODELOPS_PREDICT_INSTANCE_COUNT={count!r} is not a count")
+    return AliasScaling(None, client("lambda"), function, alias, fixed=int(count))
 
 
 def notifier_from_env(env: Mapping[str, str] = os.environ) -> Notifier:

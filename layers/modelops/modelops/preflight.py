@@ -6,7 +6,9 @@
   its floor ("Specified ConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its
   minimum value of [N]"). The floor is 100, or the whole limit in accounts whose limit is below 100; new accounts can
   start with a limit of 10, which leaves no provisioned concurrency at all. (Reserved concurrency follows the same
-  rule: "up to the unreserved account concurrency minus 100", Lambda developer guide.)
+  rule: "up to the unreserved account concurrency minus 100", Lambda developer guide.) Autoscaled is checked at the
+  largest maximum it can scale out to (PredictMaxInstances, or a scheduled maximum that is set), and every minimum
+  must be at most its maximum.
 """
 
 from __future__ import annotations
@@ -63,16 +65,59 @@ def check_pin(stack: str, parameters: dict[str, str], ssm: Any) -> list[Check]:
     return checks
 
 
+# Autoscaled: (minimum, maximum) parameter pairs, and the schedule that turns a pair on (None: always on).
+SCALING_RANGES = (
+    ("PredictInstanceCount", "PredictMaxInstances", None),
+    ("PredictScaleUpMinInstances", "PredictScaleUpMaxInstances", "PredictScaleUpSchedule"),
+    ("PredictScaleDownMinInstances", "PredictScaleDownMaxInstances", "PredictScaleDownSchedule"),
+)
+SCALING_DEFAULTS = {"PredictInstanceCount": "1", "PredictMaxInstances": "10"}
+
+
+def _count(parameters: dict[str, str], name: str) -> int:
+    raw = parameters.get(name, SCALING_DEFAULTS.get(name, ""))
+    try:
+        return int(raw)
+    except ValueError:
+        raise ModelOpsError(f"{name}={raw!r} is not a number") from None
+
+
+def scaling_ranges(parameters: dict[str, str]) -> list[tuple[str, str, int, int]]:
+    """The Autoscaled (minimum name, maximum name, minimum, maximum) ranges the configuration turns on."""
+    return [
+        (low, high, _count(parameters, low), _count(parameters, high))
+        for low, high, schedule in SCALING_RANGES
+        if schedule is None or parameters.get(schedule, "")
+    ]
+
+
+def check_scaling_range(parameters: dict[str, str]) -> Check | None:
+    """Application Auto Scaling refuses a minimum above its maximum, which would fail the deploy late."""
+    if parameters.get("PredictScalingMode", "OnDemand") != "Autoscaled":
+        return None
+    inverted = [f"{low}={lo} > {high}={hi}" for low, high, lo, hi in scaling_ranges(parameters) if lo > hi]
+    if inverted:
+        return Check("autoscaling range", False, "; ".join(inverted), "make every minimum at most its maximum")
+    ranges = ", ".join(f"{lo}-{hi}" for _, _, lo, hi in scaling_ranges(parameters))
+    return Check("autoscaling range", True, f"provisioned concurrency between {ranges}")
+
+
+def wanted_concurrency(parameters: dict[str, str]) -> tuple[str, int] | None:
+    """(parameter, instances) of the most provisioned concurrency the configuration can ask for, None for none."""
+    mode = parameters.get("PredictScalingMode", "OnDemand")
+    if mode == "Provisioned":
+        return "PredictInstanceCount", _count(parameters, "PredictInstanceCount")
+    if mode == "Autoscaled":  # scaling out may reach the largest maximum in effect at any time
+        return max(((high, hi) for _, high, _, hi in scaling_ranges(parameters)), key=lambda pair: pair[1])
+    return None
+
+
 def check_concurrency(parameters: dict[str, str], lam: Any, existing_provisioned: int = 0) -> Check:
     mode = parameters.get("PredictScalingMode", "OnDemand")
-    if mode != "Provisioned":
+    asked = wanted_concurrency(parameters)
+    if asked is None:
         return Check("provisioned concurrency", True, f"PredictScalingMode={mode}: none needed")
-    try:
-        wanted = int(parameters.get("PredictInstanceCount", "1"))
-    except ValueError:
-        raise ModelOpsError(
-            f"PredictInstanceCount={parameters.get('PredictInstanceCount')!r} is not a number"
-        ) from None
+    source, wanted = asked
     with aws_errors("reading the Lambda account settings"):
         settings = lam.get_account_settings()
     limit = int(settings["AccountLimit"]["ConcurrentExecutions"])
@@ -82,7 +127,7 @@ def check_concurrency(parameters: dict[str, str], lam: Any, existing_provisioned
     detail = (
         f"{wanted} provisioned instance(s) wanted; account limit {limit}, unreserved {unreserved}, "
         f"floor {floor}: {available} can be provisioned"
-    )
+    ) + (f" (the most Autoscaled can scale out to, {source})" if mode == "Autoscaled" else "")
     if wanted <= available:
         return Check("provisioned concurrency", True, detail)
     return Check(
@@ -90,7 +135,8 @@ def check_concurrency(parameters: dict[str, str], lam: Any, existing_provisioned
         False,
         detail,
         f"request a higher Lambda 'Concurrent executions' quota (at least {wanted + floor + (limit - unreserved)}) in "
-        'Service Quotas, or deploy with PredictScalingMode="OnDemand"',
+        + ("Service Quotas, lower " + source + "," if mode == "Autoscaled" else "Service Quotas,")
+        + ' or deploy with PredictScalingMode="OnDemand"',
     )
 
 
@@ -109,4 +155,9 @@ def provisioned_on_live(lam: Any, function: str | None) -> int:
 def run_checks(
     stack: str, parameters: dict[str, str], *, ssm: Any, lam: Any, function: str | None = None
 ) -> list[Check]:
-    return [*check_pin(stack, parameters, ssm), check_concurrency(parameters, lam, provisioned_on_live(lam, function))]
+    scaling = check_scaling_range(parameters)
+    return [
+        *check_pin(stack, parameters, ssm),
+        *([scaling] if scaling else []),
+        check_concurrency(parameters, lam, provisioned_on_live(lam, function)),
+    ]
