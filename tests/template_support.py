@@ -37,3 +37,27 @@ def sam_translate(template: dict[str, Any], **parameters: str) -> dict[str, Any]
                 resource["Properties"][key] = f"s3://artifacts/{name}-{resource['Properties'][key].strip('/')}.zip"
     translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name="us-east-1"))
     return translator.translate(tpl, dict(parameters))
+
+
+def conditions_of(template: dict[str, Any], **parameters: str) -> dict[str, bool]:
+    """Every condition of a (translated) template for these parameter values (defaults for the others)."""
+    from devtools.cfn_eval import Evaluator
+
+    values = Evaluator.parameter_values(template, {"ModelVersion": "1", **parameters})
+    evaluator = Evaluator(template, values, {"AWS::Region": "us-east-1", "AWS::Partition": "aws"})
+    return {name: evaluator.condition(name) for name in template.get("Conditions", {})}
+
+
+def decide(value: Any, conditions: dict[str, bool]) -> Any:
+    """The value with every Fn::If decided by `conditions` and AWS::NoValue dropped; other intrinsics stay as
+    they are, so assertions can still name the resources they refer to."""
+    if isinstance(value, list):
+        items = [decide(v, conditions) for v in value]
+        return [v for v in items if v != NO_VALUE]
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, yes, no = value["Fn::If"]
+            return decide(yes if conditions[name] else no, conditions)
+        items = {k: decide(v, conditions) for k, v in value.items()}
+        return {k: v for k, v in items.items() if v != NO_VALUE}
+    return value
