@@ -145,7 +145,10 @@ def test_alarms_watch_the_version_the_alias_moves_to(translated):
     assert alias["FunctionVersion"] == {"Fn::GetAtt": [lid, "Version"]}
     for name in ALARMS:
         assert json.dumps({"Fn::GetAtt": [lid, "Version"]}) in json.dumps(translated[name]["Properties"]), name
-    group = decide(translated["PredictFunctionDeploymentGroup"]["Properties"], conditions_of(json.loads(json.dumps(data, default=str))))
+    group = decide(
+        translated["PredictFunctionDeploymentGroup"]["Properties"],
+        conditions_of(json.loads(json.dumps(data, default=str))),
+    )
     group = group["AlarmConfiguration"]["Alarms"]
     assert [a["Name"] for a in group] == [{"Ref": name} for name in ALARMS]
     # a rollout's change set may update them: they are among the resources that follow the model version

@@ -21,7 +21,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
 from modelops import feedback, labelsecret, labeltoken
 from modelops.errors import InputError, ModelOpsError
 from modelops.objectstore import open_location
@@ -148,6 +148,12 @@ def post_feedback() -> Response:
         content_type="application/json",
         body={"feedback_id": record.feedback_id, "request_id": record.request_id, "entity_id": record.entity_id},
     )
+
+
+@app.not_found
+def not_found(exc: NotFoundError) -> Response:
+    """A function URL sends every path here; only POST /feedback is a route."""
+    return error(404, "not_found", "no such route: POST /feedback is the only one")
 
 
 @app.exception_handler(BadRequestError)
