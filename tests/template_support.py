@@ -39,59 +39,35 @@ def sam_translate(template: dict[str, Any], **parameters: str) -> dict[str, Any]
     return translator.translate(tpl, dict(parameters))
 
 
-def evaluate_conditions(template: dict[str, Any], **parameters: str) -> dict[str, bool]:
-    """Every condition of a (translated) template for these parameter values (template defaults otherwise), as
-    CloudFormation evaluates Fn::Equals / Not / And / Or / Condition over Refs to parameters."""
-    values = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
-    values.update(parameters)
-    conditions = template.get("Conditions", {})
-    done: dict[str, bool] = {}
+def conditions_of(template: dict[str, Any], **parameters: str) -> dict[str, bool]:
+    """Every condition of a (translated) template for these parameter values (defaults for the others)."""
+    from devtools.cfn_eval import Evaluator
 
-    def value(node: Any) -> Any:
-        if isinstance(node, dict) and set(node) == {"Ref"}:
-            return values[node["Ref"]]
-        return node
-
-    def truth(node: Any) -> bool:
-        (fn, args), *_ = node.items()
-        if fn == "Condition":
-            return named(args)
-        if fn == "Fn::Equals":
-            return str(value(args[0])) == str(value(args[1]))
-        if fn == "Fn::Not":
-            return not truth(args[0])
-        if fn == "Fn::And":
-            return all(truth(a) for a in args)
-        if fn == "Fn::Or":
-            return any(truth(a) for a in args)
-        raise ValueError(f"unsupported condition function {fn}")
-
-    def named(name: str) -> bool:
-        if name not in done:
-            done[name] = truth(conditions[name])
-        return done[name]
-
-    return {name: named(name) for name in conditions}
+    values = Evaluator.parameter_values(template, {"ModelVersion": "1", **parameters})
+    evaluator = Evaluator(template, values, {"AWS::Region": "us-east-1", "AWS::Partition": "aws"})
+    return {name: evaluator.condition(name) for name in template.get("Conditions", {})}
 
 
-def resolve_ifs(node: Any, conditions: dict[str, bool]) -> Any:
-    """node with every Fn::If replaced by its branch under conditions, and AWS::NoValue dropped."""
-    if isinstance(node, dict):
-        if set(node) == {"Fn::If"}:
-            name, yes, no = node["Fn::If"]
-            return resolve_ifs(yes if conditions[name] else no, conditions)
-        out = {k: resolve_ifs(v, conditions) for k, v in node.items()}
-        return {k: v for k, v in out.items() if v != NO_VALUE}
-    if isinstance(node, list):
-        return [item for item in (resolve_ifs(v, conditions) for v in node) if item != NO_VALUE]
-    return node
+def decide(value: Any, conditions: dict[str, bool]) -> Any:
+    """The value with every Fn::If decided by `conditions` and AWS::NoValue dropped; other intrinsics stay as
+    they are, so assertions can still name the resources they refer to."""
+    if isinstance(value, list):
+        items = [decide(v, conditions) for v in value]
+        return [v for v in items if v != NO_VALUE]
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, yes, no = value["Fn::If"]
+            return decide(yes if conditions[name] else no, conditions)
+        items = {k: decide(v, conditions) for k, v in value.items()}
+        return {k: v for k, v in items.items() if v != NO_VALUE}
+    return value
 
 
 def deployed_resources(template: dict[str, Any], **parameters: str) -> dict[str, Any]:
-    """The resources CloudFormation would create for these parameters, their Fn::Ifs resolved."""
-    conditions = evaluate_conditions(template, **parameters)
+    """The resources CloudFormation would create for these parameters, their Fn::Ifs decided."""
+    conditions = conditions_of(template, **parameters)
     return {
-        name: resolve_ifs(resource, conditions)
+        name: decide(resource, conditions)
         for name, resource in template["Resources"].items()
         if "Condition" not in resource or conditions[resource["Condition"]]
     }

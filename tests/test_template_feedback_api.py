@@ -81,7 +81,8 @@ def test_feedback_stage_is_set_up_like_the_prediction_stage(template, translated
     for param in ("FeedbackThrottleRateLimit", "FeedbackThrottleBurstLimit", "FeedbackQuotaPerDay", "LabelWindowHours"):
         assert template["Parameters"][param]["Type"] == "Number" and template["Parameters"][param]["MinValue"] >= 1
     outputs = template["Outputs"]
-    assert "${FeedbackApi}" in outputs["FeedbackUrl"]["Value"]["Fn::Sub"]
+    condition, rest_url, _ = outputs["FeedbackUrl"]["Value"]["Fn::If"]  # other ApiTypes: test_template_front_doors
+    assert condition == "RestFrontDoor" and "${FeedbackApi}" in rest_url["Fn::Sub"]
     assert outputs["FeedbackApiKeyId"]["Value"] == {"Ref": "FeedbackApiApiKey"}
 
 

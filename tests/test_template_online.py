@@ -133,12 +133,12 @@ def test_new_model_version_publishes_a_new_lambda_version(template):
 
 
 def test_provisioned_concurrency_and_snapstart_are_exclusive(template, translated):
-    from template_support import evaluate_conditions
+    from template_support import conditions_of
 
     param = template["Parameters"]["PredictScalingMode"]
     assert param["Default"] == "OnDemand"
     for mode in param["AllowedValues"]:
-        conditions = evaluate_conditions(template, PredictScalingMode=mode)
+        conditions = conditions_of(template, PredictScalingMode=mode)
         assert not (conditions["PredictWarm"] and conditions["PredictSnapStart"]), mode
         assert conditions["PredictWarm"] == (mode in ("Provisioned", "Autoscaled")), mode
     assert sorted(param["AllowedValues"]) == ["Autoscaled", "OnDemand", "Provisioned", "SnapStart"]

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from modelops import experiment
 from samtranslator.yaml_helper import yaml_parse
-from template_support import flatten
+from template_support import conditions_of, decide, flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = Path(os.environ.get("MODELOPS_TEMPLATE", ROOT / "template.yaml"))
@@ -71,14 +71,14 @@ def test_deployment_type_parameter(raw):
     assert "AllAtOnce" in p["AllowedValues"] and any(v.startswith("Linear") for v in p["AllowedValues"])
     pref = raw["Resources"]["PredictFunction"]["Properties"]["DeploymentPreference"]
     assert pref["Type"] == {"Ref": "DeploymentType"}
-    assert pref["Alarms"] == [{"Ref": a} for a in ALARMS]
+    assert decide(pref["Alarms"], conditions_of(raw)) == [{"Ref": a} for a in ALARMS]
     assert pref["Hooks"] == {"PreTraffic": {"Ref": "PreTrafficHookFunction"}}
     assert raw["Resources"]["PredictFunction"]["Properties"]["AutoPublishAlias"] == "live"
 
 
 def test_translated_deployment_group_rolls_back_on_alarms(translated):
     r = translated["Resources"]
-    group = r["PredictFunctionDeploymentGroup"]["Properties"]
+    group = decide(r["PredictFunctionDeploymentGroup"]["Properties"], conditions_of(translated))
     assert group["DeploymentConfigName"]["Fn::Sub"][1]["ConfigName"] == "Canary10Percent5Minutes"
     assert group["AlarmConfiguration"]["Enabled"] is True
     assert [a["Name"] for a in group["AlarmConfiguration"]["Alarms"]] == [{"Ref": a} for a in ALARMS]

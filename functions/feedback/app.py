@@ -1,8 +1,9 @@
 """POST /feedback: store the true label or value for a served prediction, append-only in S3
 (see modelops.feedback for the layout and the join to predictions).
 
-Served on its own REST API with its own API key (template: FeedbackApi), so the prediction key cannot write
-labels. Every label needs the `label_token` of the predict answer it labels (modelops.labeltoken): it binds
+Served on a front door of its own (template ApiType): a REST API with its own API key (FeedbackApi), or an HTTP
+API or function URL with IAM auth (payload format 2.0 events, answered in their shape: modelops.serving.events),
+so a caller of the prediction API cannot write labels. Every label needs the `label_token` of the predict answer it labels (modelops.labeltoken): it binds
 the label to that served request, its rows and its entity, for MODELOPS_LABEL_WINDOW_HOURS. Each stored
 record names its writer: the API key id (or IAM caller) API Gateway saw.
 
@@ -14,15 +15,17 @@ never an unchecked label.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
 from modelops import feedback, labelsecret, labeltoken
 from modelops.errors import InputError, ModelOpsError
 from modelops.objectstore import open_location
+from modelops.serving import events
 from modelops.serving.errors import ApiError
 from modelops.serving.service import Limits, read_json
 
@@ -147,6 +150,12 @@ def post_feedback() -> Response:
     )
 
 
+@app.not_found
+def not_found(exc: NotFoundError) -> Response:
+    """A function URL sends every path here; only POST /feedback is a route."""
+    return error(404, "not_found", "no such route: POST /feedback is the only one")
+
+
 @app.exception_handler(BadRequestError)
 def bad_request(exc: BadRequestError) -> Response:
     return error(400, "bad_request", str(exc))
@@ -169,6 +178,15 @@ def unexpected(exc: Exception) -> Response:
     return error(500, "internal_error", "internal error; see the logs for this request id")
 
 
+def unsupported_event() -> dict:
+    message = "a payload format 2.0 event without a method or path"
+    body = json.dumps({"error": {"code": "unsupported_event", "message": message, "field": "event"}})
+    return {"statusCode": 400, "headers": {"Content-Type": "application/json"}, "body": body, "isBase64Encoded": False}
+
+
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def lambda_handler(event: dict, context: object) -> dict:
+    if isinstance(event, dict) and events.is_v2(event):
+        rest = events.rest_event(event)
+        return events.v2_response(unsupported_event() if rest is None else app.resolve(rest, context))
     return app.resolve(event, context)

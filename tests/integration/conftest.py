@@ -43,11 +43,13 @@ def stack() -> Stack:
 
 @pytest.fixture(scope="session")
 def api_key(stack: Stack) -> str:
+    stack.skip_unless_auth("api-key")
     key = stack.client("apigateway").get_api_key(apiKey=stack.outputs["PredictApiKeyId"], includeValue=True)
     return str(key["value"])
 
 
 @pytest.fixture(scope="session")
 def feedback_api_key(stack: Stack) -> str:
+    stack.skip_unless_auth("api-key")
     key = stack.client("apigateway").get_api_key(apiKey=stack.outputs["FeedbackApiKeyId"], includeValue=True)
     return str(key["value"])

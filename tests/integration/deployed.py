@@ -45,6 +45,31 @@ class Stack:
         """POST /feedback on the label API (its own REST API and key), reachable from here."""
         return self._reachable(self.outputs["FeedbackUrl"].rstrip("/"))
 
+    @property
+    def auth(self) -> str:
+        """How the predict front door authenticates (output PredictApiAuth): api-key, iam or jwt."""
+        return self.outputs.get("PredictApiAuth", "api-key")
+
+    @property
+    def is_function_url(self) -> bool:
+        """ApiType url: one auth type for every path, so the open routes need a signature too."""
+        return ".lambda-url." in self.outputs["PredictApiUrl"]
+
+    def skip_unless_auth(self, auth: str) -> None:
+        if self.auth != auth:
+            pytest.skip(f"this stack's front door authenticates with {self.auth}, not {auth}")
+
+    def signed(self, method: str, url: str, body: str = "", headers: dict[str, str] | None = None) -> dict[str, str]:
+        """Headers of the request signed with SigV4 by the ambient credentials, for an IAM-authed front door."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        session = boto3.session.Session()
+        service = "lambda" if ".lambda-url." in url else "execute-api"
+        request = AWSRequest(method=method, url=url, data=body.encode(), headers=dict(headers or {}))
+        SigV4Auth(session.get_credentials(), service, session.region_name).add_auth(request)
+        return dict(request.headers.items())
+
     def _reachable(self, url: str) -> str:
         if self.localstack:
             m = re.match(r"https?://([^.]+)\.execute-api\.[^/]+/(.+)$", url)

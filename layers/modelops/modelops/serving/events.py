@@ -9,6 +9,8 @@ sends HTTP requests to a function use payload format 2.0, which differs in shape
     headers     one value per name (repeats joined with commas), names in lowercase; cookies are taken out
                 of the headers into a `cookies` list, and are put back as one Cookie header here
     query       rawQueryString, queryStringParameters (repeats joined with commas)
+    caller      requestContext.authorizer.iam (IAM auth: accessKey, accountId, callerId, userArn, userId), which
+                AWS sets and a client cannot; given to the REST event's requestContext.identity
 
 A 2.0 answer has no multiValueHeaders (API Gateway would ignore them): each header is one value, and every
 Set-Cookie value goes into `cookies`. Sources: "Create AWS Lambda proxy integrations for HTTP APIs in API
@@ -74,7 +76,7 @@ def rest_event(event: Mapping[str, Any]) -> dict[str, Any] | None:
             "apiId": context.get("apiId"),
             "domainName": context.get("domainName"),
             "httpMethod": http["method"].upper(),
-            "identity": {"sourceIp": http.get("sourceIp"), "userAgent": http.get("userAgent")},
+            "identity": {"sourceIp": http.get("sourceIp"), "userAgent": http.get("userAgent"), **iam_identity(context)},
             "path": raw_path,  # like a REST API's requestContext.path: the stage prefix included
             "protocol": http.get("protocol"),
             "requestId": context.get("requestId"),
@@ -84,6 +86,17 @@ def rest_event(event: Mapping[str, Any]) -> dict[str, Any] | None:
         "body": event.get("body"),
         "isBase64Encoded": bool(event.get("isBase64Encoded")),
     }
+
+
+def iam_identity(context: Mapping[str, Any]) -> dict[str, str]:
+    """The IAM caller of a 2.0 event (HTTP API or function URL with IAM auth) in REST identity field names."""
+    authorizer = context.get("authorizer")
+    iam = authorizer.get("iam") if isinstance(authorizer, Mapping) else None
+    if not isinstance(iam, Mapping):
+        return {}
+    names = {"accessKey": "accessKey", "accountId": "accountId", "callerId": "caller", "userArn": "userArn"}
+    names["userId"] = "user"
+    return {rest: str(iam[v2]) for v2, rest in names.items() if iam.get(v2)}
 
 
 def v2_response(response: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,8 @@ Environment (besides the model's, see model_holder):
     MODELOPS_LABEL_TOKEN_SECRET  the secret that signs each answer's `label_token` (see modelops.labelsecret),
                            which POST /feedback requires; MODELOPS_AB_ID_HEADER / MODELOPS_AB_ID_FIELD name the
                            entity id the token is bound to (with or without an experiment)
+    MODELOPS_API_TYPE, MODELOPS_API_AUTH  the front door and its authentication, for the OpenAPI document
+                           (front_door.py)
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..experiment import DEFAULT_ID_FIELD, DEFAULT_ID_HEADER, entity_id_from
 from . import events
 from .capture import DEFAULT_MAX_LINE_BYTES, CaptureStats, capture_enabled, emit_capture, emit_failure, max_line_bytes
 from .errors import ApiError, model_unavailable
+from .front_door import FrontDoor
 from .metrics import RequestMetrics
 from .model_holder import ModelHolder
 from .negotiation import JSON, XML, check_json_body, choose_format, header, render
@@ -99,8 +102,10 @@ class Gateway:
         label_secret: Callable[[], bytes] | None = None,
         id_header: str = DEFAULT_ID_HEADER,
         id_field: str = DEFAULT_ID_FIELD,
+        front_door: FrontDoor | None = None,
     ):
         self.holder = holder
+        self.front_door = front_door or FrontDoor()  # what the OpenAPI document says about authentication
         self.label_secret = label_secret or labelsecret.secret
         self.id_header, self.id_field = id_header, id_field
         self.experiment = experiment  # modelops.experiment.Experiment, or None when no A/B test runs
@@ -144,6 +149,7 @@ class Gateway:
             label_secret=lambda: labelsecret.secret(env),
             id_header=env.get("MODELOPS_AB_ID_HEADER") or DEFAULT_ID_HEADER,
             id_field=env.get("MODELOPS_AB_ID_FIELD") or DEFAULT_ID_FIELD,
+            front_door=FrontDoor.from_env(env),
         )
         if running_in_aws(env):
             gateway.handle = _traced(gateway.handle)  # type: ignore[method-assign]

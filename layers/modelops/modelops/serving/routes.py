@@ -4,8 +4,8 @@ typed property, and the worked example is a real row the model answers with 200)
 
 The document is at /openapi.json and the Swagger UI page at /docs (docs_page.py: a small page that loads
 pinned Swagger UI assets from a CDN); both answer with Cache-Control and an ETag, and 304 to If-None-Match.
-Security is declared per operation, as API Gateway enforces it (template.yaml): POST /predict and GET /model
-need the API key; GET /health, /openapi.json and /docs are open.
+Security is declared per operation, as the front door enforces it (template.yaml's ApiType, see front_door.py):
+with the REST API, POST /predict and GET /model need the API key; GET /health, /openapi.json and /docs are open.
 
 Built on the first request that is not POST /predict (see gateway.py), and rebuilt if the model
 becomes available later, so the document always describes the model being served.
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
 OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
-API_KEY_HEADER = "x-api-key"
-KEYED: list[dict[str, list[str]]] = [{"apiKey": []}]  # the security of an operation that needs the API key
 logger = logging.getLogger(__name__)
 
 XML_NOTE = (
@@ -42,10 +40,11 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
     from aws_lambda_powertools.event_handler.exceptions import NotFoundError
     from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
+    from aws_lambda_powertools.event_handler.openapi.models import Server
     from aws_lambda_powertools.event_handler.openapi.params import Body
 
     models = _DocumentModels(model, gateway.limits.max_rows)
+    door = gateway.front_door
     app = APIGatewayRestResolver(enable_validation=True)
     allowed = {"/predict": "POST", "/model": "GET", "/health": "GET"}
     if gateway.docs_enabled:
@@ -80,7 +79,7 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
             "in `warnings`, one list per row; the field is absent when no row has any. " + XML_NOTE
         ),
         responses=models.responses(200, 400, 406, 413, 415, 500, 503),
-        security=KEYED,
+        security=door.secured(),
     )
     def predict(
         request: Annotated[
@@ -102,7 +101,7 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         tags=["model"],
         summary="The served model: version, features, metrics",
         responses=models.responses(200, 406, 503, ok_model=models.ModelSummary),
-        security=KEYED,
+        security=door.secured(),
     )
     def get_model() -> Any:
         fmt = negotiated()
@@ -118,6 +117,7 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         tags=["model"],
         summary="200 when the model is loaded and serving",
         responses=models.responses(200, 406, 503, ok_model=models.Health),
+        security=door.open_route_security(),
     )
     def health() -> Any:
         event = app.current_event
@@ -128,10 +128,9 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         "version": __version__,
         "description": (
             f"Online predictions from model '{gateway.model_name}' version {gateway.model_version}. "
-            "POST /predict and GET /model need an API key in the `x-api-key` header; "
-            "GET /health, /openapi.json and /docs do not."
+            + door.description()
         ),
-        "security_schemes": {"apiKey": APIKey.model_validate({"name": API_KEY_HEADER, "in": APIKeyIn.header})},
+        "security_schemes": door.security_schemes(),
     }
     if gateway.docs_enabled:
         documents: dict[str, tuple[str, str]] = {}  # stage prefix -> (body, ETag)
