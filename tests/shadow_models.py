@@ -1,0 +1,52 @@
+"""A candidate model that differs from its base on known rows: the shadow tests' champion and candidate.
+
+data(n)            four independent uniform features f0..f3 and a label "yes" when f0 + f1 > 1
+champion(X, y)     a scaler + logistic regression pipeline
+FlipAbove          the base model with its two class probabilities swapped on rows where one feature is above
+                   a threshold: it disagrees with the base exactly there
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+FEATURES = ["f0", "f1", "f2", "f3"]
+
+
+def data(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, len(FEATURES)))
+    y = np.where(X[:, 0] + X[:, 1] > 1, "yes", "no")
+    return X, y
+
+
+def champion(X: np.ndarray, y: np.ndarray) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+
+
+class FlipAbove(ClassifierMixin, BaseEstimator):
+    def __init__(self, base: Any = None, feature: int = 0, threshold: float = 0.5):
+        self.base = base
+        self.feature = feature
+        self.threshold = threshold
+
+    def fit(self, X: Any, y: Any = None) -> FlipAbove:
+        self.classes_ = self.base.classes_
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        proba = np.array(self.base.predict_proba(X), dtype=np.float64)
+        flip = np.asarray(X, dtype=np.float64)[:, self.feature] > self.threshold
+        proba[flip] = proba[flip][:, ::-1]
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
