@@ -50,3 +50,17 @@ class FlipAbove(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def register_pair(registry: Any, name: str) -> tuple[str, str, float]:
+    """(champion version, candidate version, threshold): the candidate flips the champion where f2 > threshold, a
+    bin edge of f2's baseline, so f2's bins split the agreeing rows from the disagreeing ones."""
+    from modelops import register
+
+    X, y = data()
+    base = champion(X, y)
+    first = register(base, X, y, name=name, registry=registry, alias="champion", feature_names=FEATURES, check=False)
+    threshold = first.baseline["f2"]["edges"][6]
+    flip = FlipAbove(base, feature=2, threshold=threshold).fit(X, y)
+    second = register(flip, X, y, name=name, registry=registry, feature_names=FEATURES, check=False)
+    return first.version, second.version, threshold

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import shadow_models
 from conftest import BUCKET
-from modelops import register, shadow
+from modelops import shadow
 from modelops.cli import main
 from modelops.feedback import PredictionLog
 from modelops.objectstore import open_location
@@ -51,15 +51,7 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def versions(registry):
-    X, y = shadow_models.data()
-    base = shadow_models.champion(X, y)
-    champion = register(
-        base, X, y, name=MODEL, registry=registry, alias="champion", feature_names=shadow_models.FEATURES, check=False
-    )
-    threshold = champion.baseline["f2"]["edges"][6]  # a bin edge: f2's bins split agreeing from disagreeing rows
-    flip = shadow_models.FlipAbove(base, feature=2, threshold=threshold).fit(X, y)
-    candidate = register(flip, X, y, name=MODEL, registry=registry, feature_names=shadow_models.FEATURES, check=False)
-    return champion.version, candidate.version, threshold
+    return shadow_models.register_pair(registry, MODEL)
 
 
 def serve_and_capture(registry, s3, tmp_path, capsys, champion_version, requests=40, rows=5):

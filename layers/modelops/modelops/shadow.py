@@ -22,7 +22,8 @@ Report (plain JSON types):
                   to the candidate's batch scoring time per row in this process: not the same measurement, an
                   order of magnitude only
 Stored under <data prefix>/shadow/<model>/<candidate>/<UTC time>-<random>.png and then .json (written last,
-naming its chart), neither ever overwritten.
+naming its chart), neither ever overwritten. matplotlib is not in the Lambda layers (it would cost every
+function's size budget), so a scheduled run stores the JSON alone and says so in it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ TOP_REASONS = 10
 QUANTILES = (50, 90, 99)
 SOURCE = "shadow"  # the id prefix of each row in the batch parser: "shadow,<row index>"
 REGRESSION_TOLERANCE_SHARE = 0.1  # of the champion predictions' standard deviation
+NO_CHART = "matplotlib is not in the Lambda layers: `modelops shadow run` draws the chart where it is installed"
 EVENT_ACTION = "shadow"  # {"action": "shadow"} makes the monitor function run a shadow comparison
 LATENCY_NOTE = (
     "champion: captured handler time up to its answer, per request, on Lambda; candidate: batch scoring time "
@@ -404,11 +406,57 @@ def report_stem(prefix: str, model: str, version: str, now: float | None = None)
     return "/".join(p for p in (prefix.strip("/"), SHADOW_DIR, model, version, name) if p)
 
 
-def store_report(store: ObjectStore, prefix: str, report: dict[str, Any], png: bytes) -> dict[str, str]:
-    """The chart, then the JSON naming it (written last: a listed JSON always has its chart); never overwrites."""
+def store_report(store: ObjectStore, prefix: str, report: dict[str, Any], png: bytes | None) -> dict[str, str]:
+    """The chart, then the JSON naming it (written last: a listed JSON always has its chart); never overwrites.
+    png None: the JSON alone, saying why there is no chart."""
     stem = report_stem(prefix, report["model"], report["candidate"])
-    keys = {"json": f"{stem}.json", "png": f"{stem}.png"}
-    store.put(keys["png"], png, content_type="image/png", if_none_match=True)
-    body = orjson.dumps({**report, "chart": store.uri(keys["png"])}, option=orjson.OPT_INDENT_2)
+    keys = {"json": f"{stem}.json"}
+    stored = dict(report)
+    if png is not None:
+        keys["png"] = f"{stem}.png"
+        store.put(keys["png"], png, content_type="image/png", if_none_match=True)
+        stored["chart"] = store.uri(keys["png"])
+    else:
+        stored["chart"] = None
+        stored["chart_note"] = NO_CHART
+    body = orjson.dumps(stored, option=orjson.OPT_INDENT_2)
     store.put(keys["json"], body, content_type="application/json", if_none_match=True)
     return {k: store.uri(v) for k, v in keys.items()}
+
+
+def can_chart() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def scheduled(
+    registry: Any,
+    name: str,
+    store: ObjectStore,
+    prefix: str,
+    version: str,
+    *,
+    since: float,
+    until: float,
+    max_records: int | None = DEFAULT_MAX_RECORDS,
+) -> dict[str, Any]:
+    """One scheduled shadow test (the monitor function on {"action": "shadow"}): a summary of the stored report,
+    or why there is none. No candidate, or no captured rows, is a skip; an unknown candidate raises."""
+    if not version:
+        return {"outcome": "skipped", "reason": "no candidate: set ShadowVersion or ChallengerVersion"}
+    model = registry.load(name, version)
+    try:
+        report = run(model, PredictionLog(store, prefix), since=since, until=until, max_records=max_records)
+    except NoShadowRows as exc:
+        return {"outcome": "skipped", "candidate": model.manifest.version, "reason": str(exc)}
+    stored = store_report(store, prefix, report, chart_png(report) if can_chart() else None)
+    return {
+        "outcome": "stored",
+        "candidate": model.manifest.version,
+        "rows": report["rows"]["compared"],
+        "agreement": report["agreement"]["rate"],
+        "abs_difference_p99": report["difference"]["abs"]["p99"],
+        "top_feature": (report["features"]["top"] or [{}])[0].get("feature"),
+        **stored,
+    }

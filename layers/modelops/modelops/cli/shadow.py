@@ -68,7 +68,7 @@ def run_cmd(args: argparse.Namespace) -> int:
     report = shadow.run(
         model, feedback.PredictionLog(store, prefix), since=since, until=until, tolerance=args.tolerance
     )
-    png = shadow.chart_png(report)
+    png = shadow.chart_png(report) if shadow.can_chart() else None
     if not args.dry_run:
         report["stored"] = shadow.store_report(store, prefix, report, png)
         if args.out:
@@ -76,7 +76,8 @@ def run_cmd(args: argparse.Namespace) -> int:
 
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)
-            (out / "shadow-report.png").write_bytes(png)
+            if png is not None:
+                (out / "shadow-report.png").write_bytes(png)
             (out / "shadow-report.json").write_text(json.dumps(report, indent=2, default=str))
     if args.json:
         emit_json(report)
@@ -86,6 +87,8 @@ def run_cmd(args: argparse.Namespace) -> int:
 
 
 def print_report(report: dict[str, Any]) -> None:
+    from .. import shadow
+
     rows = report["rows"]
     agreement = report["agreement"]
     diff = report["difference"]["abs"]
@@ -118,7 +121,10 @@ def print_report(report: dict[str, Any]) -> None:
         title="features where they disagree most (PSI of agreeing vs disagreeing rows)",
     )
     stored = report.get("stored")
-    print(f"wrote {stored['json']} and {stored['png']}" if stored else "dry run: nothing written")
+    if not stored:
+        print("dry run: nothing written")
+    else:
+        print(f"wrote {stored['json']}" + (f" and {stored['png']}" if "png" in stored else f" ({shadow.NO_CHART})"))
 
 
 def _num(value: float | None) -> str:
