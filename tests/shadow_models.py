@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 FEATURES = ["f0", "f1", "f2", "f3"]
 
@@ -64,3 +64,19 @@ def register_pair(registry: Any, name: str) -> tuple[str, str, float]:
     flip = FlipAbove(base, feature=2, threshold=threshold).fit(X, y)
     second = register(flip, X, y, name=name, registry=registry, feature_names=FEATURES, check=False)
     return first.version, second.version, threshold
+
+
+class ShiftAbove(RegressorMixin, BaseEstimator):
+    def __init__(self, base: Any = None, feature: int = 0, threshold: float = 0.5, shift: float = 1.0):
+        self.base = base
+        self.feature = feature
+        self.threshold = threshold
+        self.shift = shift
+
+    def fit(self, X: Any, y: Any = None) -> ShiftAbove:
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        above = np.asarray(X, dtype=np.float64)[:, self.feature] > self.threshold
+        return np.asarray(self.base.predict(X), dtype=np.float64) + np.where(above, self.shift, 0.0)

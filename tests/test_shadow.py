@@ -138,6 +138,27 @@ def test_malformed_and_oversized_capture_records_are_skipped_and_counted(registr
         json.dumps({**base, "request_id": "bigint", "instances": [{**row, "f0": 10**40}], "predictions": ["no"]}),
         json.dumps({**base, "request_id": "huge", "instances": [{**row, "pad": "x" * 5000}], "predictions": ["no"]}),
         json.dumps({**base, "request_id": "text", "instances": [{**row, "f1": "abc"}], "predictions": ["no"]}),
+        # fields of the wrong type, which the capture reader skips and counts instead of failing on
+        json.dumps({**base, "request_id": "status", "status": "abc", "instances": [row], "predictions": ["no"]}),
+        json.dumps(
+            {**base, "request_id": "proba", "probabilities": [["x"]], "instances": [row], "predictions": ["no"]}
+        ),
+        json.dumps({**base, "request_id": "scalar", "instances": [row], "predictions": 5}),
+        json.dumps(
+            {**base, "model_version": None, "request_id": "no-version", "instances": [row], "predictions": ["no"]}
+        ),
+        # a forged part claiming a billion rows is read as the one row it holds, not allocated for
+        json.dumps(
+            {
+                **base,
+                "request_id": "part",
+                "part": 1,
+                "parts": 2,
+                "rows": 10**9,
+                "instances": [row],
+                "predictions": ["no"],
+            }
+        ),
     ]
     day = time.strftime("%Y-%m-%d", time.gmtime())
     s3.put_object(Bucket=BUCKET, Key=f"data/captures/date={day}/delivery-2.jsonl", Body="\n".join(hostile) + "\n")
@@ -146,13 +167,14 @@ def test_malformed_and_oversized_capture_records_are_skipped_and_counted(registr
     report = shadow.run(model, PredictionLog(store, prefix), since=time.time() - 3600, until=time.time() + 60,
                         max_line_bytes=2048)  # fmt: skip
     skipped = report["rows"]["skipped"]
+    assert skipped["malformed capture line (records)"] == 5  # not JSON, status, proba, scalar, no-version
     assert skipped["malformed record (records)"] == 1
     assert skipped["malformed row"] == 1
     assert skipped["row inputs not serialisable"] == 1
     assert skipped["row inputs over the batch line bound"] == 1
     assert report["rows"]["rejected_by_candidate"] == 1  # "abc" for a number: the batch parser's own reason
     assert any("f1" in reason for reason in report["rows"]["rejection_reasons"])
-    assert report["rows"]["compared"] == len(sent)
+    assert report["rows"]["compared"] == len(sent) + 1  # the forged part's one row
 
 
 def test_empty_window_is_a_clear_one_line_error(registry, s3, capsys, versions):
@@ -208,3 +230,30 @@ def test_the_predict_function_never_imports_shadow():
         path = getattr(spec, "__file__", None)
         if path and name.startswith("modelops"):
             assert "shadow" not in Path(path).read_text(), name
+
+
+def test_regression_candidate_is_compared_on_its_predictions(registry, s3, tmp_path, capsys):
+    """A regressor shifted by exactly 1.0 where f2 is above a threshold: |delta| is 1 there and 0 elsewhere."""
+    from modelops import register
+    from sklearn.linear_model import LinearRegression
+
+    X, _ = shadow_models.data()
+    y = X[:, 0] + 2 * X[:, 1]
+    base = LinearRegression().fit(X, y)
+    features = shadow_models.FEATURES
+    champion = register(
+        base, X, y, name=MODEL, registry=registry, alias="champion", feature_names=features, check=False
+    )
+    shifted = shadow_models.ShiftAbove(base, feature=2, threshold=0.8).fit(X, y)
+    candidate = register(shifted, X, y, name=MODEL, registry=registry, feature_names=features, check=False)
+    sent, _ = serve_and_capture(registry, s3, tmp_path, capsys, champion.version, requests=10, rows=4)
+    model = registry.load(MODEL, candidate.version)
+    store, prefix = open_location(DATA, s3)
+    now = time.time()
+    report = shadow.run(model, PredictionLog(store, prefix), since=now - 3600, until=now + 60)
+    above = sent[:, 2] > 0.8
+    assert report["rows"]["compared"] == len(sent) and "confusion" not in report
+    assert report["agreement"]["agree"] == int((~above).sum())
+    assert report["difference"]["abs"]["max"] == pytest.approx(1.0)
+    assert report["difference"]["mean_signed"] == pytest.approx(above.mean())
+    assert report["features"]["top"][0]["feature"] == "f2"

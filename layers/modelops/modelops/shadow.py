@@ -89,8 +89,11 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def champion_rows(records: Iterable[PredictionRecord], max_line_bytes: int | None = None) -> ChampionRows:
-    """The rows the champion answered, each a JSON line of its inputs; anything else counted in `skipped`."""
+def champion_rows(
+    records: Iterable[PredictionRecord], max_line_bytes: int | None = None, numeric: bool = False
+) -> ChampionRows:
+    """The rows the champion answered, each a JSON line of its inputs; anything else counted in `skipped`.
+    numeric: a regression model's rows, whose answer must be a finite number."""
     out = ChampionRows()
     for r in records:
         if r.variant != CHAMPION_VARIANT:
@@ -112,6 +115,9 @@ def champion_rows(records: Iterable[PredictionRecord], max_line_bytes: int | Non
                 out.skipped["row captured without inputs"] += 1
                 continue
             if not isinstance(instance, dict) or label is None or isinstance(label, (dict, list)):
+                out.skipped["malformed row"] += 1
+                continue
+            if numeric and _finite(label) is None:
                 out.skipped["malformed row"] += 1
                 continue
             try:
@@ -262,14 +268,11 @@ def compare(
         score_of = f"P({order[-1]})" if order else "score"
         report["agreement"] = {"rate": float(agree.mean()) if n else None, "agree": int(agree.sum()), "rows": n}
     else:
-        champ = np.array([_finite(champion.labels[i]) for i in candidate.index], dtype=np.float64)
-        cand = np.asarray(candidate.scores, dtype=np.float64)
-        has = np.isfinite(champ)
-        delta = cand[has] - champ[has]
+        champ = np.array([float(champion.labels[i]) for i in candidate.index], dtype=np.float64)
+        delta = np.asarray(candidate.scores, dtype=np.float64) - champ
         if tolerance is None:
-            spread = float(np.std(champ[has])) if has.any() else 0.0
-            tolerance = REGRESSION_TOLERANCE_SHARE * spread
-        agree = ~has | (np.abs(cand - np.where(has, champ, cand)) <= tolerance)
+            tolerance = REGRESSION_TOLERANCE_SHARE * (float(np.std(champ)) if n else 0.0)
+        agree = np.abs(delta) <= tolerance
         score_of = "prediction"
         report["agreement"] = {
             "rate": float(agree.mean()) if n else None,
@@ -319,7 +322,9 @@ def run(
 ) -> dict[str, Any]:
     """Read the window's champion rows, score them with the candidate and compare; NoShadowRows when none."""
     captured, dropped = log.read_newest(since, until, max_records)
-    champion = champion_rows(captured, max_line_bytes)
+    champion = champion_rows(captured, max_line_bytes, numeric=model.manifest.task != CLASSIFICATION)
+    if log.malformed:
+        champion.skipped["malformed capture line (records)"] += log.malformed
     window = {"since": iso(since), "until": iso(until)}
     if not champion.lines:
         skipped = "; ".join(f"{k}: {v}" for k, v in sorted(champion.skipped.items()))
