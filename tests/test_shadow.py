@@ -257,3 +257,38 @@ def test_regression_candidate_is_compared_on_its_predictions(registry, s3, tmp_p
     assert report["difference"]["abs"]["max"] == pytest.approx(1.0)
     assert report["difference"]["mean_signed"] == pytest.approx(above.mean())
     assert report["features"]["top"][0]["feature"] == "f2"
+
+
+def test_three_classes_are_compared_class_by_class(registry, s3, tmp_path, capsys):
+    """FlipAbove reverses the three class probabilities where f2 is above the threshold: a and c swap, b keeps
+    its probability, so b's own |delta| stays at rounding while a's and c's do not."""
+    from modelops import register
+    from sklearn.linear_model import LogisticRegression
+
+    X, _ = shadow_models.data()
+    y = np.select([X[:, 0] < 1 / 3, X[:, 0] < 2 / 3], ["a", "b"], "c")
+    base = LogisticRegression(C=100).fit(X, y)
+    features = shadow_models.FEATURES
+    champion = register(
+        base, X, y, name=MODEL, registry=registry, alias="champion", feature_names=features, check=False
+    )
+    threshold = champion.baseline["f2"]["edges"][6]
+    flip = shadow_models.FlipAbove(base, feature=2, threshold=threshold).fit(X, y)
+    candidate = register(flip, X, y, name=MODEL, registry=registry, feature_names=features, check=False)
+    sent, answers = serve_and_capture(registry, s3, tmp_path, capsys, champion.version, requests=20, rows=5)
+    model = registry.load(MODEL, candidate.version)
+    store, prefix = open_location(DATA, s3)
+    now = time.time()
+    report = shadow.run(model, PredictionLog(store, prefix), since=now - 3600, until=now + 60)
+    flipped = sent[:, 2] > threshold
+    swap = {"a": "c", "b": "b", "c": "a"}
+    expected = Counter((a, swap[a] if f else a) for a, f in zip(answers, flipped.tolist(), strict=True))
+    assert {(a, b): n for a, row in report["confusion"]["counts"].items() for b, n in row.items() if n} == dict(
+        expected
+    )
+    assert report["agreement"]["agree"] == sum(n for (a, b), n in expected.items() if a == b)
+    by_class = report["difference_by_class"]
+    assert by_class["b"]["rows"] == len(sent) and by_class["b"]["max"] < 1e-5
+    assert by_class["a"]["max"] > 0.1 and by_class["c"]["max"] > 0.1
+    assert report["difference"]["of"] == "largest per-class probability change"
+    assert report["difference"]["abs"]["max"] == pytest.approx(max(by_class["a"]["max"], by_class["c"]["max"]))

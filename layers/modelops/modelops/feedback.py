@@ -345,6 +345,8 @@ class PredictionRecord:
     row_offset: int = 0
     rows: int | None = None
     truncated: list[dict[str, Any]] | None = None  # rows captured without their inputs, and why
+    probabilities: list[Any] | None = None  # per row, one probability per class (classifiers with more classes)
+    classes: list[Any] | None = None  # the classes those probabilities are in the order of
     lost_rows: list[int] = field(default_factory=list)  # rows of a merged capture whose part never arrived
 
 
@@ -434,6 +436,8 @@ def _parse_record(obj: Any) -> PredictionRecord | None:
         predictions=list(obj.get("predictions") or []),
         scores=scores,
         instances=obj.get("instances"),
+        probabilities=obj["probabilities"] if isinstance(obj.get("probabilities"), list) else None,
+        classes=obj["classes"] if isinstance(obj.get("classes"), list) else None,
         part=_count(obj.get("part")),
         parts=_count(obj.get("parts")),
         row_offset=_count(obj.get("row_offset")) or 0,
@@ -474,6 +478,7 @@ def _merge(parts: list[PredictionRecord]) -> PredictionRecord:
     total = max([p.rows or 0 for p in parts] + [p.row_offset + len(p.predictions) for p in parts])
     predictions: list[Any] = [None] * total
     scores: list[Any] | None = [None] * total if any(p.scores is not None for p in parts) else None
+    probabilities: list[Any] | None = [None] * total if any(p.probabilities is not None for p in parts) else None
     instances: list[Any] | None = [None] * total if any(p.instances is not None for p in parts) else None
     present = [False] * total
     truncated: list[dict[str, Any]] = []
@@ -484,6 +489,8 @@ def _merge(parts: list[PredictionRecord]) -> PredictionRecord:
             present[lo + i] = True
         if scores is not None and p.scores is not None:
             scores[lo : lo + len(p.scores)] = p.scores
+        if probabilities is not None and p.probabilities is not None:
+            probabilities[lo : lo + len(p.probabilities)] = p.probabilities
         if instances is not None and p.instances is not None:
             instances[lo : lo + len(p.instances)] = p.instances
         truncated.extend(p.truncated or [])
@@ -498,6 +505,8 @@ def _merge(parts: list[PredictionRecord]) -> PredictionRecord:
         predictions=predictions,
         scores=scores,
         instances=instances,
+        probabilities=probabilities,
+        classes=first.classes,
         rows=total,
         truncated=truncated or None,
         lost_rows=[i for i, ok in enumerate(present) if not ok],

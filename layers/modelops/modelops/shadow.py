@@ -11,9 +11,10 @@ serialise or exceed the batch line bound is skipped and counted under its reason
 Report (plain JSON types):
     agreement     classification: share of rows where both predict the same label; regression: share of rows
                   with |candidate - champion| <= tolerance (default: a tenth of the champion's prediction std)
-    difference    p50/p90/p99/max of |delta| of the score: the probability of the last class (the positive class
-                  of a binary model; the value monitoring and batch track) or the regression output. Batch
-                  output has six decimals, so deltas below 1e-6 are rounding.
+    difference    p50/p90/p99/max of |delta| of the score: the positive-class probability of a binary model, the
+                  regression output, or with three or more classes each row's largest per-class probability
+                  change (and each class's own quantiles in difference_by_class). Batch output has six
+                  decimals, so deltas below 1e-6 are rounding.
     confusion     champion label x candidate label counts (classification)
     features      per feature, the PSI between its distribution on agreeing and on disagreeing rows, over the
                   candidate's baseline bins (its deciles in the window when the manifest has none): a high value
@@ -29,6 +30,7 @@ function's size budget), so a scheduled run stores the JSON alone and says so in
 from __future__ import annotations
 
 import csv
+import io
 import math
 import secrets
 import time
@@ -75,6 +77,7 @@ class ChampionRows:
     lines: list[bytes] = field(default_factory=list)
     labels: list[Any] = field(default_factory=list)
     scores: list[float | None] = field(default_factory=list)
+    probabilities: list[dict[str, float] | None] = field(default_factory=list)  # by class, models with 3+ classes
     versions: Counter = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)  # per request
     request_rows: list[int] = field(default_factory=list)  # rows per request that has a latency
@@ -108,6 +111,12 @@ def champion_rows(
             continue
         if scores is not None and (not isinstance(scores, list) or len(scores) != len(predictions)):
             scores = None  # the labels still compare
+        probabilities = r.probabilities
+        if probabilities is not None and (
+            not isinstance(probabilities, list) or len(probabilities) != len(predictions)
+        ):
+            probabilities = None
+        classes = [str(c) for c in r.classes] if isinstance(r.classes, list) else None
         out.requests += 1
         kept = 0
         for i, (label, instance) in enumerate(zip(predictions, instances, strict=True)):
@@ -131,6 +140,7 @@ def champion_rows(
             out.lines.append(line)
             out.labels.append(label)
             out.scores.append(_finite(scores[i]) if scores is not None else None)
+            out.probabilities.append(_by_class(probabilities[i], classes) if probabilities is not None else None)
             out.versions[r.model_version] += 1
             kept += 1
         latency = _finite(r.latency_ms)
@@ -140,6 +150,17 @@ def champion_rows(
     return out
 
 
+def _by_class(row: Any, classes: list[str] | None) -> dict[str, float] | None:
+    """One row's class probabilities as {class: p}, or None unless every one is a finite number."""
+    if isinstance(row, dict):
+        pairs = [(str(k), _finite(v)) for k, v in row.items()]
+    elif isinstance(row, list) and classes is not None and len(row) == len(classes):
+        pairs = [(c, _finite(v)) for c, v in zip(classes, row, strict=True)]
+    else:
+        return None
+    return {c: p for c, p in pairs if p is not None} if all(p is not None for _, p in pairs) else None
+
+
 @dataclass
 class CandidateRows:
     """The candidate's answers, by row index into ChampionRows.lines."""
@@ -147,6 +168,7 @@ class CandidateRows:
     index: list[int] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    probabilities: list[list[float]] = field(default_factory=list)  # per class, in the candidate's class order
     matrices: list[np.ndarray] = field(default_factory=list)  # the scored rows' features, in schema order
     rejected: Counter = field(default_factory=Counter)  # reason -> rows
     seconds: float = 0.0
@@ -174,10 +196,12 @@ def score_candidate(model: LoadedModel, lines: list[bytes], chunk_rows: int = CH
         matrix = chunk.matrix if scored.kept is None else chunk.matrix[scored.kept]
         out.matrices.append(matrix)
         # each line: shadow,<row>,<prediction>[,<proba per class>],<model_version>,<warnings>
-        for fields in csv.reader(scored.body.decode().splitlines()):
+        for fields in csv.reader(io.StringIO(scored.body.decode(), newline="")):  # a quoted label may hold a newline
             out.index.append(int(fields[1]))
             out.labels.append(fields[2])
-            out.scores.append(float(fields[3 + len(scorer.classes) - 1]) if classification else float(fields[2]))
+            probabilities = [float(v) for v in fields[3 : 3 + len(scorer.classes)]]
+            out.probabilities.append(probabilities)
+            out.scores.append(probabilities[-1] if classification else float(fields[2]))
     return out
 
 
@@ -266,6 +290,9 @@ def compare(
             "counts": {a: {b: counts.get((a, b), 0) for b in order} for a in seen},
         }
         score_of = f"P({order[-1]})" if order else "score"
+        if len(order) > 2:
+            score_of, delta, by_class = _class_differences(order, champion, candidate)
+            report["difference_by_class"] = by_class
         report["agreement"] = {"rate": float(agree.mean()) if n else None, "agree": int(agree.sum()), "rows": n}
     else:
         champ = np.array([float(champion.labels[i]) for i in candidate.index], dtype=np.float64)
@@ -283,7 +310,7 @@ def compare(
     report["difference"] = {
         "of": score_of,
         "abs": _quantiles(np.abs(delta)),
-        "mean_signed": float(delta.mean()) if delta.size else None,
+        "mean_signed": float(delta.mean()) if delta.size and "difference_by_class" not in report else None,
     }
     matrix = np.concatenate(candidate.matrices) if candidate.matrices else np.zeros((0, len(manifest.features)))
     report["features"] = {
@@ -293,6 +320,23 @@ def compare(
     }
     report["latency"] = latency(champion, candidate)
     return report
+
+
+def _class_differences(
+    order: list[str], champion: ChampionRows, candidate: CandidateRows
+) -> tuple[str, np.ndarray, dict[str, Any]]:
+    """Models with three or more classes: per row the largest change of any class's probability, and each
+    class's own |delta| quantiles, over the rows whose capture holds every class's probability."""
+    rows = []
+    for j, i in enumerate(candidate.index):
+        captured = champion.probabilities[i]
+        if captured is not None and set(captured) == set(order):
+            rows.append([candidate.probabilities[j][c] - captured[name] for c, name in enumerate(order)])
+    deltas = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(order))
+    by_class = {name: _quantiles(np.abs(deltas[:, c])) for c, name in enumerate(order)}
+    largest = np.abs(deltas).max(axis=1) if len(rows) else np.zeros(0)
+    # signed mean of a maximum means nothing: mean_signed stays None (largest is already absolute)
+    return "largest per-class probability change", largest, by_class
 
 
 def latency(champion: ChampionRows, candidate: CandidateRows) -> dict[str, Any]:
@@ -355,8 +399,6 @@ def run(
 
 # ---- chart and storage ----------------------------------------------------------------------------------
 def chart_png(report: dict[str, Any]) -> bytes:
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
