@@ -23,7 +23,14 @@ ALLOWED = {
     "PreTrafficHookFunctionRole": {MODEL, ALIASES},
     "BatchFunctionRole": {MODEL, ALIASES, "${BatchInputPrefix}/*", "${BatchOutputPrefix}/*"},
     "BatchWorkerFunctionRole": {MODEL, ALIASES, "${BatchInputPrefix}/*", "${BatchOutputPrefix}/*"},
-    "MonitorFunctionRole": {MODEL, ALIASES, "${DataPrefix}/captures/*", "${DataPrefix}/feedback/*"},
+    # the shadow reports: written only with ShadowScheduleState=ENABLED (test_template_shadow.py)
+    "MonitorFunctionRole": {
+        MODEL,
+        ALIASES,
+        "${DataPrefix}/captures/*",
+        "${DataPrefix}/feedback/*",
+        "${DataPrefix}/shadow/${ModelName}/*",
+    },
     "RetrainFunctionRole": {
         MODEL,
         ALIASES,

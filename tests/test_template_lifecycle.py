@@ -238,6 +238,8 @@ def test_retrain_role_is_least_privilege(translated):
         "s3:GetObject",
         "kms:Decrypt",  # only with KmsKeyArn: the bucket's customer key
         "kms:GenerateDataKey",
+        "s3:PutObject",  # only with ShadowScheduleState=ENABLED, only the shadow reports (test_template_shadow.py)
+        "kms:Verify",  # the shadow candidate's signature, only with ModelSigning=kms and the shadow schedule on
         "sqs:SendMessage",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",

@@ -1,5 +1,7 @@
 """Monitor function (scheduled): drift of captured online requests and quality from labelled predictions
-over a sliding window, per model version, published as CloudWatch metrics (EMF)."""
+over a sliding window, per model version, published as CloudWatch metrics (EMF). On {"action": "shadow"}
+(the ShadowTest schedule) it compares the shadow candidate with the champion on the window's captured
+requests instead (modelops.shadow) and stores the report under the data prefix's shadow/."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import time
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from modelops import feedback, monitoring
+from modelops import feedback, monitoring, shadow
 from modelops.objectstore import open_location
 from modelops.registry import CHAMPION, Registry
 
@@ -24,6 +26,11 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     now = time.time()
     since = now - window_seconds
     limit = int(os.environ.get("MODELOPS_WINDOW_MAX_RECORDS") or feedback.DEFAULT_MAX_RECORDS)
+    if isinstance(event, dict) and event.get("action") == shadow.EVENT_ACTION:
+        version = os.environ.get("MODELOPS_SHADOW_VERSION", "").strip()
+        result = shadow.scheduled(registry, name, store, prefix, version, since=since, until=now, max_records=limit)
+        logger.info("shadow test", extra=result)
+        return result
     window = feedback.read_window(store, prefix, since=since, until=now, max_records=limit)
     captured, labelled = window.captured, window.labelled
     serving = registry.get_alias(name, CHAMPION).version

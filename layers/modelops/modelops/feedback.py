@@ -41,7 +41,7 @@ import json
 import math
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -345,6 +345,8 @@ class PredictionRecord:
     row_offset: int = 0
     rows: int | None = None
     truncated: list[dict[str, Any]] | None = None  # rows captured without their inputs, and why
+    probabilities: list[Any] | None = None  # per row, one probability per class (classifiers with more classes)
+    classes: list[Any] | None = None  # the classes those probabilities are in the order of
     lost_rows: list[int] = field(default_factory=list)  # rows of a merged capture whose part never arrived
 
 
@@ -382,23 +384,35 @@ def prediction_record(
     return record
 
 
-def _record_from(obj: Any) -> PredictionRecord | None:
+def _record_from(obj: Any, malformed: Callable[[], None] | None = None) -> PredictionRecord | None:
+    """The prediction record in one decoded line, or None when it is not a capture record; a capture record of
+    the wrong shape (a field of the wrong type, no request id) is skipped too, and reported to `malformed`."""
+    try:
+        return _parse_record(obj)
+    except (ValueError, TypeError, AttributeError, OverflowError):
+        if malformed is not None:
+            malformed()
+        return None
+
+
+def _parse_record(obj: Any) -> PredictionRecord | None:
     if not isinstance(obj, dict):
         return None
     if "capture" not in obj:
         message = obj.get("message")  # nested in a structured log line
         if isinstance(message, dict):
-            return _record_from(message)
+            return _parse_record(message)
         if isinstance(message, str) and message.startswith("{"):
             try:
-                return _record_from(json.loads(message))
-            except ValueError:
+                nested = json.loads(message)
+            except ValueError:  # an ordinary log message
                 return None
+            return _parse_record(nested)
         return None
     request_id = obj.get("request_id")
     version = obj.get("model_version") or (obj.get("model") or {}).get("version")
     if not request_id or not version:
-        return None
+        raise ValueError("a capture record without request_id or model_version")
     scores = obj.get("scores")
     if scores is None and isinstance(obj.get("probabilities"), list) and obj["probabilities"]:
         first = obj["probabilities"][0]
@@ -410,7 +424,7 @@ def _record_from(obj: Any) -> PredictionRecord | None:
     try:
         at = parse_time(obj.get("at") or obj.get("ts") or obj.get("timestamp") or 0)
     except InputError:
-        return None
+        raise ValueError("a capture record without a readable time") from None
     return PredictionRecord(
         request_id=str(request_id),
         at=at,
@@ -422,6 +436,8 @@ def _record_from(obj: Any) -> PredictionRecord | None:
         predictions=list(obj.get("predictions") or []),
         scores=scores,
         instances=obj.get("instances"),
+        probabilities=obj["probabilities"] if isinstance(obj.get("probabilities"), list) else None,
+        classes=obj["classes"] if isinstance(obj.get("classes"), list) else None,
         part=_count(obj.get("part")),
         parts=_count(obj.get("parts")),
         row_offset=_count(obj.get("row_offset")) or 0,
@@ -431,7 +447,10 @@ def _record_from(obj: Any) -> PredictionRecord | None:
 
 
 def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    """A part number, part count, row offset or row count: at most MAX_ROWS (a request's row bound), so a forged
+    line cannot make merge_parts allocate for more rows than a request can have."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ROWS
+    return value if ok else None
 
 
 def merge_parts(records: Iterable[PredictionRecord]) -> list[PredictionRecord]:
@@ -459,6 +478,7 @@ def _merge(parts: list[PredictionRecord]) -> PredictionRecord:
     total = max([p.rows or 0 for p in parts] + [p.row_offset + len(p.predictions) for p in parts])
     predictions: list[Any] = [None] * total
     scores: list[Any] | None = [None] * total if any(p.scores is not None for p in parts) else None
+    probabilities: list[Any] | None = [None] * total if any(p.probabilities is not None for p in parts) else None
     instances: list[Any] | None = [None] * total if any(p.instances is not None for p in parts) else None
     present = [False] * total
     truncated: list[dict[str, Any]] = []
@@ -469,6 +489,8 @@ def _merge(parts: list[PredictionRecord]) -> PredictionRecord:
             present[lo + i] = True
         if scores is not None and p.scores is not None:
             scores[lo : lo + len(p.scores)] = p.scores
+        if probabilities is not None and p.probabilities is not None:
+            probabilities[lo : lo + len(p.probabilities)] = p.probabilities
         if instances is not None and p.instances is not None:
             instances[lo : lo + len(p.instances)] = p.instances
         truncated.extend(p.truncated or [])
@@ -483,16 +505,19 @@ def _merge(parts: list[PredictionRecord]) -> PredictionRecord:
         predictions=predictions,
         scores=scores,
         instances=instances,
+        probabilities=probabilities,
+        classes=first.classes,
         rows=total,
         truncated=truncated or None,
         lost_rows=[i for i, ok in enumerate(present) if not ok],
     )
 
 
-def parse_records(data: bytes) -> Iterator[PredictionRecord]:
+def parse_records(data: bytes, malformed: Callable[[], None] | None = None) -> Iterator[PredictionRecord]:
     """Prediction records in one delivered object: JSON lines (or concatenated JSON), optionally gzip, or
     CloudWatch Logs subscription envelopes; anything that is not a capture line is skipped. The parts of a
-    capture split over several lines come one by one (merge_parts joins them)."""
+    capture split over several lines come one by one (merge_parts joins them). `malformed` is called once for
+    each line that is not JSON and each capture record of the wrong shape (both skipped)."""
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     text = data.decode("utf-8", errors="replace")
@@ -508,6 +533,8 @@ def parse_records(data: bytes) -> Iterator[PredictionRecord]:
         except ValueError:
             nl = text.find("\n", pos)
             pos = len(text) if nl < 0 else nl + 1
+            if malformed is not None:
+                malformed()
             continue
         if isinstance(obj, dict) and isinstance(obj.get("logEvents"), list):
             for event in obj["logEvents"]:
@@ -516,13 +543,13 @@ def parse_records(data: bytes) -> Iterator[PredictionRecord]:
                 if start < 0:
                     continue
                 try:
-                    record = _record_from(json.loads(message[start:]))
+                    record = _record_from(json.loads(message[start:]), malformed)
                 except ValueError:
                     record = None
                 if record:
                     yield record
         else:
-            record = _record_from(obj)
+            record = _record_from(obj, malformed)
             if record:
                 yield record
 
@@ -534,11 +561,15 @@ class PredictionLog:
         self.store = data_store(bucket, s3)
         self.bucket = self.store.bucket
         self.prefix = prefix.strip("/")
+        self.malformed = 0  # lines skipped by the reads so far: not JSON, or a capture record of the wrong shape
 
     @property
     def s3(self) -> Any:
         """The boto3 client of an S3 store."""
         return getattr(self.store, "s3", None)
+
+    def _count_malformed(self) -> None:
+        self.malformed += 1
 
     def append(self, records: Iterable[dict[str, Any]]) -> str | None:
         lines = [json.dumps(r) for r in records]
@@ -555,7 +586,9 @@ class PredictionLog:
         for key in _list_partitions(self.store, self.prefix, CAPTURE_DIR, since, until):
             body, _ = self.store.get(key)
             yield from (
-                r for r in parse_records(body) if (since is None or r.at >= since) and (until is None or r.at <= until)
+                r
+                for r in parse_records(body, self._count_malformed)
+                if (since is None or r.at >= since) and (until is None or r.at <= until)
             )
 
     def read(self, since: float | None = None, until: float | None = None) -> list[PredictionRecord]:

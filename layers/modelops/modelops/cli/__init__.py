@@ -11,7 +11,7 @@ from typing import NoReturn
 from ..errors import ModelOpsError
 
 # Modules that define `register(subparsers)`; each adds one command or command group.
-COMMAND_MODULES = ["train", "models", "batch", "retrain", "rollout", "ab", "preflight"]
+COMMAND_MODULES = ["train", "models", "batch", "retrain", "rollout", "ab", "shadow", "preflight"]
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
 
