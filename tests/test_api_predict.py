@@ -405,3 +405,53 @@ def test_non_finite_model_output_is_never_answered(clf, golden, capsys):
     assert status == 500 and body["error"]["code"] == "model_error"
     metrics = [r for r in _json_lines(capsys.readouterr().out) if "_aws" in r]
     assert metrics[-1]["ServerErrors"] == 1 and metrics[-1]["ClientErrors"] == 0
+
+
+def _capture_of(app, capsys, **post_kwargs):
+    capsys.readouterr()
+    status, _, _ = post(app, **post_kwargs)
+    assert status == 200
+    captures = [r for r in _json_lines(capsys.readouterr().out) if r.get("capture") is True]
+    assert len(captures) == 1
+    return captures[0]
+
+
+def test_capture_writes_the_client_array_text_only_when_it_is_the_validated_array(
+    serve, classifier_dir, golden, capsys
+):
+    import json
+
+    from modelops.serving.capture import instances_text
+
+    app = serve(classifier_dir, MODELOPS_CAPTURE="on")
+    rows, other = golden["instances"][:2], golden["instances"][2:3]
+    plain = json.dumps({"instances": rows})
+    assert instances_text(plain, {"instances": rows}) == json.dumps(rows)
+    pretty = json.dumps({"instances": rows}, indent=1)
+    duplicate = '{"instances": ' + json.dumps(other) + ', "instances": ' + json.dumps(rows) + "}"
+    escaped = '{"instances": ' + json.dumps(other) + ', "\\u0069nstances": ' + json.dumps(rows) + "}"
+    for body in (plain, pretty, duplicate, escaped, json.dumps({"instances": rows, "user_id": "u-1"})):
+        parsed = json.loads(body)
+        text = instances_text(body, parsed)
+        assert text is None or json.loads(text) == parsed["instances"]
+        line = _capture_of(app, capsys, raw_body=body)
+        assert line["instances"] == rows  # the rows that were validated and scored, never the text's first
+    assert instances_text(duplicate, json.loads(duplicate)) is None
+    assert instances_text(escaped, json.loads(escaped)) is None
+    assert instances_text(pretty, json.loads(pretty)) is None  # a line break would split the capture line
+
+
+def test_a_capture_with_the_client_text_reads_as_the_serialised_one(serve, classifier_dir, golden, capsys):
+    from modelops.feedback import parse_records
+
+    app = serve(classifier_dir, MODELOPS_CAPTURE="on")
+    rows = [golden["instances"][i % len(golden["instances"])] for i in range(100)]
+    spliced = _capture_of(app, capsys, body={"instances": rows}, request_id="same")
+    serialised = _capture_of(app, capsys, body={"instances": rows, "other": 1}, request_id="same")
+    for record in (spliced, serialised):
+        record.pop("at"), record.pop("latency_ms")
+    assert spliced == serialised
+    capsys.readouterr()
+    post(app, {"instances": rows}, request_id="same")
+    parsed = list(parse_records(capsys.readouterr().out.encode()))
+    assert len(parsed) == 1 and parsed[0].instances == rows

@@ -18,6 +18,7 @@ from modelops.artifact import load_from_dir
 from modelops.inference import ModelRunner
 
 TOKEN = re.compile(r',"label_token":"[^"]*"')
+XML_TOKEN = re.compile(r"<label_token>[^<]*</label_token>")
 
 
 @pytest.fixture
@@ -41,11 +42,11 @@ def _final_step(estimator):
     return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
 
 
-@pytest.fixture
-def spied(serve, classifier_dir, monkeypatch):
-    """The handler on the logistic pipeline, with a record of each predict_proba call of its final step
-    and the scikit-learn configuration it ran under."""
-    app = serve(classifier_dir)
+@pytest.fixture(params=["classifier_dir", "classifier_v2_dir"])
+def spied(serve, request, monkeypatch):
+    """The handler on the logistic pipeline and on HistGradientBoosting (same features), with a record of each
+    predict_proba call of the model's final step and the scikit-learn configuration it ran under."""
+    app = serve(request.getfixturevalue(request.param))
     final = _final_step(app.gateway.holder.model.estimator)
     calls = []
     real = final.predict_proba
@@ -93,6 +94,17 @@ def _replace(row, **changes):
         (lambda r: {"columns": list(r), "data": [list(r.values())[:-1]]}, "invalid_input", "data[0]"),
         (lambda r: {"columns": list(r), "data": [[None, *list(r.values())[1:]]]}, "wrong_type", "data[0][0]"),
         (lambda r: {"columns": list(r), "data": [["x", *list(r.values())[1:]]]}, "wrong_type", "data[0][0]"),
+        (lambda r: {"columns": list(r), "data": [[True, *list(r.values())[1:]]]}, "wrong_type", "data[0][0]"),
+        (lambda r: {"columns": list(r), "data": [[[1.0], *list(r.values())[1:]]]}, "wrong_type", "data[0][0]"),
+        (lambda r: {"columns": list(r), "data": [list(r.values()), list(r.values())[1:]]}, "invalid_input", "data[1]"),
+        (lambda r: {"columns": list(r), "data": [[*list(r.values()), 1.0]]}, "invalid_input", "data[0]"),
+        (
+            lambda r: {"columns": [*list(r), "extra"], "data": [[*list(r.values()), 1.0]]},
+            "unknown_feature",
+            "columns.extra",
+        ),
+        (lambda r: {"columns": list(r)[1:], "data": [list(r.values())[1:]]}, "missing_feature", "columns.mean_radius"),
+        (lambda r: {"instances": [r, _replace(r, worst_area=None)]}, "wrong_type", "instances[1].worst_area"),
     ],
 )
 def test_wrong_types_and_shapes_are_refused_before_the_model(spied, classifier_dir, make, code, field):
@@ -103,8 +115,18 @@ def test_wrong_types_and_shapes_are_refused_before_the_model(spied, classifier_d
     assert calls == []
 
 
-@pytest.mark.parametrize("literal", ["1e400", "-1e400"])
-def test_non_finite_values_are_refused_before_the_model(spied, classifier_dir, literal):
+@pytest.mark.parametrize(
+    "literal, code",
+    [
+        ("1e400", "not_finite"),
+        ("-1e400", "not_finite"),
+        ("1e309", "not_finite"),
+        ("NaN", "malformed_json"),  # not JSON: refused by the parser, as are the two below
+        ("Infinity", "malformed_json"),
+        ("-Infinity", "malformed_json"),
+    ],
+)
+def test_non_finite_values_are_refused_before_the_model(spied, classifier_dir, literal, code):
     app, calls = spied
     row = _golden(classifier_dir)[0]
     for body in (
@@ -115,16 +137,19 @@ def test_non_finite_values_are_refused_before_the_model(spied, classifier_dir, l
         assert literal in text
         status, _, answer = _post(app, raw_body=text)
         assert status == 400, answer
-        assert answer["error"]["code"] == "not_finite" and answer["error"]["field"] == "body"
+        assert answer["error"]["code"] == code and answer["error"]["field"] == "body"
     assert calls == []
 
 
 def _answers(app, bodies):
     out = []
     for body in bodies:
-        response = app.lambda_handler(proxy_event("POST", "/predict", body, request_id="same"), None)
-        assert response["statusCode"] == 200, response["body"]
-        out.append(TOKEN.sub("", response["body"]))  # the token holds the time it was issued
+        for accept in ("application/json", "application/xml"):
+            event = proxy_event("POST", "/predict", body, request_id="same", headers={"Accept": accept})
+            response = app.lambda_handler(event, None)
+            assert response["statusCode"] == 200, response["body"]
+            # the token holds the time it was issued
+            out.append(XML_TOKEN.sub("", TOKEN.sub("", response["body"])))
     return out
 
 
@@ -156,7 +181,8 @@ def test_answers_are_byte_identical_with_and_without_the_fast_path(serve, reques
     runner.fast = False
     plain = _answers(app, bodies)
     assert fast == plain
-    assert all('"probabilities"' in answer for answer in fast)
+    assert all('"probabilities"' in answer or "<probabilities>" in answer for answer in fast)
+    assert sum(answer.startswith("<?xml") for answer in fast) == len(bodies)
 
 
 @pytest.mark.parametrize("fixture", ["classifier_dir", "classifier_v2_dir", "regressor_dir"])

@@ -2,8 +2,11 @@
 
 Lambda ships stdout to CloudWatch Logs; a subscription filter on { $.capture IS TRUE } and a Firehose
 stream deliver the lines to S3, where drift, quality and A/B monitoring read them (the same record
-shape as modelops.feedback.prediction_record). The request path pays for one orjson.dumps (numpy
-arrays are serialised natively; rows sent as `instances` are reused as parsed) and one write.
+shape as modelops.feedback.prediction_record). The request path pays for one orjson.dumps of the record's
+other fields and one write: rows sent as `instances` are written as the client's own JSON text of that
+array (instances_text: only when the body is exactly {"instances": [...]} on one line, so the text is the
+very array that was validated), else serialised from the parsed rows. Readers parse the line as JSON, so
+both give the same record; "instances" then comes last.
 
 Line shape:
     {"capture": true, "at": <epoch milliseconds>, "request_id": "...", "model_name": "...",
@@ -25,6 +28,7 @@ request's EMF metrics line counts such rows (CaptureRowsDropped) and requests (C
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -41,6 +45,7 @@ DEFAULT_MAX_LINE_BYTES = 200_000
 MIN_MAX_LINE_BYTES = 1_024  # room for the record's own fields and a row of a few dozen features
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 _PART_PLACEHOLDER = 10**7  # wider than any part, count or row index a request can have (<= 10,000 rows)
+_INSTANCES_ONLY = re.compile(r'\s*\{\s*"instances"\s*:')  # the body's opening, up to its first value
 
 
 def capture_enabled(env: Mapping[str, str] | None = None) -> bool:
@@ -78,6 +83,37 @@ def _instances(model: ServedModel, prediction: Prediction, payload: Any) -> list
     return [dict(zip(names, values, strict=True)) for values in prediction.matrix.tolist()]
 
 
+def instances_text(body: Any, payload: Any) -> str | None:
+    """The JSON text of the body's `instances` array as the client sent it, or None when it cannot be cut out
+    with single-character scans (cheaper than serialising the rows again). The body parsed, so it is valid
+    JSON; it must open with the key "instances" and an array, hold no line break (the array becomes part of
+    a one-line record) and exactly one "]", followed only by the closing brace. That "]" closes the first
+    member's array, so the object has that one member (with a duplicate key the parser keeps the last, and
+    the text's first would never have been validated): the text is the array that was validated. Bodies
+    with other members, or a "]" inside a string, are serialised from the parsed rows instead."""
+    if type(body) is not str or not isinstance(payload, dict) or len(payload) != 1 or "instances" not in payload:
+        return None
+    opening = _INSTANCES_ONLY.match(body)
+    if opening is None or "\n" in body or "\r" in body:
+        return None
+    start = opening.end()
+    close = body.find("]", start)
+    if close < 0 or close != body.rfind("]") or body[close + 1 :].strip() != "}":
+        return None
+    text = body[start : close + 1].lstrip()
+    return text if text.startswith("[") else None
+
+
+def _spliced_line(record: dict[str, Any], instances: str, max_bytes: int) -> str | None:
+    """The record's line with the client's instances text as its last field; None when it would exceed
+    max_bytes (the record is then split as usual)."""
+    head = orjson.dumps({k: v for k, v in record.items() if k != "instances"}, option=_OPTS)
+    size = len(head) + len(instances) + 14  # ,"instances": and the closing brace
+    if size > max_bytes or (not instances.isascii() and size - len(instances) + len(instances.encode()) > max_bytes):
+        return None
+    return f'{head[:-1].decode()},"instances":{instances}}}'
+
+
 def _record(
     model: ServedModel,
     prediction: Prediction,
@@ -86,8 +122,9 @@ def _record(
     variant: str,
     entity_id: str | None,
     latency_ms: float | None,
+    rows: bool = True,
 ) -> tuple[dict[str, Any], list[str]]:
-    """The whole capture record, and the names of its per-row lists."""
+    """The whole capture record (without "instances" when not `rows`), and the names of its per-row lists."""
     record: dict[str, Any] = {
         MARKER: True,
         "at": int(time.time() * 1000),
@@ -96,7 +133,7 @@ def _record(
         "model_version": model.model_ref["version"],
         "variant": variant,
         "status": 200,
-        "instances": _instances(model, prediction, payload),
+        "instances": _instances(model, prediction, payload) if rows else None,
         "predictions": prediction.predictions,
     }
     per_row = ["instances", "predictions"]
@@ -183,11 +220,21 @@ def emit_capture(
     entity_id: str | None = None,
     latency_ms: float | None = None,
     max_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    body: Any = None,
 ) -> CaptureStats:
-    lines, stats = capture_lines(model, prediction, payload, request_id, variant, entity_id, latency_ms, max_bytes)
+    """Write the request's capture; `body` is the request body text, whose instances array is written as is
+    when instances_text can cut it out."""
     out = stream or sys.stdout
-    for line in lines:
-        out.write(line.decode() + "\n")
+    text = instances_text(body, payload)
+    if text is not None:
+        record, _ = _record(model, prediction, None, request_id, variant, entity_id, latency_ms, rows=False)
+        line = _spliced_line(record, text, max_bytes)
+        if line is not None:
+            out.write(line + "\n")
+            return CaptureStats(lines=1)
+    lines, stats = capture_lines(model, prediction, payload, request_id, variant, entity_id, latency_ms, max_bytes)
+    for encoded in lines:
+        out.write(encoded.decode() + "\n")
     return stats
 
 

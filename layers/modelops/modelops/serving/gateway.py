@@ -246,6 +246,7 @@ class Gateway:
                     entity_id=entity_id,
                     latency_ms=(time.perf_counter() - started) * 1000.0,
                     max_bytes=self.capture_max_bytes,
+                    body=None if is_base64 else body,
                 )
             reply = Reply(200, render(document, fmt), fmt)
         except ApiError as exc:
