@@ -11,6 +11,10 @@ create the stack; then the checks of devtools.stack_checks on each stack and acr
 tests/integration against each stack, and a rollout of a new model version to the dev stack as the retrain loop
 makes one (a change set on the stack's own template). LocalStack is stopped on every path. Exit status 1 if a stack failed,
 a check failed, the smoke tests failed, or LocalStack tried to reach the network.
+
+With --lambda-python (make deploy-local-exec) LocalStack runs the function code under the Runtime Interface
+Emulator (devtools.localstack_rie_executor; the build must be for this host's architecture): a model version is
+rolled into every stack before the smoke tests, which then also run the tests that reach the functions.
 """
 
 from __future__ import annotations
