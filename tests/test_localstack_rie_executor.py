@@ -3,10 +3,10 @@ LocalStack (the pinned localstack-core, on the host, no Docker) creates a functi
 Lambda API; the handler runs under the Runtime Interface Emulator and calls LocalStack back with the
 credentials and endpoint LocalStack gave it.
 
-Opt-in (it starts LocalStack, about 15 s): MODELOPS_LOCALSTACK_RIE=1, with LocalStack's interpreter at
-MODELOPS_LOCALSTACK_PYTHON (default .venv-localstack/bin/python, as `make deploy-local` creates it). The runtime
-is this interpreter (awslambdaric and boto3 are in requirements-dev.txt). `make deploy-local-exec` runs the
-whole template the same way.
+Opt-in, since it starts LocalStack (36 s on a loaded 2-core machine): MODELOPS_LOCALSTACK_RIE=1, with
+LocalStack's interpreter at MODELOPS_LOCALSTACK_PYTHON (default .venv-localstack/bin/python, as
+`make deploy-local` creates it). The runtime is this interpreter (awslambdaric and boto3 are in
+requirements-dev.txt). `make deploy-local-exec` runs the whole template the same way.
 """
 
 from __future__ import annotations
