@@ -113,7 +113,7 @@ demo: venv  ## train, register, serve and call the API end to end locally (exit 
 # LocalStack (community, pinned in requirements-localstack.txt) runs on the host without Docker, in its own
 # virtualenv under Python 3.12+ (pyenv's 3.13 or 3.12), bound to 127.0.0.1 and with no network; see
 # devtools/localstack_patches.py for what it cannot do and how each gap is handled.
-.PHONY: deploy-local smoke
+.PHONY: deploy-local deploy-local-exec smoke
 LOCALSTACK_VENV  := .venv-localstack
 LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed-stamp
 LOCALSTACK_PYTHON = $(shell for p in python3.13 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 \
@@ -132,6 +132,28 @@ $(LOCALSTACK_STAMP): requirements-localstack.txt
 deploy-local: venv $(LOCALSTACK_STAMP)  ## build, deploy dev + prod into one LocalStack, check them, smoke-test them
 	STRIP="$(AARCH64_STRIP)" $(MAKE) --no-print-directory build PACKAGE_SIZE_JSON=.aws-sam/package_size.json
 	$(BIN)/python -m devtools.deploy_local --localstack-python $(LOCALSTACK_VENV)/bin/python $(DEPLOY_LOCAL_ARGS)
+
+# deploy-local-exec: the same deploy, with Lambda code running under the Runtime Interface Emulator (LocalStack
+# executor devtools/localstack_rie_executor.py), so the smoke tests reach the functions through API Gateway and
+# Step Functions. The host cannot run arm64 code, so the template is built for the host's architecture into
+# .aws-sam/rie (template.yaml and the default build are untouched); the runtime is a python3.12 venv with
+# awslambdaric and boto3 (what the Lambda runtime provides), at the versions of requirements-dev.txt.
+RIE_DIR  := .aws-sam/rie
+HOST_ARCH = $(shell uname -m | sed 's/aarch64/arm64/')
+RIE_PINS  = $(shell grep -E '^(awslambdaric|boto3)==' requirements-dev.txt)
+
+deploy-local-exec: venv $(LOCALSTACK_STAMP)  ## deploy-local with Lambda code executed (host-arch build, no Docker)
+	@test -n "$(PY312_BIN)" || { echo "needs python3.12 (the Lambda runtime): e.g. pyenv install 3.12" >&2; exit 2; }
+	mkdir -p $(RIE_DIR)
+	sed -e 's/\barm64\b/$(HOST_ARCH)/g' template.yaml > $(RIE_DIR)/template.yaml
+	ln -sfn ../../statemachine $(RIE_DIR)/statemachine  # DefinitionUri is relative to the template
+	PATH="$(dir $(PY312_BIN)):$$PATH" ARCH=$(shell uname -m) SAM_CLI_TELEMETRY=0 $(BIN)/sam build \
+		--template-file $(RIE_DIR)/template.yaml --base-dir . --build-dir $(RIE_DIR)/build
+	test -x $(RIE_DIR)/runtime/bin/python || $(PY312_BIN) -m venv $(RIE_DIR)/runtime
+	$(RIE_DIR)/runtime/bin/python -m pip install -q --disable-pip-version-check $(RIE_PINS)
+	$(BIN)/python -m devtools.deploy_local --localstack-python $(LOCALSTACK_VENV)/bin/python \
+		--build-dir $(RIE_DIR)/build --work-dir $(RIE_DIR)/localstack --lambda-python $(RIE_DIR)/runtime/bin/python \
+		$(DEPLOY_LOCAL_ARGS)
 
 smoke: venv  ## integration tests against a deployed stack: make smoke STACK=<name> (AWS credentials from the env)
 	@test -n "$(STACK)" || { echo "usage: make smoke STACK=<stack name>" >&2; exit 2; }

@@ -11,6 +11,10 @@ create the stack; then the checks of devtools.stack_checks on each stack and acr
 tests/integration against each stack, and a rollout of a new model version to the dev stack as the retrain loop
 makes one (a change set on the stack's own template). LocalStack is stopped on every path. Exit status 1 if a stack failed,
 a check failed, the smoke tests failed, or LocalStack tried to reach the network.
+
+With --lambda-python (make deploy-local-exec) LocalStack runs the function code under the Runtime Interface
+Emulator (devtools.localstack_rie_executor; the build must be for this host's architecture): a model version is
+rolled into every stack before the smoke tests, which then also run the tests that reach the functions.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any
 
 from . import stack_checks
 from .cfn_eval import Evaluator
-from .localstack_launch import REGION, LocalStack
+from .localstack_launch import REGION, LocalStack, rie_executor_env
 from .localstack_patches import LOCALSTACK_ROLLOUT_CHANGES, Dropped, adapt_template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,7 +240,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"deploy-local: {built} not found; run `make build` first", file=sys.stderr)
         return 2
     failed: list[str] = []
-    ls = LocalStack(Path(args.localstack_python), work / "state", log=log)
+    executor_env = None
+    if args.lambda_python:  # run Lambda code under the Runtime Interface Emulator (needs a host-arch build)
+        from .emulator import rie_binary
+
+        executor_env = rie_executor_env(Path(args.lambda_python).absolute(), rie_binary(), work / "lambda-logs")
+    ls = LocalStack(Path(args.localstack_python), work / "state", log=log, extra_env=executor_env)
     try:
         with timed("start LocalStack"):
             ls.start()
@@ -292,7 +301,21 @@ def run(args: argparse.Namespace) -> int:
             print(r)
         failed += [f"{r.stack}: {r.check}" for r in results if r.ok is False]
 
-        if args.smoke:
+        if args.smoke and executor_env:
+            # Functions run: pin a model in every stack first, so the smoke tests' predictions have one to serve.
+            client_env["MODELOPS_LOCALSTACK_EXECUTES_LAMBDA"] = "1"
+            for st in stacks:
+                with timed(f"rollout {st.name} (modelops rollout start)"):
+                    failed += rollout(ls, client_env, st.name)
+            for st in stacks:
+                with timed(f"smoke tests {st.name}"):
+                    code = subprocess.run(  # `make smoke`'s recipe
+                        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/integration"],
+                        cwd=ROOT, env={**client_env, "AWS_SAM_STACK_NAME": st.name},
+                    ).returncode  # fmt: skip
+                if code != 0:
+                    failed.append(f"smoke tests {st.name}: pytest exit {code}")
+        elif args.smoke:
             for st in stacks:
                 with timed(f"smoke tests {st.name}"):
                     code = subprocess.run(
@@ -322,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--build-dir", default=str(ROOT / ".aws-sam" / "build"))
     p.add_argument("--work-dir", default=str(ROOT / ".aws-sam" / "localstack"))
     p.add_argument("--smoke", action="store_true", help="also run tests/integration against each stack")
+    p.add_argument(
+        "--lambda-python",
+        help="run Lambda code under the Runtime Interface Emulator with this interpreter (awslambdaric + boto3); "
+        "the build must be for this host's architecture (make deploy-local-exec)",
+    )
     args = p.parse_args(argv)
 
     def terminate(signum: int, frame: object) -> None:

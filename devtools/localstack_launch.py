@@ -34,6 +34,21 @@ SERVICES = (
 )
 
 
+PLUGIN_DIR = ROOT / "devtools" / "localstack_plugins"  # entry points of this project's LocalStack plugins
+
+
+def rie_executor_env(python: Path, rie_binary: Path, log_dir: Path) -> dict[str, str]:
+    """Server environment that makes LocalStack run Lambda code under the Runtime Interface Emulator
+    (devtools.localstack_rie_executor) instead of Docker, with ``python`` (awslambdaric + boto3) as runtime."""
+    return {
+        "PYTHONPATH": os.pathsep.join((str(ROOT), str(PLUGIN_DIR))),
+        "LAMBDA_RUNTIME_EXECUTOR": "rie",
+        "MODELOPS_RIE_PYTHON": str(python),
+        "MODELOPS_RIE_BINARY": str(rie_binary),
+        "MODELOPS_RIE_LOG_DIR": str(log_dir),
+    }
+
+
 def server_env(port: int, data_dir: Path) -> dict[str, str]:
     """Environment of the LocalStack process."""
     return {
@@ -60,13 +75,21 @@ def server_env(port: int, data_dir: Path) -> dict[str, str]:
 
 
 class LocalStack:
-    def __init__(self, python: Path, data_dir: Path, port: int | None = None, log: Path | None = None):
+    def __init__(
+        self,
+        python: Path,
+        data_dir: Path,
+        port: int | None = None,
+        log: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ):
         from . import processes
 
         self.python = python
         self.data_dir = data_dir
         self.port = port or processes.free_port()
         self.log = log
+        self.extra_env = extra_env or {}
         self.proc: Any = None
 
     @property
@@ -89,7 +112,9 @@ class LocalStack:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = [str(self.python), "-m", "devtools.localstack_launch"]
-        self.proc = processes.spawn(argv, env=server_env(self.port, self.data_dir), cwd=ROOT, log=self.log)
+        self.proc = processes.spawn(
+            argv, env={**server_env(self.port, self.data_dir), **self.extra_env}, cwd=ROOT, log=self.log
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

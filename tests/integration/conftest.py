@@ -8,6 +8,8 @@ LocalStack (what `make deploy-local` deploys into) is detected explicitly: AWS_E
 /_localstack/info. There, tests that need what LocalStack community cannot do without Docker (running Lambda
 code, so every API route that reaches a function, and the state machine's tasks) or does not have at all
 (CodeDeploy) skip with that reason; the API is reached through LocalStack's path-style execute-api URL.
+With MODELOPS_LOCALSTACK_EXECUTES_LAMBDA=1 (`make deploy-local-exec`: LocalStack runs the functions under the
+Runtime Interface Emulator) the tests that need function code run there too.
 """
 
 from __future__ import annotations

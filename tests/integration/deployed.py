@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.request
 from dataclasses import dataclass
@@ -81,5 +82,7 @@ class Stack:
         return boto3.client(service)
 
     def skip_on_localstack(self, reason: str) -> None:
+        if reason == NO_LAMBDA and os.environ.get("MODELOPS_LOCALSTACK_EXECUTES_LAMBDA") == "1":
+            return  # LocalStack runs Lambda code under the Runtime Interface Emulator (make deploy-local-exec)
         if self.localstack:
             pytest.skip(f"{reason} (LocalStack {self.localstack['version']})")

@@ -226,3 +226,44 @@ def test_rollout_status(stack: Stack):
     status = cli("rollout", "status", "--stack", stack.name)
     assert status["function"] == stack.outputs["PredictFunctionName"]
     assert sum(t["weight"] for t in status["traffic"]) == pytest.approx(1.0)
+
+
+def test_batch_state_machine_fans_out(stack: Stack, batch_input: dict[str, Any]):
+    """The Distributed Map path: with the batch function's inline limit at 1 byte, each input object becomes one
+    child run by the worker function. It changes the function's configuration (restored afterwards), so it runs
+    only where LocalStack executes the functions (make deploy-local-exec)."""
+    if os.environ.get("MODELOPS_LOCALSTACK_EXECUTES_LAMBDA") != "1" or not stack.localstack:
+        pytest.skip("changes the batch function's configuration: LocalStack with executed functions only")
+    ensure_champion(stack)
+    cfn, sfn, lam, s3 = (stack.client(s) for s in ("cloudformation", "stepfunctions", "lambda", "s3"))
+
+    def physical(logical_id: str) -> str:
+        detail = cfn.describe_stack_resource(StackName=stack.name, LogicalResourceId=logical_id)
+        return str(detail["StackResourceDetail"]["PhysicalResourceId"])
+
+    batch, worker, arn = physical("BatchFunction"), physical("BatchWorkerFunction"), physical("BatchStateMachine")
+    first = f"{batch_input['input_prefix']}/{RUN_DATE}/smoke.csv"
+    body = s3.get_object(Bucket=batch_input["bucket"], Key=first)["Body"].read().decode()
+    second = body.replace("smoke-", "second-")  # ids stay unique across the two objects
+    s3.put_object(Bucket=batch_input["bucket"], Key=first.replace("smoke.csv", "second.csv"), Body=second.encode())
+    variables = lam.get_function_configuration(FunctionName=batch)["Environment"]["Variables"]
+
+    def configure(env: dict[str, str]) -> None:
+        lam.update_function_configuration(FunctionName=batch, Environment={"Variables": env})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=batch)
+
+    configure({**variables, "MODELOPS_BATCH_INLINE_MAX_BYTES": "1"})
+    try:
+        execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"run_date": RUN_DATE, "force": True}))
+        deadline = time.monotonic() + 900
+        while (described := sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "batch fan-out still RUNNING after 15 minutes"
+            time.sleep(5)
+        history = json.dumps(sfn.get_execution_history(executionArn=execution["executionArn"])["events"], default=str)
+    finally:
+        configure(variables)
+    assert described["status"] == "SUCCEEDED", described.get("error") or described
+    assert worker in history, "the Map state did not invoke the worker function"
+    key = f"{batch_input['output_prefix']}/{RUN_DATE}/_manifest.json"
+    manifest = json.loads(s3.get_object(Bucket=batch_input["bucket"], Key=key)["Body"].read())
+    assert manifest["status"] == "succeeded" and manifest["rows"]["scored"] == 2 * batch_input["rows"], manifest
