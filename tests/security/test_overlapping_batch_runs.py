@@ -182,3 +182,38 @@ def test_two_takers_of_a_stale_lease_cannot_both_win(s3):
     with pytest.raises(LeaseBusy, match=f"run second holds {DATE}"):
         first.acquire("first")  # ... so the first's If-Match on the same ETag fails
     assert DateLease(store, key, DATE, LEASE, clock).read()[0]["attempt"] == "second"
+
+
+def test_parts_starting_together_renew_the_lease_with_one_write(s3):
+    """Hundreds of parts of one run start at once (Distributed Map) and each renews the lease. They all read it
+    before the first write lands; the first renews it, and the others, losing the If-Match race, read it again,
+    see it was just renewed and only check it. One write, no LeaseLost, however many parts."""
+    clock = Clock()
+    store = Store(BUCKET, s3=s3)
+    key = OUT + "_lease.json"
+    DateLease(store, key, DATE, LEASE, clock).acquire("run")
+    clock.now += LEASE / 2  # the run planned for a while: the lease needs renewing
+    parts = [DateLease(store, key, DATE, LEASE, clock) for _ in range(200)]
+    snapshot = parts[0].read()
+    writes = []
+    for part in parts:
+        stale = [snapshot]  # every part's first read is the lease as it was before any part wrote
+        part.read = lambda part=part, stale=stale: stale.pop() if stale else DateLease.read(part)  # type: ignore[method-assign]
+        original = part._write
+        part._write = lambda state, etag, original=original: (original(state, etag), writes.append(etag))  # type: ignore[method-assign]
+    for part in parts:
+        part.renew("run")
+    assert len(writes) == 1
+    state, _ = DateLease(store, key, DATE, LEASE, clock).read()
+    assert state["attempt"] == "run" and state["expires_at"] == clock.now + LEASE
+
+
+def test_a_renewal_that_finds_the_lease_taken_over_still_fails_when_it_looks_fresh(s3):
+    clock = Clock()
+    store = Store(BUCKET, s3=s3)
+    key = OUT + "_lease.json"
+    DateLease(store, key, DATE, LEASE, clock).acquire("old")
+    clock.now += LEASE + 1
+    DateLease(store, key, DATE, LEASE, clock).acquire("new")  # fresh, but not "old"'s
+    with pytest.raises(LeaseLost, match="run new holds it"):
+        DateLease(store, key, DATE, LEASE, clock).renew("old")
