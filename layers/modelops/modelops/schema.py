@@ -377,12 +377,11 @@ class _MatrixChecks:
         flagged: np.ndarray | None = None
         if self.ranged and self.numeric and len(matrix):
             values = self._numbers(matrix, self.numeric)
-            outside = (np.fmin.reduce(values, axis=0) < self.low) | (np.fmax.reduce(values, axis=0) > self.high)
-            for k in np.flatnonzero(outside).tolist():
-                if flagged is None:
-                    flagged = np.zeros(matrix.shape, dtype=bool)
-                column = values[:, k]
-                flagged[:, self.numeric[k]] = (column < self.low[k]) | (column > self.high[k])
+            if (np.fmin.reduce(values, axis=0) < self.low).any() or (np.fmax.reduce(values, axis=0) > self.high).any():
+                beyond = (values < self.low) | (values > self.high)  # whole rows at once: columns are strided
+                flagged = beyond if len(self.numeric) == matrix.shape[1] else np.zeros(matrix.shape, dtype=bool)
+                if flagged is not beyond:
+                    flagged[:, self.numeric] = beyond
         for j, allowed in self.categories:
             hits = [isinstance(v, str) and v not in allowed for v in matrix[:, j].tolist()]
             if any(hits):
