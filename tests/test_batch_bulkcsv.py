@@ -17,7 +17,7 @@ from modelops.artifact import load_from_dir
 from modelops.batch import bulkcsv, readers
 from modelops.batch.readers import CsvParser, JsonLinesParser, Unread, csv_field, line_blocks, read_header
 from modelops.batch.scoring import Scorer, without_idle_imputers
-from modelops.batch.workers import limit_openmp_threads, ordered_map
+from modelops.batch.workers import limit_openmp_threads, ordered_map, quick_gil_handoff
 from modelops.errors import InputError
 from modelops.schema import Feature, FeatureSchema
 
@@ -259,6 +259,22 @@ def test_ordered_map_keeps_order_bounds_work_in_flight_and_raises_in_turn():
     assert [next(results) for _ in range(3)] == [0, 1, 2]
     results.close()  # the consumer stops: nothing more is pulled from the source
     assert len(pulled) <= 5
+
+
+def test_the_short_switch_interval_holds_only_while_scoring():
+    before = sys.getswitchinterval()
+    with quick_gil_handoff(0.0001):
+        assert sys.getswitchinterval() == pytest.approx(0.0001, abs=2e-6)
+    assert sys.getswitchinterval() == before
+    with pytest.raises(RuntimeError), quick_gil_handoff(0.0001):
+        raise RuntimeError("a part fails")
+    assert sys.getswitchinterval() == before
+    sys.setswitchinterval(0.00005)  # an already shorter interval is kept
+    try:
+        with quick_gil_handoff(0.0001):
+            assert sys.getswitchinterval() == pytest.approx(0.00005, abs=2e-6)
+    finally:
+        sys.setswitchinterval(before)
 
 
 def test_openmp_limit_applies_to_the_calling_thread_only():
