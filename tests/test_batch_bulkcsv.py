@@ -17,7 +17,7 @@ from modelops.artifact import load_from_dir
 from modelops.batch import bulkcsv, readers
 from modelops.batch.readers import CsvParser, JsonLinesParser, Unread, csv_field, line_blocks, read_header
 from modelops.batch.scoring import Scorer, without_idle_imputers
-from modelops.batch.workers import limit_openmp_threads, ordered_map
+from modelops.batch.workers import limit_openmp_threads, ordered_map, quick_gil_handoff
 from modelops.errors import InputError
 from modelops.schema import Feature, FeatureSchema
 
@@ -261,6 +261,22 @@ def test_ordered_map_keeps_order_bounds_work_in_flight_and_raises_in_turn():
     assert len(pulled) <= 5
 
 
+def test_the_short_switch_interval_holds_only_while_scoring():
+    before = sys.getswitchinterval()
+    with quick_gil_handoff(0.0001):
+        assert sys.getswitchinterval() == pytest.approx(0.0001, abs=2e-6)
+    assert sys.getswitchinterval() == before
+    with pytest.raises(RuntimeError), quick_gil_handoff(0.0001):
+        raise RuntimeError("a part fails")
+    assert sys.getswitchinterval() == before
+    sys.setswitchinterval(0.00005)  # an already shorter interval is kept
+    try:
+        with quick_gil_handoff(0.0001):
+            assert sys.getswitchinterval() == pytest.approx(0.00005, abs=2e-6)
+    finally:
+        sys.setswitchinterval(before)
+
+
 def test_openmp_limit_applies_to_the_calling_thread_only():
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
@@ -299,6 +315,44 @@ def test_output_lines_for_regressors_and_without_ids(regressor_dir, classifier_d
     rows = [line.split(",") for line in body.decode().splitlines()]
     assert all(len(r) == 3 + len(classifier.classes) for r in rows)
     assert [float(r[-3]) for r in rows] == pytest.approx(tracked.tolist(), abs=5e-7)
+
+
+def _warnings_reference(schema: FeatureSchema, X: np.ndarray) -> tuple[list[str], dict[str, int]]:
+    """Each row's warnings field and the per-key counts, built from the per-value warnings the API gives."""
+    per_row = schema.warnings(X) or [[] for _ in range(len(X))]
+    fields, counts = [], {}
+    for items in per_row:
+        keys = [f"{w['feature']}:{w['code']}" for w in items]
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        fields.append(csv_field(";".join(keys)))
+    return fields, counts
+
+
+def test_warnings_column_matches_the_per_value_warnings(classifier_dir):
+    scorer = Scorer(load_from_dir(classifier_dir))
+    schema = scorer.schema
+    rng = np.random.default_rng(11)
+    low = np.array([f.min for f in schema.features])
+    high = np.array([f.max for f in schema.features])
+    X = low + (high - low) * rng.uniform(0.05, 0.95, size=(3000, len(low)))  # inside every training range
+    outside = rng.random(X.shape) < 0.02  # about half the rows get one or more flagged values
+    X[outside] = np.where(rng.random(X.shape) < 0.5, low - 1.0, high + 1.0)[outside]
+    X[7, :3] = [high[0] + 1, np.nan, low[2] - 1]  # a missing value is never flagged
+    X[8] = high + 1.0  # every feature flagged
+    ids = readers.padded_ids([b"r%d" % i for i in range(len(X))])
+    scored = scorer.score_rows(ids, X)
+    fields, counts = _warnings_reference(schema, X)
+    assert 500 < sum(1 for f in fields if f) < 2900
+    assert [line.split(",", 5)[5] for line in scored.body.decode().splitlines()] == fields
+    assert scored.warnings == counts and scored.warned_rows == sum(1 for f in fields if f)
+    clean = scorer.score_rows(ids[:5], np.clip(X[:5], low, high))
+    assert clean.body.count(b",\n") == 5 and clean.warnings == {} and clean.warned_rows == 0
+
+    # a key with a comma or a quote is written as one quoted CSV field, as csv_field writes it
+    scorer._warning_keys[0] = 'odd,"name":out_of_range'
+    quoted = scorer.score_rows(ids[8:9], X[8:9]).body.decode()
+    assert quoted.endswith(',"odd,""name"":out_of_range;' + ";".join(scorer._warning_keys[1:]) + '"\n')
 
 
 def test_idle_imputers_are_skipped_only_for_complete_rows(classifier_dir, classifier_v2_dir):

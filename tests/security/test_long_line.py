@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import tracemalloc
 
 import pytest
@@ -52,6 +53,18 @@ def test_capped_lines_drops_a_long_line_as_it_is_read():
     out = b"".join(capped_lines(iter(pieces), 150))
     marker = b"\0line longer than 150\0\n"
     assert out == b"a,1\n" + marker + b"c,2\n" + marker + b"d,3\n"
+
+
+def test_capped_lines_matches_a_line_by_line_reference():
+    rng = random.Random(4)
+    bound = 40
+    lines = [b"z" * rng.choice([0, 1, 39, 40, 41, 90, 200]) + b"\n" for _ in range(3000)]
+    data = b"".join(lines)
+    marker = b"\0line longer than 40\0\n"
+    want = b"".join(marker if len(line) - 1 > bound else line for line in lines)
+    for size in (7, 64, 300, 5000, len(data)):
+        pieces = [data[i : i + size] for i in range(0, len(data), size)]
+        assert b"".join(capped_lines(iter(pieces), bound)) == want, size
 
 
 def test_a_20_mib_csv_line_is_rejected_in_bounded_memory(tmp_path, registry, champion):

@@ -259,6 +259,15 @@ class FeatureSchema:
         """Per row, the values the model never saw in training; None when there are none at all."""
         return self._checks.warnings(matrix)
 
+    def warning_mask(self, matrix: np.ndarray) -> np.ndarray | None:
+        """(rows, features) booleans, True where warnings() flags the value; None when it flags none. The
+        same check without building a message per value (batch chunks need only which values)."""
+        return self._checks.mask(matrix)
+
+    def warning_code(self, j: int) -> str:
+        """The code warnings() gives a flagged value of feature j."""
+        return OUT_OF_RANGE if self.features[j].dtype == NUMBER else UNSEEN_CATEGORY
+
     def _to_matrix(self, rows: list[list[Any]]) -> np.ndarray:
         if self.all_numeric:
             return np.array(rows, dtype=np.float64)
@@ -362,6 +371,24 @@ class _MatrixChecks:
                 {"feature": self.features[j].name, "code": code, "message": text} for j, code, text in sorted(items)
             ]
         return out
+
+    def mask(self, matrix: np.ndarray) -> np.ndarray | None:
+        """What warnings() flags, as one boolean per value (same comparisons, NaN never flagged)."""
+        flagged: np.ndarray | None = None
+        if self.ranged and self.numeric and len(matrix):
+            values = self._numbers(matrix, self.numeric)
+            if (np.fmin.reduce(values, axis=0) < self.low).any() or (np.fmax.reduce(values, axis=0) > self.high).any():
+                beyond = (values < self.low) | (values > self.high)  # whole rows at once: columns are strided
+                flagged = beyond if len(self.numeric) == matrix.shape[1] else np.zeros(matrix.shape, dtype=bool)
+                if flagged is not beyond:
+                    flagged[:, self.numeric] = beyond
+        for j, allowed in self.categories:
+            hits = [isinstance(v, str) and v not in allowed for v in matrix[:, j].tolist()]
+            if any(hits):
+                if flagged is None:
+                    flagged = np.zeros(matrix.shape, dtype=bool)
+                flagged[:, j] = hits
+        return flagged
 
 
 def _bound(value: float | None, default: float) -> float:

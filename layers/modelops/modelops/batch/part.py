@@ -47,7 +47,7 @@ from .readers import (
 )
 from .scoring import Scorer
 from .store import ObjectStore
-from .workers import ordered_map, worker_count
+from .workers import ordered_map, quick_gil_handoff, worker_count
 from .writer import MultipartWriter
 
 REJECTED_HEADER = b"object,line,reason\n"
@@ -229,6 +229,7 @@ def score_part(
     warnings: dict[str, int] = {}
     header_lines = 1 if part["format"] == "csv" and part["start"] == 0 else 0
     with contextlib.ExitStack() as stack:
+        stack.enter_context(quick_gil_handoff())
         parsed_chunks = stack.enter_context(contextlib.closing(prefetched(parsed(), config.prefetch)))
         scorer = load_scorer()
 

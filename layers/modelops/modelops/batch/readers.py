@@ -229,7 +229,7 @@ def capped_lines(pieces: Iterator[bytes], max_line_bytes: int) -> Iterator[bytes
         tail, tail_bytes, dropping = [], 0, False
         last = piece.rfind(b"\n")
         pos = first + 1
-        if last - first - 1 > max_line_bytes:  # a line between the two may be too long: find each newline
+        if last - first - 1 > max_line_bytes and _has_long_line(piece, first + 1, last, max_line_bytes):
             newlines = np.flatnonzero(np.frombuffer(piece, dtype=np.uint8, count=last + 1, offset=0) == ord("\n"))
             lengths = np.diff(newlines) - 1
             for i in np.flatnonzero(lengths > max_line_bytes):
@@ -245,6 +245,18 @@ def capped_lines(pieces: Iterator[bytes], max_line_bytes: int) -> Iterator[bytes
             dropping = True
         elif rest:
             tail, tail_bytes = [piece[last + 1 :]], rest
+
+
+def _has_long_line(piece: bytes, pos: int, last: int, max_line_bytes: int) -> bool:
+    """Whether a line in piece[pos : last + 1] (whole lines) is longer than max_line_bytes. Each step jumps to
+    the last newline within max_line_bytes + 1 bytes: a line that fits has its newline there. A few finds
+    per read, instead of locating every newline (line_blocks does that once, later)."""
+    while pos <= last:
+        newline = piece.rfind(b"\n", pos, pos + max_line_bytes + 1)
+        if newline < 0:
+            return True
+        pos = newline + 1
+    return False
 
 
 def line_blocks(

@@ -14,7 +14,9 @@ row the model never saw in training (codes as in the predict API's answer), sepa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +54,29 @@ class ScoredRows:
     warnings: dict[str, int] = field(default_factory=dict)  # "feature:code" -> values flagged
 
 
+class _Deferred(Sequence[Any]):
+    """fn(*args), computed on first use: the model runner reads the per-value warning messages only when
+    rows fail, so a chunk that scores cleanly never builds them."""
+
+    def __init__(self, fn: Callable[..., Sequence[Any] | None], *args: Any):
+        self._fn, self._args = fn, args
+        self._value: Sequence[Any] | None = None
+
+    def _get(self) -> Sequence[Any]:
+        if self._value is None:
+            self._value = self._fn(*self._args) or []
+        return self._value
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._get()[i]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._get())
+
+
 class Scorer:
     def __init__(self, model: LoadedModel):
         self.model = model
@@ -68,6 +93,23 @@ class Scorer:
         self._labels = {True: padded_ids([b"," + x for x in labels]), False: padded_ids(labels)}
         self._version = np.frombuffer(self.version_field, np.uint8)
         self._no_warnings = np.frombuffer(b",\n", np.uint8)
+        self._warning_keys = [f"{f.name}:{self.schema.warning_code(j)}" for j, f in enumerate(self.schema.features)]
+
+    def _warning_fields(self, flags: np.ndarray) -> np.ndarray:
+        """The warnings field (',' + the flagged values' 'feature:code' joined by ';' + newline) of each row,
+        as a zero-padded byte matrix. Rows share few patterns of flagged features, so each distinct pattern
+        is formatted once."""
+        flagged = np.flatnonzero(flags.any(axis=1))
+        patterns, which = np.unique(np.packbits(flags[flagged], axis=1), axis=0, return_inverse=True)
+        fields = []
+        for bits in np.unpackbits(patterns, axis=1, count=flags.shape[1]).astype(bool):
+            keys = [self._warning_keys[j] for j in np.flatnonzero(bits).tolist()]
+            fields.append(b"," + csv_field(";".join(keys)).encode() + b"\n")
+        table = padded_ids(fields)
+        tail = np.zeros((len(flags), max(table.shape[1], self._no_warnings.size)), dtype=np.uint8)
+        tail[:, : self._no_warnings.size] = self._no_warnings
+        tail[flagged, : table.shape[1]] = table[which.reshape(-1)]
+        return tail
 
     def columns(self, id_columns: tuple[str, ...]) -> list[str]:
         return [*id_columns, "prediction", *[f"proba_{c}" for c in self.classes], "model_version", "warnings"]
@@ -100,7 +142,8 @@ class Scorer:
             rejected = [(r, f"column '{names[j]}': {problem}") for r, (j, problem) in sorted(bad.items())]
             rows = np.setdiff1d(rows, list(bad))
             matrix, ids = matrix[rows], ids[rows]
-        warnings = self.schema.warnings(matrix)
+        flags = self.schema.warning_mask(matrix)
+        warnings = None if flags is None else _Deferred(self.schema.warnings, matrix)
         estimator = self.estimator
         if self._complete_rows_estimator is not None and matrix.dtype.kind == "f" and not np.isnan(matrix).any():
             estimator = self._complete_rows_estimator
@@ -113,8 +156,8 @@ class Scorer:
             rejected.sort()
             assert outcome.kept is not None
             rows, ids = rows[outcome.kept], ids[outcome.kept]
-            if warnings is not None:
-                warnings = [w for w, keep in zip(warnings, outcome.kept.tolist(), strict=True) if keep]
+            if flags is not None:
+                flags = flags[outcome.kept]
         kept = None
         if len(rows) != n:
             kept = np.zeros(n, dtype=bool)
@@ -133,17 +176,12 @@ class Scorer:
             numbers = np.zeros((m, 0), dtype=np.uint8)
         counts: dict[str, int] = {}
         warned = 0
-        if warnings is None:
+        if flags is None or not flags.any():
             tail = np.broadcast_to(self._no_warnings, (m, self._no_warnings.size))
         else:
-            fields = []
-            for items in warnings:
-                keys = [f"{w['feature']}:{w['code']}" for w in items]
-                for key in keys:
-                    counts[key] = counts.get(key, 0) + 1
-                warned += bool(keys)
-                fields.append(b"," + csv_field(";".join(keys)).encode() + b"\n")
-            tail = padded_ids(fields)
+            tail = self._warning_fields(flags)
+            warned = int(flags.any(axis=1).sum())
+            counts = {self._warning_keys[j]: int(c) for j, c in enumerate(flags.sum(axis=0).tolist()) if c}
         parts = [ids] if with_ids else []
         version = np.broadcast_to(self._version, (m, self._version.size))
         lines = np.concatenate([*parts, label, numbers, version, tail], axis=1)
