@@ -13,28 +13,27 @@ with ImportError naming it.
 from __future__ import annotations
 
 import importlib.abc
+import importlib.util
+import io
+import json
+import os
 import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 # What layers/mlruntime ships (and pandas' zip): none of it is on a function without that layer.
 ML_PACKAGES = frozenset({"numpy", "scipy", "sklearn", "joblib", "threadpoolctl", "narwhals", "pandas"})
 
 
 class RefuseMLPackages(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):  # noqa: ANN001, ANN201 - the MetaPathFinder protocol
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
         if name.partition(".")[0] in ML_PACKAGES:
             raise ImportError(f"{name} is not importable without the ML runtime layer", name=name)
         return None
 
 
-sys.meta_path.insert(0, RefuseMLPackages())  # before anything else is imported
-
-import importlib.util  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-from dataclasses import asdict  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+sys.meta_path.insert(0, RefuseMLPackages())  # before anything outside the standard library is imported
 
 ROOT = Path(__file__).resolve().parents[1]
 
