@@ -17,7 +17,7 @@ from modelops.artifact import TRAINING_DATA_FILE, Manifest, load_from_dir
 from modelops.dataset import read_csv
 from modelops.errors import ModelOpsError
 from modelops.registry import CHAMPION, DEFAULT_LOCAL_REGISTRY, Registry
-from modelops.serving.service import read_json
+from modelops.serving.body import read_json
 from modelops.signature import model_input, to_matrix
 from modelops.training import evaluate
 

@@ -7,7 +7,7 @@ so a caller of the prediction API cannot write labels. Every label needs the `la
 the label to that served request, its rows and its entity, for MODELOPS_LABEL_WINDOW_HOURS. Each stored
 record names its writer: the API key id (or IAM caller) API Gateway saw.
 
-The body is read like the predict body (modelops.serving.service.read_json: size bound, nesting bound,
+The body is read like the predict body (modelops.serving.body.read_json: size bound, nesting bound,
 strict UTF-8), and a label the model could not have produced is refused: not one of a classifier's classes,
 or not a finite number for a regressor. When the model's classes cannot be read the answer is 503 (retry),
 never an unchecked label.
@@ -26,8 +26,8 @@ from modelops import feedback, labelsecret, labeltoken
 from modelops.errors import InputError, ModelOpsError
 from modelops.objectstore import open_location
 from modelops.serving import events
+from modelops.serving.body import Limits, read_json
 from modelops.serving.errors import ApiError
-from modelops.serving.service import Limits, read_json
 
 logger = Logger()
 app = APIGatewayRestResolver()

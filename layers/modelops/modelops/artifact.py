@@ -15,10 +15,12 @@ import platform
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ArtifactIntegrityError, MissingModuleError, ModelOpsError, VersionSkewError
-from .schema import FeatureSchema
+
+if TYPE_CHECKING:
+    from .schema import FeatureSchema
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -76,6 +78,9 @@ class Manifest:
 
     @property
     def schema(self) -> FeatureSchema:
+        # Imported here: the schema needs numpy, and functions without the ML runtime layer read manifests too.
+        from .schema import FeatureSchema
+
         return FeatureSchema.from_list(self.features)
 
     def to_json(self) -> bytes:

@@ -68,7 +68,8 @@ try:
     from modelops.artifact import load_from_dir
     from modelops.hook import compare_with_golden
     from modelops.serving.model_holder import ServedModel
-    from modelops.serving.service import Limits, handle_predict
+    from modelops.serving.body import Limits
+    from modelops.serving.service import handle_predict
 
     loaded = load_from_dir(directory)
     model = ServedModel.from_loaded(loaded)

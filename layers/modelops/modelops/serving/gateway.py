@@ -37,13 +37,14 @@ from .. import labelsecret, labeltoken
 from ..errors import ModelFault
 from ..experiment import DEFAULT_ID_FIELD, DEFAULT_ID_HEADER, entity_id_from
 from . import events
+from .body import Limits, read_json
 from .capture import DEFAULT_MAX_LINE_BYTES, CaptureStats, capture_enabled, emit_capture, emit_failure, max_line_bytes
 from .errors import ApiError, model_unavailable
 from .front_door import FrontDoor
 from .metrics import RequestMetrics
 from .model_holder import ModelHolder
 from .negotiation import JSON, XML, check_json_body, choose_format, header, render
-from .service import CHALLENGER_VARIANT, CHAMPION_VARIANT, Limits, handle_predict, read_json
+from .service import CHALLENGER_VARIANT, CHAMPION_VARIANT, handle_predict
 
 PREDICT_PATH = "/predict"
 HEALTH_PATH = "/health"
