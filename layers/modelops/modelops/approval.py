@@ -26,11 +26,9 @@ def caller_identity(sts: Any = None) -> str:
     """Who is approving: the AWS caller's ARN when credentials are available, else the local user name."""
     try:
         if sts is None:
-            import boto3
-            from botocore.config import Config
+            from . import aws
 
-            config = Config(connect_timeout=3, read_timeout=3, retries={"max_attempts": 1})
-            sts = boto3.session.Session().client("sts", config=config)  # type: ignore[call-overload]
+            sts = aws.client("sts", timeout=3, max_attempts=1)
         return str(sts.get_caller_identity()["Arn"])
     except Exception:  # no credentials, no network: the local user is still an answer
         try:

@@ -4,18 +4,48 @@ profiles), plus translation of common botocore failures into one-line user error
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 from .errors import ConflictError, ModelOpsError, NotFoundError
 
 
-def client(service: str) -> Any:
+def client(service: str, *, timeout: float | None = None, max_attempts: int = 5) -> Any:
+    """A client of its own session; `timeout` bounds connecting and each read (for calls that may fail fast)."""
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 5})
+    retries: Any = {"mode": "standard", "max_attempts": max_attempts}
+    if timeout is None:
+        config = Config(retries=retries)
+    else:
+        config = Config(retries=retries, connect_timeout=timeout, read_timeout=timeout)
     return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+
+
+def preimport() -> None:
+    """Import boto3 and botocore without building a client (a SnapStart snapshot then holds the imports)."""
+    import boto3  # noqa: F401
+    import botocore.session  # noqa: F401
+
+
+def forget_default_session() -> None:
+    """Drop boto3's module-level default session, so the next boto3.client() resolves credentials afresh."""
+    boto3 = sys.modules.get("boto3")
+    if boto3 is not None:
+        setattr(boto3, "DEFAULT_SESSION", None)  # noqa: B010 (a module found in sys.modules)
+
+
+def botocore_failure(exc: BaseException) -> str | None:
+    """A one-line account of a botocore exception raised outside `aws_errors`, or None for anything else."""
+    from botocore import exceptions as bex
+
+    if isinstance(exc, bex.NoCredentialsError):
+        return "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID)"
+    if isinstance(exc, bex.BotoCoreError | bex.ClientError):
+        return str(exc)
+    return None
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

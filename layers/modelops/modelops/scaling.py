@@ -67,12 +67,10 @@ class AliasScaling:
         return bool((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights"))
 
     def requested(self) -> int:
-        from botocore.exceptions import ClientError
-
         with aws_errors(f"reading provisioned concurrency of {self.function}:{self.alias}"):
             try:
                 config = self.lam.get_provisioned_concurrency_config(FunctionName=self.function, Qualifier=self.alias)
-            except ClientError as exc:
+            except Exception as exc:  # botocore's ClientError; its code tells a missing config apart
                 if error_code(exc) == "ProvisionedConcurrencyConfigNotFoundException":
                     return 0
                 raise

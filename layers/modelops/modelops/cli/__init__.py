@@ -79,13 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
         return _fail(detail, 1)
     except Exception as exc:  # botocore errors raised outside a wrapped call still get one line
-        from botocore import exceptions as bex
+        from ..aws import botocore_failure
 
-        if isinstance(exc, bex.NoCredentialsError):
-            return _fail("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID)", 1)
-        if isinstance(exc, bex.BotoCoreError | bex.ClientError):
-            return _fail(str(exc), 1)
-        raise
+        failure = botocore_failure(exc)
+        if failure is None:
+            raise
+        return _fail(failure, 1)
 
 
 def _fail(message: str, code: int) -> int:

@@ -120,8 +120,9 @@ def _preimport_clients() -> None:
 
     if os.environ.get(labelsecret.SECRET_ENV) or os.environ.get("MODELOPS_CHALLENGER_VERSION"):
         with contextlib.suppress(ImportError):
-            import boto3  # noqa: F401
-            import botocore.session  # noqa: F401
+            from .. import aws
+
+            aws.preimport()
             from aws_lambda_powertools.utilities import parameters  # noqa: F401
 
 
@@ -155,9 +156,9 @@ def _renew_clients(gateway: Gateway) -> None:
         from aws_lambda_powertools.utilities.parameters import clear_caches
 
         clear_caches()
-    boto3 = sys.modules.get("boto3")
-    if boto3 is not None:  # the module-level default session boto3.client() builds clients from
-        setattr(boto3, "DEFAULT_SESSION", None)  # noqa: B010 (a module found in sys.modules)
+    from .. import aws
+
+    aws.forget_default_session()  # the module-level session boto3.client() builds clients from
     # The S3 client a registry load may have been given; the next load (only when the model is missing) builds
     # its own. The KMS client that verifies signatures is built per load, so none is kept.
     for holder in (gateway.holder, gateway.challenger):
