@@ -273,6 +273,39 @@ def test_a_footer_claiming_more_bytes_than_the_object_is_refused_before_it_is_re
         runner(s3).run(DATE)
 
 
+def test_id_columns_of_any_type_null_ids_and_ids_that_need_quoting(s3, champion, tmp_path):
+    names, X = features_and_rows(6, seed=15)
+    frame = pd.DataFrame(X, columns=names)
+    frame.insert(0, "id", ["a", "b,c", None, 'd"e', "f", "g"])
+    frame.insert(1, "batch", pd.array([7, 7, 7, 7, None, 8], dtype="Int64"))
+    put_input(s3, "a.parquet", parquet_bytes(frame, tmp_path))
+    plain = pd.DataFrame(X, columns=names)
+    plain.insert(0, "id", ["p", "q", "r", "s", "t", "u"])
+    plain.insert(1, "batch", np.arange(6, dtype=np.int64))
+    put_input(s3, "b.parquet", parquet_bytes(plain, tmp_path, "ZSTD"))
+    runner(s3, id_columns=("id", "batch")).run(DATE)
+    rows = predictions(s3)
+    assert [(r["id"], r["batch"]) for r in rows] == [
+        ("a", "7"),
+        ("b,c", "7"),
+        ('d"e', "7"),
+        ("g", "8"),
+        *[(t, str(i)) for i, t in enumerate("pqrstu")],
+    ]
+    reasons = [(r["line"], r["reason"]) for r in read_csv(s3, OUT + "rejected.csv")]
+    assert reasons == [("3", "id column 'id' is null"), ("5", "id column 'batch' is null")]
+
+
+def test_a_row_group_too_large_to_decode_is_refused_with_a_hint(s3, champion, tmp_path, monkeypatch):
+    from modelops.batch import parquet
+
+    names, X = features_and_rows(100)
+    put_input(s3, "a.parquet", parquet_bytes(feature_frame(names, X), tmp_path, rows_per_group=100))
+    monkeypatch.setattr(parquet, "MAX_ROW_GROUP_BYTES", 100 * 31 * 8 - 1)  # the 30 features and the id
+    with pytest.raises(InputError, match="row group 0 holds 100 rows.*write smaller row groups"):
+        runner(s3).run(DATE)
+
+
 def test_range_file_serves_preloaded_spans_with_one_get_per_adjacent_run(s3):
     s3.put_object(Bucket=BUCKET, Key="k", Body=bytes(range(256)) * 64)
     store = RecordingStore(BUCKET, s3=s3)

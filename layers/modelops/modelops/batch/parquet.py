@@ -45,6 +45,7 @@ MAGIC = b"PAR1"
 TAIL_READ_BYTES = 64 * 1024
 MAX_FOOTER_BYTES = 64 * 1024**2
 MAX_ROW_GROUP_BYTES = 1024**3  # selected columns of one row group, decoded to float64
+FILL_BLOCK_ROWS = 4096
 MERGE_GAP_BYTES = 1024**2  # column chunks closer than this are fetched with one GET (the gap is read and dropped)
 
 
@@ -256,51 +257,52 @@ class ParquetReader:
 
     def _chunk(self, frame: Any, first_line: int, first_row: int) -> Chunk:
         n = len(frame)
-        reasons: list[str | None] = [None] * n
-        values = []
-        for f in self.schema.features:
-            column, problems = self._feature(f, frame[f.name])
-            values.append(column)
-            for i, reason in problems:
-                if reasons[i] is None:
-                    reasons[i] = reason
-        if self.prefix is not None:
-            ids = line_ids(self.prefix, first_row, n)
-        else:
-            texts = self._ids(frame, reasons)
-        bad = [i for i, r in enumerate(reasons) if r is not None]
-        keep = np.ones(n, dtype=bool)
-        keep[bad] = False
+        reasons: dict[int, str] = {}  # row -> the first reason that rejects it, in schema order
         dtype = np.float64 if self.schema.all_numeric else object
-        matrix = np.empty((n, len(values)), dtype=dtype)
-        for j, column in enumerate(values):
-            matrix[:, j] = column
+        columns = []
+        for f in self.schema.features:
+            values, problems = self._feature(f, frame[f.name])
+            columns.append(values)
+            for i, reason in problems:
+                reasons.setdefault(i, reason)
+        matrix = np.empty((n, len(columns)), dtype=dtype)
+        # columns into rows block by block: a block of rows stays in cache while each column is written into
+        # it (3-4x faster than writing whole columns with a stride of one row)
+        for r in range(0, n, FILL_BLOCK_ROWS):
+            block = matrix[r : r + FILL_BLOCK_ROWS]
+            for j, values in enumerate(columns):
+                block[:, j] = values[r : r + FILL_BLOCK_ROWS]
+        ids = line_ids(self.prefix, first_row, n) if self.prefix is not None else self._ids(frame, reasons)
+        bad = sorted(reasons)
         if bad:
-            matrix = matrix[keep]
-        if self.prefix is None:
-            ids = padded_ids([t for t, k in zip(texts, keep, strict=True) if k])
-        elif bad:
-            ids = ids[keep]
-        row_lines = first_line + np.flatnonzero(keep).astype(np.int64)
-        rejected = [(first_line + i, str(reasons[i])) for i in bad]
-        return Chunk(ids, matrix, rejected, n, row_lines)
+            keep = np.ones(n, dtype=bool)
+            keep[bad] = False
+            matrix, ids = matrix[keep], ids[keep]
+            row_lines = first_line + np.flatnonzero(keep).astype(np.int64)
+        else:
+            row_lines = np.arange(first_line, first_line + n, dtype=np.int64)
+        return Chunk(ids, matrix, [(first_line + i, reasons[i]) for i in bad], n, row_lines)
 
-    def _ids(self, frame: Any, reasons: list[str | None]) -> list[bytes]:
+    def _ids(self, frame: Any, reasons: dict[int, str]) -> np.ndarray:
+        """The rows' id fields as a zero-padded byte matrix (readers.padded_ids)."""
+        if len(self.id_columns) == 1:
+            fast = _plain_ids(frame[self.id_columns[0]])
+            if fast is not None:
+                return fast
         columns = []
         for name in self.id_columns:
             texts = []
             for i, value in enumerate(frame[name].to_numpy(dtype=object, na_value=None)):
                 if value is None:
-                    if reasons[i] is None:
-                        reasons[i] = f"id column '{name}' is null"
+                    reasons.setdefault(i, f"id column '{name}' is null")
                     texts.append("")
                     continue
                 text = value if isinstance(value, str) else _id_text(value)
-                if "\0" in text and reasons[i] is None:
-                    reasons[i] = f"id column '{name}' contains a NUL character"
+                if "\0" in text:
+                    reasons.setdefault(i, f"id column '{name}' contains a NUL character")
                 texts.append(csv_field(text))
             columns.append(texts)
-        return [",".join(row).encode() for row in zip(*columns, strict=True)]
+        return padded_ids([",".join(row).encode() for row in zip(*columns, strict=True)])
 
     def _feature(self, f: Any, column: Any) -> tuple[np.ndarray, list[tuple[int, str]]]:
         """The feature's values as the model gets them, and (row, reason) for each value that rejects its row."""
@@ -381,6 +383,30 @@ class ParquetReader:
                     continue
                 out[i] = number
         return out, problems
+
+
+def _plain_ids(column: Any) -> np.ndarray | None:
+    """A single id column of integers, or of text that needs no CSV quoting, without nulls: the byte matrix
+    built by numpy and one join/split; None when a value needs the per-value path."""
+    import pandas as pd
+
+    if column.isna().any():
+        return None
+    if pd.api.types.is_integer_dtype(column.dtype):
+        fixed = column.to_numpy(dtype=np.int64).astype(bytes)
+    elif pd.api.types.is_string_dtype(column.dtype) or pd.api.types.is_object_dtype(column.dtype):
+        texts = column.to_numpy(dtype=object)
+        if not all(isinstance(t, str) for t in texts):
+            return None
+        joined = "\n".join(texts)
+        if any(c in joined for c in ',"\r\0') or joined.count("\n") != len(texts) - 1:
+            return None
+        fixed = np.array(joined.encode().split(b"\n"), dtype=bytes)
+    else:
+        return None
+    if not len(fixed):
+        return np.zeros((0, 0), dtype=np.uint8)
+    return fixed.view(np.uint8).reshape(len(fixed), fixed.dtype.itemsize)
 
 
 def _id_text(value: object) -> str:
