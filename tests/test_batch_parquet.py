@@ -281,7 +281,7 @@ def test_id_columns_of_any_type_null_ids_and_ids_that_need_quoting(s3, champion,
     put_input(s3, "a.parquet", parquet_bytes(frame, tmp_path))
     plain = pd.DataFrame(X, columns=names)
     plain.insert(0, "id", ["p", "q", "r", "s", "t", "u"])
-    plain.insert(1, "batch", np.arange(6, dtype=np.int64))
+    plain.insert(1, "batch", np.arange(6, dtype=np.uint64) + np.uint64(2**64 - 6))  # beyond int64
     put_input(s3, "b.parquet", parquet_bytes(plain, tmp_path, "ZSTD"))
     runner(s3, id_columns=("id", "batch")).run(DATE)
     rows = predictions(s3)
@@ -290,7 +290,7 @@ def test_id_columns_of_any_type_null_ids_and_ids_that_need_quoting(s3, champion,
         ("b,c", "7"),
         ('d"e', "7"),
         ("g", "8"),
-        *[(t, str(i)) for i, t in enumerate("pqrstu")],
+        *[(t, str(2**64 - 6 + i)) for i, t in enumerate("pqrstu")],
     ]
     reasons = [(r["line"], r["reason"]) for r in read_csv(s3, OUT + "rejected.csv")]
     assert reasons == [("3", "id column 'id' is null"), ("5", "id column 'batch' is null")]

@@ -238,7 +238,7 @@ class ParquetReader:
             )
         rg = self.pf.row_groups[group.index]
         wanted = set(columns)
-        spans = []
+        spans: list[tuple[int, int]] = []
         for c in rg.columns:
             if _column_name(c) in wanted:
                 md = c.meta_data
@@ -247,6 +247,12 @@ class ParquetReader:
                 if start < 0 or end > self.file.size:
                     raise InputError(f"{self.where}: not a valid Parquet file (row group {group.index})")
                 spans.append((start, end))
+        if sum(end - start for start, end in spans) > MAX_ROW_GROUP_BYTES:  # held in memory while decoded
+            raise InputError(
+                f"{self.where}: row group {group.index}'s selected columns take more than {MAX_ROW_GROUP_BYTES} "
+                "bytes compressed; write smaller row groups",
+                field="input",
+            )
         self.file.preload(spans)
         try:
             return self.pf.read_row_group_file(rg, columns, {}, index=False, infile=self.file)
@@ -393,7 +399,7 @@ def _plain_ids(column: Any) -> np.ndarray | None:
     if column.isna().any():
         return None
     if pd.api.types.is_integer_dtype(column.dtype):
-        fixed = column.to_numpy(dtype=np.int64).astype(bytes)
+        fixed = column.to_numpy(dtype=getattr(column.dtype, "numpy_dtype", column.dtype)).astype(bytes)
     elif pd.api.types.is_string_dtype(column.dtype) or pd.api.types.is_object_dtype(column.dtype):
         texts = column.to_numpy(dtype=object)
         if not all(isinstance(t, str) for t in texts):
