@@ -55,6 +55,7 @@ LINT_VENV  := .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed-stamp
 PY_SOURCES := layers functions devtools tests bench
 PINNED_REQUIREMENTS := layers/mlruntime/requirements.txt layers/mlruntime/requirements-dataframe.txt \
+	layers/parquet/requirements.txt \
 	layers/modelops/requirements.txt \
 	requirements-dev.txt requirements-lint.txt
 AUDIT_SERVICE ?= pypi

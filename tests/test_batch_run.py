@@ -365,7 +365,7 @@ def test_bad_input_fails_the_run_without_manifest(s3, champion, case, message):
     elif case == "empty_folder":
         put_input(s3, "_SUCCESS", b"")
     elif case == "unsupported":
-        put_input(s3, "a.parquet", b"PAR1")
+        put_input(s3, "a.orc", b"ORC")
     if case == "changed_object":
         put_input(s3, "a.csv", body)
         prepared = r.prepare(DATE)

@@ -57,7 +57,7 @@ def test_every_makefile_layer_has_its_build_target():
         assert f"\nbuild-{name}:" in makefile, f"{directory}/Makefile has no build-{name} target"
 
 
-@pytest.mark.parametrize("layer", ["MLRuntimeLayer", "ModelOpsLayer"])
+@pytest.mark.parametrize("layer", ["MLRuntimeLayer", "ModelOpsLayer", "ParquetLayer"])
 def test_layer_recipe_targets_lambda_arm64_python312(layer, tmp_path):
     directory = _makefile_layers()[layer]
     dry_run = subprocess.run(

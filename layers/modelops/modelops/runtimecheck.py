@@ -9,7 +9,7 @@ Which packages the interpreter sees:
                            `make layer-smoke`), separated by os.pathsep; run by
     MODELOPS_LAYER_PYTHON  that interpreter (e.g. python3.12, the Lambda runtime's), default this one.
 Without them the layers are reproduced from this environment: a directory of links to exactly the distributions
-that layers/*/requirements*.txt pin (with their own dependencies), the packages the Lambda runtime itself provides
+that layers/*/requirements*.txt pin (with their own dependencies; the batch-only Parquet layer aside), the packages the Lambda runtime itself provides
 (boto3 and its dependencies) and the modelops package, run by this interpreter with -I -S (no site-packages, no user
 site, no PYTHONPATH, no current directory on sys.path). Building the real layers takes minutes (pip downloads, a
 python3.12); the links take milliseconds and hold the same distributions at the pinned versions. What they cannot
@@ -235,8 +235,11 @@ def layer_distributions() -> list[metadata.Distribution]:
     return list(found.values())
 
 
+BATCH_ONLY_LAYERS = ("parquet",)  # not attached to the predict function, so no model may rely on them
+
+
 def _requirement_files() -> list[Path]:
-    files = sorted(LAYERS_DIR.glob("*/requirements*.txt"))
+    files = sorted(p for p in LAYERS_DIR.glob("*/requirements*.txt") if p.parent.name not in BATCH_ONLY_LAYERS)
     return files if (LAYERS_DIR / "modelops" / "requirements.txt") in files else []
 
 

@@ -1,4 +1,4 @@
-"""Score one part (an object, or a byte range of one).
+"""Score one part (an object, a byte range of one, or a run of a Parquet object's row groups).
 
 Predictions stream into an open multipart upload at their final key: nothing is readable there until
 the commit step completes the upload. Rejects and the part's stats go to the attempt's work area, the
@@ -31,8 +31,10 @@ from ..missing import NA_VALUES, missing_tokens
 from ..schema import FeatureSchema
 from .blocks import BlockSizes
 from .config import BatchConfig
+from .parquet import ParquetReader
 from .prefetch import prefetched
 from .readers import (
+    PARQUET,
     ByteStream,
     Chunk,
     CsvParser,
@@ -212,6 +214,9 @@ def score_part(
     empty: list[bool] = []
 
     def parsed() -> Iterator[Chunk]:
+        if part["format"] == PARQUET:
+            yield from ParquetReader(store, part, schema, config.id_columns, config.chunk_rows, missing).chunks()
+            return
         with contextlib.ExitStack() as inputs:
             source = open_input(inputs, store, part, schema, config.id_columns, missing)
             if source.empty:

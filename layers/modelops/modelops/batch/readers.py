@@ -641,11 +641,16 @@ class JsonLinesParser:
 
 
 GZIP_SUFFIX = ".gz"
+PARQUET = "parquet"
+PARQUET_SUFFIXES = (".parquet", ".parq")  # compressed inside (per column chunk), never as a whole
 
 
 def format_of(key: str) -> str | None:
-    """csv or jsonl from the object's name; a .gz suffix (compression_of) does not change the format."""
+    """csv, jsonl or parquet from the object's name; a .gz suffix (compression_of) does not change the
+    format of csv or jsonl."""
     name = key.rsplit("/", 1)[-1].lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return PARQUET
     name = name.removesuffix(GZIP_SUFFIX)
     if name.endswith(".csv"):
         return "csv"

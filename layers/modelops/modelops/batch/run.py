@@ -22,6 +22,7 @@ from .commit import commit
 from .config import BatchConfig
 from .dates import logical_run_date
 from .lease import DateLease, LeaseBusy, LeaseLost
+from .parquet import describe_row_groups
 from .part import score_part
 from .readers import Chunk
 from .scoring import Scorer
@@ -117,8 +118,14 @@ class BatchRunner:
         mode = plan.choose_mode(objects, config.inline_max_bytes)
         if split is None:
             split = mode == plan.FANOUT
-        # without id columns rows are named by absolute line numbers, which only a whole object knows
-        parts = plan.plan_parts(objects, config.part_bytes if split and config.id_columns else None)
+        # without id columns rows are named by absolute line numbers, which only a whole object knows (a
+        # Parquet footer gives every row group's first row, so Parquet objects are cut into row groups anyway)
+        parts = plan.plan_parts(
+            objects,
+            config.part_bytes if split and config.id_columns else None,
+            row_group_bytes=config.part_bytes if split else None,
+            row_groups=lambda o: describe_row_groups(store, o.key, o.etag, o.size),
+        )
         parts_key = config.attempt_folder(run_date, attempt) + "parts.json"
         store.put(parts_key, orjson.dumps(parts))
         if skipped:  # in the work area, not in the run: the state machine's payloads stay small
