@@ -69,11 +69,16 @@ def worker_settings(template: dict) -> tuple[int, int, int]:
     return int(props["MemorySize"]), int(props["Timeout"]), int(chunk)
 
 
-def distributed_map(definition: dict) -> tuple[int, bool]:
-    """(MaxConcurrency, uses ItemBatcher) of the state machine's Distributed Map; 0 means unbounded."""
+def distributed_map(definition: dict, template: dict | None = None) -> tuple[int, bool]:
+    """(MaxConcurrency, uses ItemBatcher) of the state machine's Distributed Map; 0 means unbounded. A
+    MaxConcurrencyPath is the template's BatchMaxConcurrency, whose default is what deploys."""
     for state in definition.get("States", {}).values():
         mode = ((state.get("ItemProcessor") or {}).get("ProcessorConfig") or {}).get("Mode")
         if state.get("Type") == "Map" and mode == "DISTRIBUTED":
+            if "MaxConcurrencyPath" in state:
+                if template is None:
+                    raise LookupError("the Distributed Map takes its MaxConcurrency from the template")
+                return int(template["Parameters"]["BatchMaxConcurrency"]["Default"]), "ItemBatcher" in state
             return int(state.get("MaxConcurrency", 0)), "ItemBatcher" in state
     raise LookupError("statemachine/batch.asl.json has no Distributed Map state")
 
@@ -205,7 +210,7 @@ def render(inputs: ScaleInputs) -> str:
         "object is always one part. Items are read from the run's `parts.json` with an S3 `ItemReader`; "
         + ("items are batched." if inputs.item_batching else "no `ItemBatcher`: one child execution per part.")
         + " Inputs up to 1 GiB are scored inline, without the map.",
-        f"- **MaxConcurrency {inputs.max_concurrency}** in statemachine/batch.asl.json.",
+        f"- **MaxConcurrency {inputs.max_concurrency}**: the default of the template's `BatchMaxConcurrency`.",
         f"- **Worker**: BatchWorkerFunction, {mem} MB arm64 (about {cpus:.2f} vCPU), timeout {inputs.worker_timeout_s} s; "
         f"chunks of {inputs.chunk_rows:,} rows (`BatchChunkRows`).",
         "",
@@ -270,9 +275,9 @@ def render(inputs: ScaleInputs) -> str:
         "",
         "| limit | value | where it bites at a billion rows | what raises it |",
         "|---|---|---|---|",
-        f"| Distributed Map `MaxConcurrency` (statemachine/batch.asl.json) | {inputs.max_concurrency} | **first**: "
-        f"{p.parts:,} parts run {inputs.max_concurrency} at a time | edit `MaxConcurrency` (or use "
-        "`MaxConcurrencyPath`); the predict API shares the account's Lambda concurrency |",
+        f"| Distributed Map `MaxConcurrency` (`BatchMaxConcurrency`) | {inputs.max_concurrency} | **first**: "
+        f"{p.parts:,} parts run {inputs.max_concurrency} at a time | a larger `BatchMaxConcurrency`; the "
+        "predict API shares the account's Lambda concurrency (reserve some for it) |",
         f"| Lambda concurrent executions, per account and Region | {ACCOUNT_CONCURRENCY:,} (new accounts start "
         "lower) | next, above 1,000 parallel parts; in a new account possibly before 16 | a Service Quotas "
         "increase (up to tens of thousands) |",
@@ -341,8 +346,9 @@ def render(inputs: ScaleInputs) -> str:
 
 
 def current_inputs() -> ScaleInputs:
-    memory, timeout, chunk = worker_settings(load_template(TEMPLATE))
-    max_concurrency, batching = distributed_map(json.loads(STATE_MACHINE.read_text()))
+    template = load_template(TEMPLATE)
+    memory, timeout, chunk = worker_settings(template)
+    max_concurrency, batching = distributed_map(json.loads(STATE_MACHINE.read_text()), template)
     csv_rate, cpu, parquet = bench_rates(json.loads(BATCH_RESULTS.read_text()))
     if not csv_rate:
         raise LookupError("bench/results/batch.json has no modelops runs: run `make bench` first")

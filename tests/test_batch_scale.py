@@ -75,8 +75,11 @@ def test_bench_rates_take_the_largest_size_and_measured_parquet():
 
 def test_distributed_map_settings_come_from_the_definition():
     definition = json.loads(bs.STATE_MACHINE.read_text())
-    concurrency, batching = bs.distributed_map(definition)
-    assert concurrency > 0 and batching is False
+    template = bs.load_template(bs.TEMPLATE)
+    concurrency, batching = bs.distributed_map(definition, template)
+    assert concurrency == int(template["Parameters"]["BatchMaxConcurrency"]["Default"]) and batching is False
+    with pytest.raises(LookupError):
+        bs.distributed_map(definition)  # MaxConcurrencyPath: the number is the template's
     batched = {
         "States": {
             "M": {
@@ -97,8 +100,9 @@ def test_committed_page_matches_the_template_the_state_machine_and_the_code():
     page = bs.OUT.read_text()
     stated = bs.stated_inputs(page)
     assert stated, "docs/batch-scale.md has no inputs comment: run `python -m devtools.costs`"
-    memory, timeout, chunk = bs.worker_settings(bs.load_template(bs.TEMPLATE))
-    concurrency, batching = bs.distributed_map(json.loads(bs.STATE_MACHINE.read_text()))
+    template = bs.load_template(bs.TEMPLATE)
+    memory, timeout, chunk = bs.worker_settings(template)
+    concurrency, batching = bs.distributed_map(json.loads(bs.STATE_MACHINE.read_text()), template)
     settings = (memory, timeout, chunk, concurrency, batching)
     assert (
         stated.worker_memory_mb,
