@@ -120,12 +120,22 @@ def sm_realtime_usd(n: float, door: str, duration_ms: float) -> float:
     return rate("sm_ml_t3_medium_hour") * HOURS_PER_MONTH + door_usd(n, door) + proxy_usd(n, door, duration_ms)
 
 
-def provisioned_usd(n: float, instances: int, memory_mb: int, duration_ms: float) -> float:
-    """Provisioned concurrency kept all month, every request served by it (no front door)."""
+def provisioned_usd(n: float, instances: float, memory_mb: int, duration_ms: float) -> float:
+    """Provisioned concurrency kept all month (`instances` on average, for autoscaling), every request served by
+    it (no front door)."""
     gb = memory_mb / 1024
     kept = instances * gb * SECONDS_PER_MONTH * rate("lambda_arm_pc_gb_s")
     used = n * gb * billed_ms(duration_ms) / 1000 * rate("lambda_arm_pc_duration_gb_s")
     return kept + used + n * rate("lambda_request")
+
+
+BUSINESS_HOURS = 10  # a scheduled scale-up of the Autoscaled example: weekdays 08:00-18:00
+
+
+def autoscaled_average(night: int, day: int, day_hours: int) -> float:
+    """Average provisioned instances of a schedule holding `day` for `day_hours` each weekday, `night` otherwise."""
+    day_share = 5 * day_hours / (7 * 24)
+    return night + (day - night) * day_share
 
 
 def snapstart_usd(n: float, memory_mb: int, duration_ms: float, restores: int, versions: int = 1) -> float:
@@ -348,6 +358,11 @@ def _cold_start_section(mem: int, duration_ms: float) -> list[str]:
             "kept 730 h + requests + duration at the PC rate",
         ),
         ("Provisioned, 2 instances", provisioned_usd(n, 2, mem, duration_ms), "as above, twice the kept capacity"),
+        (
+            f"Autoscaled, 1 instance, 2 for {BUSINESS_HOURS} h on weekdays",
+            provisioned_usd(n, autoscaled_average(1, 2, BUSINESS_HOURS), mem, duration_ms),
+            f"the instance-hours held (on average {autoscaled_average(1, 2, BUSINESS_HOURS):.2f} instances)",
+        ),
     ]
     lines = [
         "## Cold-start modes",

@@ -78,6 +78,11 @@ def test_cold_start_modes_by_hand():
         2.0 + 10e6 * 0.001 * 0.0000133334 + month * 0.0000015046 + 1000 * 0.0001397998
     )
     assert costs.sm_realtime_usd(1e6, "rest", 1) == pytest.approx(0.05 * 730 + 3.50)
+    # 2 instances for 10 of every weekday's hours, 1 otherwise: 1 + 50/168 on average
+    assert costs.autoscaled_average(1, 2, 10) == pytest.approx(1 + 50 / 168)
+    assert costs.provisioned_usd(10e6, 1 + 50 / 168, 1024, 1) == pytest.approx(
+        (1 + 50 / 168) * month * 0.0000033334 + 10e6 * 0.0000002 + 10e6 * 0.001 * 0.0000077778
+    )
 
 
 @pytest.mark.parametrize(("duration", "billed"), [(0.2, 1), (1.0, 1), (1.01, 2), (37.5, 38)])
