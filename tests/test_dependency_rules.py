@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -89,3 +90,13 @@ def test_the_package_does_not_import_the_command_line():
         if "cli" not in path.relative_to(PACKAGE).parts and any(n.startswith("modelops.cli") for n in _imports(path))
     }
     assert offenders == set()
+
+
+def test_the_code_map_lists_every_module_of_the_package():
+    page = (PACKAGE.parents[2] / "docs" / "architecture.md").read_text()
+    listed = set(re.findall(r"^\| `([a-z_]+)` \|", page, re.M))
+    present = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"} | {
+        p.parent.name for p in PACKAGE.glob("*/__init__.py")
+    }
+    assert present - listed == set(), "docs/architecture.md does not list these modules"
+    assert listed - present == set(), "docs/architecture.md lists modules that do not exist"
