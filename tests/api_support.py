@@ -4,29 +4,19 @@ proxy events shaped like `sam local generate-event apigateway aws-proxy` (see ev
 from __future__ import annotations
 
 import base64
-import copy
-import importlib.util
 import json
-import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-APP_PATH = ROOT / "functions" / "predict" / "app.py"
-EVENTS = ROOT / "events"
+from support.events import load_event
+from support.handlers import load_handler
+
 _MODULE = "modelops_predict_app"
 
 
 def predict_app() -> Any:
     """The handler module functions/predict/app.py, imported once; call .reset() to re-read the env."""
-    if _MODULE not in sys.modules:
-        spec = importlib.util.spec_from_file_location(_MODULE, APP_PATH)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[_MODULE] = module
-        spec.loader.exec_module(module)
-    return sys.modules[_MODULE]
+    return load_handler("predict", module_name=_MODULE, cached=True)
 
 
 SERVING_VARS = (
@@ -54,10 +44,6 @@ def serve_model(monkeypatch: Any, model_dir: Any, **env: str) -> Any:
     return app
 
 
-def load_event(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS / f"{name}.json").read_text())
-
-
 def proxy_event(
     method: str,
     path: str,
@@ -70,7 +56,7 @@ def proxy_event(
     stage: str = "live",
 ) -> dict[str, Any]:
     """A REST API proxy event; body is JSON-encoded unless raw_body is given."""
-    event = copy.deepcopy(load_event("get-model"))
+    event = load_event("get-model")
     text = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
     if base64_body and text is not None:
         text = base64.b64encode(text.encode()).decode()

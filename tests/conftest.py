@@ -12,12 +12,11 @@ from modelops.dataset import load_builtin
 from modelops.registry import Registry
 from modelops.training import train
 from moto import mock_aws
+from support.aws import BUCKET, REGION
 
-# Session fixtures of the local stack (moto server, Runtime Interface Emulator, local API).
-pytest_plugins = ["local_fixtures"]
-
-BUCKET = "modelops-test"
-REGION = "us-east-1"
+# Session fixtures of the local stack (moto server, Runtime Interface Emulator, local API); `lam`, moto Lambda with a
+# stand-in predict function; `template` and `translated`, template.yaml decoded and translated.
+pytest_plugins = ["local_fixtures", "support.predict_function", "template_support"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,37 @@
-"""Reading IAM statements out of a (translated) template for the template tests, and translating one."""
+"""template.yaml for the template tests: decoding and translating it, reading IAM statements out of it, and
+deciding its conditions. The `template` and `translated` fixtures (module-scoped) are registered in conftest.py."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 NO_VALUE = {"Ref": "AWS::NoValue"}
+TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+
+
+def load_template() -> dict[str, Any]:
+    """template.yaml decoded as cfn-lint reads it (short-form intrinsics expanded), as plain JSON values."""
+    from cfnlint.decode import decode
+
+    data, errors = decode(str(TEMPLATE))
+    assert not errors, errors
+    return json.loads(json.dumps(data, default=str))
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def translated(template: dict[str, Any]) -> dict[str, Any]:
+    """The resources of samtranslator's output for the template."""
+    return sam_translate(template)["Resources"]
 
 
 def flatten(statements: Iterable[Any]) -> Iterator[dict[str, Any]]:

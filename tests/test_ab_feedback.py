@@ -3,18 +3,16 @@ and the POST /feedback handler driven with a real-shaped API Gateway proxy event
 
 from __future__ import annotations
 
-import base64
-import importlib.util
 import json
 import time
-from pathlib import Path
 
 import pytest
 from modelops import feedback as fb
-from modelops import labelsecret, labeltoken
 from modelops.errors import InputError
+from support.events import feedback_event_with_body
+from support.feedback import EVENT_REQUEST_ID, FEEDBACK_CONTEXT, served_token
+from support.handlers import load_handler
 
-ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "modelops-test"
 DAY = 86400.0
 T0 = 1_780_000_000.0  # a fixed instant (2026-05-28)
@@ -137,41 +135,10 @@ def test_parse_time_forms():
     assert err.value.field == "since"
 
 
-def load_app():
-    spec = importlib.util.spec_from_file_location("feedback_app", ROOT / "functions" / "feedback" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class Ctx:
-    function_name = "feedback"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:feedback"
-    aws_request_id = "req-1"
-
-
-def event_with(body: bytes) -> dict:
-    event = json.loads((ROOT / "events" / "feedback.json").read_text())
-    event["body"] = base64.b64encode(body).decode()
-    return event
-
-
-EVENT_REQUEST_ID = "3f1c9a52-6c1e-4b5e-9d0e-0e6f1c2b7a10"  # the request events/feedback.json labels
-
-
-def served_token(request_id: str = EVENT_REQUEST_ID, rows: int = 1, entity_id: str | None = None) -> str:
-    """The label_token the predict function would have answered (signed with the local development secret,
-    as no MODELOPS_LABEL_TOKEN_SECRET is set in tests)."""
-    return labeltoken.issue(
-        labelsecret.LOCAL_DEV_SECRET, request_id=request_id, entity_id=entity_id, rows=rows, model_version="v"
-    )
-
-
 def feedback_event(**body) -> dict:
     """events/feedback.json's label with a label_token for its request (overridden by keyword arguments)."""
     fields = {"request_id": EVENT_REQUEST_ID, "actual": "malignant", "label_token": served_token(), **body}
-    return event_with(json.dumps({k: v for k, v in fields.items() if v is not None}).encode())
+    return feedback_event_with_body(json.dumps({k: v for k, v in fields.items() if v is not None}).encode())
 
 
 def test_handler_stores_feedback_and_rejects_bad_input(s3, registry, classifier_dir, monkeypatch):
@@ -180,17 +147,19 @@ def test_handler_stores_feedback_and_rejects_bad_input(s3, registry, classifier_
     monkeypatch.setenv("MODELOPS_REGISTRY", f"s3://{BUCKET}/registry")
     monkeypatch.setenv("MODELOPS_MODEL_NAME", "breast-cancer")
     monkeypatch.setenv("MODELOPS_MODEL_VERSION", manifest.version)
-    app = load_app()
-    ok = app.lambda_handler(feedback_event(), Ctx())
+    app = load_handler("feedback")
+    ok = app.lambda_handler(feedback_event(), FEEDBACK_CONTEXT)
     assert ok["statusCode"] == 202, ok
     stored = fb.FeedbackStore(BUCKET, "data", s3=s3).read()
     assert [(r.request_id, r.actual) for r in stored] == [(EVENT_REQUEST_ID, "malignant")]
 
-    bad_label = app.lambda_handler(feedback_event(actual="malignnt"), Ctx())
+    bad_label = app.lambda_handler(feedback_event(actual="malignnt"), FEEDBACK_CONTEXT)
     assert bad_label["statusCode"] == 400 and json.loads(bad_label["body"])["error"]["field"] == "actual"
-    malformed = app.lambda_handler(event_with(b'{"request_id": '), Ctx())
+    malformed = app.lambda_handler(feedback_event_with_body(b'{"request_id": '), FEEDBACK_CONTEXT)
     assert malformed["statusCode"] == 400 and json.loads(malformed["body"])["error"]["code"] == "malformed_json"
-    no_token = app.lambda_handler(event_with(b'{"request_id": "r", "actual": "benign"}'), Ctx())
+    no_token = app.lambda_handler(
+        feedback_event_with_body(b'{"request_id": "r", "actual": "benign"}'), FEEDBACK_CONTEXT
+    )
     assert no_token["statusCode"] == 400 and json.loads(no_token["body"])["error"]["field"] == "label_token"
     assert len(fb.FeedbackStore(BUCKET, "data", s3=s3).read()) == 1
 
@@ -201,6 +170,6 @@ def test_handler_answers_503_when_storage_fails(s3, registry, classifier_dir, mo
     monkeypatch.setenv("MODELOPS_REGISTRY", f"s3://{BUCKET}/registry")
     monkeypatch.setenv("MODELOPS_MODEL_NAME", "breast-cancer")
     monkeypatch.setenv("MODELOPS_MODEL_VERSION", manifest.version)
-    app = load_app()
-    out = app.lambda_handler(feedback_event(), Ctx())
+    app = load_handler("feedback")
+    out = app.lambda_handler(feedback_event(), FEEDBACK_CONTEXT)
     assert out["statusCode"] == 503 and json.loads(out["body"])["error"]["code"] == "feedback_unavailable"

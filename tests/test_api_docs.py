@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 from api_support import proxy_event, serve_model
-from cfnlint.decode import decode
 from modelops.serving import docs_page
-from template_support import sam_translate
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_BOUND = 4096  # bytes of the /docs answer (it was 1,719,692 with the Swagger UI assets inlined)
@@ -25,18 +23,6 @@ METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "x-amazon
 @pytest.fixture
 def clf(monkeypatch, classifier_dir):
     return functools.partial(serve_model, monkeypatch)(classifier_dir)
-
-
-@pytest.fixture(scope="module")
-def template():
-    data, errors = decode(str(ROOT / "template.yaml"))
-    assert not errors, errors
-    return json.loads(json.dumps(data, default=str))
-
-
-@pytest.fixture(scope="module")
-def translated(template):
-    return sam_translate(template)["Resources"]
 
 
 def _get(app, path, **headers):

@@ -20,8 +20,9 @@ import pytest
 from api_support import invoke, load_event, serve_model
 from modelops import feedback as fb
 from modelops import labelsecret
-
-from tests.test_ab_feedback import BUCKET, EVENT_REQUEST_ID, Ctx, load_app, served_token
+from support.aws import BUCKET
+from support.feedback import EVENT_REQUEST_ID, FEEDBACK_CONTEXT, served_token
+from support.handlers import load_handler
 
 SHAPES = ("predict-valid", "predict-http-api", "predict-function-url")
 WRITER = "arn:aws:iam::111122223333:user/example-user"
@@ -50,7 +51,7 @@ def rows_body(name: str) -> str:
 
 
 def answer(app, event) -> tuple[int, dict[str, str], str]:
-    response = app.lambda_handler(event, Ctx())
+    response = app.lambda_handler(event, FEEDBACK_CONTEXT)
     if event.get("version") == "2.0":
         assert "multiValueHeaders" not in response and all(isinstance(v, str) for v in response["headers"].values())
     headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
@@ -88,7 +89,7 @@ def feedback_app(s3, registry, classifier_dir, monkeypatch):
     monkeypatch.setenv("MODELOPS_MODEL_NAME", manifest.name)
     monkeypatch.setenv("MODELOPS_MODEL_VERSION", manifest.version)
     monkeypatch.delenv(labelsecret.SECRET_ENV, raising=False)
-    return load_app()
+    return load_handler("feedback")
 
 
 def label(name: str, **fields) -> dict:

@@ -8,7 +8,6 @@ in order. A restore is simulated by putting back the random generators' state ta
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import shutil
@@ -19,9 +18,10 @@ import uuid
 import boto3
 import numpy as np
 import pytest
-from api_support import APP_PATH, invoke, proxy_event
+from api_support import invoke, proxy_event
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from modelops.serving import snapstart
+from support.handlers import load_handler
 
 
 class FakeHooks(types.ModuleType):
@@ -49,12 +49,7 @@ class FakeHooks(types.ModuleType):
 
 def _fresh_app():
     """Import functions/predict/app.py anew (as the runtime does at init), under a module name of its own."""
-    name = f"modelops_predict_app_snapstart_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, APP_PATH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_handler("predict", module_name=f"modelops_predict_app_snapstart_{uuid.uuid4().hex}")
 
 
 @pytest.fixture

@@ -7,10 +7,8 @@ real outputs of the Prepare step, and calls the worker handler exactly as each s
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from batch_helpers import (
@@ -26,24 +24,14 @@ from batch_helpers import (
 )
 from modelops.cli import main as cli_main
 from modelops.errors import ModelOpsError
+from support.context import LambdaContext
+from support.handlers import load_handler
 from template_support import flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 ASL = json.loads((ROOT / "statemachine" / "batch.asl.json").read_text())
 OUT = f"batch/output/{DATE}/"
-CONTEXT = SimpleNamespace(
-    function_name="batch",
-    memory_limit_in_mb=3008,
-    aws_request_id="req-1",
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:batch",
-)
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_app", ROOT / "functions" / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+CONTEXT = LambdaContext(function_name="batch", memory_limit_in_mb=3008)
 
 
 @pytest.fixture
@@ -70,7 +58,7 @@ def test_scheduled_event_scores_yesterday_in_the_schedule_time_zone(s3, env, cap
     put_input(s3, "a.csv", csv_bytes(names, X))
     put_input(s3, "_SUCCESS", b"")
     event = json.loads((ROOT / "events" / "batch-schedule.json").read_text())  # 02:00 Shanghai, 15 March
-    result = _load("batch").lambda_handler(event, CONTEXT)
+    result = load_handler("batch").lambda_handler(event, CONTEXT)
 
     assert result["status"] == "succeeded" and result["run_date"] == DATE
     assert result["rows"] == {"read": 250, "scored": 250, "rejected": 0}
@@ -92,7 +80,7 @@ def test_scheduled_event_scores_yesterday_in_the_schedule_time_zone(s3, env, cap
 def test_waiting_is_bounded_then_fails_with_metric_and_log(s3, env, capsys, caplog):
     names, X = features_and_rows(10)
     put_input(s3, "a.csv", csv_bytes(names, X))  # data present, upstream marker missing
-    handler = _load("batch").lambda_handler
+    handler = load_handler("batch").lambda_handler
     first = handler({"run_date": DATE, "max_attempts": 2, "wait_seconds": 60}, CONTEXT)
     assert first["status"] == "waiting" and first["attempt"] == 2 and first["wait_seconds"] == 60
     assert "upstream marker" in first["waiting_for"][0]
@@ -133,7 +121,7 @@ def test_distributed_map_steps_score_parts_and_commit_last(s3, env, capsys):
     put_input(s3, "a.csv", csv_bytes(names, X))
     put_input(s3, "b.csv", csv_bytes(names, X[:40], ids=[f"b{i}" for i in range(40)]))
     put_input(s3, "_SUCCESS", b"")
-    batch, worker = _load("batch").lambda_handler, _load("batch_worker").lambda_handler
+    batch, worker = load_handler("batch").lambda_handler, load_handler("batch_worker").lambda_handler
 
     prepared = batch(_payload(ASL["States"]["Prepare"]["Parameters"], {"run_date": DATE})["Payload"], CONTEXT)
     assert prepared["status"] == "fanout"
@@ -168,7 +156,7 @@ def test_commit_refuses_while_a_part_is_missing(s3, env):
     put_input(s3, "a.csv", csv_bytes(names, X))
     put_input(s3, "b.csv", csv_bytes(names, X))
     put_input(s3, "_SUCCESS", b"")
-    batch, worker = _load("batch").lambda_handler, _load("batch_worker").lambda_handler
+    batch, worker = load_handler("batch").lambda_handler, load_handler("batch_worker").lambda_handler
     prepared = batch({"run_date": DATE}, CONTEXT)
     items = json.loads(s3.get_object(Bucket=BUCKET, Key=prepared["run"]["parts_key"])["Body"].read())
     worker({"step": "score_part", "run": prepared["run"], "part": items[0]}, CONTEXT)

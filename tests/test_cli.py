@@ -8,20 +8,9 @@ from pathlib import Path
 
 import pytest
 from modelops.cli import main
+from support.cli import one_line_error, run
 
 REG = "s3://modelops-test/registry"
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.startswith("modelops:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture

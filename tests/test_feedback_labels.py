@@ -4,53 +4,16 @@ writer, must be a label the model could produce, and hostile bodies get a 400 wi
 
 from __future__ import annotations
 
-import json
 import time
 
-import pytest
 from modelops import feedback as fb
 from modelops import labelsecret, labeltoken
 from modelops.errors import ModelOpsError
 from modelops.registry import Registry
+from support.aws import BUCKET
+from support.feedback import KEY_ID, deployed, error_of, post, served
 
-from tests.test_ab_feedback import BUCKET, Ctx, event_with, load_app
-
-KEY_ID = "feedbackkey1"
-
-
-def served(request_id="req-1", rows=2, entity_id=None, served_at=None, secret=labelsecret.LOCAL_DEV_SECRET) -> str:
-    return labeltoken.issue(
-        secret, request_id=request_id, entity_id=entity_id, rows=rows, model_version="v", served_at=served_at
-    )
-
-
-def post(app, body, *, api_key_id: str | None = KEY_ID, user_arn: str | None = None, raw: bool = False) -> dict:
-    event = event_with(body if raw else json.dumps(body).encode())
-    event["requestContext"]["identity"].update({"apiKeyId": api_key_id, "userArn": user_arn})
-    out = app.lambda_handler(event, Ctx())
-    out["json"] = json.loads(out["body"])
-    return out
-
-
-def error_of(out: dict) -> tuple[int, str, str | None]:
-    err = out["json"]["error"]
-    return out["statusCode"], err["code"], err.get("field")
-
-
-@pytest.fixture
-def deployed(s3, registry, monkeypatch):
-    """Environment of the feedback function for a registered model; returns a function that registers it."""
-    monkeypatch.setenv("MODELOPS_DATA_URI", f"s3://{BUCKET}/data")
-    monkeypatch.setenv("MODELOPS_REGISTRY", f"s3://{BUCKET}/registry")
-    monkeypatch.delenv(labelsecret.SECRET_ENV, raising=False)
-
-    def serve(model_dir):
-        manifest = registry.register(model_dir)
-        monkeypatch.setenv("MODELOPS_MODEL_NAME", manifest.name)
-        monkeypatch.setenv("MODELOPS_MODEL_VERSION", manifest.version)
-        return load_app()
-
-    return serve
+__all__ = ["deployed"]  # the fixture, used by name
 
 
 def stored(s3) -> list[fb.FeedbackRecord]:

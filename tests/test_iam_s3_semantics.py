@@ -8,13 +8,11 @@ retrain lock) must read as "not there", not "access denied", under both readings
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import boto3
 import pytest
 from batch_helpers import BUCKET, DATE, csv_bytes, features_and_rows, put_input, register_champion
-from cfnlint.decode import decode
 from iam_enforcement import Policy, enforce, role_policy
 from lifecycle_fakes import Clock, FakeDeployer, ListLabelled
 from modelops import hook
@@ -28,7 +26,6 @@ from modelops.feedback import FeedbackStore
 from modelops.lock import RetrainLock
 from modelops.registry import CANDIDATE, CHAMPION, Registry
 from modelops.retrain import RetrainConfig, Retrainer
-from test_template_online import translate
 
 from devtools.lifecycle_sim import labelled_traffic
 from devtools.template import LocalContext
@@ -36,13 +33,6 @@ from devtools.template import LocalContext
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 MODEL = "breast-cancer"
-
-
-@pytest.fixture(scope="module")
-def translated():
-    data, errors = decode(str(TEMPLATE))
-    assert not errors, errors
-    return translate(json.loads(json.dumps(data, default=str)))["Resources"]
 
 
 @pytest.fixture(params=[False, True], ids=["listbucket-without-prefix", "listbucket-with-key-as-prefix"])

@@ -6,13 +6,14 @@ import json
 
 from modelops.cli import main
 from modelops.registry import CHAMPION
-from test_lifecycle_deploy import lam  # noqa: F401  (moto Lambda fixture used by stack)
-from test_lifecycle_handlers import deployed, stack  # noqa: F401  (champion + captured, labelled traffic)
+from support.retrain_stack import deployed, stack
+
+__all__ = ["deployed", "stack"]  # the fixtures (champion + captured, labelled traffic), used by name
 
 REG = "s3://modelops-test/registry"
 
 
-def test_dry_run_reports_the_decision_and_changes_nothing(stack, monkeypatch, capsys):  # noqa: F811
+def test_dry_run_reports_the_decision_and_changes_nothing(stack, monkeypatch, capsys):
     monkeypatch.delenv("MODELOPS_PREDICT_FUNCTION")
     code = main(["--registry", REG, "--json", "retrain", "--dry-run", "--data", "s3://modelops-test/data"])
     out = json.loads(capsys.readouterr().out)
@@ -23,7 +24,7 @@ def test_dry_run_reports_the_decision_and_changes_nothing(stack, monkeypatch, ca
     assert stack.registry.resolve("breast-cancer", CHAMPION) == stack.champion.version
 
 
-def test_status_shows_lock_and_recent_decisions(stack, monkeypatch, capsys):  # noqa: F811
+def test_status_shows_lock_and_recent_decisions(stack, monkeypatch, capsys):
     monkeypatch.delenv("MODELOPS_PREDICT_FUNCTION")
     history_before = stack.registry.history("breast-cancer")
     objects_before = sorted(o.key for o in stack.registry.store.list(""))
@@ -39,7 +40,7 @@ def test_status_shows_lock_and_recent_decisions(stack, monkeypatch, capsys):  # 
     assert status["recent"][-1]["event"] == "retrain_decision"
 
 
-def test_missing_settings_give_one_line_errors(deployed, monkeypatch, capsys):  # noqa: F811
+def test_missing_settings_give_one_line_errors(deployed, monkeypatch, capsys):
     monkeypatch.delenv("MODELOPS_DATA_URI")
     assert main(["--registry", REG, "retrain", "--dry-run"]) == 1
     err = capsys.readouterr().err.strip()
@@ -50,7 +51,7 @@ def test_missing_settings_give_one_line_errors(deployed, monkeypatch, capsys):  
     assert err.count("\n") == 0 and "MODELOPS_PREDICT_FUNCTION" in err and "--dry-run" in err
 
 
-def test_unknown_stack_is_a_one_line_error(deployed, capsys):  # noqa: F811
+def test_unknown_stack_is_a_one_line_error(deployed, capsys):
     assert main(["--registry", REG, "retrain", "--stack", "no-such-stack", "--data", "s3://modelops-test/data"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no-such-stack" in err

@@ -17,19 +17,9 @@ from modelops.deploy import (
 )
 from modelops.errors import ConflictError, ModelOpsError
 from stack_fake import ROLLOUT_CHANGES, FakeStack, ReadOnlyLambda
+from support.predict_function import FN, MODEL
 
-from devtools.stand_in_function import create_stand_in_function
-
-FN = "modelops-PredictFunction"
 STACK = "modelops-dev"
-MODEL = "m"
-
-
-@pytest.fixture
-def lam(moto_aws):
-    client = boto3.client("lambda")
-    create_stand_in_function(client, FN, {"MODELOPS_MODEL_VERSION": "v1", "MODELOPS_MODEL_NAME": MODEL})
-    return client
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from modelops.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeplo
 from modelops.registry import CANDIDATE, CHAMPION
 from modelops.retrain import RetrainConfig, Retrainer
 from stack_fake import FakeStack, ReadOnlyLambda
-from test_lifecycle_deploy import FN, lam  # noqa: F401  (moto Lambda fixture)
+from support.predict_function import FN
 
 from devtools.lifecycle_sim import labelled_traffic
 
@@ -161,7 +161,7 @@ def test_announcement_failure_does_not_undo_the_decision(registry, champion_vers
     assert result.outcome == "promoted" and deployer.started == [result.candidate]
 
 
-def test_refused_stack_update_after_registering_keeps_live_alias_and_pin(registry, champion_version, records, lam):  # noqa: F811
+def test_refused_stack_update_after_registering_keeps_live_alias_and_pin(registry, champion_version, records, lam):
     """Real adapters: the candidate is registered, then its change set would change more than the model version, so
     the rollout is refused before anything runs."""
     ssm = boto3.client("ssm")

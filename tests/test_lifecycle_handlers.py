@@ -6,120 +6,27 @@ that `sam local invoke RetrainFunction` uses."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-from types import SimpleNamespace
 
 import boto3
 import pytest
-from lifecycle_fakes import TRUSTED_URI, put_trusted_rows
-from modelops import feedback, lifecycle
-from modelops.artifact import load_from_dir
-from modelops.dataset import load_builtin
-from modelops.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+from modelops import lifecycle
 from modelops.registry import CANDIDATE, CHAMPION
-from stack_fake import FakeStack, ReadOnlyLambda
-from test_lifecycle_deploy import FN, lam  # noqa: F401  (moto Lambda fixture)
+from support.context import LambdaContext
+from support.events import load_event
+from support.handlers import load_handler
+from support.retrain_stack import deployed, stack
 
-from devtools.lifecycle_sim import drifted_rows
-
-ROOT = Path(__file__).resolve().parents[1]
-CONTEXT = SimpleNamespace(
-    function_name="f",
-    memory_limit_in_mb=512,
-    aws_request_id="req-1",
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:f",
-)
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"lifecycle_{name}_app", ROOT / "functions" / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+__all__ = ["deployed", "stack"]  # the fixtures, used by name
+CONTEXT = LambdaContext()
 
 
 def alarm_event() -> dict:
-    return json.loads((ROOT / "events" / "alarm-state-change.json").read_text())
-
-
-STACK = "modelops-dev"
-
-
-@pytest.fixture
-def deployed(registry, classifier_dir, lam, monkeypatch):  # noqa: F811
-    """A deployed stack's state: champion registered and pinned, predict function live on it."""
-    champion = registry.register(classifier_dir)
-    registry.set_alias("breast-cancer", CHAMPION, champion.version)
-    ssm = boto3.client("ssm")
-    pins = SsmPins(ssm, PinNames(STACK, "breast-cancer"))
-    pins.put(champion.version)
-    cloudformation = FakeStack(
-        lam, ssm, name=STACK, function=FN, parameters={"ModelName": "breast-cancer", "ModelVersion": pins.name}
-    )
-    env = {
-        "MODELOPS_REGISTRY": "s3://modelops-test/registry",
-        "MODELOPS_MODEL_NAME": "breast-cancer",
-        "MODELOPS_DATA_URI": "s3://modelops-test/data",
-        "MODELOPS_PREDICT_FUNCTION": FN,
-        "MODELOPS_STACK_NAME": STACK,
-        "MODELOPS_RETRAIN_MIN_ACCURACY": "0.8",
-        "MODELOPS_RETRAIN_COOLDOWN_HOURS": "24",
-        "MODELOPS_RETRAIN_TRUSTED_URI": TRUSTED_URI,
-    }
-    put_trusted_rows(registry.s3)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setattr(
-        lifecycle,
-        "deployer_from_env",
-        lambda env=None: StackRolloutDeployer(
-            cloudformation, pins, STACK, LambdaVersions(ReadOnlyLambda(lam), FN), sleep=lambda s: None
-        ),
-    )
-    return SimpleNamespace(
-        champion=champion,
-        registry=registry,
-        estimator=load_from_dir(classifier_dir).estimator,
-        cloudformation=cloudformation,
-        pins=pins,
-    )
-
-
-@pytest.fixture
-def stack(deployed):
-    """...plus six hours of drifted traffic captured (40 requests of 10 rows) with feedback for every row."""
-    import time
-
-    X, y = drifted_rows(load_builtin("breast_cancer"), 400, 1.3)
-    names = [f["name"] for f in deployed.champion.features]
-    predictions, scores = deployed.estimator.predict(X), deployed.estimator.predict_proba(X)[:, 1]
-    now = time.time()
-    registry = deployed.registry
-    log = feedback.PredictionLog("modelops-test", "data", registry.s3)
-    store = feedback.FeedbackStore("modelops-test", "data", registry.s3)
-    records = []
-    for r in range(40):
-        rows = slice(r * 10, r * 10 + 10)
-        at = now - 3600 * 6 + r * 300
-        records.append(
-            feedback.prediction_record(
-                request_id=f"r{r}",
-                model_version=deployed.champion.version,
-                at=at,
-                instances=[dict(zip(names, x, strict=True)) for x in X[rows].tolist()],
-                predictions=[str(p) for p in predictions[rows]],
-                scores=[float(v) for v in scores[rows]],
-            )
-        )
-        store.append([str(v) for v in y[rows]], request_id=f"r{r}", at=at + 5, writer=f"clinic-{r % 3}")
-    log.append(records)
-    return deployed
+    return load_event("alarm-state-change")
 
 
 def test_alarm_event_retrains_and_rolls_out_through_a_stack_update(stack):
-    out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
+    out = load_handler("retrain").lambda_handler(alarm_event(), CONTEXT)
     assert out["outcome"] == "promoted", out
     assert out["deployment_id"] == f"modelops-rollout-{out['candidate']}"
     assert out["data"]["recent_rows"] == 400 and out["data"]["holdout_rows"] == 120
@@ -131,7 +38,7 @@ def test_alarm_event_retrains_and_rolls_out_through_a_stack_update(stack):
     assert cloudformation.status == "UPDATE_COMPLETE" and cloudformation.live_model_version() == out["candidate"]
 
     # the stack update completes: the handler pins what `live` now serves
-    done = load("retrain").lambda_handler(cloudformation.events[-1], CONTEXT)
+    done = load_handler("retrain").lambda_handler(cloudformation.events[-1], CONTEXT)
     assert done["outcome"] == "promoted" and done["champion"] == out["candidate"]
     assert registry.resolve("breast-cancer", CHAMPION) == out["candidate"]
     assert registry.resolve("breast-cancer", CANDIDATE) == out["candidate"]  # no other candidate in flight
@@ -140,9 +47,9 @@ def test_alarm_event_retrains_and_rolls_out_through_a_stack_update(stack):
 
 def test_rolled_back_update_keeps_the_champion_and_clears_the_candidate(stack):
     stack.cloudformation.canary = lambda version: "PreTraffic hook: golden predictions differ"
-    out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
+    out = load_handler("retrain").lambda_handler(alarm_event(), CONTEXT)
     assert out["outcome"] == "promoted" and stack.cloudformation.status == "UPDATE_ROLLBACK_COMPLETE"
-    done = load("retrain").lambda_handler(stack.cloudformation.events[-1], CONTEXT)
+    done = load_handler("retrain").lambda_handler(stack.cloudformation.events[-1], CONTEXT)
     registry = stack.registry
     assert done["outcome"] == "rolled_back" and done["candidate"] == out["candidate"]
     assert registry.resolve("breast-cancer", CHAMPION) == stack.champion.version
@@ -158,8 +65,8 @@ def test_end_of_a_rolled_back_update_restores_the_autoscaled_minimum(stack, monk
     update, whatever its outcome (Application Auto Scaling is moto, Lambda's provisioned concurrency API a Stubber:
     see tests/test_scaling.py)."""
     from modelops.scaling import AliasScaling
-    from test_scaling import FN as SCALED_FN
-    from test_scaling import expect_put, lambda_stub, register
+    from support.scaling import FN as SCALED_FN
+    from support.scaling import expect_put, lambda_stub, register
 
     autoscaling = boto3.client("application-autoscaling", region_name="us-east-1")
     register(autoscaling, 4, 10)
@@ -169,9 +76,9 @@ def test_end_of_a_rolled_back_update_restores_the_autoscaled_minimum(stack, monk
         lifecycle, "scaling_from_env", lambda env=None: AliasScaling(autoscaling, stub_lam, SCALED_FN, "live")
     )
     stack.cloudformation.canary = lambda version: "PreTraffic hook: golden predictions differ"
-    load("retrain").lambda_handler(alarm_event(), CONTEXT)
+    load_handler("retrain").lambda_handler(alarm_event(), CONTEXT)
     with stub:
-        done = load("retrain").lambda_handler(stack.cloudformation.events[-1], CONTEXT)
+        done = load_handler("retrain").lambda_handler(stack.cloudformation.events[-1], CONTEXT)
     stub.assert_no_pending_responses()
     assert done["outcome"] == "rolled_back"
     assert done["scaling"]["scaling"] == "restored" and done["scaling"]["set_to"] == 4
@@ -180,8 +87,8 @@ def test_end_of_a_rolled_back_update_restores_the_autoscaled_minimum(stack, monk
 def test_a_scaling_misconfiguration_never_stops_the_finalize_step(stack, monkeypatch):
     monkeypatch.setenv("MODELOPS_PREDICT_SCALING_MODE", "Provisioned")
     monkeypatch.setenv("MODELOPS_PREDICT_INSTANCE_COUNT", "two")
-    out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
-    done = load("retrain").lambda_handler(stack.cloudformation.events[-1], CONTEXT)
+    out = load_handler("retrain").lambda_handler(alarm_event(), CONTEXT)
+    done = load_handler("retrain").lambda_handler(stack.cloudformation.events[-1], CONTEXT)
     assert done["outcome"] == "promoted" and done["champion"] == out["candidate"]
     assert done["scaling"]["scaling"] == "failed" and "MODELOPS_PREDICT_INSTANCE_COUNT" in done["scaling"]["error"]
     assert stack.pins.get() == out["candidate"]
@@ -190,7 +97,7 @@ def test_a_scaling_misconfiguration_never_stops_the_finalize_step(stack, monkeyp
 def test_ok_state_and_other_stacks_are_ignored(deployed):
     event = alarm_event()
     event["detail"]["state"]["value"] = "OK"
-    assert load("retrain").lambda_handler(event, CONTEXT)["action"] == "ignored"
+    assert load_handler("retrain").lambda_handler(event, CONTEXT)["action"] == "ignored"
     other = {
         "source": "aws.cloudformation",
         "detail-type": "CloudFormation Stack Status Change",
@@ -199,7 +106,7 @@ def test_ok_state_and_other_stacks_are_ignored(deployed):
             "status-details": {"status": "UPDATE_COMPLETE"},
         },
     }
-    assert load("retrain").lambda_handler(other, CONTEXT)["action"] == "ignored"
+    assert load_handler("retrain").lambda_handler(other, CONTEXT)["action"] == "ignored"
     in_progress = {
         **other,
         "detail": {
@@ -208,18 +115,20 @@ def test_ok_state_and_other_stacks_are_ignored(deployed):
             "status-details": {"status": "UPDATE_IN_PROGRESS"},
         },
     }
-    assert load("retrain").lambda_handler(in_progress, CONTEXT)["action"] == "ignored"
+    assert load_handler("retrain").lambda_handler(in_progress, CONTEXT)["action"] == "ignored"
     assert deployed.registry.resolve("breast-cancer", CHAMPION) == deployed.champion.version
 
 
 def test_misconfigured_function_reports_instead_of_crashing(deployed, monkeypatch):
     monkeypatch.delenv("MODELOPS_DATA_URI")
-    out = load("retrain").lambda_handler(alarm_event(), CONTEXT)
+    out = load_handler("retrain").lambda_handler(alarm_event(), CONTEXT)
     assert out["outcome"] == "failed" and "MODELOPS_DATA_URI" in out["reason"]
 
 
 def test_monitor_publishes_drift_and_quality_per_version(stack, capsys):
-    summary = load("monitor").lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, CONTEXT)
+    summary = load_handler("monitor").lambda_handler(
+        {"source": "aws.events", "detail-type": "Scheduled Event"}, CONTEXT
+    )
     version = stack.champion.version
     assert summary["captured_requests"] == 40 and summary["labelled_rows"] == 400
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]

@@ -10,22 +10,10 @@ import joblib
 import pytest
 import user_models
 from modelops.artifact import load_from_dir
-from modelops.cli import main
 from modelops.registry import CHAMPION, Registry
 from modelops.signature import model_input
 from modelops.training import evaluate
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.startswith("modelops:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+from support.cli import one_line_error, run
 
 
 @pytest.fixture

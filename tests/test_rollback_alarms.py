@@ -20,12 +20,10 @@ import math
 import re
 from pathlib import Path
 
-import pytest
 from cfnlint.decode import decode
 from modelops.deploy import ROLLOUT_RESOURCES
 from modelops.serving.metrics import RequestMetrics
 from template_support import conditions_of, decide
-from test_template_online import translate
 
 from devtools.template import LocalContext, Template
 
@@ -110,13 +108,6 @@ class MetricStore:
         # The test's datapoints stand for each of the alarm's EvaluationPeriods (a canary lasts longer than all of
         # them), so DatapointsToAlarm of them breach exactly when one does.
         return "ALARM" if breaching else "OK"
-
-
-@pytest.fixture(scope="module")
-def translated():
-    data, errors = decode(str(TEMPLATE))
-    assert not errors, errors
-    return translate(json.loads(json.dumps(data, default=str)))["Resources"]
 
 
 def version_resource(translated: dict) -> str:

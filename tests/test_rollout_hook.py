@@ -8,7 +8,6 @@ golden sets come from a moto S3 registry.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -19,9 +18,12 @@ from botocore.stub import Stubber
 from modelops import hook
 from modelops.artifact import load_from_dir
 from modelops.errors import InputError, ModelOpsError
+from support.context import LambdaContext
+from support.events import load_event
+from support.handlers import load_handler
 
 ROOT = Path(__file__).resolve().parents[1]
-EVENT = json.loads((ROOT / "events" / "pretraffic_hook.json").read_text())
+EVENT = load_event("pretraffic_hook")
 TARGET = "arn:aws:lambda:us-east-1:123456789012:function:predict:7"
 
 
@@ -225,9 +227,7 @@ def test_regression_golden_comparison_uses_tolerance():
 def test_handler_reports_through_codedeploy(monkeypatch, codedeploy):
     """The Lambda handler itself: a missing environment is the hook's own crash and is still reported."""
     client, stub = codedeploy
-    spec = importlib.util.spec_from_file_location("pretraffic_app", ROOT / "functions" / "pretraffic_hook" / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    app = load_handler("pretraffic_hook")
     monkeypatch.setattr(app, "client", lambda service: client if service == "codedeploy" else boto3.client(service))
     monkeypatch.setenv("MODELOPS_PREDICT_FUNCTION", "stack-PredictFunction-x")
     monkeypatch.setenv("MODELOPS_REGISTRY", "s3://modelops-test/registry")
@@ -239,14 +239,8 @@ def test_handler_reports_through_codedeploy(monkeypatch, codedeploy):
         expected_params={"deploymentId": EVENT["DeploymentId"]},
     )
     expect_report(stub, "Failed")
-
-    class Ctx:
-        function_name = "CodeDeployHook_predict"
-        memory_limit_in_mb = 256
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:CodeDeployHook_predict"
-        aws_request_id = "req-1"
-
-    out = app.lambda_handler(EVENT, Ctx())
+    context = LambdaContext(function_name="CodeDeployHook_predict", memory_limit_in_mb=256)
+    out = app.lambda_handler(EVENT, context)
     stub.assert_no_pending_responses()
     assert out["status"] == "Failed" and "DeploymentDoesNotExist" in out["problems"][0]
 

@@ -2,7 +2,7 @@
 
 Application Auto Scaling is moto (RegisterScalableTarget / DescribeScalableTargets for the lambda namespace; a
 scheduled action is simulated by what the Application Auto Scaling guide says it does when it runs: it sets the
-target's MinCapacity and MaxCapacity). moto has no Lambda provisioned concurrency API, so a botocore Stubber answers
+target's MinCapacity and MaxCapacity). moto has no Lambda provisioned concurrency API, so a botocore Stubber (tests/support/scaling.py) answers
 GetAlias, GetProvisionedConcurrencyConfig and PutProvisionedConcurrencyConfig with the shapes of the Lambda API
 reference (botocore validates both the requests and the responses against the service model); the not-found error
 code is the documented ProvisionedConcurrencyConfigNotFoundException."""
@@ -14,62 +14,13 @@ import pytest
 from botocore.stub import Stubber
 from modelops import lifecycle
 from modelops.errors import ModelOpsError
-from modelops.scaling import DIMENSION, NAMESPACE, AliasScaling, reconcile_quietly, resource_id
-
-FN = "modelops-dev-PredictFunction-abc"
-ALIAS_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{FN}:live"
+from modelops.scaling import AliasScaling, reconcile_quietly
+from support.scaling import FN, expect_put, lambda_stub, register
 
 
 @pytest.fixture
 def autoscaling(moto_aws):
     return boto3.client("application-autoscaling", region_name="us-east-1")
-
-
-def register(autoscaling, low: int, high: int) -> None:
-    autoscaling.register_scalable_target(
-        ServiceNamespace=NAMESPACE,
-        ResourceId=resource_id(FN, "live"),
-        ScalableDimension=DIMENSION,
-        MinCapacity=low,
-        MaxCapacity=high,
-    )
-
-
-def lambda_stub(weights: dict[str, float] | None = None, requested: int | None = None):
-    lam = boto3.client("lambda", region_name="us-east-1")
-    stub = Stubber(lam)
-    alias = {"AliasArn": ALIAS_ARN, "Name": "live", "FunctionVersion": "7"}
-    if weights:
-        alias["RoutingConfig"] = {"AdditionalVersionWeights": weights}
-    stub.add_response("get_alias", alias, {"FunctionName": FN, "Name": "live"})
-    if weights:
-        return lam, stub
-    params = {"FunctionName": FN, "Qualifier": "live"}
-    if requested is None:
-        stub.add_client_error(
-            "get_provisioned_concurrency_config", "ProvisionedConcurrencyConfigNotFoundException", http_status_code=404
-        )
-    else:
-        stub.add_response(
-            "get_provisioned_concurrency_config",
-            {
-                "RequestedProvisionedConcurrentExecutions": requested,
-                "AvailableProvisionedConcurrentExecutions": requested,
-                "AllocatedProvisionedConcurrentExecutions": requested,
-                "Status": "READY",
-                "LastModified": "2026-12-01T08:00:00+0000",
-            },
-            params,
-        )
-    return lam, stub
-
-
-def expect_put(stub: Stubber, value: int) -> None:
-    stub.add_response(
-        "put_provisioned_concurrency_config",
-        {"RequestedProvisionedConcurrentExecutions": value, "Status": "IN_PROGRESS"},
-        {"FunctionName": FN, "Qualifier": "live", "ProvisionedConcurrentExecutions": value},
-    )
 
 
 def test_a_scheduled_minimum_missed_during_the_canary_is_restored(autoscaling):

@@ -15,29 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shadow_models
-from conftest import BUCKET
 from modelops import shadow
 from modelops.cli import main
 from modelops.feedback import PredictionLog
 from modelops.objectstore import open_location
-from modelops.serving import gateway as gw
+from support.aws import BUCKET
+from support.shadow import DATA, MODEL, REGISTRY, serve_and_capture
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "shadow-demo"
-DATA = f"s3://{BUCKET}/data"
-REGISTRY = f"s3://{BUCKET}/registry"
-
-
-def predict_event(body: dict, request_id: str) -> dict:
-    return {
-        "httpMethod": "POST",
-        "path": "/predict",
-        "resource": "/predict",
-        "headers": {"Content-Type": "application/json"},
-        "requestContext": {"requestId": request_id},
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -52,39 +37,6 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.fixture
 def versions(registry):
     return shadow_models.register_pair(registry, MODEL)
-
-
-def serve_and_capture(registry, s3, tmp_path, capsys, champion_version, requests=40, rows=5):
-    """Serve `requests` requests through the predict gateway with capture on; deliver the capture lines to S3.
-    Returns the rows sent and the champion's answers, in order."""
-    directory = tmp_path / "champion"
-    registry.download(MODEL, champion_version, directory)
-    g = gw.Gateway.from_env(
-        {
-            "MODELOPS_MODEL_DIR": str(directory),
-            "MODELOPS_MODEL_NAME": MODEL,
-            "MODELOPS_MODEL_VERSION": champion_version,
-            "MODELOPS_CAPTURE": "on",
-        }
-    )
-    rng = np.random.default_rng(7)
-    sent, answers = [], []
-    capsys.readouterr()
-    for i in range(requests):
-        matrix = rng.random((rows, 4)).round(6)
-        if i % 2:  # columnar requests are captured too
-            body = {"columns": shadow_models.FEATURES, "data": matrix.tolist()}
-        else:
-            body = {"instances": [dict(zip(shadow_models.FEATURES, r, strict=True)) for r in matrix.tolist()]}
-        out = g.handle(predict_event(body, f"req-{i}"))
-        assert out["statusCode"] == 200, out
-        sent.extend(matrix.tolist())
-        answers.extend(json.loads(out["body"])["predictions"])
-    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
-    assert len(lines) >= requests
-    day = time.strftime("%Y-%m-%d", time.gmtime())
-    s3.put_object(Bucket=BUCKET, Key=f"data/captures/date={day}/delivery-1.jsonl", Body="\n".join(lines) + "\n")
-    return np.array(sent), answers
 
 
 def test_shadow_run_measures_agreement_confusion_and_the_feature_behind_the_disagreement(

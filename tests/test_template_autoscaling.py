@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cfnlint.decode import decode
-from template_support import deployed_resources, policy_statements
-from test_template_online import TEMPLATE, translate
+from template_support import deployed_resources, policy_statements, sam_translate
 
 MODES = ["OnDemand", "Provisioned", "Autoscaled", "SnapStart"]
 SCALING_TYPES = {"AWS::ApplicationAutoScaling::ScalableTarget", "AWS::ApplicationAutoScaling::ScalingPolicy"}
@@ -24,15 +22,8 @@ BUSINESS_HOURS = {
 }
 
 
-@pytest.fixture(scope="module")
-def template():
-    data, errors = decode(str(TEMPLATE))
-    assert not errors, errors
-    return json.loads(json.dumps(data, default=str))
-
-
 def deployed(template, **parameters):
-    return deployed_resources(translate(template, **parameters), **parameters)
+    return deployed_resources(sam_translate(template, **parameters), **parameters)
 
 
 @pytest.fixture(scope="module")

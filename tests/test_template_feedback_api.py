@@ -7,21 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cfnlint.decode import decode
 from template_support import flatten
-from test_template_online import TEMPLATE, translate
-
-
-@pytest.fixture(scope="module")
-def template():
-    data, errors = decode(str(TEMPLATE))
-    assert not errors, errors
-    return json.loads(json.dumps(data, default=str))
-
-
-@pytest.fixture(scope="module")
-def translated(template):
-    return translate(template)["Resources"]
 
 
 def test_feedback_is_routed_on_its_own_api_only(template, translated):

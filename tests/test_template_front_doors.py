@@ -5,12 +5,8 @@ IAM-only one, the rollback alarms exist for each, and the outputs are the right 
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from cfnlint.decode import decode
-from template_support import NO_VALUE, conditions_of, decide
-from test_template_online import TEMPLATE, translate
+from template_support import NO_VALUE, conditions_of, decide, sam_translate
 
 from devtools.cfn_eval import Evaluator
 
@@ -25,15 +21,8 @@ JWT = {"ApiType": "http", "JwtIssuer": "https://issuer.example.com/", "JwtAudien
 
 
 @pytest.fixture(scope="module")
-def template():
-    data, errors = decode(str(TEMPLATE))
-    assert not errors, errors
-    return json.loads(json.dumps(data, default=str))
-
-
-@pytest.fixture(scope="module")
 def translated(template):
-    return translate(template)
+    return sam_translate(template)
 
 
 def deployed(translated: dict, **parameters: str) -> dict:

@@ -8,9 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cfnlint.decode import decode
 from template_support import flatten
-from test_template_online import translate
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET_ARN = "${ModelBucket.Arn}"
@@ -45,13 +43,6 @@ ALLOWED = {
     "CaptureDeliveryRole": {"*", "${DataPrefix}/captures/*", "${DataPrefix}/capture-errors/*"},
 }
 WHOLE_BUCKET_LISTING_DOCUMENTED = {"CaptureDeliveryRole"}
-
-
-@pytest.fixture(scope="module")
-def translated():
-    data, errors = decode(str(ROOT / "template.yaml"))
-    assert not errors, errors
-    return translate(json.loads(json.dumps(data, default=str)))["Resources"]
 
 
 def _text(value) -> str:

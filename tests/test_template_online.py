@@ -7,40 +7,8 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
-import pytest
-from cfnlint.decode import decode
-from template_support import flatten
-
-TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
-
-
-@pytest.fixture(scope="module")
-def template():
-    data, errors = decode(str(TEMPLATE))
-    assert not errors, errors
-    return json.loads(json.dumps(data, default=str))
-
-
-def translate(template: dict, **parameters: str) -> dict:
-    """samtranslator's output for the template, as `sam package` would hand it over (S3 code locations)."""
-    import boto3
-    from samtranslator.parser.parser import Parser
-    from samtranslator.translator.translator import Translator
-
-    tpl = copy.deepcopy(template)
-    for name, resource in tpl["Resources"].items():
-        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
-            if isinstance(resource.get("Properties", {}).get(key), str):
-                resource["Properties"][key] = f"s3://artifacts/{name}-{resource['Properties'][key].strip('/')}.zip"
-    translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name="us-east-1"))
-    return translator.translate(tpl, dict(parameters))
-
-
-@pytest.fixture(scope="module")
-def translated(template):
-    return translate(template)["Resources"]
+from template_support import TEMPLATE, flatten, sam_translate
 
 
 def _predict(template):
@@ -117,8 +85,8 @@ def test_model_version_pinned_from_ssm(template):
 def test_new_model_version_publishes_a_new_lambda_version(template):
     """SAM's version id ignores parameter values in the environment, so the pin also goes into the
     version's Description: a changed Description makes CloudFormation replace (= publish) the version."""
-    first = translate(template, ModelVersion="20260101T000000000Z-aaaaaa")["Resources"]
-    second = translate(template, ModelVersion="20260102T000000000Z-bbbbbb")["Resources"]
+    first = sam_translate(template, ModelVersion="20260101T000000000Z-aaaaaa")["Resources"]
+    second = sam_translate(template, ModelVersion="20260102T000000000Z-bbbbbb")["Resources"]
     versions = [k for k in first if first[k]["Type"] == "AWS::Lambda::Version" and k.startswith("PredictFunction")]
     assert len(versions) == 1 and versions[0] in second  # same logical id: SAM alone would not republish
     description = first[versions[0]]["Properties"]["Description"]
@@ -128,7 +96,7 @@ def test_new_model_version_publishes_a_new_lambda_version(template):
     # code changes still publish through SAM's code hash
     changed = copy.deepcopy(template)
     changed["Resources"]["PredictFunction"]["Properties"]["CodeUri"] = "functions/predict-v2/"
-    third = translate(changed)["Resources"]
+    third = sam_translate(changed)["Resources"]
     assert versions[0] not in third
 
 

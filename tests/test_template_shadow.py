@@ -5,24 +5,22 @@ moto S3 under the monitor role's translated policy (iam_enforcement.py evaluates
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import boto3
 import pytest
 import shadow_models
-from cfnlint.decode import decode
-from conftest import BUCKET
 from iam_enforcement import enforce, role_policy
 from modelops import shadow
 from modelops.objectstore import open_location
 from modelops.registry import Registry
 from samtranslator.yaml_helper import yaml_parse
-from test_shadow import DATA, MODEL, REGISTRY, serve_and_capture
-from test_template_online import translate
+from support.aws import BUCKET
+from support.context import LambdaContext
+from support.handlers import load_handler
+from support.shadow import DATA, MODEL, REGISTRY, serve_and_capture
 
 from devtools.template import LocalContext
 
@@ -33,13 +31,6 @@ TEMPLATE = ROOT / "template.yaml"
 @pytest.fixture(scope="module")
 def raw():
     return yaml_parse(TEMPLATE.read_text())
-
-
-@pytest.fixture(scope="module")
-def translated():
-    data, errors = decode(str(TEMPLATE))
-    assert not errors, errors
-    return translate(json.loads(json.dumps(data, default=str)))["Resources"]
 
 
 def test_shadow_schedule_is_off_by_default_and_runs_the_monitor_function_with_the_shadow_event(raw, translated):
@@ -136,19 +127,14 @@ def test_monitor_handler_runs_the_shadow_test_on_the_shadow_event(
 ):
     champion_version, candidate_version, _ = versions
     serve_and_capture(registry, s3, tmp_path, capsys, champion_version, requests=4, rows=2)
-    for k, v in {
+    env = {
         "MODELOPS_REGISTRY": REGISTRY,
         "MODELOPS_MODEL_NAME": MODEL,
         "MODELOPS_DATA_URI": DATA,
         "MODELOPS_SHADOW_VERSION": candidate_version,
-    }.items():
-        monkeypatch.setenv(k, v)
-    spec = importlib.util.spec_from_file_location("monitor_shadow_app", ROOT / "functions" / "monitor" / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
-    context = SimpleNamespace(
-        function_name="f", memory_limit_in_mb=1024, aws_request_id="r", invoked_function_arn="arn:aws:lambda:::f"
-    )
+    }
+    app = load_handler("monitor", env=env, monkeypatch=monkeypatch)
+    context = LambdaContext(memory_limit_in_mb=1024, aws_request_id="r")
     out = app.lambda_handler({"action": "shadow"}, context)
     assert out["outcome"] == "stored" and out["rows"] == 8 and out["candidate"] == candidate_version
     monkeypatch.setenv("MODELOPS_SHADOW_VERSION", "")

@@ -10,11 +10,8 @@ import json
 import tomllib
 from pathlib import Path
 
-import pytest
-from cfnlint.decode import decode
 from modelops.deploy import PinNames
 from template_support import flatten
-from test_template_online import translate
 
 from devtools.template import LocalContext, Template
 
@@ -41,18 +38,6 @@ NAME_PROPERTIES = {
     "AWS::CodeDeploy::Application": "ApplicationName",
     "AWS::SSM::Parameter": "Name",
 }
-
-
-@pytest.fixture(scope="module")
-def template():
-    data, errors = decode(str(TEMPLATE))
-    assert not errors, errors
-    return json.loads(json.dumps(data, default=str))
-
-
-@pytest.fixture(scope="module")
-def translated(template):
-    return translate(template)["Resources"]
 
 
 def test_only_the_configured_stage_exists(translated):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import io
 import json
 
-from tests.test_ab_feedback import Ctx, event_with
-from tests.test_feedback_labels import deployed, error_of, post, served
+from support.events import feedback_event_with_body
+from support.feedback import FEEDBACK_CONTEXT, deployed, error_of, post, served
 
 __all__ = ["deployed"]  # the fixture, used by name
 
@@ -32,10 +32,10 @@ def test_a_lone_surrogate_is_refused_and_its_log_line_written(deployed, classifi
     escaped = b'{"request_id": "\\ud800", "actual": "benign", "label_token": "' + served().encode() + b'"}'
     assert error_of(post(app, escaped, raw=True))[:2] == (400, "malformed_json")
     # a body that is already text holding the surrogate (a JSON event's "\ud800"), from a writer whose id holds one
-    event = event_with(b"{}")
+    event = feedback_event_with_body(b"{}")
     event.update(body='{"request_id": "\ud800", "actual": "benign"}', isBase64Encoded=False)
     event["requestContext"]["identity"]["apiKeyId"] = "key-\udcff"
-    out = app.lambda_handler(event, Ctx())
+    out = app.lambda_handler(event, FEEDBACK_CONTEXT)
     assert out["statusCode"] == 400 and json.loads(out["body"])["error"]["code"] == "malformed_json"
     app.logger.registered_handler.flush()
     lines = [json.loads(line) for line in stdout.getvalue().decode().splitlines()]

@@ -17,12 +17,14 @@ from typing import Any
 
 import boto3
 import pytest
-from cfnlint.decode import decode
 from modelops import feedback as fb
 from modelops import labelsecret, labeltoken
 from modelops.serving import gateway as gw
-from test_ab_feedback import BUCKET, Ctx, event_with, load_app
-from test_template_online import TEMPLATE, translate
+from support.aws import BUCKET
+from support.events import feedback_event_with_body
+from support.feedback import FEEDBACK_CONTEXT
+from support.handlers import load_handler
+from template_support import load_template, sam_translate
 
 FORBIDDEN = 403
 
@@ -59,9 +61,7 @@ class ApiGatewayKeys:
 
 @pytest.fixture(scope="module")
 def gateway_keys() -> ApiGatewayKeys:
-    data, errors = decode(str(TEMPLATE))
-    assert not errors, errors
-    return ApiGatewayKeys(translate(json.loads(json.dumps(data, default=str)))["Resources"])
+    return ApiGatewayKeys(sam_translate(load_template())["Resources"])
 
 
 def test_the_prediction_key_cannot_reach_the_label_route(gateway_keys):
@@ -97,7 +97,7 @@ def stack(s3, registry, classifier_dir, monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("MODELOPS_MODEL_DIR")
     instance = json.loads((classifier_dir / "golden.json").read_text())["instances"][0]
-    return gw.Gateway.from_env(env), load_app(), instance
+    return gw.Gateway.from_env(env), load_handler("feedback"), instance
 
 
 def predict(gateway, instance, entity: str, request_id: str) -> dict:
@@ -117,9 +117,9 @@ def predict(gateway, instance, entity: str, request_id: str) -> dict:
 
 
 def label(app, body: dict) -> tuple[int, dict]:
-    event = event_with(json.dumps(body).encode())
+    event = feedback_event_with_body(json.dumps(body).encode())
     event["requestContext"]["identity"]["apiKeyId"] = "feedback-key-1"
-    out = app.lambda_handler(event, Ctx())
+    out = app.lambda_handler(event, FEEDBACK_CONTEXT)
     return out["statusCode"], json.loads(out["body"])
 
 

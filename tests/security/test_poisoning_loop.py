@@ -10,9 +10,7 @@ Whatever the attacker does, nothing is rolled out: the champion is unchanged and
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,21 +20,14 @@ from lifecycle_fakes import FakeDeployer
 from modelops import feedback, lifecycle
 from modelops.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION, PENDING
+from support.context import LambdaContext
+from support.events import load_event
+from support.handlers import load_handler
 
-ROOT = Path(__file__).resolve().parents[2]
 NAME = "breast-cancer"
 TRIGGER = ("worst_symmetry", 0.6)  # inside the schema's range, so the request is valid
 QUALITY_THRESHOLD = 0.9  # the template's QualityThreshold default
-CONTEXT = SimpleNamespace(
-    function_name="f", memory_limit_in_mb=512, aws_request_id="req-1", invoked_function_arn="arn:aws:lambda:::f"
-)
-
-
-def handler(name: str):
-    spec = importlib.util.spec_from_file_location(f"poison_{name}_app", ROOT / "functions" / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+CONTEXT = LambdaContext()
 
 
 @pytest.fixture
@@ -111,12 +102,12 @@ def traffic(loop, capsys, *, honest: int, poisoned: int, attacker_keys: list[str
 
 
 def monitor_then_retrain(loop, capsys):
-    summary = handler("monitor").lambda_handler({}, CONTEXT)
+    summary = load_handler("monitor").lambda_handler({}, CONTEXT)
     capsys.readouterr()  # the EMF lines
     accuracy = summary["versions"][loop.champion.version]["quality"]["accuracy"]
     assert accuracy < QUALITY_THRESHOLD, summary  # QualityAlarm goes to ALARM
-    event = json.loads((ROOT / "events" / "alarm-state-change.json").read_text())
-    return handler("retrain").lambda_handler(event, CONTEXT), accuracy
+    event = load_event("alarm-state-change")
+    return load_handler("retrain").lambda_handler(event, CONTEXT), accuracy
 
 
 def assert_nothing_promoted(loop):
