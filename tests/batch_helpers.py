@@ -75,3 +75,13 @@ def keys(s3, prefix: str) -> list[str]:
 
 def manifest(s3, date: str = DATE) -> dict:
     return json.loads(s3.get_object(Bucket=BUCKET, Key=f"batch/output/{date}/_manifest.json")["Body"].read())
+
+
+# A training CSV with gaps in 'age' and 'plan' (pandas' missing tokens), none in 'income'.
+TRAINING = (
+    "age,income,plan,y\n"
+    + "".join(
+        f"{'NA' if i % 9 == 0 else 20 + i % 50},{1000 + 37 * i},{['a', 'b', 'N/A'][i % 3]},{'yes' if i % 4 else 'no'}\n"
+        for i in range(120)
+    )
+).encode()

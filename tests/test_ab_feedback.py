@@ -10,7 +10,7 @@ import pytest
 from modelops import feedback as fb
 from modelops.errors import InputError
 from support.events import feedback_event_with_body
-from support.feedback import EVENT_REQUEST_ID, FEEDBACK_CONTEXT, served_token
+from support.feedback import EVENT_REQUEST_ID, FEEDBACK_CONTEXT, feedback_event
 from support.handlers import load_handler
 
 BUCKET = "modelops-test"
@@ -133,12 +133,6 @@ def test_parse_time_forms():
     with pytest.raises(InputError) as err:
         fb.parse_time("yesterday")
     assert err.value.field == "since"
-
-
-def feedback_event(**body) -> dict:
-    """events/feedback.json's label with a label_token for its request (overridden by keyword arguments)."""
-    fields = {"request_id": EVENT_REQUEST_ID, "actual": "malignant", "label_token": served_token(), **body}
-    return feedback_event_with_body(json.dumps({k: v for k, v in fields.items() if v is not None}).encode())
 
 
 def test_handler_stores_feedback_and_rejects_bad_input(s3, registry, classifier_dir, monkeypatch):

@@ -11,6 +11,7 @@ import pytest
 from batch_helpers import (
     BUCKET,
     DATE,
+    TRAINING,
     config,
     csv_bytes,
     features_and_rows,
@@ -167,13 +168,6 @@ def test_a_missing_id_column_says_how_to_do_without(s3, champion):
 
 
 # ---- missing values: parsed as training parses them -------------------------------------------------------
-TRAINING = (
-    "age,income,plan,y\n"
-    + "".join(
-        f"{'NA' if i % 9 == 0 else 20 + i % 50},{1000 + 37 * i},{['a', 'b', 'N/A'][i % 3]},{'yes' if i % 4 else 'no'}\n"
-        for i in range(120)
-    )
-).encode()
 
 
 @pytest.fixture

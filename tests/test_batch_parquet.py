@@ -14,6 +14,7 @@ import pytest
 from batch_helpers import (
     BUCKET,
     DATE,
+    TRAINING,
     csv_bytes,
     features_and_rows,
     manifest,
@@ -31,7 +32,6 @@ from modelops.dataset import read_csv as read_training_csv
 from modelops.errors import InputError, ModelOpsError
 from modelops.runtimecheck import pinned_versions
 from modelops.training import train
-from test_batch_input_formats import TRAINING
 
 OUT = f"batch/output/{DATE}/"
 

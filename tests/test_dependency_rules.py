@@ -100,3 +100,26 @@ def test_the_code_map_lists_every_module_of_the_package():
     }
     assert present - listed == set(), "docs/architecture.md does not list these modules"
     assert listed - present == set(), "docs/architecture.md lists modules that do not exist"
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in tests/support/ (and the *_support / *_helpers modules), never in a test module."""
+    tests = PACKAGE.parents[2] / "tests"
+    offenders = {}
+    for path in sorted(tests.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = [
+            n
+            for node in ast.walk(tree)
+            for n in (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+        ]
+        bad = [n for n in names if n.split(".")[-1].startswith("test_") or n.startswith("tests.test_")]
+        if bad:
+            offenders[str(path.relative_to(tests))] = bad
+    assert offenders == {}

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from modelops import feedback as fb
 from samtranslator.yaml_helper import yaml_parse
-
-from tests.test_ab_feedback import BUCKET, EVENT_REQUEST_ID, feedback_event
+from support.aws import BUCKET
+from support.feedback import EVENT_REQUEST_ID, feedback_event
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = ROOT / "tests" / "numpy_free_runner.py"

@@ -60,3 +60,9 @@ def deployed(s3, registry, monkeypatch) -> Any:
         return load_handler("feedback")
 
     return serve
+
+
+def feedback_event(**body) -> dict:
+    """events/feedback.json's label with a label_token for its request (overridden by keyword arguments)."""
+    fields = {"request_id": EVENT_REQUEST_ID, "actual": "malignant", "label_token": served_token(), **body}
+    return feedback_event_with_body(json.dumps({k: v for k, v in fields.items() if v is not None}).encode())
