@@ -35,8 +35,12 @@ class ConfigError(ModelOpsError):
         self.name = name
 
 
-def _source(env: Mapping[str, str] | None) -> Mapping[str, str]:
+def mapping(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """`env`, or the live process environment: for code that hands one mapping down to several readers."""
     return os.environ if env is None else env
+
+
+_source = mapping
 
 
 def _shown(value: str) -> str:
