@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -141,14 +142,15 @@ def test_core_env_imports_nothing_heavy():
 def _environment_reads(path: Path) -> list[str]:
     """Every os.environ / os.getenv / os.putenv use, and `from os import environ|getenv`, in one file."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
     found = []
+    names = ("environ", "getenv", "putenv", "environb")
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "environb"):
-            if isinstance(node.value, ast.Name) and node.value.id == "os":
-                found.append(f"{path.name}:{node.lineno} os.{node.attr}")
+        if isinstance(node, ast.Attribute) and node.attr in names and getattr(node.value, "id", None) == "os":
+            found.append(f"{where}:{node.lineno} os.{node.attr}")
         if isinstance(node, ast.ImportFrom) and node.module == "os":
-            names = {a.name for a in node.names} & {"environ", "getenv", "putenv", "environb"}
-            found += [f"{path.name}:{node.lineno} from os import {n}" for n in sorted(names)]
+            imported = {a.name for a in node.names} & set(names)
+            found += [f"{where}:{node.lineno} from os import {n}" for n in sorted(imported)]
     return sorted(found)
 
 
@@ -168,3 +170,90 @@ def test_only_core_env_reads_the_environment():
     files = sorted(PACKAGE.rglob("*.py")) + sorted((ROOT / "functions").glob("*/app.py"))
     reads = [hit for f in files if f != PACKAGE / "core" / "env.py" for hit in _environment_reads(f)]
     assert reads == []
+
+
+# ---- the readers use it: same words everywhere, and a bad value surfaces as each function reports configuration
+
+
+@pytest.mark.parametrize(("word", "expected"), [("enabled", True), ("on", True), ("disabled", False), ("0", False)])
+def test_capture_and_batch_flags_take_the_same_words(word, expected):
+    from modelops.batch.config import BatchConfig
+    from modelops.serving.capture import capture_enabled
+
+    base = {"MODELOPS_DATA_BUCKET": "b", "MODELOPS_REGISTRY": "s3://b/r", "MODELOPS_MODEL_NAME": "m"}
+    assert capture_enabled({"MODELOPS_CAPTURE": word}) is expected
+    assert BatchConfig.from_env({**base, "MODELOPS_BATCH_REQUIRE_PREVIOUS": word}).require_previous is expected
+
+
+def test_a_flag_typo_is_refused_not_read_as_off():
+    from modelops.batch.config import BatchConfig
+    from modelops.serving.capture import capture_enabled
+
+    base = {"MODELOPS_DATA_BUCKET": "b", "MODELOPS_REGISTRY": "s3://b/r", "MODELOPS_MODEL_NAME": "m"}
+    with pytest.raises(ConfigError, match="MODELOPS_CAPTURE='onn'"):
+        capture_enabled({"MODELOPS_CAPTURE": "onn"})
+    with pytest.raises(ConfigError, match="MODELOPS_BATCH_REQUIRE_PREVIOUS='ture'"):
+        BatchConfig.from_env({**base, "MODELOPS_BATCH_REQUIRE_PREVIOUS": "ture"})
+
+
+def test_capture_max_bytes_below_its_floor_is_refused_not_replaced():
+    from modelops.serving.capture import MIN_MAX_LINE_BYTES, max_line_bytes
+
+    assert max_line_bytes({"MODELOPS_CAPTURE_MAX_BYTES": str(MIN_MAX_LINE_BYTES)}) == MIN_MAX_LINE_BYTES
+    with pytest.raises(ConfigError, match="MODELOPS_CAPTURE_MAX_BYTES=10 is below the minimum 1024"):
+        max_line_bytes({"MODELOPS_CAPTURE_MAX_BYTES": "10"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MODELOPS_DOCS", "maybe"), ("MODELOPS_MAX_ROWS", "lots"), ("MODELOPS_MAX_ROWS", "0"), ("MODELOPS_CAPTURE", "y")],
+)
+def test_a_bad_predict_setting_answers_503_with_the_variable_in_the_log(
+    monkeypatch, caplog, classifier_dir, name, value
+):
+    from api_support import invoke, proxy_event, serve_model
+
+    golden = json.loads((classifier_dir / "golden.json").read_text())["instances"][:2]
+    app = serve_model(monkeypatch, classifier_dir)
+    assert invoke(app, proxy_event("POST", "/predict", {"instances": golden}))[0] == 200
+    with caplog.at_level("ERROR"):
+        app = serve_model(monkeypatch, classifier_dir, **{name: value})
+    status, headers, answer = invoke(app, proxy_event("POST", "/predict", {"instances": golden}))
+    assert status == 503 and answer["error"]["code"] == "model_unavailable" and int(headers["retry-after"]) >= 1
+    assert name not in json.dumps(answer)  # the reason is for the logs, not the client
+    logged = [r.getMessage() for r in caplog.records if "misconfigured" in r.getMessage()]
+    assert logged and logged[0].startswith(f"predict function misconfigured: {name}=") and value in logged[0]
+
+
+def test_batch_wait_settings_are_checked(monkeypatch):
+    from modelops.batch.events import run_request
+
+    monkeypatch.setenv("MODELOPS_BATCH_WAIT_ATTEMPTS", "3")
+    assert run_request({"run_date": "2026-01-02"}, "UTC").max_attempts == 3
+    monkeypatch.setenv("MODELOPS_BATCH_WAIT_ATTEMPTS", "0")
+    with pytest.raises(ConfigError, match="MODELOPS_BATCH_WAIT_ATTEMPTS=0 is below the minimum 1"):
+        run_request({"run_date": "2026-01-02"}, "UTC")
+    monkeypatch.setenv("MODELOPS_BATCH_WAIT_ATTEMPTS", "3")
+    monkeypatch.setenv("MODELOPS_BATCH_WAIT_SECONDS", "15m")
+    with pytest.raises(ConfigError, match="MODELOPS_BATCH_WAIT_SECONDS='15m' is not a whole number"):
+        run_request({"run_date": "2026-01-02"}, "UTC")
+
+
+def test_label_window_is_checked():
+    from modelops import labelsecret
+
+    assert labelsecret.window_seconds({labelsecret.WINDOW_ENV: "0.5"}) == 1800
+    for bad, message in (("abc", "is not a number"), ("-1", "below the minimum 0"), ("0", "never be accepted")):
+        with pytest.raises(ConfigError, match=message):
+            labelsecret.window_seconds({labelsecret.WINDOW_ENV: bad})
+
+
+def test_retrain_settings_name_the_variable():
+    from modelops import lifecycle
+
+    with pytest.raises(ConfigError, match="^MODELOPS_APPROVAL_MODE='sometimes' is not one of auto, manual$"):
+        lifecycle.config_from_env({"MODELOPS_APPROVAL_MODE": "sometimes"})
+    with pytest.raises(ConfigError, match="^MODELOPS_RETRAIN_MIN_ROWS='50.5' is not a whole number$"):
+        lifecycle.config_from_env({"MODELOPS_RETRAIN_MIN_ROWS": "50.5"})
+    with pytest.raises(ConfigError, match="^MODELOPS_REGISTRY is not set$"):
+        lifecycle.registry_from_env({"MODELOPS_MODEL_NAME": "m"})

@@ -35,7 +35,7 @@ class BatchConfig:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> BatchConfig:
-        env = settings.mapping(env)
+        env = dict(settings.mapping(env))
         ids = settings.raw("MODELOPS_BATCH_ID_COLUMNS", env)
         config = cls(
             bucket=settings.text("MODELOPS_DATA_BUCKET", env=env),

@@ -244,12 +244,11 @@ def import_cmd(args: argparse.Namespace) -> int:
 
 
 def _approval_deployer(stack: str | None) -> Any:
-    import os
-
     from .. import lifecycle
+    from ..core import env as settings
     from ..errors import ModelOpsError
 
-    env = dict(os.environ)
+    env = settings.snapshot()
     if stack:
         from ..rollout import Target
 
