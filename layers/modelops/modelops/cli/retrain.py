@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     except NotFoundError as exc:
         raise NotFoundError(f"labelled data {args.data}: {exc}") from None
     deployer: Deployer
-    if env.get("MODELOPS_PREDICT_FUNCTION"):
+    if settings.text("MODELOPS_PREDICT_FUNCTION", env=env):
         deployer = lifecycle.deployer_from_env(env)
     elif args.dry_run:
         deployer = NoRollout()
