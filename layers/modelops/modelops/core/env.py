@@ -6,6 +6,8 @@
     required(name)              set and not blank
     text(name, default)         the value without surrounding blanks; default only when unset
     choice(name, allowed, default)   one of the allowed words (case-insensitive)
+    raw(name), mapping(), snapshot()  as set: variables other software defines (AWS_*, POWERTOOLS_*), the live
+                                      environment handed down, a copy for a child environment
 
 Unset means default (except `required`). A value that cannot be read is a ConfigError naming the variable and
 the value, never a silent fallback: a typo in a deployed setting shows up at init, not as a different behaviour.
@@ -40,25 +42,22 @@ def mapping(env: Mapping[str, str] | None = None) -> Mapping[str, str]:
     return os.environ if env is None else env
 
 
-_source = mapping
-
-
 def _shown(value: str) -> str:
     return repr(value if len(value) <= _MAX_SHOWN else value[:_MAX_SHOWN] + "...")
 
 
 def raw(name: str, env: Mapping[str, str] | None = None) -> str | None:
     """The value exactly as set, or None when unset (for settings other libraries define, e.g. POWERTOOLS_*)."""
-    return _source(env).get(name)
+    return mapping(env).get(name)
 
 
 def snapshot(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """A copy of the whole environment, for building a child environment with overrides."""
-    return dict(_source(env))
+    return dict(mapping(env))
 
 
 def text(name: str, default: str = "", env: Mapping[str, str] | None = None) -> str:
-    value = _source(env).get(name)
+    value = mapping(env).get(name)
     return default if value is None else value.strip()
 
 
@@ -70,7 +69,7 @@ def required(name: str, env: Mapping[str, str] | None = None) -> str:
 
 
 def flag(name: str, default: bool, env: Mapping[str, str] | None = None) -> bool:
-    value = _source(env).get(name)
+    value = mapping(env).get(name)
     if value is None:
         return default
     word = value.strip().lower()
@@ -99,7 +98,7 @@ def integer(
     maximum: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> int:
-    value = _source(env).get(name)
+    value = mapping(env).get(name)
     if value is None or not value.strip():
         return default
     if not _WHOLE.fullmatch(value.strip()):
@@ -116,7 +115,7 @@ def number(
     maximum: float | None = None,
     env: Mapping[str, str] | None = None,
 ) -> float:
-    value = _source(env).get(name)
+    value = mapping(env).get(name)
     if value is None or not value.strip():
         return default
     try:
@@ -134,7 +133,7 @@ def number(
 def choice(name: str, allowed: Iterable[str], default: str, env: Mapping[str, str] | None = None) -> str:
     """One of `allowed` (compared in lower case; the allowed words are lower case), default when unset or blank."""
     words = tuple(allowed)
-    value = _source(env).get(name)
+    value = mapping(env).get(name)
     if value is None or not value.strip():
         return default
     word = value.strip().lower()
