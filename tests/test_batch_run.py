@@ -422,7 +422,7 @@ def test_config_errors_are_one_line():
     base = {"MODELOPS_DATA_BUCKET": "b", "MODELOPS_REGISTRY": "s3://b/r", "MODELOPS_MODEL_NAME": "m"}
     assert BatchConfig.from_env({**base, "MODELOPS_BATCH_SCORE_WORKERS": "0"}).score_workers == 0
     assert BatchConfig.from_env({**base, "MODELOPS_BATCH_SCORE_WORKERS": "3"}).score_workers == 3
-    with pytest.raises(ModelOpsError, match="MODELOPS_BATCH_SCORE_WORKERS: must be positive, got -1"):
+    with pytest.raises(ModelOpsError, match="MODELOPS_BATCH_SCORE_WORKERS=-1 is below the minimum 0"):
         BatchConfig.from_env({**base, "MODELOPS_BATCH_SCORE_WORKERS": "-1"})
 
 

@@ -16,13 +16,13 @@ never an unchecked label.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
 from modelops import feedback, labelsecret, labeltoken
+from modelops.core import env as settings
 from modelops.errors import InputError, ModelOpsError
 from modelops.objectstore import open_location
 from modelops.serving import events
@@ -44,7 +44,7 @@ class LabelsUnavailable(Exception):
 def store() -> feedback.FeedbackStore:
     global _store
     if _store is None:
-        store, prefix = open_location(os.environ["MODELOPS_DATA_URI"])
+        store, prefix = open_location(settings.required("MODELOPS_DATA_URI"))
         _store = feedback.FeedbackStore(store, prefix)
     return _store
 
@@ -58,13 +58,13 @@ def label_rule() -> tuple[list | None, bool]:
             from modelops.artifact import REGRESSION
             from modelops.registry import Registry
 
-            registry = Registry(os.environ["MODELOPS_REGISTRY"])
+            registry = Registry(settings.required("MODELOPS_REGISTRY"))
             classes: set = set()
             tasks: set = set()
             for version in filter(
-                None, (os.environ.get("MODELOPS_MODEL_VERSION"), os.environ.get("MODELOPS_CHALLENGER_VERSION"))
+                None, (settings.text("MODELOPS_MODEL_VERSION"), settings.text("MODELOPS_CHALLENGER_VERSION"))
             ):
-                manifest = registry.manifest(os.environ["MODELOPS_MODEL_NAME"], version)
+                manifest = registry.manifest(settings.required("MODELOPS_MODEL_NAME"), version)
                 classes.update(manifest.classes or [])
                 tasks.add(manifest.task)
         except (KeyError, ModelOpsError) as exc:

@@ -5,12 +5,12 @@ requests instead (modelops.shadow) and stores the report under the data prefix's
 
 from __future__ import annotations
 
-import os
 import time
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from modelops import feedback, monitoring, shadow
+from modelops.core import env as settings
 from modelops.objectstore import open_location
 from modelops.registry import CHAMPION, Registry
 
@@ -19,15 +19,15 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    registry = Registry(os.environ["MODELOPS_REGISTRY"])
-    name = os.environ["MODELOPS_MODEL_NAME"]
-    window_seconds = float(os.environ.get("MODELOPS_MONITOR_WINDOW_HOURS", "24")) * 3600
-    store, prefix = open_location(os.environ["MODELOPS_DATA_URI"], registry.s3)
+    registry = Registry(settings.required("MODELOPS_REGISTRY"))
+    name = settings.required("MODELOPS_MODEL_NAME")
+    window_seconds = settings.number("MODELOPS_MONITOR_WINDOW_HOURS", 24.0) * 3600
+    store, prefix = open_location(settings.required("MODELOPS_DATA_URI"), registry.s3)
     now = time.time()
     since = now - window_seconds
-    limit = int(os.environ.get("MODELOPS_WINDOW_MAX_RECORDS") or feedback.DEFAULT_MAX_RECORDS)
+    limit = settings.integer("MODELOPS_WINDOW_MAX_RECORDS", feedback.DEFAULT_MAX_RECORDS, minimum=1)
     if isinstance(event, dict) and event.get("action") == shadow.EVENT_ACTION:
-        version = os.environ.get("MODELOPS_SHADOW_VERSION", "").strip()
+        version = settings.text("MODELOPS_SHADOW_VERSION")
         result = shadow.scheduled(registry, name, store, prefix, version, since=since, until=now, max_records=limit)
         logger.info("shadow test", extra=result)
         return result

@@ -3,11 +3,10 @@ new version and report Succeeded or Failed to CodeDeploy (on every path, see mod
 
 from __future__ import annotations
 
-import os
-
 from aws_lambda_powertools import Logger
 from modelops import hook
 from modelops.aws import client
+from modelops.core import env as settings
 from modelops.deploy import PinNames, require_own_pin
 from modelops.registry import Registry
 
@@ -15,13 +14,13 @@ logger = Logger()
 
 
 def build_context(deployment_id: str) -> hook.HookContext:
-    registry = Registry(os.environ["MODELOPS_REGISTRY"], s3=client("s3"))
-    model_name = os.environ["MODELOPS_MODEL_NAME"]
+    registry = Registry(settings.required("MODELOPS_REGISTRY"), s3=client("s3"))
+    model_name = settings.required("MODELOPS_MODEL_NAME")
     codedeploy = client("codedeploy")
     # The version this deployment moves traffic to, whether `sam deploy` or a retrain rollout started it.
     target = hook.target_from_deployment(codedeploy, deployment_id)
-    hook.check_target(target, os.environ["MODELOPS_PREDICT_FUNCTION"])
-    stack = os.environ.get("MODELOPS_STACK_NAME")
+    hook.check_target(target, settings.required("MODELOPS_PREDICT_FUNCTION"))
+    stack = settings.text("MODELOPS_STACK_NAME")
 
     def check_stack() -> None:
         if stack:

@@ -4,11 +4,10 @@ champion."""
 
 from __future__ import annotations
 
-import os
-
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from modelops import lifecycle
+from modelops.core import env as settings
 from modelops.errors import ModelOpsError
 from modelops.retrain import finalize
 from modelops.scaling import reconcile_quietly
@@ -23,7 +22,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         logger.info("event ignored", extra=info)
         return {"action": "ignored", **info}
     if action == "finalize":
-        stack_name = os.environ.get("MODELOPS_STACK_NAME", "")
+        stack_name = settings.text("MODELOPS_STACK_NAME")
         if f":stack/{stack_name}/" not in str(info.get("stack_id") or ""):
             logger.info("status change of another stack", extra=info)
             return {"action": "ignored", "why": "another stack", **info}

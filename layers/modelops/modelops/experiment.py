@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .core import env as settings
 from .errors import InputError, ModelOpsError
 
 FLAG = "challenger"
@@ -185,19 +186,19 @@ class Experiment:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, store: Any = None) -> Experiment | None:
-        env = os.environ if env is None else env
-        challenger = env.get("MODELOPS_CHALLENGER_VERSION", "").strip()
+        env = settings.mapping(env)
+        challenger = settings.text("MODELOPS_CHALLENGER_VERSION", env=env)
         if not challenger:
             return None
-        champion = env.get("MODELOPS_MODEL_VERSION", "").strip()
+        champion = settings.text("MODELOPS_MODEL_VERSION", env=env)
         if store is None:
             store = store_from_env(env)
         return cls(
             store,
             champion,
             challenger,
-            id_header=env.get("MODELOPS_AB_ID_HEADER") or DEFAULT_ID_HEADER,
-            id_field=env.get("MODELOPS_AB_ID_FIELD") or DEFAULT_ID_FIELD,
+            id_header=settings.text("MODELOPS_AB_ID_HEADER", env=env) or DEFAULT_ID_HEADER,
+            id_field=settings.text("MODELOPS_AB_ID_FIELD", env=env) or DEFAULT_ID_FIELD,
         )
 
     def entity_id(self, headers: Mapping[str, str] | None, body: Mapping[str, Any] | None) -> str | None:
@@ -221,12 +222,12 @@ class Experiment:
 
 
 def store_from_env(env: Mapping[str, str]) -> Any:
-    path = env.get("MODELOPS_AB_CONFIG_FILE")
+    path = settings.text("MODELOPS_AB_CONFIG_FILE", env=env)
     if path:
         return FileStore(path)
-    app = env.get("MODELOPS_APPCONFIG_APPLICATION")
-    environment = env.get("MODELOPS_APPCONFIG_ENVIRONMENT")
-    profile = env.get("MODELOPS_APPCONFIG_PROFILE")
+    app = settings.text("MODELOPS_APPCONFIG_APPLICATION", env=env)
+    environment = settings.text("MODELOPS_APPCONFIG_ENVIRONMENT", env=env)
+    profile = settings.text("MODELOPS_APPCONFIG_PROFILE", env=env)
     if not (app and environment and profile):
         raise ModelOpsError(
             "an A/B challenger is set but no flag store is configured: set MODELOPS_APPCONFIG_APPLICATION, "
@@ -234,5 +235,5 @@ def store_from_env(env: Mapping[str, str]) -> Any:
         )
     from aws_lambda_powertools.utilities.feature_flags import AppConfigStore
 
-    max_age = int(env.get("MODELOPS_AB_CACHE_SECONDS") or DEFAULT_CACHE_SECONDS)
+    max_age = settings.integer("MODELOPS_AB_CACHE_SECONDS", DEFAULT_CACHE_SECONDS, minimum=0, env=env)
     return AppConfigStore(environment=environment, application=app, name=profile, max_age=max_age)

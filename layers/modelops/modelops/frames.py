@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .core import env as settings
 from .errors import MissingModuleError, ModelOpsError
 from .schema import NUMBER, FeatureSchema, is_integer_dtype
 
@@ -74,15 +75,14 @@ def import_pandas(env: Mapping[str, str] | None = None) -> Any:
     """pandas, importable or from the layer's archive; ModuleNotFoundError(name='pandas') when neither."""
     if "pandas" in sys.modules:
         return sys.modules["pandas"]
-    env = os.environ if env is None else env
     with _lock:
         if importlib.util.find_spec("pandas") is None:
-            archive = Path(env.get(ARCHIVE_ENV, "").strip() or _layer_archive())
+            archive = Path(settings.text(ARCHIVE_ENV, env=env) or _layer_archive())
             if not archive.is_file():
                 raise ModuleNotFoundError(
                     f"No module named 'pandas' (this model takes a DataFrame; {archive} does not exist)", name="pandas"
                 )
-            site = _extracted(archive, Path(env.get(EXTRACT_ENV, "").strip() or DEFAULT_EXTRACT_DIR))
+            site = _extracted(archive, Path(settings.text(EXTRACT_ENV, env=env) or DEFAULT_EXTRACT_DIR))
             sys.path.append(str(site))
             importlib.invalidate_caches()
         return importlib.import_module("pandas")

@@ -13,9 +13,9 @@ the local AWS, so the deployed code path runs there too.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
+from .core import env as settings
 from .errors import ModelOpsError
 
 SECRET_ENV = "MODELOPS_LABEL_TOKEN_SECRET"
@@ -30,8 +30,7 @@ class LabelSecretUnavailable(ModelOpsError):
 
 
 def secret(env: Mapping[str, str] | None = None) -> bytes:
-    env = os.environ if env is None else env
-    name = (env.get(SECRET_ENV) or "").strip()
+    name = settings.text(SECRET_ENV, env=env)
     if not name:
         return LOCAL_DEV_SECRET
     from aws_lambda_powertools.utilities.parameters import get_secret
@@ -47,9 +46,7 @@ def secret(env: Mapping[str, str] | None = None) -> bytes:
 
 
 def window_seconds(env: Mapping[str, str] | None = None) -> float:
-    env = os.environ if env is None else env
-    try:
-        hours = float(env.get(WINDOW_ENV) or DEFAULT_WINDOW_HOURS)
-    except ValueError:
-        hours = DEFAULT_WINDOW_HOURS
-    return (hours if hours > 0 else DEFAULT_WINDOW_HOURS) * 3600.0
+    hours = settings.number(WINDOW_ENV, DEFAULT_WINDOW_HOURS, minimum=0, env=env)
+    if hours == 0:
+        raise settings.ConfigError(f"{WINDOW_ENV}=0: labels would never be accepted", WINDOW_ENV)
+    return hours * 3600.0

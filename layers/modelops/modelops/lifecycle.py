@@ -24,13 +24,12 @@ Environment:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from .aws import client
+from .core import env as settings
 from .deploy import LIVE_ALIAS, Deployer, LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
-from .errors import ModelOpsError
 from .feedback import DEFAULT_MAX_RECORDS
 from .objectstore import open_location
 from .registry import Registry
@@ -48,32 +47,26 @@ FLOOR_VARS = {
 }
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "")
-    if raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ModelOpsError(f"{name}={raw!r} is not a number") from None
+def _number(env: Mapping[str, str] | None, name: str, default: float) -> float:
+    return settings.number(name, default, env=env)
 
 
-def config_from_env(env: Mapping[str, str] = os.environ) -> RetrainConfig:
-    floors = {metric: _number(env, var, 0.0) for var, metric in FLOOR_VARS.items() if env.get(var, "") != ""}
+def config_from_env(env: Mapping[str, str] | None = None) -> RetrainConfig:
+    floors = {metric: _number(env, var, 0.0) for var, metric in FLOOR_VARS.items() if settings.text(var, env=env)}
     return RetrainConfig(
         recent_days=_number(env, "MODELOPS_RETRAIN_RECENT_DAYS", 14),
         holdout_fraction=_number(env, "MODELOPS_RETRAIN_HOLDOUT_FRACTION", 0.3),
-        min_recent_rows=int(_number(env, "MODELOPS_RETRAIN_MIN_ROWS", 50)),
+        min_recent_rows=settings.integer("MODELOPS_RETRAIN_MIN_ROWS", 50, env=env),
         margin=_number(env, "MODELOPS_RETRAIN_MARGIN", 0.01),
-        metric=env.get("MODELOPS_RETRAIN_METRIC") or None,
+        metric=settings.text("MODELOPS_RETRAIN_METRIC", env=env) or None,
         cooldown_seconds=_number(env, "MODELOPS_RETRAIN_COOLDOWN_HOURS", 24) * 3600,
         floors=floors,
         recent_tolerance=_number(env, "MODELOPS_RETRAIN_RECENT_TOLERANCE", 0.02),
-        trusted_uri=env.get("MODELOPS_RETRAIN_TRUSTED_URI") or "",
+        trusted_uri=settings.text("MODELOPS_RETRAIN_TRUSTED_URI", env=env),
         max_writer_share=_number(env, "MODELOPS_RETRAIN_MAX_WRITER_SHARE", 0.5),
         max_disagreement_jump=_number(env, "MODELOPS_RETRAIN_MAX_DISAGREEMENT_JUMP", 0.2),
         approval=approval_mode(env),
-        max_records=int(_number(env, "MODELOPS_WINDOW_MAX_RECORDS", DEFAULT_MAX_RECORDS)),
+        max_records=settings.integer("MODELOPS_WINDOW_MAX_RECORDS", DEFAULT_MAX_RECORDS, minimum=1, env=env),
         significance=_number(env, "MODELOPS_RETRAIN_SIGNIFICANCE", 0.05),
     )
 
@@ -81,58 +74,54 @@ def config_from_env(env: Mapping[str, str] = os.environ) -> RetrainConfig:
 APPROVAL_MODES = ("auto", "manual")
 
 
-def approval_mode(env: Mapping[str, str] = os.environ) -> str:
-    mode = (env.get("MODELOPS_APPROVAL_MODE") or "auto").strip().lower()
-    if mode not in APPROVAL_MODES:
-        raise ModelOpsError(f"MODELOPS_APPROVAL_MODE={mode!r} is not one of {', '.join(APPROVAL_MODES)}")
-    return mode
+def approval_mode(env: Mapping[str, str] | None = None) -> str:
+    return settings.choice("MODELOPS_APPROVAL_MODE", APPROVAL_MODES, "auto", env=env)
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "")
-    if not value:
-        raise ModelOpsError(f"{name} is not set")
-    return value
+def _required(env: Mapping[str, str] | None, name: str) -> str:
+    return settings.required(name, env=env)
 
 
-def pins_from_env(env: Mapping[str, str] = os.environ) -> SsmPins:
+def pins_from_env(env: Mapping[str, str] | None = None) -> SsmPins:
     return SsmPins(
         client("ssm"), PinNames(_required(env, "MODELOPS_STACK_NAME"), _required(env, "MODELOPS_MODEL_NAME"))
     )
 
 
-def deployer_from_env(env: Mapping[str, str] = os.environ) -> StackRolloutDeployer:
+def deployer_from_env(env: Mapping[str, str] | None = None) -> StackRolloutDeployer:
     versions = LambdaVersions(
-        client("lambda"), _required(env, "MODELOPS_PREDICT_FUNCTION"), env.get("MODELOPS_PREDICT_ALIAS") or LIVE_ALIAS
+        client("lambda"),
+        _required(env, "MODELOPS_PREDICT_FUNCTION"),
+        settings.text("MODELOPS_PREDICT_ALIAS", env=env) or LIVE_ALIAS,
     )
     return StackRolloutDeployer(
         client("cloudformation"), pins_from_env(env), _required(env, "MODELOPS_STACK_NAME"), versions
     )
 
 
-def scaling_from_env(env: Mapping[str, str] = os.environ) -> AliasScaling | None:
-    mode = env.get("MODELOPS_PREDICT_SCALING_MODE", "")
+def scaling_from_env(env: Mapping[str, str] | None = None) -> AliasScaling | None:
+    mode = settings.text("MODELOPS_PREDICT_SCALING_MODE", env=env)
     if mode not in ("Autoscaled", "Provisioned"):
         return None
-    function, alias = _required(env, "MODELOPS_PREDICT_FUNCTION"), env.get("MODELOPS_PREDICT_ALIAS") or LIVE_ALIAS
+    function = _required(env, "MODELOPS_PREDICT_FUNCTION")
+    alias = settings.text("MODELOPS_PREDICT_ALIAS", env=env) or LIVE_ALIAS
     if mode == "Autoscaled":
         return AliasScaling(client("application-autoscaling"), client("lambda"), function, alias)
-    count = _required(env, "MODELOPS_PREDICT_INSTANCE_COUNT")
-    if not count.isdigit():
-        raise ModelOpsError(f"MODELOPS_PREDICT_INSTANCE_COUNT={count!r} is not a count")
-    return AliasScaling(None, client("lambda"), function, alias, fixed=int(count))
+    _required(env, "MODELOPS_PREDICT_INSTANCE_COUNT")
+    count = settings.integer("MODELOPS_PREDICT_INSTANCE_COUNT", 0, minimum=0, env=env)
+    return AliasScaling(None, client("lambda"), function, alias, fixed=count)
 
 
-def notifier_from_env(env: Mapping[str, str] = os.environ) -> Notifier:
-    topic = env.get("MODELOPS_RETRAIN_TOPIC")
+def notifier_from_env(env: Mapping[str, str] | None = None) -> Notifier:
+    topic = settings.text("MODELOPS_RETRAIN_TOPIC", env=env)
     return SnsNotifier(client("sns"), topic) if topic else NullNotifier()
 
 
-def registry_from_env(env: Mapping[str, str] = os.environ) -> tuple[Registry, str]:
+def registry_from_env(env: Mapping[str, str] | None = None) -> tuple[Registry, str]:
     return Registry(_required(env, "MODELOPS_REGISTRY")), _required(env, "MODELOPS_MODEL_NAME")
 
 
-def retrainer_from_env(env: Mapping[str, str] = os.environ, deployer: Deployer | None = None) -> Retrainer:
+def retrainer_from_env(env: Mapping[str, str] | None = None, deployer: Deployer | None = None) -> Retrainer:
     registry, name = registry_from_env(env)
     store, prefix = open_location(_required(env, "MODELOPS_DATA_URI"), registry.s3)
     config = config_from_env(env)
@@ -146,7 +135,7 @@ def retrainer_from_env(env: Mapping[str, str] = os.environ, deployer: Deployer |
     )
 
 
-def champion_pin_from_env(env: Mapping[str, str] = os.environ) -> SsmPins:
+def champion_pin_from_env(env: Mapping[str, str] | None = None) -> SsmPins:
     return pins_from_env(env)
 
 

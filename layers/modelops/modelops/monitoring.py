@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
@@ -28,6 +27,7 @@ import numpy as np
 
 from . import drift
 from .artifact import CLASSIFICATION, Manifest
+from .core import env as settings
 
 DRIFT_PSI = "FeaturePSI"  # the name batch runs use too
 DRIFT_PSI_MAX = "DriftPSIMax"
@@ -141,7 +141,7 @@ class MetricsSink(Protocol):
 
 
 def namespace() -> str:
-    return os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "modelops")
+    return settings.text("POWERTOOLS_METRICS_NAMESPACE", "modelops")
 
 
 class EmfSink:

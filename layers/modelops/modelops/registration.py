@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from .artifact import (
     sha256_bytes,
     write_artifact,
 )
+from .core import env as settings
 from .errors import ModelOpsError
 from .names import check_model_name
 from .schema import NUMBER
@@ -546,7 +546,7 @@ def _open_registry(registry: Registry | str | Path | None) -> Registry:
     if isinstance(registry, Registry):
         reg = registry
     else:
-        reg = require_registry(str(registry) if registry else os.environ.get("MODELOPS_REGISTRY") or None)
+        reg = require_registry(str(registry) if registry else settings.text("MODELOPS_REGISTRY") or None)
     if isinstance(reg.store, LocalObjectStore):
         reg.store.root.mkdir(parents=True, exist_ok=True)
     return reg

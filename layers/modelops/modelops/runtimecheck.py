@@ -31,6 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .core import env as settings
 from .errors import ModelOpsError
 
 LAYER_PATH_ENV = "MODELOPS_LAYER_PATH"
@@ -101,7 +102,7 @@ class RuntimeCheckError(ModelOpsError):
 def check_serves(directory: str | Path, what: str = "the model", *, timeout: float = TIMEOUT_SECONDS) -> int:
     """Score the artifact's golden set like the runtime does, in a clean process; returns the rows checked."""
     python, paths = runtime_environment()
-    if not os.environ.get(LAYER_PATH_ENV, "").strip():
+    if not settings.text(LAYER_PATH_ENV):
         _check_pinned_scikit_learn(Path(directory), what)
     with tempfile.TemporaryDirectory(prefix="modelops-check-") as work:
         answer_file = Path(work) / "answer.json"
@@ -170,8 +171,8 @@ def pinned_versions() -> dict[str, str]:
 
 def runtime_environment() -> tuple[str, list[str]]:
     """(interpreter, sys.path entries) of the runtime to check against."""
-    configured = os.environ.get(LAYER_PATH_ENV, "").strip()
-    python = os.environ.get(LAYER_PYTHON_ENV, "").strip() or sys.executable
+    configured = settings.text(LAYER_PATH_ENV)
+    python = settings.text(LAYER_PYTHON_ENV) or sys.executable
     if configured:
         paths = [p for p in configured.split(os.pathsep) if p]
         missing = [p for p in paths if not Path(p).is_dir()]

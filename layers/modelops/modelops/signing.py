@@ -17,11 +17,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from .aws import aws_errors, client
+from .core import env as settings
 from .errors import ArtifactIntegrityError
 
 SIGNATURE_FILE = "signature.json"
@@ -81,5 +81,5 @@ class KmsSigner:
 
 
 def signer_from_env(env: Mapping[str, str] | None = None) -> KmsSigner | None:
-    key = (os.environ if env is None else env).get(KEY_VAR, "").strip()
+    key = settings.text(KEY_VAR, env=env)
     return KmsSigner(key) if key else None

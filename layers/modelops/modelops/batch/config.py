@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..core import env as settings
 from ..errors import ModelOpsError
 from ..names import check_model_name
 
 DEFAULT_CHUNK_ROWS = 100_000
 DEFAULT_MAX_LINE_BYTES = 4 * 1024**2  # a longer input line is rejected as a row, never held in memory
-
-
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _int(name: str, value: str | None, default: int) -> int:
-    if value in (None, ""):
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ModelOpsError(f"{name}: expected a whole number, got '{value}'") from None
-    if number <= 0:
-        raise ModelOpsError(f"{name}: must be positive, got {number}")
-    return number
-
-
-def _count(name: str, value: str | None, default: int) -> int:
-    """Like _int, but 0 is allowed."""
-    return 0 if value is not None and value.strip() == "0" else _int(name, value, default)
 
 
 @dataclass(frozen=True)
@@ -56,35 +35,28 @@ class BatchConfig:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> BatchConfig:
-        env = dict(os.environ if env is None else env)
-        bucket = env.get("MODELOPS_DATA_BUCKET", "")
-        ids = env.get("MODELOPS_BATCH_ID_COLUMNS")
+        env = dict(settings.mapping(env))
+        ids = settings.raw("MODELOPS_BATCH_ID_COLUMNS", env)
         config = cls(
-            bucket=bucket,
-            input_prefix=env.get("MODELOPS_BATCH_INPUT_PREFIX", cls.input_prefix).strip("/"),
-            output_prefix=env.get("MODELOPS_BATCH_OUTPUT_PREFIX", cls.output_prefix).strip("/"),
-            upstream_marker=env.get("MODELOPS_BATCH_UPSTREAM_MARKER", cls.upstream_marker),
-            require_previous=_flag(env.get("MODELOPS_BATCH_REQUIRE_PREVIOUS")),
-            chunk_rows=_int("MODELOPS_BATCH_CHUNK_ROWS", env.get("MODELOPS_BATCH_CHUNK_ROWS"), DEFAULT_CHUNK_ROWS),
+            bucket=settings.text("MODELOPS_DATA_BUCKET", env=env),
+            input_prefix=settings.text("MODELOPS_BATCH_INPUT_PREFIX", cls.input_prefix, env).strip("/"),
+            output_prefix=settings.text("MODELOPS_BATCH_OUTPUT_PREFIX", cls.output_prefix, env).strip("/"),
+            upstream_marker=settings.text("MODELOPS_BATCH_UPSTREAM_MARKER", cls.upstream_marker, env),
+            require_previous=settings.flag("MODELOPS_BATCH_REQUIRE_PREVIOUS", False, env),
+            chunk_rows=settings.integer("MODELOPS_BATCH_CHUNK_ROWS", DEFAULT_CHUNK_ROWS, minimum=1, env=env),
             id_columns=tuple(c.strip() for c in ids.split(",") if c.strip()) if ids is not None else cls.id_columns,
-            timezone=env.get("MODELOPS_BATCH_TIMEZONE", cls.timezone) or "UTC",
-            registry=env.get("MODELOPS_REGISTRY") or None,
-            model_name=env.get("MODELOPS_MODEL_NAME") or None,
-            model_version=env.get("MODELOPS_MODEL_VERSION") or None,
-            inline_max_bytes=_int(
-                "MODELOPS_BATCH_INLINE_MAX_BYTES", env.get("MODELOPS_BATCH_INLINE_MAX_BYTES"), cls.inline_max_bytes
+            timezone=settings.text("MODELOPS_BATCH_TIMEZONE", cls.timezone, env) or "UTC",
+            registry=settings.text("MODELOPS_REGISTRY", env=env) or None,
+            model_name=settings.text("MODELOPS_MODEL_NAME", env=env) or None,
+            model_version=settings.text("MODELOPS_MODEL_VERSION", env=env) or None,
+            inline_max_bytes=settings.integer(
+                "MODELOPS_BATCH_INLINE_MAX_BYTES", cls.inline_max_bytes, minimum=1, env=env
             ),
-            part_bytes=_int("MODELOPS_BATCH_PART_BYTES", env.get("MODELOPS_BATCH_PART_BYTES"), cls.part_bytes),
-            prefetch=_count("MODELOPS_BATCH_PREFETCH", env.get("MODELOPS_BATCH_PREFETCH"), cls.prefetch),
-            score_workers=_count(
-                "MODELOPS_BATCH_SCORE_WORKERS", env.get("MODELOPS_BATCH_SCORE_WORKERS"), cls.score_workers
-            ),
-            max_line_bytes=_int(
-                "MODELOPS_BATCH_MAX_LINE_BYTES", env.get("MODELOPS_BATCH_MAX_LINE_BYTES"), cls.max_line_bytes
-            ),
-            lease_seconds=_int(
-                "MODELOPS_BATCH_LEASE_SECONDS", env.get("MODELOPS_BATCH_LEASE_SECONDS"), cls.lease_seconds
-            ),
+            part_bytes=settings.integer("MODELOPS_BATCH_PART_BYTES", cls.part_bytes, minimum=1, env=env),
+            prefetch=settings.integer("MODELOPS_BATCH_PREFETCH", cls.prefetch, minimum=0, env=env),
+            score_workers=settings.integer("MODELOPS_BATCH_SCORE_WORKERS", cls.score_workers, minimum=0, env=env),
+            max_line_bytes=settings.integer("MODELOPS_BATCH_MAX_LINE_BYTES", cls.max_line_bytes, minimum=1, env=env),
+            lease_seconds=settings.integer("MODELOPS_BATCH_LEASE_SECONDS", cls.lease_seconds, minimum=1, env=env),
         )
         config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
         config.check()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import env as settings
 from ..errors import InputError
 from .dates import logical_run_date, parse_event_time, parse_run_date
 
@@ -52,9 +52,9 @@ def run_request(event: dict[str, Any], timezone: str, now: dt.datetime | None = 
         force=force,
         attempt=_positive(event, "attempt", 1),
         max_attempts=_positive(
-            event, "max_attempts", int(os.environ.get("MODELOPS_BATCH_WAIT_ATTEMPTS", DEFAULT_WAIT_ATTEMPTS))
+            event, "max_attempts", settings.integer("MODELOPS_BATCH_WAIT_ATTEMPTS", DEFAULT_WAIT_ATTEMPTS, minimum=1)
         ),
         wait_seconds=_positive(
-            event, "wait_seconds", int(os.environ.get("MODELOPS_BATCH_WAIT_SECONDS", DEFAULT_WAIT_SECONDS))
+            event, "wait_seconds", settings.integer("MODELOPS_BATCH_WAIT_SECONDS", DEFAULT_WAIT_SECONDS, minimum=1)
         ),
     )

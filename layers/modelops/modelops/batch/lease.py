@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..core import env as settings
 from ..errors import ConflictError
 from ..lock import iso
 from ..objectstore import ObjectStore, read_state, swap_state
@@ -47,7 +48,7 @@ class LeaseLost(ConflictError):
 
 def owner() -> str:
     """Who runs: the Lambda function, or host and process id."""
-    name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    name = settings.raw("AWS_LAMBDA_FUNCTION_NAME")
     return f"lambda {name}" if name else f"{socket.gethostname()} pid {os.getpid()}"
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any, TextIO
 
 import orjson
+
+from ..core import env as settings
 
 
 def _doc(
@@ -30,7 +31,7 @@ def _doc(
 
 
 def namespace() -> str:
-    return os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "modelops")
+    return settings.text("POWERTOOLS_METRICS_NAMESPACE", "modelops")
 
 
 def run_documents(manifest: dict[str, Any]) -> list[dict[str, Any]]:

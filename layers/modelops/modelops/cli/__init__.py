@@ -8,6 +8,7 @@ import os
 import sys
 from typing import NoReturn
 
+from ..core import env as settings
 from ..errors import ModelOpsError
 
 # Modules that define `register(subparsers)`; each adds one command or command group.
@@ -36,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="modelops",
         description="Train, register, serve, batch-score and roll out scikit-learn models on AWS Lambda.",
     )
-    parser.add_argument("--registry", default=os.environ.get("MODELOPS_REGISTRY"), help=COMMON_OPTIONS[0][1]["help"])
+    parser.add_argument(
+        "--registry", default=settings.text("MODELOPS_REGISTRY") or None, help=COMMON_OPTIONS[0][1]["help"]
+    )
     parser.add_argument("--json", action="store_true", help=COMMON_OPTIONS[1][1]["help"])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
+from ..core import env as settings
 from ..errors import ModelOpsError
 from ..registry import CHAMPION, require_registry
 from .output import emit_json, key_values, table
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     def model_and_split_store(q: argparse.ArgumentParser) -> None:
         q.add_argument(
-            "--model", default=os.environ.get("MODELOPS_MODEL_NAME"), help="model name ($MODELOPS_MODEL_NAME)"
+            "--model", default=settings.text("MODELOPS_MODEL_NAME") or None, help="model name ($MODELOPS_MODEL_NAME)"
         )
         q.add_argument(
             "--appconfig",
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument(
             "--local",
             metavar="FILE",
-            default=os.environ.get("MODELOPS_AB_CONFIG_FILE"),
+            default=settings.text("MODELOPS_AB_CONFIG_FILE") or None,
             help="write the split to this file instead (local runs; $MODELOPS_AB_CONFIG_FILE)",
         )
 
@@ -55,10 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     promote.set_defaults(func=promote_cmd)
 
     report = s.add_parser("report", help="compare A and B: traffic, errors, latency, quality, verdict")
-    report.add_argument("--model", default=os.environ.get("MODELOPS_MODEL_NAME"))
+    report.add_argument("--model", default=settings.text("MODELOPS_MODEL_NAME") or None)
     report.add_argument(
         "--data",
-        default=os.environ.get("MODELOPS_DATA_URI"),
+        default=settings.text("MODELOPS_DATA_URI") or None,
         help="s3://bucket/prefix holding captures/ and feedback/ ($MODELOPS_DATA_URI)",
     )
     report.add_argument("--since", help="only predictions since then: ISO time or date, or an age like 24h or 7d")
@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _appconfig_from_env() -> str | None:
-    parts = [os.environ.get(f"MODELOPS_APPCONFIG_{k}") for k in ("APPLICATION", "ENVIRONMENT", "PROFILE")]
+    parts = [settings.text(f"MODELOPS_APPCONFIG_{k}") or None for k in ("APPLICATION", "ENVIRONMENT", "PROFILE")]
     return "/".join(parts) if all(parts) else None  # type: ignore[arg-type]
 
 

@@ -244,17 +244,16 @@ def import_cmd(args: argparse.Namespace) -> int:
 
 
 def _approval_deployer(stack: str | None) -> Any:
-    import os
-
     from .. import lifecycle
+    from ..core import env as settings
     from ..errors import ModelOpsError
 
-    env = dict(os.environ)
+    env = settings.snapshot()
     if stack:
         from ..rollout import Target
 
         env.update(MODELOPS_PREDICT_FUNCTION=Target.from_stack(stack).function, MODELOPS_STACK_NAME=stack)
-    if not env.get("MODELOPS_STACK_NAME") or not env.get("MODELOPS_PREDICT_FUNCTION"):
+    if not settings.text("MODELOPS_STACK_NAME", env=env) or not settings.text("MODELOPS_PREDICT_FUNCTION", env=env):
         raise ModelOpsError(
             "approving starts a rollout: pass --stack, or set MODELOPS_STACK_NAME and MODELOPS_PREDICT_FUNCTION"
         )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
+from ..core import env as settings
 from ..errors import ModelOpsError, NotFoundError
 from ..names import check_model_name
 from ..objectstore import open_location
@@ -40,10 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Settings come from the MODELOPS_RETRAIN_* environment variables; flags override.",
     )
     p.add_argument("--registry", default=argparse.SUPPRESS, help="s3://bucket/prefix (overrides the global option)")
-    p.add_argument("--model-name", default=os.environ.get("MODELOPS_MODEL_NAME", "breast-cancer"))
+    p.add_argument("--model-name", default=settings.text("MODELOPS_MODEL_NAME", "breast-cancer"))
     p.add_argument(
         "--data",
-        default=os.environ.get("MODELOPS_DATA_URI"),
+        default=settings.text("MODELOPS_DATA_URI") or None,
         help="s3://bucket/prefix of captured predictions and feedback (default: $MODELOPS_DATA_URI)",
     )
     p.add_argument("--stack", help="deployed stack a winning candidate is rolled out to (a stack update)")
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise ModelOpsError("no registry given: pass --registry s3://bucket/prefix or set MODELOPS_REGISTRY")
     check_model_name(args.model_name)
     env = {
-        **os.environ,
+        **settings.snapshot(),
         "MODELOPS_REGISTRY": args.registry,
         "MODELOPS_MODEL_NAME": args.model_name,
         "MODELOPS_DATA_URI": args.data or "",
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     except NotFoundError as exc:
         raise NotFoundError(f"labelled data {args.data}: {exc}") from None
     deployer: Deployer
-    if env.get("MODELOPS_PREDICT_FUNCTION"):
+    if settings.text("MODELOPS_PREDICT_FUNCTION", env=env):
         deployer = lifecycle.deployer_from_env(env)
     elif args.dry_run:
         deployer = NoRollout()

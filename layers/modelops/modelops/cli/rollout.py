@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
+from ..core import env as settings
 from ..errors import ModelOpsError
 from ..rollout import LIVE_ALIAS, Rollouts, Target
 from .output import emit_json, key_values, table
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "version pinned to it and CodeDeploy shifts `live` through the canary, the PreTraffic hook and the rollback "
         "alarms. When the update completes, the retrain function pins VERSION as the champion.",
     )
-    start.add_argument("--stack", default=os.environ.get("MODELOPS_STACK"), help="the stack ($MODELOPS_STACK)")
+    start.add_argument("--stack", default=settings.text("MODELOPS_STACK") or None, help="the stack ($MODELOPS_STACK)")
     start.add_argument("--version", required=True, help="registered model version to serve")
     start.set_defaults(func=start_cmd)
     for name, helptext, func in (
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         q = rs.add_parser(name, help=helptext)
         q.add_argument(
             "--stack",
-            default=os.environ.get("MODELOPS_STACK"),
+            default=settings.text("MODELOPS_STACK") or None,
             help="CloudFormation stack to read the function and deployment group from ($MODELOPS_STACK)",
         )
         q.add_argument("--function", help="predict function name (instead of --stack)")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from ..core import env as settings
 from ..errors import ModelOpsError, NotFoundError
 from ..registry import require_registry
 from .output import emit_json, key_values, table
@@ -29,10 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = p.add_subparsers(dest="shadow_command", metavar="ACTION", required=True)
     run = s.add_parser("run", help="score the window's captured requests with a candidate and compare")
     run.add_argument("--version", required=True, help="candidate model version (or alias, e.g. challenger)")
-    run.add_argument("--model", default=os.environ.get("MODELOPS_MODEL_NAME"), help="model name ($MODELOPS_MODEL_NAME)")
+    run.add_argument(
+        "--model", default=settings.text("MODELOPS_MODEL_NAME") or None, help="model name ($MODELOPS_MODEL_NAME)"
+    )
     run.add_argument(
         "--data",
-        default=os.environ.get("MODELOPS_DATA_URI"),
+        default=settings.text("MODELOPS_DATA_URI") or None,
         help="s3://bucket/prefix holding captures/; the report goes under its shadow/ ($MODELOPS_DATA_URI)",
     )
     run.add_argument("--since", default="24h", help="start of the window: ISO time or date, or an age (default 24h)")

@@ -1,19 +1,19 @@
 """Bounded JSON request bodies: the size limits and the parser shared by POST /predict and POST /feedback.
 
-Imports nothing beyond orjson: the feedback function runs without the ML runtime layer (no numpy).
+Imports nothing beyond orjson (and modelops.core.env, standard library only): the feedback function runs without the ML runtime layer (no numpy).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from ..core import env as settings
 from .errors import ApiError
 
 DEFAULT_MAX_ROWS = 1000
@@ -27,10 +27,9 @@ class Limits:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
-        env = os.environ if env is None else env
         return cls(
-            max_rows=_positive_int(env.get("MODELOPS_MAX_ROWS"), DEFAULT_MAX_ROWS),
-            max_body_bytes=_positive_int(env.get("MODELOPS_MAX_BODY_BYTES"), DEFAULT_MAX_BODY_BYTES),
+            max_rows=settings.integer("MODELOPS_MAX_ROWS", DEFAULT_MAX_ROWS, minimum=1, env=env),
+            max_body_bytes=settings.integer("MODELOPS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1, env=env),
         )
 
 
@@ -67,11 +66,3 @@ def read_json(body: str | bytes | None, is_base64: bool, max_bytes: int) -> Any:
 
 def _too_large(max_bytes: int) -> ApiError:
     return ApiError(413, "body_too_large", f"request body exceeds {max_bytes} bytes", field="body")
-
-
-def _positive_int(raw: str | None, default: int) -> int:
-    try:
-        value = int(raw) if raw else default
-    except ValueError:
-        return default
-    return value if value > 0 else default

@@ -27,7 +27,6 @@ request's EMF metrics line counts such rows (CaptureRowsDropped) and requests (C
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -37,6 +36,7 @@ from typing import IO, Any
 
 import orjson
 
+from ..core import env as settings
 from .model_holder import ServedModel
 from .service import Prediction
 
@@ -49,18 +49,12 @@ _INSTANCES_ONLY = re.compile(r'\s*\{\s*"instances"\s*:')  # the body's opening, 
 
 
 def capture_enabled(env: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if env is None else env
-    return env.get("MODELOPS_CAPTURE", "").strip().lower() in ("on", "1", "true", "yes")
+    return settings.flag("MODELOPS_CAPTURE", False, env=env)
 
 
 def max_line_bytes(env: Mapping[str, str] | None = None) -> int:
-    """MODELOPS_CAPTURE_MAX_BYTES, default 200,000; values below 1,024 or unparsable fall back to the default."""
-    env = os.environ if env is None else env
-    try:
-        value = int(env.get("MODELOPS_CAPTURE_MAX_BYTES", "") or DEFAULT_MAX_LINE_BYTES)
-    except ValueError:
-        return DEFAULT_MAX_LINE_BYTES
-    return value if value >= MIN_MAX_LINE_BYTES else DEFAULT_MAX_LINE_BYTES
+    """MODELOPS_CAPTURE_MAX_BYTES, default 200,000, at least 1,024 (a ConfigError otherwise)."""
+    return settings.integer("MODELOPS_CAPTURE_MAX_BYTES", DEFAULT_MAX_LINE_BYTES, minimum=MIN_MAX_LINE_BYTES, env=env)
 
 
 @dataclass(frozen=True)

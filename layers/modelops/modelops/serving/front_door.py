@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import env as settings
+
 API_TYPES = ("rest", "http", "url")
 AUTHS = ("api-key", "iam", "jwt")
 API_KEY_HEADER = "x-api-key"
@@ -29,8 +31,8 @@ class FrontDoor:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FrontDoor:
-        api_type = (env.get("MODELOPS_API_TYPE") or "rest").strip().lower()
-        auth = (env.get("MODELOPS_API_AUTH") or ALLOWED_AUTH.get(api_type, ("api-key",))[0]).strip().lower()
+        api_type = (settings.text("MODELOPS_API_TYPE", env=env) or "rest").lower()
+        auth = (settings.text("MODELOPS_API_AUTH", env=env) or ALLOWED_AUTH.get(api_type, ("api-key",))[0]).lower()
         if api_type not in API_TYPES:
             raise ValueError(f"MODELOPS_API_TYPE must be one of {', '.join(API_TYPES)}, not {api_type!r}")
         if auth not in ALLOWED_AUTH[api_type]:

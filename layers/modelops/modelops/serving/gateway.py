@@ -26,7 +26,6 @@ Environment (besides the model's, see model_holder):
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import labelsecret, labeltoken
+from ..core import env as settings
 from ..errors import ModelFault
 from ..experiment import DEFAULT_ID_FIELD, DEFAULT_ID_HEADER, entity_id_from
 from . import events
@@ -65,13 +65,6 @@ class Reply:
             "body": self.body,
             "isBase64Encoded": False,
         }
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    return raw in ("on", "1", "true", "yes", "enabled")
 
 
 def running_in_aws(env: Mapping[str, str]) -> bool:
@@ -132,24 +125,36 @@ class Gateway:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Gateway:
         """Configure from the environment and load the pinned model now (the function's init phase)."""
-        env = os.environ if env is None else env
-        holder = ModelHolder.from_env(env)
+        env = settings.mapping(env)
+        try:
+            limits, docs, capture = (
+                Limits.from_env(env),
+                settings.flag("MODELOPS_DOCS", True, env=env),
+                capture_enabled(env),
+            )
+            capture_max_bytes = max_line_bytes(env)
+        except settings.ConfigError as exc:  # like a missing model setting: 503 on every request, the reason logged
+            logger.error("predict function misconfigured: %s", exc)
+            limits, docs, capture, capture_max_bytes = Limits(), False, False, DEFAULT_MAX_LINE_BYTES
+            holder = ModelHolder(None, config_error=str(exc))
+        else:
+            holder = ModelHolder.from_env(env)
         holder.load()
         experiment, challenger = _experiment_from_env(env)
         gateway = cls(
             holder,
-            Limits.from_env(env),
-            docs_enabled=_flag(env, "MODELOPS_DOCS", True),
-            capture=capture_enabled(env),
-            capture_max_bytes=max_line_bytes(env),
-            cors_origin=env.get("MODELOPS_CORS_ORIGIN", "").strip() or None,
-            model_name=env.get("MODELOPS_MODEL_NAME", ""),
-            pinned_version=env.get("MODELOPS_MODEL_VERSION", ""),
+            limits,
+            docs_enabled=docs,
+            capture=capture,
+            capture_max_bytes=capture_max_bytes,
+            cors_origin=settings.text("MODELOPS_CORS_ORIGIN", env=env) or None,
+            model_name=settings.text("MODELOPS_MODEL_NAME", env=env),
+            pinned_version=settings.text("MODELOPS_MODEL_VERSION", env=env),
             experiment=experiment,
             challenger=challenger,
             label_secret=lambda: labelsecret.secret(env),
-            id_header=env.get("MODELOPS_AB_ID_HEADER") or DEFAULT_ID_HEADER,
-            id_field=env.get("MODELOPS_AB_ID_FIELD") or DEFAULT_ID_FIELD,
+            id_header=settings.text("MODELOPS_AB_ID_HEADER", env=env) or DEFAULT_ID_HEADER,
+            id_field=settings.text("MODELOPS_AB_ID_FIELD", env=env) or DEFAULT_ID_FIELD,
             front_door=FrontDoor.from_env(env),
         )
         if running_in_aws(env):
@@ -345,7 +350,7 @@ class Gateway:
 
 def _experiment_from_env(env: Mapping[str, str]) -> tuple[Any, ModelHolder | None]:
     """The A/B experiment and the challenger's model holder, or (None, None) without a challenger."""
-    challenger_version = env.get("MODELOPS_CHALLENGER_VERSION", "").strip()
+    challenger_version = settings.text("MODELOPS_CHALLENGER_VERSION", env=env)
     if not challenger_version:
         return None, None
     from ..experiment import Experiment
@@ -359,7 +364,7 @@ def _experiment_from_env(env: Mapping[str, str]) -> tuple[Any, ModelHolder | Non
         {
             **env,
             "MODELOPS_MODEL_VERSION": challenger_version,
-            "MODELOPS_MODEL_DIR": env.get("MODELOPS_CHALLENGER_DIR", ""),
+            "MODELOPS_MODEL_DIR": settings.text("MODELOPS_CHALLENGER_DIR", env=env),
         }
     )
     holder.load()
@@ -378,7 +383,7 @@ class _NoContext:
 def _powertools_logger() -> Any:
     from aws_lambda_powertools import Logger
 
-    return Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "modelops")
+    return Logger(service=settings.raw("POWERTOOLS_SERVICE_NAME") or "modelops")
 
 
 def _traced(handler: Callable[..., Any]) -> Callable[..., Any]:

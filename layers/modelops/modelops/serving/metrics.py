@@ -19,13 +19,14 @@ see capture.py).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
+
+from ..core import env as settings
 
 if TYPE_CHECKING:
     from .capture import CaptureStats
@@ -53,13 +54,13 @@ class RequestMetrics:
         namespace: str | None = None,
         stream: IO[str] | None = None,
     ):
-        self.namespace = namespace or os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "modelops"
+        self.namespace = namespace or settings.raw("POWERTOOLS_METRICS_NAMESPACE") or "modelops"
         self.stream = stream
         self.dimensions = {
             "ModelName": model_name,
             "ModelVersion": model_version,
             "Variant": variant,
-            "FunctionVersion": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST",
+            "FunctionVersion": settings.raw("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST",
         }
         self._failed = self._directive(BASE_METRICS)
         # answered requests: (has a score, has capture stats) -> directive

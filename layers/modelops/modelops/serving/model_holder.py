@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..artifact import CLASSIFICATION, MANIFEST_FILE, LoadedModel, Manifest, load_from_dir
+from ..core import env as settings
 from ..errors import MissingModuleError, ModelOpsError
 from ..inference import ModelRunner
 from ..schema import FeatureSchema
@@ -163,12 +164,12 @@ def _check_pin(manifest: Manifest, name: str | None, version: str | None) -> Non
 
 def source_from_env(env: Mapping[str, str]) -> ModelSource:
     """Where to load the pinned model from; raises ModelOpsError when the configuration is incomplete."""
-    name = env.get("MODELOPS_MODEL_NAME", "").strip() or None
-    version = env.get("MODELOPS_MODEL_VERSION", "").strip() or None
-    directory = env.get("MODELOPS_MODEL_DIR", "").strip()
+    name = settings.text("MODELOPS_MODEL_NAME", env=env) or None
+    version = settings.text("MODELOPS_MODEL_VERSION", env=env) or None
+    directory = settings.text("MODELOPS_MODEL_DIR", env=env)
     if directory:
         return DirectorySource(Path(directory), name, version)
-    registry = env.get("MODELOPS_REGISTRY", "").strip()
+    registry = settings.text("MODELOPS_REGISTRY", env=env)
     missing = [
         var
         for var, value in (
@@ -183,7 +184,7 @@ def source_from_env(env: Mapping[str, str]) -> ModelSource:
     assert name and version
     if not version[:1].isdigit():
         raise ModelOpsError(f"MODELOPS_MODEL_VERSION must be an exact model version, not the alias '{version}'")
-    cache = Path(env.get("MODELOPS_CACHE_DIR", "").strip() or DEFAULT_CACHE_DIR)
+    cache = Path(settings.text("MODELOPS_CACHE_DIR", env=env) or DEFAULT_CACHE_DIR)
     return RegistrySource(registry, name, version, cache)
 
 
@@ -209,12 +210,10 @@ class ModelHolder:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ModelHolder:
-        env = os.environ if env is None else env
-        try:
-            retry = float(env.get("MODELOPS_LOAD_RETRY_SECONDS") or DEFAULT_RETRY_SECONDS)
-        except ValueError:
-            retry = DEFAULT_RETRY_SECONDS
-        try:
+        env = settings.mapping(env)
+        retry = DEFAULT_RETRY_SECONDS
+        try:  # a ConfigError is a ModelOpsError: a bad setting answers 503 like a missing one
+            retry = settings.number("MODELOPS_LOAD_RETRY_SECONDS", DEFAULT_RETRY_SECONDS, minimum=0, env=env)
             return cls(source_from_env(env), retry_seconds=retry)
         except ModelOpsError as exc:
             logger.error("predict function misconfigured: %s", exc)

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ..core import env as settings
+
 if TYPE_CHECKING:
     from .gateway import Gateway
 
@@ -114,11 +116,9 @@ def _warm_challenger(gateway: Gateway, event: dict[str, Any]) -> None:
 def _preimport_clients() -> None:
     """Import (but do not build) what the label token secret and the A/B flag store are read with: the imports
     are paid in the snapshot; the clients are built after restore, by the first request that needs them."""
-    import os
-
     from .. import labelsecret
 
-    if os.environ.get(labelsecret.SECRET_ENV) or os.environ.get("MODELOPS_CHALLENGER_VERSION"):
+    if settings.text(labelsecret.SECRET_ENV) or settings.text("MODELOPS_CHALLENGER_VERSION"):
         with contextlib.suppress(ImportError):
             from .. import aws
 
