@@ -161,8 +161,12 @@ def test_docs_can_be_turned_off(serve, classifier_dir):
     assert invoke(app, proxy_event("GET", "/model"))[0] == 200
 
 
-def test_documented_predict_route_calls_the_same_service(clf, classifier_dir):
+def test_documented_predict_route_calls_the_same_service(clf, classifier_dir, monkeypatch):
     """The resolver's POST /predict (what the document is generated from) answers like the direct path."""
+    import time
+
+    served_at = time.time()
+    monkeypatch.setattr(time, "time", lambda: served_at)  # label tokens carry the second they were issued
     golden = json.loads((classifier_dir / "golden.json").read_text())
     event = proxy_event("POST", "/predict", {"instances": golden["instances"][:3]}, request_id="same-1")
     direct = clf.lambda_handler(event, None)
