@@ -1,0 +1,87 @@
+"""Fitted scikit-learn steps called without their per-call input validation, for complete float rows.
+
+A fitted StandardScaler's transform and a LogisticRegression's predict_proba spend most of a 100-row call in
+scikit-learn's validate_data (dataframe detection, dtype and shape checks, feature-name checks): checks the
+feature schema has already made for rows that reach the model as a float64 matrix of the fitted width. A kernel
+here does only the arithmetic, with the same numpy and scipy operations in the same order as scikit-learn
+(sklearn/preprocessing/_data.py StandardScaler.transform; sklearn/linear_model/_base.py decision_function and
+_predict_proba_lr; sklearn/linear_model/_logistic.py predict_proba), so the outputs are the same bytes.
+
+Only the exact classes are matched (a subclass may compute differently), and `verified` compares each kernel
+with the step's own method on probe rows before it is used; a mismatch (another scikit-learn version computing
+differently) leaves the step to scikit-learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Kernel = Callable[[np.ndarray], np.ndarray]
+
+
+def transform_kernel(step: Any) -> Kernel | None:
+    """X -> step.transform(X) for a dense-fitted StandardScaler, else None."""
+    from sklearn.preprocessing import StandardScaler
+
+    if type(step) is not StandardScaler or not getattr(step, "copy", True):
+        return None
+    mean = step.mean_ if step.with_mean else None
+    scale = step.scale_ if step.with_std else None
+    if (mean is not None and not _float_vector(mean)) or (scale is not None and not _float_vector(scale)):
+        return None
+
+    def transform(X: np.ndarray) -> np.ndarray:
+        X = X - mean if mean is not None else X.copy()  # transform works on a copy (copy=True)
+        if scale is not None:
+            X /= scale
+        return X
+
+    return transform
+
+
+def proba_kernel(step: Any) -> Kernel | None:
+    """X -> step.predict_proba(X) for a dense LogisticRegression, else None."""
+    from scipy.special import expit
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.utils.extmath import softmax
+
+    if type(step) is not LogisticRegression:
+        return None
+    coef, intercept = getattr(step, "coef_", None), getattr(step, "intercept_", None)
+    if not isinstance(coef, np.ndarray) or coef.ndim != 2 or coef.dtype != np.float64:
+        return None
+    if not isinstance(intercept, np.ndarray) or intercept.dtype != np.float64:
+        return None
+    coef_t = coef.T
+    binary = np.size(step.classes_) <= 2
+
+    def predict_proba(X: np.ndarray) -> np.ndarray:
+        scores = X @ coef_t + intercept
+        if binary:
+            prob = scores.reshape((-1,)) if scores.shape[1] == 1 else scores
+            prob = expit(prob, out=prob)
+            return np.stack([1 - prob, prob], axis=1)
+        return softmax(scores, copy=False)
+
+    return predict_proba
+
+
+def verified(kernel: Kernel | None, reference: Kernel, probe: np.ndarray) -> Kernel | None:
+    """The kernel when it gives the reference's output on the probe rows, bit for bit; else None."""
+    if kernel is None:
+        return None
+    try:
+        ours, theirs = kernel(probe.copy()), reference(probe.copy())
+    except Exception:
+        return None
+    if type(theirs) is not np.ndarray:  # e.g. a step set to output DataFrames: the next step gets what it expects
+        return None
+    same = ours.dtype == theirs.dtype and ours.shape == theirs.shape and ours.tobytes() == theirs.tobytes()
+    return kernel if same else None
+
+
+def _float_vector(values: Any) -> bool:
+    return isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype == np.float64
