@@ -1,6 +1,6 @@
-"""modelops.step_kernels: fitted StandardScaler and LogisticRegression steps called without scikit-learn's input
-validation give the same bytes as the steps' own methods, are used only when verified, and never for a subclass,
-a step that outputs DataFrames or a method replaced on the step."""
+"""modelops.step_kernels: fitted StandardScaler, LogisticRegression and HistGradientBoostingClassifier steps
+called without scikit-learn's input validation give the same bytes as the steps' own methods, are used only
+when verified, and never for a subclass, a step that outputs DataFrames or a method replaced on the step."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from modelops.artifact import load_from_dir
 from modelops.inference import ModelRunner, PipelineCall
-from modelops.step_kernels import proba_kernel, transform_kernel, verified
+from modelops.step_kernels import final_kernel, proba_kernel, transform_kernel, verified
 from sklearn.datasets import load_iris
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -110,3 +111,33 @@ def test_a_step_method_replaced_on_the_step_is_called(classifier_dir):
     finally:
         del final.predict_proba
     assert calls == [3]
+
+
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("n", [1, 100])
+def test_the_boosting_kernel_gives_predict_probas_bytes(binary, n):
+    X, y = load_iris(return_X_y=True)
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y == 0 if binary else y)
+    kernel = final_kernel(model)
+    assert kernel is not None
+    rows = _rows(n, 4) + 4
+    assert kernel(rows.copy()).tobytes() == model.predict_proba(rows).tobytes()
+
+
+def test_a_boosting_model_with_categorical_features_gets_no_kernel():
+    X, y = load_iris(return_X_y=True)
+    X = X.copy()
+    X[:, 0] = (X[:, 0] > 5.8).astype(float)
+    model = HistGradientBoostingClassifier(max_iter=5, categorical_features=[0]).fit(X, y)
+    assert final_kernel(model) is None
+
+
+def test_the_runner_calls_the_boosting_model_through_its_kernel(classifier_v2_dir):
+    loaded = load_from_dir(classifier_v2_dir)
+    schema = loaded.manifest.schema
+    runner = ModelRunner(loaded.estimator, schema, loaded.manifest.input, True)
+    assert runner._complete_rows_call is not None and runner._complete_rows_call.final_kernel is not None
+    rows = json.loads(json.dumps(loaded.golden["instances"]))
+    matrix = schema.matrix_from_instances([rows[i % len(rows)] for i in range(100)], 1000)
+    for block in (matrix[:1], matrix):
+        assert runner.raw(block).tobytes() == loaded.estimator.predict_proba(block).tobytes()

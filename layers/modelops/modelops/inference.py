@@ -13,8 +13,8 @@ the model is called with scikit-learn's own input checks off (`assume_finite`: n
 pipeline step) and, for a numpy model, without its leading imputers (which change nothing in complete rows,
 see without_idle_imputers); parameter validation is skipped always (the fitted model's parameters were
 validated when it was fitted). A pipeline is called step by step, as Pipeline.predict_proba / predict do
-without metadata, minus their per-call fitted check (see PipelineCall); on complete float rows its StandardScaler
-and LogisticRegression steps are called without scikit-learn's input validation, through kernels checked at
+without metadata, minus their per-call fitted check (see PipelineCall); on complete float rows its StandardScaler,
+LogisticRegression and HistGradientBoostingClassifier steps are called without scikit-learn's input validation, through kernels checked at
 load to give the steps' own bytes (modelops.step_kernels). The outputs are the same bytes
 either way; only the time differs.
 """
@@ -30,7 +30,7 @@ import numpy as np
 from .errors import ModelFault
 from .frames import DATAFRAME, input_spec, model_input
 from .schema import FeatureSchema
-from .step_kernels import Kernel, proba_kernel, transform_kernel, verified
+from .step_kernels import Kernel, final_kernel, transform_kernel, verified
 
 REJECTED_BY_MODEL = "rejected_by_model"
 OUT_OF_RANGE = "out_of_range"
@@ -227,7 +227,7 @@ class PipelineCall:
             self.kernels[i] = verified(transform_kernel(step), step.transform, X)
             X = step.transform(X)
         if self.proba:
-            self.final_kernel = verified(proba_kernel(self.final), self.final.predict_proba, X)
+            self.final_kernel = verified(final_kernel(self.final), self.final.predict_proba, X)
         self.width = probe.shape[1]
 
     def __call__(self, X: Any) -> np.ndarray:

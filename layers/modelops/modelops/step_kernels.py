@@ -5,7 +5,9 @@ scikit-learn's validate_data (dataframe detection, dtype and shape checks, featu
 feature schema has already made for rows that reach the model as a float64 matrix of the fitted width. A kernel
 here does only the arithmetic, with the same numpy and scipy operations in the same order as scikit-learn
 (sklearn/preprocessing/_data.py StandardScaler.transform; sklearn/linear_model/_base.py decision_function and
-_predict_proba_lr; sklearn/linear_model/_logistic.py predict_proba), so the outputs are the same bytes.
+_predict_proba_lr; sklearn/linear_model/_logistic.py predict_proba; HistGradientBoostingClassifier's
+_raw_predict and predict_proba in sklearn/ensemble/_hist_gradient_boosting/gradient_boosting.py), so the outputs
+are the same bytes.
 
 Only the exact classes are matched (a subclass may compute differently), and `verified` compares each kernel
 with the step's own method on probe rows before it is used; a mismatch (another scikit-learn version computing
@@ -67,6 +69,34 @@ def proba_kernel(step: Any) -> Kernel | None:
         return softmax(scores, copy=False)
 
     return predict_proba
+
+
+def boosting_kernel(step: Any) -> Kernel | None:
+    """X -> step.predict_proba(X) for a HistGradientBoostingClassifier fitted without categorical features
+    (which would need its own encoder's transform first), else None. Its _raw_predict and predict_proba minus the
+    validation: these are private methods, so `verified` decides whether this scikit-learn still has them."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    if type(step) is not HistGradientBoostingClassifier or getattr(step, "_preprocessor", True) is not None:
+        return None
+    baseline, predictors = getattr(step, "_baseline_prediction", None), getattr(step, "_predictors", None)
+    if not isinstance(baseline, np.ndarray) or predictors is None:
+        return None
+    width = step.n_trees_per_iteration_
+
+    def predict_proba(X: np.ndarray) -> np.ndarray:
+        raw = np.zeros(shape=(X.shape[0], width), dtype=baseline.dtype, order="F")
+        raw += baseline
+        step._predict_iterations(X, predictors, raw, False, _openmp_effective_n_threads(None))
+        return step._loss.predict_proba(raw)
+
+    return predict_proba
+
+
+def final_kernel(step: Any) -> Kernel | None:
+    """The predict_proba kernel of a final step, if this module has one for its class."""
+    return proba_kernel(step) or boosting_kernel(step)
 
 
 def verified(kernel: Kernel | None, reference: Kernel, probe: np.ndarray) -> Kernel | None:
