@@ -30,7 +30,7 @@ import numpy as np
 from .errors import ModelFault
 from .frames import DATAFRAME, input_spec, model_input
 from .schema import FeatureSchema
-from .step_kernels import Kernel, final_kernel, transform_kernel, verified
+from .step_kernels import Kernel, final_kernel, loaded_class, transform_kernel, verified
 
 REJECTED_BY_MODEL = "rejected_by_model"
 OUT_OF_RANGE = "out_of_range"
@@ -209,9 +209,7 @@ class PipelineCall:
     @classmethod
     def of(cls, estimator: Any, proba: bool) -> PipelineCall | None:
         """None for anything but a Pipeline of fitted steps that ends in an estimator."""
-        from sklearn.pipeline import Pipeline
-
-        if type(estimator) is not Pipeline:  # a subclass may change how it predicts
+        if type(estimator) is not loaded_class("sklearn.pipeline", "Pipeline"):  # a subclass may predict otherwise
             return None
         final = estimator.steps[-1][1]
         if final is None or isinstance(final, str):
@@ -249,16 +247,17 @@ def without_idle_imputers(estimator: Any) -> Any | None:
     Such an imputer replaces NaN only, adds no indicator columns and drops no column (every fitted
     statistic is a number); on rows without NaN its output equals its input.
     """
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-
-    if not isinstance(estimator, Pipeline):
+    pipeline = loaded_class("sklearn.pipeline", "Pipeline")
+    if pipeline is None or not isinstance(estimator, pipeline):
+        return None
+    imputer = loaded_class("sklearn.impute", "SimpleImputer")
+    if imputer is None:
         return None
     skip = 0
     for _, step in estimator.steps[:-1]:
         statistics = getattr(step, "statistics_", None)
         idle = (
-            isinstance(step, SimpleImputer)
+            isinstance(step, imputer)
             and isinstance(step.missing_values, float)
             and np.isnan(step.missing_values)
             and not step.add_indicator

@@ -16,6 +16,7 @@ differently) leaves the step to scikit-learn.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -26,9 +27,7 @@ Kernel = Callable[[np.ndarray], np.ndarray]
 
 def transform_kernel(step: Any) -> Kernel | None:
     """X -> step.transform(X) for a dense-fitted StandardScaler, else None."""
-    from sklearn.preprocessing import StandardScaler
-
-    if type(step) is not StandardScaler or not getattr(step, "copy", True):
+    if type(step) is not loaded_class("sklearn.preprocessing", "StandardScaler") or not getattr(step, "copy", True):
         return None
     mean = step.mean_ if step.with_mean else None
     scale = step.scale_ if step.with_std else None
@@ -46,12 +45,11 @@ def transform_kernel(step: Any) -> Kernel | None:
 
 def proba_kernel(step: Any) -> Kernel | None:
     """X -> step.predict_proba(X) for a dense LogisticRegression, else None."""
+    if type(step) is not loaded_class("sklearn.linear_model", "LogisticRegression"):
+        return None
     from scipy.special import expit
-    from sklearn.linear_model import LogisticRegression
     from sklearn.utils.extmath import softmax
 
-    if type(step) is not LogisticRegression:
-        return None
     coef, intercept = getattr(step, "coef_", None), getattr(step, "intercept_", None)
     if not isinstance(coef, np.ndarray) or coef.ndim != 2 or coef.dtype != np.float64:
         return None
@@ -75,11 +73,12 @@ def boosting_kernel(step: Any) -> Kernel | None:
     """X -> step.predict_proba(X) for a HistGradientBoostingClassifier fitted without categorical features
     (which would need its own encoder's transform first), else None. Its _raw_predict and predict_proba minus the
     validation: these are private methods, so `verified` decides whether this scikit-learn still has them."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    if type(step) is not loaded_class("sklearn.ensemble", "HistGradientBoostingClassifier"):
+        return None
+    if getattr(step, "_preprocessor", True) is not None:
+        return None
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
-    if type(step) is not HistGradientBoostingClassifier or getattr(step, "_preprocessor", True) is not None:
-        return None
     baseline, predictors = getattr(step, "_baseline_prediction", None), getattr(step, "_predictors", None)
     if not isinstance(baseline, np.ndarray) or predictors is None:
         return None
@@ -111,6 +110,12 @@ def verified(kernel: Kernel | None, reference: Kernel, probe: np.ndarray) -> Ker
         return None
     same = ours.dtype == theirs.dtype and ours.shape == theirs.shape and ours.tobytes() == theirs.tobytes()
     return kernel if same else None
+
+
+def loaded_class(module: str, name: str) -> Any:
+    """The class, when its module is imported; a step of that class was unpickled, so its module would be
+    (nothing is imported for a model that has no such step: that would lengthen its cold start)."""
+    return getattr(sys.modules.get(module), name, None)
 
 
 def _float_vector(values: Any) -> bool:
