@@ -13,7 +13,9 @@ the model is called with scikit-learn's own input checks off (`assume_finite`: n
 pipeline step) and, for a numpy model, without its leading imputers (which change nothing in complete rows,
 see without_idle_imputers); parameter validation is skipped always (the fitted model's parameters were
 validated when it was fitted). A pipeline is called step by step, as Pipeline.predict_proba / predict do
-without metadata, minus their per-call fitted check (see PipelineCall). The outputs are the same bytes
+without metadata, minus their per-call fitted check (see PipelineCall); on complete float rows its StandardScaler,
+LogisticRegression and HistGradientBoostingClassifier steps are called without scikit-learn's input validation, through kernels checked at
+load to give the steps' own bytes (modelops.step_kernels). The outputs are the same bytes
 either way; only the time differs.
 """
 
@@ -28,6 +30,7 @@ import numpy as np
 from .errors import ModelFault
 from .frames import DATAFRAME, input_spec, model_input
 from .schema import FeatureSchema
+from .step_kernels import Kernel, final_kernel, loaded_class, transform_kernel, verified
 
 REJECTED_BY_MODEL = "rejected_by_model"
 OUT_OF_RANGE = "out_of_range"
@@ -75,6 +78,8 @@ class ModelRunner:
         self._complete_rows_estimator = None if self.takes_dataframe else without_idle_imputers(estimator)
         self._any_rows_call = PipelineCall.of(estimator, proba)
         self._complete_rows_call = PipelineCall.of(self._complete_rows_estimator or estimator, proba)
+        if self._complete_rows_call is not None and self.to_input is None and schema.all_numeric:
+            self._complete_rows_call.use_kernels(_probe_rows(schema))
 
     @property
     def takes_dataframe(self) -> bool:
@@ -197,13 +202,14 @@ class PipelineCall:
         self.transforms = transforms
         self.final = final
         self.proba = proba
+        self.width: int | None = None  # set by use_kernels
+        self.kernels: list[Kernel | None] = [None] * len(transforms)
+        self.final_kernel: Kernel | None = None
 
     @classmethod
     def of(cls, estimator: Any, proba: bool) -> PipelineCall | None:
         """None for anything but a Pipeline of fitted steps that ends in an estimator."""
-        from sklearn.pipeline import Pipeline
-
-        if type(estimator) is not Pipeline:  # a subclass may change how it predicts
+        if type(estimator) is not loaded_class("sklearn.pipeline", "Pipeline"):  # a subclass may predict otherwise
             return None
         final = estimator.steps[-1][1]
         if final is None or isinstance(final, str):
@@ -211,11 +217,28 @@ class PipelineCall:
         transforms = [step for _, step in estimator.steps[:-1] if step is not None and not isinstance(step, str)]
         return cls(transforms, final, proba)
 
-    def __call__(self, X: Any) -> np.ndarray:
-        for step in self.transforms:
+    def use_kernels(self, probe: np.ndarray) -> None:
+        """Call the steps that have a kernel (modelops.step_kernels) giving their own output on `probe`, float
+        rows of the schema's width, through that kernel whenever the rows are such a float64 matrix."""
+        X = probe
+        for i, step in enumerate(self.transforms):
+            self.kernels[i] = verified(transform_kernel(step), step.transform, X)
             X = step.transform(X)
+        if self.proba:
+            self.final_kernel = verified(final_kernel(self.final), self.final.predict_proba, X)
+        self.width = probe.shape[1]
+
+    def __call__(self, X: Any) -> np.ndarray:
+        direct = self.width is not None and type(X) is np.ndarray and X.dtype == np.float64
+        direct = direct and X.ndim == 2 and X.shape[1] == self.width
+        for step, kernel in zip(self.transforms, self.kernels, strict=True):
+            # a method replaced on the step itself (a wrapper, a test's spy) is called as it is
+            X = kernel(X) if direct and kernel is not None and "transform" not in vars(step) else step.transform(X)
+        final = self.final
+        if direct and self.final_kernel is not None and "predict_proba" not in vars(final):
+            return self.final_kernel(X)
         # looked up per call, so a method patched on the final step (a test's spy) is the one called
-        return self.final.predict_proba(X) if self.proba else np.asarray(self.final.predict(X))
+        return final.predict_proba(X) if self.proba else np.asarray(final.predict(X))
 
 
 def without_idle_imputers(estimator: Any) -> Any | None:
@@ -224,16 +247,17 @@ def without_idle_imputers(estimator: Any) -> Any | None:
     Such an imputer replaces NaN only, adds no indicator columns and drops no column (every fitted
     statistic is a number); on rows without NaN its output equals its input.
     """
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-
-    if not isinstance(estimator, Pipeline):
+    pipeline = loaded_class("sklearn.pipeline", "Pipeline")
+    if pipeline is None or not isinstance(estimator, pipeline):
+        return None
+    imputer = loaded_class("sklearn.impute", "SimpleImputer")
+    if imputer is None:
         return None
     skip = 0
     for _, step in estimator.steps[:-1]:
         statistics = getattr(step, "statistics_", None)
         idle = (
-            isinstance(step, SimpleImputer)
+            isinstance(step, imputer)
             and isinstance(step.missing_values, float)
             and np.isnan(step.missing_values)
             and not step.add_indicator
@@ -245,6 +269,14 @@ def without_idle_imputers(estimator: Any) -> Any | None:
             break
         skip += 1
     return estimator[skip:] if skip else None
+
+
+def _probe_rows(schema: FeatureSchema, count: int = 8) -> np.ndarray:
+    """Float rows spread over each feature's training range (0 to 1 where none is recorded), both ends included."""
+    low = np.array([f.min if f.min is not None else 0.0 for f in schema.features], dtype=np.float64)
+    high = np.array([f.max if f.max is not None else 1.0 for f in schema.features], dtype=np.float64)
+    spread = np.random.default_rng(0).random((count, len(low)))
+    return np.vstack([low, high, low + spread * (high - low)])
 
 
 def _flagged(warnings: Sequence[Sequence[Any]] | None, rows: int) -> np.ndarray:

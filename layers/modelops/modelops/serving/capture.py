@@ -99,13 +99,13 @@ def instances_text(body: Any, payload: Any) -> str | None:
 
 
 def _spliced_line(record: dict[str, Any], instances: str, max_bytes: int) -> str | None:
-    """The record's line with the client's instances text as its last field; None when it would exceed
-    max_bytes (the record is then split as usual)."""
+    """The record's line (newline included: the text is copied once) with the client's instances text as its
+    last field; None when it would exceed max_bytes (the record is then split as usual)."""
     head = orjson.dumps({k: v for k, v in record.items() if k != "instances"}, option=_OPTS)
     size = len(head) + len(instances) + 14  # ,"instances": and the closing brace
     if size > max_bytes or (not instances.isascii() and size - len(instances) + len(instances.encode()) > max_bytes):
         return None
-    return f'{head[:-1].decode()},"instances":{instances}}}'
+    return f'{head[:-1].decode()},"instances":{instances}}}\n'
 
 
 def _record(
@@ -224,7 +224,7 @@ def emit_capture(
         record, _ = _record(model, prediction, None, request_id, variant, entity_id, latency_ms, rows=False)
         line = _spliced_line(record, text, max_bytes)
         if line is not None:
-            out.write(line + "\n")
+            out.write(line)
             return CaptureStats(lines=1)
     lines, stats = capture_lines(model, prediction, payload, request_id, variant, entity_id, latency_ms, max_bytes)
     for encoded in lines:
