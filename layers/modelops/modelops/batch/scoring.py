@@ -115,11 +115,12 @@ class Scorer:
         each distinct pattern is formatted once; the other lines keep their empty field and are not moved
         through a byte matrix as wide as the longest warnings."""
         packed = np.packbits(flags, axis=1)
+        patterns: np.ndarray
         if packed.shape[1] <= 8:  # up to 64 features: one integer per row, a plain sort to find the patterns
-            keys = np.zeros((len(packed), 8), dtype=np.uint8)
-            keys[:, : packed.shape[1]] = packed
-            patterns, which = np.unique(keys.view(np.uint64)[:, 0], return_inverse=True)
-            patterns = patterns.view(np.uint8).reshape(-1, 8)
+            words = np.zeros((len(packed), 8), dtype=np.uint8)
+            words[:, : packed.shape[1]] = packed
+            distinct, which = np.unique(words.view(np.uint64)[:, 0], return_inverse=True)
+            patterns = distinct.view(np.uint8).reshape(-1, 8)
         else:
             patterns, which = np.unique(packed, axis=0, return_inverse=True)
         fields = []
