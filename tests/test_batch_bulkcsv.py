@@ -348,6 +348,21 @@ def test_warnings_column_matches_the_per_value_warnings(classifier_dir):
     assert scored.warnings == counts and scored.warned_rows == sum(1 for f in fields if f)
     clean = scorer.score_rows(ids[:5], np.clip(X[:5], low, high))
     assert clean.body.count(b",\n") == 5 and clean.warnings == {} and clean.warned_rows == 0
+    # ids of many widths, and no ids at all: each line's warnings go in front of its own newline
+    ids = readers.padded_ids([b"r" * (i % 13 + 1) for i in range(len(X))])
+    assert [line.split(",", 5)[5] for line in scorer.score_rows(ids, X).body.decode().splitlines()] == fields
+    no_ids = scorer.score_rows(np.zeros((len(X), 0), np.uint8), X, with_ids=False).body.decode()
+    assert [line.split(",", 4)[4] for line in no_ids.splitlines()] == fields
+
+    # more than 64 features: the patterns of flagged features are found row by row of packed bits
+    keys = [f"f{j}:out_of_range" for j in range(70)]
+    scorer._warning_keys = keys
+    flags = rng.random((400, 70)) < 0.05
+    flags[:, 66] = True
+    body = np.frombuffer(b"x,\n" * 400, np.uint8)
+    spliced = scorer._with_warnings(body, np.arange(400) * 3 + 2, flags).tobytes().decode()
+    assert spliced.splitlines() == ["x," + ";".join(keys[j] for j in np.flatnonzero(row)) for row in flags]
+    scorer._warning_keys = [f"{f.name}:out_of_range" for f in schema.features]
 
     # a key with a comma or a quote is written as one quoted CSV field, as csv_field writes it
     scorer._warning_keys[0] = 'odd,"name":out_of_range'

@@ -128,6 +128,23 @@ def test_fixed_decimals_are_six_place_probabilities():
     assert np.abs(back - q).max() <= 5e-7 + 1e-12
 
 
+def test_fixed_decimals_match_integer_formatting_of_the_rounded_millionths():
+    """Byte for byte what integer formatting writes for round-half-even(p * 10^6), p clipped to [0, 1]: a million
+    random values, every millionth, the ties between them, and values just around the edges."""
+    rng = np.random.default_rng(7)
+    edges = [0.0, -0.0, 1.0, 0.5e-6, 1.5e-6, 2.5e-6, 1e-7, 0.9999995, 0.9999994999, 0.99999950001, 1 - 1e-7]
+    edges += [np.nextafter(1.0, 0.0), 1.0000001, -1e-9, 5e-324, 0.0005, 0.0009995, 0.0010005, 0.1234565, 0.5]
+    values = np.concatenate(
+        [rng.random(1_000_000), edges, np.arange(1_000_001) / 1e6, (np.arange(1_000_000) + 0.5) / 1e6, [0.0]]
+    ).reshape(-1, 2)
+    millionths = np.rint(np.clip(values, 0.0, 1.0) * 1e6).astype(np.int64).ravel().tolist()
+    expected = "".join(f",{q // 10**6}.{q % 10**6:06d}" for q in millionths)
+    lines = fixed_decimals(values)
+    assert lines.shape == (len(values), 18)
+    assert lines.tobytes().decode() == expected
+    assert bytes(fixed_decimals(np.array([[0.5e-6, 0.9999995]]))) == b",0.000000,1.000000"  # the halfway values
+
+
 def test_prefetched_keeps_order_passes_errors_and_stops_early():
     from modelops.batch.prefetch import prefetched
 

@@ -110,6 +110,11 @@ def test_accumulator_bins_many_features_at_once_like_one_column_at_a_time():
     acc.add(data[1234:])
     for j, name in enumerate(names):
         assert acc.counts[name].tolist() == drift.numeric_counts(data[:, j], baseline[name]["edges"]).tolist()
+    # a chunk of more rows than one block of binning (about 2 MB of values), the last block a partial one
+    big = np.column_stack([rng.normal(0.2, 1, 200_001), rng.integers(0, 4, 200_001), rng.exponential(2, 200_001)])
+    counts = drift.DriftAccumulator(baseline, names).bin_counts(big)
+    for j, name in enumerate(names):
+        assert counts[name].tolist() == drift.numeric_counts(big[:, j], baseline[name]["edges"]).tolist()
     # a chunk with non-finite values takes the per-column path, which leaves them out
     data[0, 0], data[1, 2] = np.nan, np.inf
     other = drift.DriftAccumulator(baseline, names)

@@ -377,8 +377,9 @@ class _MatrixChecks:
         flagged: np.ndarray | None = None
         if self.ranged and self.numeric and len(matrix):
             values = self._numbers(matrix, self.numeric)
-            if (np.fmin.reduce(values, axis=0) < self.low).any() or (np.fmax.reduce(values, axis=0) > self.high).any():
-                beyond = (values < self.low) | (values > self.high)  # whole rows at once: columns are strided
+            beyond = values < self.low  # whole rows at once: columns are strided
+            beyond |= values > self.high
+            if beyond.any():  # two comparisons cost less than the min and max scans that would rule them out
                 flagged = beyond if len(self.numeric) == matrix.shape[1] else np.zeros(matrix.shape, dtype=bool)
                 if flagged is not beyond:
                     flagged[:, self.numeric] = beyond

@@ -1,7 +1,7 @@
 """Score a chunk and format its prediction lines in bulk.
 
-Probabilities are written with six fixed decimals, built digit by digit with numpy (no per-value
-string formatting), so the same model and input always give byte-identical output.
+Probabilities are written with six fixed decimals, eight bytes per value from two small digit tables
+(no per-value string formatting), so the same model and input always give byte-identical output.
 
 A pipeline's leading SimpleImputer steps change nothing in a chunk without missing values, so such chunks
 skip them (the imputer copies and scans every value); the predictions are the same either way.
@@ -26,21 +26,35 @@ from .readers import csv_field, padded_ids
 
 DECIMALS = 6
 _SCALE = 10**DECIMALS
-# the three ASCII digits of 0..999: six decimals are two lookups, not six divisions
-_THREE_DIGITS = np.array([[48 + d // 100, 48 + d // 10 % 10, 48 + d % 10] for d in range(1000)], dtype=np.uint8)
+
+
+def _digit_bytes(count: int, place: int) -> np.ndarray:
+    """The three ASCII digits of 0..count-1 (mod 1000) as bytes place..place+2 of a little-endian uint64."""
+    d = np.arange(count, dtype=np.uint64) % 1000
+    digits = [48 + d // 100, 48 + d // 10 % 10, 48 + d % 10]
+    return sum((x << np.uint64(8 * (place + i)) for i, x in enumerate(digits)), np.zeros(count, np.uint64))
+
+
+# 'X.dddddd' is eight bytes: one uint64 per value, from the thousands (X, '.', three digits; 1000 -> '1.000')
+# and the units (three digits) of the value times 10^6 -- two lookups in small tables, not six divisions
+_UNITS = np.arange(1001, dtype=np.uint64) // 1000 + 48 | np.uint64(ord(".") << 8)
+_HIGH = (_UNITS | _digit_bytes(1001, 2)).astype("<u8")
+_LOW = _digit_bytes(1000, 5).astype("<u8")
 
 
 def fixed_decimals(values: np.ndarray) -> np.ndarray:
     """Values in [0, 1] as '0.123456' byte strings: an (n, k) array -> n rows of k comma-led fields."""
-    q = np.rint(np.clip(values, 0.0, 1.0) * _SCALE).astype(np.int32)
+    scaled = np.clip(values, 0.0, 1.0)
+    np.multiply(scaled, _SCALE, out=scaled)
+    q = np.rint(scaled, out=scaled).astype(np.int32)
     n, k = q.shape
+    high = q // 1000
+    q -= high * 1000
+    packed = _HIGH[high]
+    packed |= _LOW[q]
     out = np.empty((n, k, DECIMALS + 3), dtype=np.uint8)
     out[:, :, 0] = ord(",")
-    out[:, :, 1] = (q // _SCALE) + ord("0")
-    out[:, :, 2] = ord(".")
-    fraction = q % _SCALE
-    out[:, :, 3:6] = _THREE_DIGITS[fraction // 1000]
-    out[:, :, 6:9] = _THREE_DIGITS[fraction % 1000]
+    out[:, :, 1:] = packed.view(np.uint8).reshape(n, k, DECIMALS + 2)
     return out.reshape(n, k * (DECIMALS + 3))
 
 
@@ -95,21 +109,28 @@ class Scorer:
         self._no_warnings = np.frombuffer(b",\n", np.uint8)
         self._warning_keys = [f"{f.name}:{self.schema.warning_code(j)}" for j, f in enumerate(self.schema.features)]
 
-    def _warning_fields(self, flags: np.ndarray) -> np.ndarray:
-        """The warnings field (',' + the flagged values' 'feature:code' joined by ';' + newline) of each row,
-        as a zero-padded byte matrix. Rows share few patterns of flagged features, so each distinct pattern
-        is formatted once."""
-        flagged = np.flatnonzero(flags.any(axis=1))
-        patterns, which = np.unique(np.packbits(flags[flagged], axis=1), axis=0, return_inverse=True)
+    def _with_warnings(self, body: np.ndarray, ends: np.ndarray, flags: np.ndarray) -> np.ndarray:
+        """The lines `body` with the warnings of the flagged rows put in front of their newlines (at `ends`):
+        the flagged values' 'feature:code' joined by ';'. Rows share few patterns of flagged features, so
+        each distinct pattern is formatted once; the other lines keep their empty field and are not moved
+        through a byte matrix as wide as the longest warnings."""
+        packed = np.packbits(flags, axis=1)
+        patterns: np.ndarray
+        if packed.shape[1] <= 8:  # up to 64 features: one integer per row, a plain sort to find the patterns
+            words = np.zeros((len(packed), 8), dtype=np.uint8)
+            words[:, : packed.shape[1]] = packed
+            distinct, which = np.unique(words.view(np.uint64)[:, 0], return_inverse=True)
+            patterns = distinct.view(np.uint8).reshape(-1, 8)
+        else:
+            patterns, which = np.unique(packed, axis=0, return_inverse=True)
         fields = []
         for bits in np.unpackbits(patterns, axis=1, count=flags.shape[1]).astype(bool):
             keys = [self._warning_keys[j] for j in np.flatnonzero(bits).tolist()]
-            fields.append(b"," + csv_field(";".join(keys)).encode() + b"\n")
-        table = padded_ids(fields)
-        tail = np.zeros((len(flags), max(table.shape[1], self._no_warnings.size)), dtype=np.uint8)
-        tail[:, : self._no_warnings.size] = self._no_warnings
-        tail[flagged, : table.shape[1]] = table[which.reshape(-1)]
-        return tail
+            fields.append(csv_field(";".join(keys)).encode().replace(b"\0", b""))  # zeros are padding
+        which = which.reshape(-1)
+        texts = padded_ids(fields)[which].ravel()
+        sizes = np.array([len(f) for f in fields], dtype=np.int64)[which]
+        return np.insert(body, np.repeat(ends, sizes), texts[texts != 0])
 
     def columns(self, id_columns: tuple[str, ...]) -> list[str]:
         return [*id_columns, "prediction", *[f"proba_{c}" for c in self.classes], "model_version", "warnings"]
@@ -127,7 +148,8 @@ class Scorer:
         rows refused after parsing: a value a bool or integer feature cannot take, or one the model refuses.
 
         ids: (n, width) zero-padded id text. Each line is laid out as a row of a byte matrix
-        (ids, label, probabilities, version, warnings), and the padding zeros are dropped in one pass.
+        (ids, label, probabilities, version, an empty warnings field) and the padding zeros are dropped in
+        one pass; the few rows with warnings get them spliced in after (see _with_warnings).
         """
         n = len(matrix)
         if n == 0:
@@ -174,16 +196,23 @@ class Scorer:
             tracked = np.asarray(outputs, dtype=np.float64)
             label = padded_ids([(b"," if with_ids else b"") + repr(v).encode() for v in tracked.tolist()])
             numbers = np.zeros((m, 0), dtype=np.uint8)
-        counts: dict[str, int] = {}
-        warned = 0
-        if flags is None or not flags.any():
-            tail = np.broadcast_to(self._no_warnings, (m, self._no_warnings.size))
-        else:
-            tail = self._warning_fields(flags)
-            warned = int(flags.any(axis=1).sum())
-            counts = {self._warning_keys[j]: int(c) for j, c in enumerate(flags.sum(axis=0).tolist()) if c}
         parts = [ids] if with_ids else []
         version = np.broadcast_to(self._version, (m, self._version.size))
-        lines = np.concatenate([*parts, label, numbers, version, tail], axis=1)
-        flat = lines.ravel()
-        return ScoredRows(flat[flat != 0].tobytes(), tracked, kept, rejected, warned, counts)
+        tail = np.broadcast_to(self._no_warnings, (m, self._no_warnings.size))
+        flat = np.concatenate([*parts, label, numbers, version, tail], axis=1).ravel()
+        body = flat[flat != 0]
+        warned_rows = None if flags is None else flags.any(axis=1)
+        if warned_rows is None or not warned_rows.any():
+            return ScoredRows(body.tobytes(), tracked, kept, rejected)
+        assert flags is not None
+        per_feature = np.count_nonzero(flags, axis=0).tolist()
+        counts = {self._warning_keys[j]: int(c) for j, c in enumerate(per_feature) if c}
+        # a line's length is its nonzero bytes; only the ids and the label hold padding
+        fixed = numbers.shape[1] + np.count_nonzero(self._version) + np.count_nonzero(self._no_warnings)
+        lengths = np.count_nonzero(label, axis=1) + fixed
+        if with_ids:
+            lengths += np.count_nonzero(ids, axis=1)
+        newlines = np.cumsum(lengths)[warned_rows] - 1
+        body = self._with_warnings(body, newlines, flags[warned_rows])
+        warned = int(np.count_nonzero(warned_rows))
+        return ScoredRows(body.tobytes(), tracked, kept, rejected, warned, counts)
