@@ -101,32 +101,33 @@ def _preload() -> None:
     import sklearn.pipeline  # noqa: F401
 
 
-_FIXED = ("MODELOPS_BATCH_UPSTREAM_MARKER", "MODELOPS_BATCH_OUTPUT_PREFIX")
-
-
-def case_modelops(model: str, rows: int) -> dict:
+def _timed_batch_run(model: str, rows: int, settings: dict[str, str]) -> dict:
+    """One modelops batch run of the model over `rows` rows, the clock started once its S3 client exists (as the
+    pandas case's does). MODELOPS_BATCH_* tuning knobs (CHUNK_ROWS, PREFETCH, SCORE_WORKERS) pass through for
+    experiments, except the ones `settings` fixes."""
     from modelops.batch.config import BatchConfig
     from modelops.batch.run import BatchRunner
 
     _preload()
-    config = BatchConfig.from_env(
-        {
-            "MODELOPS_DATA_BUCKET": BUCKET,
-            "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
-            "MODELOPS_MODEL_NAME": MODELS[model],
-            "MODELOPS_BATCH_UPSTREAM_MARKER": "",
-            "MODELOPS_BATCH_OUTPUT_PREFIX": f"batch/output-{model}",
-            # tuning knobs (MODELOPS_BATCH_CHUNK_ROWS, _PREFETCH, _SCORE_WORKERS) pass through for experiments
-            **{k: v for k, v in os.environ.items() if k.startswith("MODELOPS_BATCH_") and k not in _FIXED},
-        }
-    )
-    runner = BatchRunner(config)  # its S3 client, like the pandas case's, is made before the clock starts
+    base = {
+        "MODELOPS_DATA_BUCKET": BUCKET,
+        "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
+        "MODELOPS_MODEL_NAME": MODELS[model],
+        "MODELOPS_BATCH_UPSTREAM_MARKER": "",
+        **settings,
+    }
+    knobs = {k: v for k, v in os.environ.items() if k.startswith("MODELOPS_BATCH_") and k not in base}
+    runner = BatchRunner(BatchConfig.from_env({**base, **knobs}))
     t0, c0 = time.perf_counter(), time.process_time()
     result = runner.run(_date(rows), force=True)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     scored = result["manifest"]["rows"]["scored"]
     assert scored == rows, f"scored {scored} of {rows}"
     return {"seconds": seconds, "cpu_seconds": cpu, "rows": scored}
+
+
+def case_modelops(model: str, rows: int) -> dict:
+    return _timed_batch_run(model, rows, {"MODELOPS_BATCH_OUTPUT_PREFIX": f"batch/output-{model}"})
 
 
 def case_pandas(model: str, rows: int) -> dict:
@@ -196,29 +197,14 @@ def parquet_input_file(rows: int) -> Path:
 
 
 def case_modelops_parquet(model: str, rows: int) -> dict:
-    from modelops.batch.config import BatchConfig
-    from modelops.batch.run import BatchRunner
-
-    _preload()
-    fixed = (*_FIXED, "MODELOPS_BATCH_INPUT_PREFIX")
-    config = BatchConfig.from_env(
+    return _timed_batch_run(
+        model,
+        rows,
         {
-            "MODELOPS_DATA_BUCKET": BUCKET,
-            "MODELOPS_REGISTRY": f"s3://{BUCKET}/registry",
-            "MODELOPS_MODEL_NAME": MODELS[model],
-            "MODELOPS_BATCH_UPSTREAM_MARKER": "",
             "MODELOPS_BATCH_INPUT_PREFIX": PARQUET_PREFIX,
             "MODELOPS_BATCH_OUTPUT_PREFIX": f"batch/output-{model}-parquet",
-            **{k: v for k, v in os.environ.items() if k.startswith("MODELOPS_BATCH_") and k not in fixed},
-        }
+        },
     )
-    runner = BatchRunner(config)
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = runner.run(_date(rows), force=True)
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    scored = result["manifest"]["rows"]["scored"]
-    assert scored == rows, f"scored {scored} of {rows}"
-    return {"seconds": seconds, "cpu_seconds": cpu, "rows": scored}
 
 
 CASES["modelops_parquet"] = case_modelops_parquet
