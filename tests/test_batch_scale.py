@@ -112,3 +112,13 @@ def test_committed_page_matches_the_template_the_state_machine_and_the_code():
         stated.item_batching,
     ) == settings, "the batch settings changed: run `python -m devtools.costs`"
     assert bs.render(stated) == page, "docs/batch-scale.md is out of date: run `python -m devtools.costs`"
+
+
+def test_startup_is_the_online_benchmarks_cold_init_wall_time():
+    rows = [
+        {"case": f"{online} cold init", "metric": "handler init wall ms (median)", "value": 1500.0}
+        for online in bs.MODELS.values()
+    ]
+    assert set(bs.startup_seconds({"rows": rows}).values()) == {1.5}
+    with pytest.raises(LookupError, match="cold init"):
+        bs.startup_seconds({"rows": rows[1:]})
