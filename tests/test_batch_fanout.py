@@ -232,7 +232,7 @@ def test_template_wires_schedule_state_machine_and_functions():
     text = (ROOT / "statemachine" / "batch.asl.json").read_text()
     for placeholder in machine["DefinitionSubstitutions"]:
         assert "${" + placeholder + "}" in text
-    assert machine["DefinitionSubstitutions"]["BatchMaxConcurrency"] == {"Ref": "BatchMaxConcurrency"}
+    assert machine["DefinitionSubstitutions"]["BatchMaxConcurrency"] == {"Fn::Sub": "${BatchMaxConcurrency}"}
     assert params["BatchMaxConcurrency"]["Type"] == "Number" and params["BatchMaxConcurrency"]["MinValue"] == 1
     schedule = machine["Events"]["DailySchedule"]
     assert schedule["Type"] == "ScheduleV2"
