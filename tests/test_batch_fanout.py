@@ -117,6 +117,7 @@ def _payload(params: dict, state: dict, item=None) -> dict:
 def test_distributed_map_steps_score_parts_and_commit_last(s3, env, capsys):
     env.setenv("MODELOPS_BATCH_INLINE_MAX_BYTES", "1")  # force the fan-out
     env.setenv("MODELOPS_BATCH_PART_BYTES", str(32 * 1024))
+    env.setenv("MODELOPS_BATCH_MAX_CONCURRENCY", "40")
     names, X = features_and_rows(600, seed=7)
     put_input(s3, "a.csv", csv_bytes(names, X))
     put_input(s3, "b.csv", csv_bytes(names, X[:40], ids=[f"b{i}" for i in range(40)]))
@@ -125,10 +126,8 @@ def test_distributed_map_steps_score_parts_and_commit_last(s3, env, capsys):
 
     prepared = batch(_payload(ASL["States"]["Prepare"]["Parameters"], {"run_date": DATE})["Payload"], CONTEXT)
     assert prepared["status"] == "fanout"
-    assert next(c["Next"] for c in ASL["States"]["Route"]["Choices"] if c["StringEquals"] == "fanout") == (
-        "SetConcurrency"
-    )
-    assert ASL["States"]["SetConcurrency"]["Next"] == "ScoreParts"
+    assert next(c["Next"] for c in ASL["States"]["Route"]["Choices"] if c["StringEquals"] == "fanout") == "ScoreParts"
+    assert prepared["max_concurrency"] == 40  # MaxConcurrencyPath: the template's BatchMaxConcurrency, via the env
     mapping = ASL["States"]["ScoreParts"]
     reader = _payload(mapping["ItemReader"]["Parameters"], prepared)
     items = json.loads(s3.get_object(Bucket=reader["Bucket"], Key=reader["Key"])["Body"].read())
@@ -197,12 +196,9 @@ def test_state_machine_definition_is_valid_asl():
     assert states["DependenciesTimedOut"]["Type"] == "Fail"
     mapping = states["ScoreParts"]
     assert mapping["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
-    # MaxConcurrencyPath must resolve to a number, and a DefinitionSubstitution is text: the Pass state turns the
-    # template's BatchMaxConcurrency into one with States.StringToJson, into $.limits (the rest of the input stays).
-    limits = states["SetConcurrency"]
-    assert limits["Type"] == "Pass" and limits["ResultPath"] == "$.limits"
-    assert limits["Parameters"] == {"max_concurrency.$": "States.StringToJson('${BatchMaxConcurrency}')"}
-    assert mapping["MaxConcurrencyPath"] == "$.limits.max_concurrency" and "MaxConcurrency" not in mapping
+    # MaxConcurrencyPath must resolve to a number: the batch function answers it (MODELOPS_BATCH_MAX_CONCURRENCY,
+    # the template's BatchMaxConcurrency) next to the run, where a DefinitionSubstitution could only give text.
+    assert mapping["MaxConcurrencyPath"] == "$.max_concurrency" and "MaxConcurrency" not in mapping
     assert mapping["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
     assert mapping["Next"] == "Commit" and states["Commit"]["Next"] == "Done"
     for name in ("ScoreParts", "Commit"):  # a failure gives the date's lease back before the execution fails
@@ -232,7 +228,8 @@ def test_template_wires_schedule_state_machine_and_functions():
     text = (ROOT / "statemachine" / "batch.asl.json").read_text()
     for placeholder in machine["DefinitionSubstitutions"]:
         assert "${" + placeholder + "}" in text
-    assert machine["DefinitionSubstitutions"]["BatchMaxConcurrency"] == {"Fn::Sub": "${BatchMaxConcurrency}"}
+    batch_env = res["BatchFunction"]["Properties"]["Environment"]["Variables"]
+    assert batch_env["MODELOPS_BATCH_MAX_CONCURRENCY"] == {"Ref": "BatchMaxConcurrency"}
     assert params["BatchMaxConcurrency"]["Type"] == "Number" and params["BatchMaxConcurrency"]["MinValue"] == 1
     schedule = machine["Events"]["DailySchedule"]
     assert schedule["Type"] == "ScheduleV2"

@@ -32,6 +32,7 @@ class BatchConfig:
     score_workers: int = 0  # threads scoring chunks side by side; 0 = one per available CPU
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     lease_seconds: int = 30 * 60  # a run's hold on its date (batch.lease); longer than Lambda's 15 minutes
+    max_concurrency: int = 16  # parts of a fan-out scored side by side (the Distributed Map's MaxConcurrencyPath)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> BatchConfig:
@@ -44,6 +45,9 @@ class BatchConfig:
             upstream_marker=settings.text("MODELOPS_BATCH_UPSTREAM_MARKER", cls.upstream_marker, env),
             require_previous=settings.flag("MODELOPS_BATCH_REQUIRE_PREVIOUS", False, env),
             chunk_rows=settings.integer("MODELOPS_BATCH_CHUNK_ROWS", DEFAULT_CHUNK_ROWS, minimum=1, env=env),
+            max_concurrency=settings.integer(
+                "MODELOPS_BATCH_MAX_CONCURRENCY", cls.max_concurrency, minimum=1, maximum=10000, env=env
+            ),
             id_columns=tuple(c.strip() for c in ids.split(",") if c.strip()) if ids is not None else cls.id_columns,
             timezone=settings.text("MODELOPS_BATCH_TIMEZONE", cls.timezone, env) or "UTC",
             registry=settings.text("MODELOPS_REGISTRY", env=env) or None,

@@ -287,6 +287,7 @@ def scheduled_step(
     if status == "skipped":
         return prepared
     if prepared["mode"] == plan.FANOUT:
-        return {"status": "fanout", "run": prepared["run"]}
+        # the state machine's Distributed Map reads its MaxConcurrency from here (MaxConcurrencyPath)
+        return {"status": "fanout", "run": prepared["run"], "max_concurrency": runner.config.max_concurrency}
     manifest = runner.execute(prepared["run"])
     return {"status": "succeeded", "run_date": run_date, "manifest": manifest}
