@@ -6,7 +6,6 @@ time, so EmulatorPool keeps several and hands them out."""
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import platform
 import queue
@@ -17,10 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import processes
+from . import processes, rie_invoke
 from .template import FunctionSpec
 
-INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT")
 
 
@@ -99,19 +97,16 @@ class Emulator:
         return self.proc is not None and self.proc.poll() is None
 
     def invoke(self, payload: bytes) -> InvokeResult:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.spec.timeout + 30)
-        try:
-            conn.request("POST", INVOKE_PATH, body=payload, headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            body = resp.read()
-        except OSError as exc:
-            raise InvokeError(f"{self.spec.logical_id}: emulator did not answer: {exc}") from None
-        finally:
-            conn.close()
-        if resp.status != 200:
-            raise InvokeError(f"{self.spec.logical_id}: emulator answered HTTP {resp.status}: {body[:300]!r}")
-        function_error = body.startswith(b'{"errorMessage"') or resp.getheader("X-Amz-Function-Error") is not None
-        return InvokeResult(body, function_error, resp.getheader("Lambda-Runtime-Aws-Request-Id"))
+        body, headers = rie_invoke.invoke(
+            self.port,
+            payload,
+            timeout=self.spec.timeout + 30,
+            what=f"{self.spec.logical_id}: emulator",
+            error=InvokeError,
+            headers={"Content-Type": "application/json"},
+        )
+        function_error = body.startswith(b'{"errorMessage"') or headers.get("X-Amz-Function-Error") is not None
+        return InvokeResult(body, function_error, headers.get("Lambda-Runtime-Aws-Request-Id"))
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -27,9 +27,9 @@ MODELOPS_RIE_LOG_DIR (one log per execution environment; default: LocalStack's F
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,8 @@ from localstack.services.lambda_.invocation.lambda_models import FunctionVersion
 from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from localstack.services.lambda_.invocation.runtime_executor import LambdaRuntimeException, RuntimeExecutor
 
-from devtools import processes
+from devtools import processes, rie_invoke
 
-INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 NAME = "rie"
 # The host settings a runtime needs to start; everything else comes from LocalStack (the Lambda environment).
 PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR")
@@ -112,24 +111,15 @@ class RieRuntimeExecutor(RuntimeExecutor):
         return f"http://127.0.0.1:{config.GATEWAY_LISTEN[0].port}/_localstack_lambda/{self.id}"
 
     def invoke(self, payload: dict[str, str]) -> InvocationResult:
-        timeout = int(self.function_version.config.timeout) + 30  # the emulator enforces the function timeout
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(
-                "POST",
-                INVOKE_PATH,
-                body=payload["payload"].encode(),
-                headers={"Content-Type": "application/json", "X-Amzn-Trace-Id": payload.get("trace-id", "")},
-            )
-            resp = conn.getresponse()
-            body = resp.read()
-        except OSError as exc:
-            raise LambdaRuntimeException(f"emulator {self.id} did not answer: {exc}") from None
-        finally:
-            conn.close()
-        if resp.status != 200:
-            raise LambdaRuntimeException(f"emulator {self.id} answered HTTP {resp.status}: {body[:300]!r}")
-        return InvocationResult(payload["invoke-id"], body, is_error=_is_error(resp, body), logs=self._new_logs())
+        body, headers = rie_invoke.invoke(
+            self.port,
+            payload["payload"].encode(),
+            timeout=int(self.function_version.config.timeout) + 30,  # the emulator enforces the function timeout
+            what=f"emulator {self.id}",
+            error=LambdaRuntimeException,
+            headers={"Content-Type": "application/json", "X-Amzn-Trace-Id": payload.get("trace-id", "")},
+        )
+        return InvocationResult(payload["invoke-id"], body, is_error=_is_error(headers, body), logs=self._new_logs())
 
     def _new_logs(self) -> str:
         try:
@@ -168,9 +158,9 @@ class RieRuntimeExecutor(RuntimeExecutor):
         return True
 
 
-def _is_error(resp: http.client.HTTPResponse, body: bytes) -> bool:
+def _is_error(headers: Message, body: bytes) -> bool:
     """The handler raised: the emulator answers 200 with Lambda's error object (errorMessage, errorType)."""
-    if resp.getheader("X-Amz-Function-Error"):
+    if headers.get("X-Amz-Function-Error"):
         return True
     try:
         answer = json.loads(body)
