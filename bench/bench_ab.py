@@ -29,11 +29,11 @@ ROUNDS, BUDGET_S = 3000, 15.0
 
 
 def main() -> int:
-    from modelops import experiment
-    from modelops.artifact import write_artifact
-    from modelops.dataset import load_builtin
-    from modelops.serving.gateway import Gateway
-    from modelops.training import train
+    from modelops.experiments import assignment as experiment
+    from modelops.model.artifact import write_artifact
+    from modelops.model.dataset import load_builtin
+    from modelops.model.training import train
+    from modelops.serving.fastpath import Gateway
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ab-"))
     dataset = load_builtin("breast_cancer")

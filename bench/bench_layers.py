@@ -51,9 +51,9 @@ def _python312() -> str:
 def _models(tmp: Path) -> dict[str, Path]:
     import user_models
     from frame_artifacts import write_frame_artifact
-    from modelops.artifact import write_artifact
-    from modelops.dataset import load_builtin
-    from modelops.training import train
+    from modelops.model.artifact import write_artifact
+    from modelops.model.dataset import load_builtin
+    from modelops.model.training import train
 
     trained = train(load_builtin("breast_cancer"), "breast-cancer")
     write_artifact(tmp / "lr", trained.estimator, trained.manifest, trained.golden)

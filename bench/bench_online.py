@@ -77,9 +77,9 @@ print(time.process_time() - c0, time.perf_counter() - t0)
 def train_models(tmp: Path) -> dict[str, Path]:
     import user_models
     from frame_artifacts import write_frame_artifact
-    from modelops.artifact import write_artifact
-    from modelops.dataset import load_builtin
-    from modelops.training import train
+    from modelops.model.artifact import write_artifact
+    from modelops.model.dataset import load_builtin
+    from modelops.model.training import train
 
     dataset = load_builtin("breast_cancer")
     out = {}

@@ -16,12 +16,15 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from modelops import abcontrol, abreport, feedback
-from modelops.artifact import write_artifact
-from modelops.cli.ab import print_report
-from modelops.dataset import load_builtin
+from modelops.capture import feedback
+from modelops.experiments import control as abcontrol
+from modelops.experiments import report as abreport
+from modelops.model.artifact import write_artifact
+from modelops.model.dataset import load_builtin
+from modelops.model.training import train
 from modelops.registry import Registry
-from modelops.training import train
+
+from modelops_cli.ab import print_report
 
 from .demo import Demo
 from .emulator import EmulatorPool

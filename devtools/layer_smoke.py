@@ -165,9 +165,9 @@ def runtime_dir(work: Path) -> Path:
 
 def train_model(directory: Path) -> str:
     """Train and write the default model; returns its version."""
-    from modelops.artifact import write_artifact
-    from modelops.dataset import load_builtin
-    from modelops.training import train
+    from modelops.model.artifact import write_artifact
+    from modelops.model.dataset import load_builtin
+    from modelops.model.training import train
 
     trained = train(load_builtin("breast_cancer"), "breast-cancer")
     return write_artifact(directory, trained.estimator, trained.manifest, trained.golden).version

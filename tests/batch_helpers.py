@@ -10,7 +10,7 @@ import numpy as np
 from modelops.batch.config import BatchConfig
 from modelops.batch.run import BatchRunner
 from modelops.batch.store import Store
-from modelops.dataset import load_builtin
+from modelops.model.dataset import load_builtin
 
 BUCKET = "modelops-test"
 DATE = "2026-03-14"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from modelops.artifact import write_artifact
-from modelops.dataset import load_builtin
+from modelops.model.artifact import write_artifact
+from modelops.model.dataset import load_builtin
+from modelops.model.training import train
 from modelops.registry import Registry
-from modelops.training import train
 from moto import mock_aws
 from support.aws import BUCKET, REGION
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from modelops import drift
-from modelops.artifact import CLASSIFICATION, REGRESSION, Manifest, runtime_versions, write_artifact
-from modelops.schema import CATEGORY, NUMBER, Feature
-from modelops.versioning import new_version, utc_now_iso
+from modelops.model.artifact import CLASSIFICATION, REGRESSION, Manifest, runtime_versions, write_artifact
+from modelops.model.schema import CATEGORY, NUMBER, Feature
+from modelops.model.versioning import new_version, utc_now_iso
+from modelops.monitoring import drift
 
 
 def feature_of(column: pd.Series) -> Feature:

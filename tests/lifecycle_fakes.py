@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelops.deploy import Rollout
-from modelops.feedback import LabelledRow
+from modelops.capture.feedback import LabelledRow
+from modelops.rollout.deploy import Rollout
 
 NOW = 1_800_000_000.0
 
@@ -95,13 +95,13 @@ class SerializedPuts:
             return self._s3.put_object(**kwargs)
 
 
-TRUSTED_URI = "s3://modelops-test/training-data/trusted"  # curated trusted rows (modelops.trusted)
+TRUSTED_URI = "s3://modelops-test/training-data/trusted"  # curated trusted rows (modelops.model.trusted)
 
 
 def put_trusted_rows(s3: Any, rows: int = 150, factor: float = 1.3) -> None:
     """The data owners' confirmed rows from the new device (the shift devtools.lifecycle_sim simulates), under the
     training data prefix where only they write."""
-    from modelops.dataset import load_builtin
+    from modelops.model.dataset import load_builtin
 
     from devtools.lifecycle_sim import trusted_rows_csv
 

@@ -60,7 +60,7 @@ def seed(s3: Any, bucket: str, objects: Path) -> None:
 
 
 def run_feedback(app: Any, spec: dict[str, Any]) -> dict[str, Any]:
-    from modelops import feedback
+    from modelops.capture import feedback
 
     answers = [app.lambda_handler(event, Ctx()) for event in spec["events"]]
     stored = feedback.FeedbackStore(spec["bucket"], "data").read()

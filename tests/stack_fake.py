@@ -1,5 +1,5 @@
 """A stand-in for CloudFormation (with CodeDeploy) acting on one stack's predict function, behind the CloudFormation
-client interface modelops.deploy uses: describe_stacks and create/describe/execute/delete_change_set.
+client interface modelops.rollout.deploy uses: describe_stacks and create/describe/execute/delete_change_set.
 
 moto can neither run the SAM transform nor CodeDeploy, so this fake implements the documented behaviour a rollout
 depends on, on moto's Lambda and SSM:

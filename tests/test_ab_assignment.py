@@ -7,8 +7,8 @@ import json
 import random
 
 import pytest
-from modelops import experiment
-from modelops.errors import InputError, ModelOpsError
+from modelops.core.errors import InputError, ModelOpsError
+from modelops.experiments import assignment as experiment
 
 
 def make(tmp_path, percent: float, **kwargs) -> experiment.Experiment:

@@ -9,10 +9,11 @@ import json
 import boto3
 import numpy as np
 from botocore.stub import ANY, Stubber
-from modelops import experiment
-from modelops import feedback as fb
-from modelops.abcontrol import AppConfigPublisher, AppConfigTarget
-from modelops.cli import main
+from modelops.capture import feedback as fb
+from modelops.experiments import assignment as experiment
+from modelops.experiments.control import AppConfigPublisher, AppConfigTarget
+
+from modelops_cli import main
 
 BUCKET = "modelops-test"
 REG = f"s3://{BUCKET}/registry"

@@ -7,8 +7,8 @@ import json
 import time
 
 import pytest
-from modelops import feedback as fb
-from modelops.errors import InputError
+from modelops.capture import feedback as fb
+from modelops.core.errors import InputError
 from support.events import feedback_event_with_body
 from support.feedback import EVENT_REQUEST_ID, FEEDBACK_CONTEXT, feedback_event
 from support.handlers import load_handler

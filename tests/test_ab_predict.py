@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from modelops import experiment
-from modelops.serving import gateway as gw
+from modelops.experiments import assignment as experiment
+from modelops.serving import fastpath as gw
 
 
 def predict_event(body: dict, headers: dict | None = None, request_id: str = "req-1") -> dict:
@@ -97,7 +97,7 @@ def test_without_challenger_no_experiment_and_no_flag_lookup(classifier_dir, ver
 
 
 def test_capture_has_latency_and_failed_requests_are_captured(tmp_path, classifier_dir, versions, capsys):
-    from modelops import feedback
+    from modelops.capture import feedback
 
     ok = gw.Gateway.from_env(
         {"MODELOPS_MODEL_DIR": str(classifier_dir), "MODELOPS_MODEL_VERSION": versions[0], "MODELOPS_CAPTURE": "on"}

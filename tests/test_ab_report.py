@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from modelops import abreport
-from modelops.feedback import LabelledRow, PredictionRecord
+from modelops.capture.feedback import LabelledRow, PredictionRecord
+from modelops.experiments import report as abreport
 
 
 def synthetic_classification(acc_a: float, acc_b: float, n: int, seed: int, share_b: float = 0.5, err_b: float = 0.0):

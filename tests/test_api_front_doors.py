@@ -18,8 +18,8 @@ import json
 
 import pytest
 from api_support import invoke, load_event, serve_model
-from modelops import feedback as fb
-from modelops import labelsecret
+from modelops.capture import feedback as fb
+from modelops.capture import labelsecret
 from support.aws import BUCKET
 from support.feedback import EVENT_REQUEST_ID, FEEDBACK_CONTEXT, served_token
 from support.handlers import load_handler

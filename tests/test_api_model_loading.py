@@ -8,7 +8,7 @@ import json
 
 import pytest
 from api_support import invoke, predict_app, proxy_event
-from modelops.artifact import Manifest
+from modelops.model.artifact import Manifest
 
 MODEL_VARS = (
     "MODELOPS_MODEL_DIR",

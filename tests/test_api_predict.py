@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from api_support import invoke, load_event, proxy_event, serve_model
-from modelops.artifact import load_from_dir
+from modelops.model.artifact import load_from_dir
 
 
 @pytest.fixture
@@ -302,7 +302,7 @@ def test_capture_is_off_by_default(clf, golden, capsys):
 
 
 def test_capture_line_holds_rows_and_predictions(serve, classifier_dir, golden, capsys):
-    from modelops.feedback import parse_records
+    from modelops.capture.feedback import parse_records
 
     app = serve(classifier_dir, MODELOPS_CAPTURE="on")
     capsys.readouterr()
@@ -367,7 +367,7 @@ def test_values_that_overflow_inside_the_model_are_400(serve, classifier_dir, re
 
 
 def test_tracer_only_inside_aws():
-    from modelops.serving.gateway import running_in_aws
+    from modelops.serving.fastpath import running_in_aws
 
     aws = {"AWS_LAMBDA_FUNCTION_NAME": "predict", "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000"}
     assert running_in_aws(aws)
@@ -442,7 +442,7 @@ def test_capture_writes_the_client_array_text_only_when_it_is_the_validated_arra
 
 
 def test_a_capture_with_the_client_text_reads_as_the_serialised_one(serve, classifier_dir, golden, capsys):
-    from modelops.feedback import parse_records
+    from modelops.capture.feedback import parse_records
 
     app = serve(classifier_dir, MODELOPS_CAPTURE="on")
     rows = [golden["instances"][i % len(golden["instances"])] for i in range(100)]

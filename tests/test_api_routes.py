@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from api_support import invoke, proxy_event, serve_model
-from modelops.artifact import load_from_dir
+from modelops.model.artifact import load_from_dir
 
 
 @pytest.fixture

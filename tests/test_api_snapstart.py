@@ -182,7 +182,7 @@ def test_after_restore_reseeds_the_random_generators(hooks, serving_env):
 
 def test_after_restore_rebuilds_the_ab_flag_store_and_its_client(hooks, serving_env):
     from aws_lambda_powertools.utilities.feature_flags import AppConfigStore
-    from modelops.experiment import Experiment
+    from modelops.experiments.assignment import Experiment
 
     app = _fresh_app()
     store = AppConfigStore(environment="live", application="modelops", name="ab", max_age=30)

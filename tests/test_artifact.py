@@ -2,9 +2,9 @@ import json
 
 import numpy as np
 import pytest
-from modelops import artifact
-from modelops.artifact import MANIFEST_FILE, MODEL_FILE, load_from_dir
-from modelops.errors import ArtifactIntegrityError, VersionSkewError
+from modelops.core.errors import ArtifactIntegrityError, VersionSkewError
+from modelops.model import artifact
+from modelops.model.artifact import MANIFEST_FILE, MODEL_FILE, load_from_dir
 
 
 def test_classifier_manifest_records_everything(classifier_dir):
@@ -34,7 +34,7 @@ def test_classifier_manifest_records_everything(classifier_dir):
 def test_version_ids_are_unique_and_sortable():
     from datetime import UTC, datetime, timedelta
 
-    from modelops.versioning import is_version, new_version
+    from modelops.model.versioning import is_version, new_version
 
     t = datetime(2026, 1, 1, tzinfo=UTC)
     ids = [new_version(t + timedelta(seconds=i)) for i in range(5)]
@@ -115,7 +115,7 @@ def test_malicious_pickle_never_runs(tmp_path, classifier_dir, copy_dir):
 
 
 def test_incomplete_directory_is_a_clear_error(tmp_path):
-    from modelops.errors import ModelOpsError
+    from modelops.core.errors import ModelOpsError
 
     with pytest.raises(ModelOpsError, match="manifest.json is missing"):
         load_from_dir(tmp_path)

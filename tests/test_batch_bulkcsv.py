@@ -13,13 +13,13 @@ import time
 
 import numpy as np
 import pytest
-from modelops.artifact import load_from_dir
 from modelops.batch import bulkcsv, readers
 from modelops.batch.readers import CsvParser, JsonLinesParser, Unread, csv_field, line_blocks, read_header
 from modelops.batch.scoring import Scorer, without_idle_imputers
 from modelops.batch.workers import limit_openmp_threads, ordered_map, quick_gil_handoff
-from modelops.errors import InputError
-from modelops.schema import Feature, FeatureSchema
+from modelops.core.errors import InputError
+from modelops.model.artifact import load_from_dir
+from modelops.model.schema import Feature, FeatureSchema
 
 FEATURES = ["a", "b", "c", "d"]
 

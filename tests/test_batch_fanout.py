@@ -22,11 +22,12 @@ from batch_helpers import (
     read_csv,
     register_champion,
 )
-from modelops.cli import main as cli_main
-from modelops.errors import ModelOpsError
+from modelops.core.errors import ModelOpsError
 from support.context import LambdaContext
 from support.handlers import load_handler
 from template_support import flatten
+
+from modelops_cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 ASL = json.loads((ROOT / "statemachine" / "batch.asl.json").read_text())
@@ -298,7 +299,7 @@ def test_cli_batch_status_draws_drift_per_feature(s3, env, capsys, tmp_path):
     assert cli_main(["--json", "batch", "status", "--date", DATE, "--drift-chart", str(chart)]) == 0
     manifest = json.loads(capsys.readouterr().out)["manifest"]
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from modelops.cli.drift_chart import draw_drift
+    from modelops_cli.drift_chart import draw_drift
 
     bars = draw_drift(manifest, tmp_path / "again.png")
     psi_by_feature = manifest["drift"]["feature_psi"]
@@ -337,7 +338,8 @@ def test_cli_backfill_runs_dates_in_order_and_stops_at_the_first_not_ready(s3, e
 def test_row_progress_counts_chunks_and_rows():
     import numpy as np
     from modelops.batch.readers import Chunk
-    from modelops.cli.output import RowProgress
+
+    from modelops_cli.output import RowProgress
 
     counter = RowProgress("run 2026-03-01")
     counter.update(Chunk(ids=np.full((3, 1), ord("1"), np.uint8), matrix=np.zeros((3, 2)), rejected=[(4, "bad")]))

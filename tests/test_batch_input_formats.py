@@ -22,13 +22,13 @@ from batch_helpers import (
     register_champion,
     runner,
 )
-from modelops.artifact import write_artifact
 from modelops.batch import plan
 from modelops.batch.run import BatchRunner, scheduled_step
 from modelops.batch.store import ObjectInfo, open_store
-from modelops.dataset import read_csv as read_training_csv
-from modelops.errors import ModelOpsError, NotFoundError
-from modelops.training import train
+from modelops.core.errors import ModelOpsError, NotFoundError
+from modelops.model.artifact import write_artifact
+from modelops.model.dataset import read_csv as read_training_csv
+from modelops.model.training import train
 
 OUT = f"batch/output/{DATE}/"
 BOM = b"\xef\xbb\xbf"

@@ -23,15 +23,15 @@ from batch_helpers import (
     register_champion,
     runner,
 )
-from modelops.artifact import write_artifact
 from modelops.batch import plan
 from modelops.batch.parquet import TAIL_READ_BYTES, RangeFile, describe_row_groups
 from modelops.batch.run import BatchRunner
 from modelops.batch.store import ObjectInfo, Store
-from modelops.dataset import read_csv as read_training_csv
-from modelops.errors import InputError, ModelOpsError
-from modelops.runtimecheck import pinned_versions
-from modelops.training import train
+from modelops.core.errors import InputError, ModelOpsError
+from modelops.model.artifact import write_artifact
+from modelops.model.dataset import read_csv as read_training_csv
+from modelops.model.runtimecheck import pinned_versions
+from modelops.model.training import train
 
 OUT = f"batch/output/{DATE}/"
 

@@ -22,7 +22,7 @@ from batch_helpers import (
     runner,
 )
 from botocore.exceptions import ClientError
-from modelops.errors import ModelOpsError
+from modelops.core.errors import ModelOpsError
 
 OUT = f"batch/output/{DATE}/"
 

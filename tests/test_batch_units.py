@@ -13,8 +13,8 @@ from modelops.batch.dates import logical_run_date, parse_run_date
 from modelops.batch.events import run_request
 from modelops.batch.readers import CsvParser, line_blocks
 from modelops.batch.scoring import fixed_decimals
-from modelops.errors import InputError
-from modelops.schema import Feature, FeatureSchema
+from modelops.core.errors import InputError
+from modelops.model.schema import Feature, FeatureSchema
 
 
 def test_logical_run_date_is_yesterday_in_the_schedule_time_zone():

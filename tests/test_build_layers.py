@@ -76,12 +76,10 @@ def test_layer_recipe_targets_lambda_arm64_python312(layer, tmp_path):
 
 
 def test_no_lambda_module_imports_the_cli():
-    """The modelops layer ships without modelops/cli, so nothing else in the package may import it."""
+    """The modelops layer ships without modelops_cli, so nothing else in the package may import it."""
     package = ROOT / "layers" / "modelops" / "modelops"
     offenders = []
     for path in package.rglob("*.py"):
-        if "cli" in path.relative_to(package).parts:
-            continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = []
             if isinstance(node, ast.Import):
@@ -89,7 +87,7 @@ def test_no_lambda_module_imports_the_cli():
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 names = [base if node.level == 0 else "." * node.level + base]
-            if any(n.startswith("modelops.cli") or n.lstrip(".").startswith("cli") for n in names):
+            if any(n.startswith("modelops_cli") or n.lstrip(".").startswith("cli") for n in names):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
 
@@ -201,11 +199,11 @@ def test_modelops_layer_build_ships_package_sources_and_bytecode_without_cli(tmp
     result = _run_layer_make(source, "ModelOpsLayer", out, local_wheels)
     assert result.returncode == 0, result.stdout + result.stderr
     package = out / "python" / "modelops"
-    assert (package / "errors.py").is_file()
-    assert (package / "__pycache__" / "errors.cpython-312.pyc").is_file()
-    assert not (package / "cli").exists()
+    assert (package / "core" / "errors.py").is_file()
+    assert (package / "core" / "__pycache__" / "errors.cpython-312.pyc").is_file()
+    assert not (out / "python" / "modelops_cli").exists()
     # Unchecked-hash pycs: flags word 0b01 (hash-based, do not check the source).
-    flags = int.from_bytes((package / "__pycache__" / "errors.cpython-312.pyc").read_bytes()[4:8], "little")
+    flags = int.from_bytes((package / "core" / "__pycache__" / "errors.cpython-312.pyc").read_bytes()[4:8], "little")
     assert flags == 0b01
     assert (out / "python" / "threadpoolctl.pyc").is_file()
 

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from modelops.cli import main
 from support.cli import one_line_error, run
+
+from modelops_cli import main
 
 REG = "s3://modelops-test/registry"
 
@@ -162,7 +163,7 @@ def test_no_credentials_in_a_real_process(tmp_path):
 
 
 def test_every_command_has_help(capsys):
-    from modelops.cli import build_parser
+    from modelops_cli import build_parser
 
     parser = build_parser()
     with pytest.raises(SystemExit) as exit_info:

@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from modelops.cli import _leaves, build_parser, main
-from modelops.errors import ModelOpsError
-from modelops.names import check_model_name, model_name_from
+from modelops.core.errors import ModelOpsError
+from modelops.core.names import check_model_name, model_name_from
 from modelops.registry import Registry
+
+from modelops_cli import _leaves, build_parser, main
 
 SCRIPT = Path(sys.executable).with_name("modelops")
 
@@ -163,8 +164,8 @@ def test_registry_methods_refuse_bad_names(reg):
 
 
 def test_training_refuses_bad_names():
-    from modelops.dataset import load_builtin
-    from modelops.training import train
+    from modelops.model.dataset import load_builtin
+    from modelops.model.training import train
 
     with pytest.raises(ModelOpsError, match="model name 'a/b' is not valid"):
         train(load_builtin("breast_cancer"), "a/b")

@@ -18,10 +18,10 @@ import user_models
 from api_support import invoke, proxy_event, serve_model
 from batch_helpers import DATE, manifest, put_input, read_csv, register_champion, runner
 from frame_artifacts import json_rows, strict_model, write_frame_artifact
-from modelops.artifact import Manifest, load_from_dir
-from modelops.errors import ModelOpsError
-from modelops.frames import input_spec
-from modelops.schema import FeatureSchema
+from modelops.core.errors import ModelOpsError
+from modelops.model.artifact import Manifest, load_from_dir
+from modelops.model.frames import input_spec
+from modelops.model.schema import FeatureSchema
 
 OUT = f"batch/output/{DATE}/"
 BUILDERS = {
@@ -228,7 +228,7 @@ def test_a_model_needing_a_module_the_runtime_lacks_is_a_503_naming_it(monkeypat
 def test_a_class_from_main_is_named_when_the_model_cannot_load(monkeypatch, tmp_path):
     import pickle
 
-    from modelops.errors import MissingModuleError
+    from modelops.core.errors import MissingModuleError
 
     estimator, X, y = user_models.multiclass_model(60)
     write_frame_artifact(tmp_path, estimator, X, y, "iris")
@@ -425,7 +425,7 @@ def test_parity_rows_cover_every_dtype_and_both_kinds_of_rejection(frame_models)
 # ---- pandas from the layer's archive -------------------------------------------------------------------------
 _IMPORT_PANDAS = """
 import json, sys
-from modelops.frames import import_pandas
+from modelops.model.frames import import_pandas
 try:
     pd = import_pandas()
 except ModuleNotFoundError as exc:
@@ -478,12 +478,12 @@ def test_the_openapi_document_types_bool_and_integer_features(monkeypatch, frame
 
 
 def test_a_dataframe_model_without_pandas_is_a_503_naming_it(monkeypatch, frame_models, caplog):
-    import modelops.frames
+    import modelops.model.frames
 
     def no_pandas():
         raise ModuleNotFoundError("No module named 'pandas'", name="pandas")
 
-    monkeypatch.setattr(modelops.frames, "import_pandas", no_pandas)
+    monkeypatch.setattr(modelops.model.frames, "import_pandas", no_pandas)
     directory, _, X = frame_models["titanic-hgb"]
     with caplog.at_level(logging.ERROR, logger="modelops.serving.model_holder"):
         app = serve_model(monkeypatch, directory)
@@ -492,8 +492,8 @@ def test_a_dataframe_model_without_pandas_is_a_503_naming_it(monkeypatch, frame_
 
 
 def test_a_pandas_dtype_the_schema_cannot_fill_is_refused_at_load():
-    from modelops.frames import FrameBuilder
-    from modelops.schema import CATEGORY, NUMBER, Feature
+    from modelops.model.frames import FrameBuilder
+    from modelops.model.schema import CATEGORY, NUMBER, Feature
 
     for feature in (
         Feature("alone", CATEGORY, allowed=("False", "True"), pandas_dtype="bool"),  # "False" would be True

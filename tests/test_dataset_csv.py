@@ -1,4 +1,4 @@
-"""The training CSV reader (modelops.dataset.read_csv): missing values as pandas reads them, the rule that
+"""The training CSV reader (modelops.model.dataset.read_csv): missing values as pandas reads them, the rule that
 makes a column numeric, and one-line errors for data that cannot be trained on."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 import pytest
-from modelops.dataset import read_csv
-from modelops.errors import ModelOpsError
-from modelops.missing import NA_VALUES, missing_tokens, parse_tokens
-from modelops.training import train
+from modelops.core.errors import ModelOpsError
+from modelops.model.dataset import read_csv
+from modelops.model.missing import NA_VALUES, missing_tokens, parse_tokens
+from modelops.model.training import train
 
 
 def csv(*lines: str) -> bytes:
@@ -107,7 +107,7 @@ def test_a_repeated_header_column_is_an_error():
 
 def test_a_recipe_reads_the_same_tokens_again(monkeypatch):
     """A retrain re-reads the original training CSV with the tokens the champion was trained with."""
-    import modelops.retrain as retrain_module
+    import modelops.retrain.run as retrain_module
 
     body = csv("a,b,y", *[f"{i},{'?' if i % 5 == 0 else i * 2},{'x' if i % 2 else 'z'}" for i in range(40)])
     trained = train(read_csv(body, "y", missing=["?"]), "tokens")

@@ -1,6 +1,6 @@
 """The package's dependency rules, read from the source with `ast` (no module is imported):
 
-- boto3 and botocore are imported only by modelops/aws.py, the adapter that builds clients and turns botocore
+- boto3 and botocore are imported only by modelops/adapters/aws.py, the adapter that builds clients and turns botocore
   failures into ModelOpsError; every other module gets its clients from it or has them injected, so tests swap
   AWS without patching module names;
 - the serving core (service, body, negotiation, errors) never imports the Powertools routes or the gateway,
@@ -59,9 +59,9 @@ def test_the_rules_see_imports_of_every_form(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "modelops")
     names = _imports(source, runtime_only=True)
-    assert {"boto3", "botocore", "botocore.session", "modelops.aws.client", "modelops.serving.routes"} <= names
-    assert "modelops.serving.gateway" not in names
-    assert "modelops.serving.gateway" in _imports(source)
+    assert {"boto3", "botocore", "botocore.session", "modelops.adapters.aws.client", "modelops.serving.api"} <= names
+    assert "modelops.serving.fastpath" not in names
+    assert "modelops.serving.fastpath" in _imports(source)
 
 
 def test_only_the_aws_adapter_imports_boto3_or_botocore():
@@ -76,7 +76,7 @@ def test_only_the_aws_adapter_imports_boto3_or_botocore():
 @pytest.mark.parametrize("core", ["service.py", "body.py", "negotiation.py", "errors.py"])
 def test_the_serving_core_does_not_depend_on_the_routes_or_the_gateway(core):
     names = _imports(PACKAGE / "serving" / core)
-    assert not {n for n in names if n.startswith(("modelops.serving.routes", "modelops.serving.gateway"))}
+    assert not {n for n in names if n.startswith(("modelops.serving.api", "modelops.serving.fastpath"))}
 
 
 def test_the_routes_use_the_gateway_only_for_types():
@@ -87,7 +87,7 @@ def test_the_package_does_not_import_the_command_line():
     offenders = {
         str(path.relative_to(PACKAGE))
         for path in _modules()
-        if "cli" not in path.relative_to(PACKAGE).parts and any(n.startswith("modelops.cli") for n in _imports(path))
+        if "cli" not in path.relative_to(PACKAGE).parts and any(n.startswith("modelops_cli") for n in _imports(path))
     }
     assert offenders == set()
 

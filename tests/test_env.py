@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from modelops.core import env
 from modelops.core.env import ConfigError
-from modelops.errors import ModelOpsError
+from modelops.core.errors import ModelOpsError
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "layers" / "modelops" / "modelops"
@@ -240,7 +240,7 @@ def test_batch_wait_settings_are_checked(monkeypatch):
 
 
 def test_label_window_is_checked():
-    from modelops import labelsecret
+    from modelops.capture import labelsecret
 
     assert labelsecret.window_seconds({labelsecret.WINDOW_ENV: "0.5"}) == 1800
     for bad, message in (("abc", "is not a number"), ("-1", "below the minimum 0"), ("0", "never be accepted")):
@@ -249,7 +249,7 @@ def test_label_window_is_checked():
 
 
 def test_retrain_settings_name_the_variable():
-    from modelops import lifecycle
+    from modelops.wiring import retrain as lifecycle
 
     with pytest.raises(ConfigError, match="^MODELOPS_APPROVAL_MODE='sometimes' is not one of auto, manual$"):
         lifecycle.config_from_env({"MODELOPS_APPROVAL_MODE": "sometimes"})

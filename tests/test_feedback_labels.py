@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 
-from modelops import feedback as fb
-from modelops import labelsecret, labeltoken
-from modelops.errors import ModelOpsError
+from modelops.capture import feedback as fb
+from modelops.capture import labelsecret, labeltoken
+from modelops.core.errors import ModelOpsError
 from modelops.registry import Registry
 from support.aws import BUCKET
 from support.feedback import KEY_ID, deployed, error_of, post, served

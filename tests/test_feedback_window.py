@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-from modelops import feedback
-from modelops.feedback import FeedbackStore, PredictionLog, newest, prediction_record, read_window
-from modelops.objectstore import open_location
-from modelops.retrain import FeedbackLabelled
+from modelops.adapters.objectstore import open_location
+from modelops.capture import feedback
+from modelops.capture.feedback import FeedbackStore, PredictionLog, newest, prediction_record, read_window
+from modelops.retrain.run import FeedbackLabelled
 
 
 def seed_window(tmp_path, n: int, start: float):

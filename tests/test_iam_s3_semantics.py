@@ -15,17 +15,17 @@ import pytest
 from batch_helpers import BUCKET, DATE, csv_bytes, features_and_rows, put_input, register_champion
 from iam_enforcement import Policy, enforce, role_policy
 from lifecycle_fakes import Clock, FakeDeployer, ListLabelled
-from modelops import hook
 from modelops.batch.config import BatchConfig
 from modelops.batch.run import BatchRunner
 from modelops.batch.store import Store
-from modelops.dataset import load_builtin
-from modelops.deploy import PinNames
-from modelops.errors import ModelOpsError
-from modelops.feedback import FeedbackStore
-from modelops.lock import RetrainLock
+from modelops.capture.feedback import FeedbackStore
+from modelops.core.errors import ModelOpsError
+from modelops.model.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION, Registry
-from modelops.retrain import RetrainConfig, Retrainer
+from modelops.retrain.lock import RetrainLock
+from modelops.retrain.run import RetrainConfig, Retrainer
+from modelops.rollout import hook
+from modelops.rollout.deploy import PinNames
 
 from devtools.lifecycle_sim import labelled_traffic
 from devtools.template import LocalContext

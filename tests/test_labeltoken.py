@@ -1,4 +1,4 @@
-"""Label tokens (modelops.labeltoken): what the predict answer signs and POST /feedback verifies."""
+"""Label tokens (modelops.capture.labeltoken): what the predict answer signs and POST /feedback verifies."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import base64
 import json
 
 import pytest
-from modelops import labelsecret, labeltoken
-from modelops.errors import InputError
+from modelops.capture import labelsecret, labeltoken
+from modelops.core.errors import InputError
 
 SECRET = b"test-secret"
 T0 = 1_780_000_000

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelops import feedback as fb
+from modelops.capture import feedback as fb
 from samtranslator.yaml_helper import yaml_parse
 from support.aws import BUCKET
 from support.feedback import EVENT_REQUEST_ID, feedback_event

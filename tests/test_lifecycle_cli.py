@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from modelops.cli import main
 from modelops.registry import CHAMPION
 from support.retrain_stack import deployed, stack
+
+from modelops_cli import main
 
 __all__ = ["deployed", "stack"]  # the fixtures (champion + captured, labelled traffic), used by name
 

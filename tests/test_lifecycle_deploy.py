@@ -1,4 +1,4 @@
-"""The rollout adapters. A rollout is an update of the stack itself (modelops.deploy). moto can run neither change sets
+"""The rollout adapters. A rollout is an update of the stack itself (modelops.rollout.deploy). moto can run neither change sets
 of a SAM template nor CodeDeploy, so CloudFormation is the fake in stack_fake.py, which follows CloudFormation's and
 CodeDeploy's documented behaviour on moto's Lambda and SSM (its docstring names the sources). The Lambda client handed
 to modelops is read-only: only the fake CloudFormation may publish versions or move `live`."""
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from modelops.deploy import (
+from modelops.core.errors import ConflictError, ModelOpsError
+from modelops.rollout.deploy import (
     AliasShiftDeployer,
     LambdaVersions,
     PinNames,
@@ -15,7 +16,6 @@ from modelops.deploy import (
     StackRolloutDeployer,
     unexpected_changes,
 )
-from modelops.errors import ConflictError, ModelOpsError
 from stack_fake import ROLLOUT_CHANGES, FakeStack, ReadOnlyLambda
 from support.predict_function import FN, MODEL
 
@@ -216,7 +216,7 @@ SAMCONFIG = {"ModelName": MODEL, "ModelVersion": f"/modelops/{STACK}/{MODEL}/cha
 @pytest.fixture
 def promoted(lam, ssm, pins, registry_for_finalize):
     """v1 served, then a retrain rollout of v2 succeeded and finalize pinned it as the champion."""
-    from modelops.retrain import finalize
+    from modelops.retrain.run import finalize
 
     pins.put(V1)
     stack = FakeStack(lam, ssm, name=STACK, function=FN, parameters=dict(SAMCONFIG))
@@ -232,7 +232,7 @@ def registry_for_finalize(moto_aws, classifier_dir, tmp_path):
     """finalize moves the registry's champion alias too; V1 and V2 are registered under those versions."""
     import shutil
 
-    from modelops.artifact import Manifest
+    from modelops.model.artifact import Manifest
     from modelops.registry import CHAMPION, Registry
 
     boto3.client("s3").create_bucket(Bucket="promotions")

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from modelops import drift
-from modelops.artifact import Manifest
-from modelops.feedback import PredictionRecord
-from modelops.monitoring import drift_report
+from modelops.capture.feedback import PredictionRecord
+from modelops.model.artifact import Manifest
+from modelops.monitoring import drift
+from modelops.monitoring.quality import drift_report
 
 
 def test_psi_matches_hand_computation():
@@ -136,7 +136,7 @@ def test_accumulator_mixed_numeric_and_categorical_columns():
 
 def test_drift_report_from_captured_requests_flags_the_shifted_feature(classifier_dir):
     manifest = Manifest.from_json((classifier_dir / "manifest.json").read_bytes())
-    from modelops.dataset import load_builtin
+    from modelops.model.dataset import load_builtin
 
     ds = load_builtin("breast_cancer")
     names = ds.feature_names

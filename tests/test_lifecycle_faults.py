@@ -9,11 +9,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from lifecycle_fakes import NOW, TRUSTED_URI, Clock, FakeDeployer, ListLabelled, MemoryPin, Notes, put_trusted_rows
-from modelops import training
-from modelops.dataset import load_builtin
-from modelops.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+from modelops.model import training
+from modelops.model.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION
-from modelops.retrain import RetrainConfig, Retrainer
+from modelops.retrain.run import RetrainConfig, Retrainer
+from modelops.rollout.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
 from stack_fake import FakeStack, ReadOnlyLambda
 from support.predict_function import FN
 
@@ -47,7 +47,7 @@ class FailingS3:
 
 @pytest.fixture(scope="module")
 def records(classifier_dir):
-    from modelops.artifact import load_from_dir
+    from modelops.model.artifact import load_from_dir
 
     champion = load_from_dir(classifier_dir)
     return labelled_traffic(

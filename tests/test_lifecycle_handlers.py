@@ -10,8 +10,8 @@ import json
 
 import boto3
 import pytest
-from modelops import lifecycle
 from modelops.registry import CANDIDATE, CHAMPION
+from modelops.wiring import retrain as lifecycle
 from support.context import LambdaContext
 from support.events import load_event
 from support.handlers import load_handler
@@ -64,7 +64,7 @@ def test_end_of_a_rolled_back_update_restores_the_autoscaled_minimum(stack, monk
     """Autoscaled stacks: a scheduled minimum raised while the canary weighted the alias is applied at the end of the
     update, whatever its outcome (Application Auto Scaling is moto, Lambda's provisioned concurrency API a Stubber:
     see tests/test_scaling.py)."""
-    from modelops.scaling import AliasScaling
+    from modelops.rollout.scaling import AliasScaling
     from support.scaling import FN as SCALED_FN
     from support.scaling import expect_put, lambda_stub, register
 

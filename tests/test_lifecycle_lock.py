@@ -6,8 +6,8 @@ import threading
 
 import pytest
 from lifecycle_fakes import SerializedPuts
-from modelops.lock import CooldownActive, LockBusy, RetrainLock
-from modelops.objectstore import LocalObjectStore, S3ObjectStore
+from modelops.adapters.objectstore import LocalObjectStore, S3ObjectStore
+from modelops.retrain.lock import CooldownActive, LockBusy, RetrainLock
 
 
 class Clock:
@@ -25,7 +25,7 @@ def clock():
 
 @pytest.fixture(params=["s3", "local"])
 def lock(request, clock, tmp_path):
-    """The same lock on moto S3 and on a local directory (modelops.objectstore's two adapters)."""
+    """The same lock on moto S3 and on a local directory (modelops.adapters.objectstore's two adapters)."""
     if request.param == "s3":
         store = S3ObjectStore("modelops-test", request.getfixturevalue("s3"))
     else:

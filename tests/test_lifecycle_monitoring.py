@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from modelops import lifecycle, monitoring
-from modelops.errors import ModelOpsError
-from modelops.feedback import LabelledRow
+from modelops.capture.feedback import LabelledRow
+from modelops.core.errors import ModelOpsError
+from modelops.monitoring import quality as monitoring
+from modelops.wiring import retrain as lifecycle
 
 
 def row(at, version, prediction, actual, score=None):
@@ -161,7 +162,7 @@ def test_config_from_env_reads_floors_and_refuses_non_numbers():
 
 def test_sns_announcement_reaches_subscribers(moto_aws):
     """moto SNS with an SQS subscriber stands in for the topic's e-mail or chat subscribers."""
-    from modelops.retrain import SnsNotifier
+    from modelops.retrain.run import SnsNotifier
 
     sns, sqs = boto3.client("sns"), boto3.client("sqs")
     topic = sns.create_topic(Name="lifecycle")["TopicArn"]
@@ -180,7 +181,7 @@ def test_firehose_objects_from_the_log_subscription_are_read(s3):
     import gzip
     import time
 
-    from modelops.feedback import PredictionLog, prediction_record
+    from modelops.capture.feedback import PredictionLog, prediction_record
 
     now = time.time()
     envelopes = []

@@ -19,10 +19,10 @@ from lifecycle_fakes import (
     SerializedPuts,
     put_trusted_rows,
 )
-from modelops import training
-from modelops.dataset import load_builtin
+from modelops.model import training
+from modelops.model.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION
-from modelops.retrain import RetrainConfig, Retrainer, finalize
+from modelops.retrain.run import RetrainConfig, Retrainer, finalize
 
 from devtools.lifecycle_sim import labelled_traffic
 

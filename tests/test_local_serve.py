@@ -271,7 +271,7 @@ def _own_registry(root, classifier_dir, name: str = "my-model") -> str:
     """A local registry directory holding one model of the user's (the session's classifier, renamed)."""
     import shutil
 
-    from modelops.artifact import Manifest
+    from modelops.model.artifact import Manifest
     from modelops.registry import CHAMPION, Registry
 
     artifact = root / "artifact"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from modelops.errors import ConflictError, ModelOpsError, NotFoundError
-from modelops.objectstore import INTERNAL, LocalObjectStore, S3ObjectStore, open_bucket, open_location
+from modelops.adapters.objectstore import INTERNAL, LocalObjectStore, S3ObjectStore, open_bucket, open_location
+from modelops.core.errors import ConflictError, ModelOpsError, NotFoundError
 
 BUCKET = "modelops-test"
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import Stubber
-from modelops.cli import main
-from modelops.preflight import check_concurrency, check_pin, unreserved_floor
+from modelops.rollout.preflight import check_concurrency, check_pin, unreserved_floor
+
+from modelops_cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,11 +65,11 @@ def test_pin_of_another_stack_and_a_missing_pin_are_named(moto_aws):
 
 
 def test_cli_checks_the_repository_samconfig(moto_aws, monkeypatch, capsys):
-    import modelops.aws
+    import modelops.adapters.aws
 
     lam = account(10)
-    real = modelops.aws.client
-    monkeypatch.setattr(modelops.aws, "client", lambda service: lam if service == "lambda" else real(service))
+    real = modelops.adapters.aws.client
+    monkeypatch.setattr(modelops.adapters.aws, "client", lambda service: lam if service == "lambda" else real(service))
     boto3.client("ssm").put_parameter(
         Name="/modelops/modelops-prod/breast-cancer/champion", Value="none", Type="String"
     )
@@ -90,7 +91,7 @@ def test_cli_checks_the_repository_samconfig(moto_aws, monkeypatch, capsys):
 
 @pytest.mark.parametrize("env", ["default", "prod"])
 def test_every_samconfig_environment_names_its_own_pin(env, moto_aws):
-    from modelops.cli.preflight import deploy_config
+    from modelops_cli.preflight import deploy_config
 
     stack, overrides = deploy_config(ROOT / "samconfig.toml", env)
     checks = check_pin(stack, overrides, boto3.client("ssm"))
@@ -101,7 +102,7 @@ AUTOSCALED = {"PredictScalingMode": "Autoscaled", "PredictInstanceCount": "2", "
 
 
 def test_autoscaled_is_checked_at_its_largest_maximum():
-    from modelops.preflight import check_scaling_range, wanted_concurrency
+    from modelops.rollout.preflight import check_scaling_range, wanted_concurrency
 
     assert wanted_concurrency(AUTOSCALED) == ("PredictMaxInstances", 50)
     # 1000 - floor 100 leaves 900: the maximum fits; at a limit of 120 only 20 can be provisioned
@@ -122,7 +123,7 @@ def test_autoscaled_is_checked_at_its_largest_maximum():
 
 
 def test_a_minimum_above_its_maximum_is_named():
-    from modelops.preflight import check_scaling_range
+    from modelops.rollout.preflight import check_scaling_range
 
     inverted = check_scaling_range({**AUTOSCALED, "PredictInstanceCount": "60"})
     assert not inverted.ok and inverted.detail == "PredictInstanceCount=60 > PredictMaxInstances=50"
@@ -136,7 +137,7 @@ def test_a_minimum_above_its_maximum_is_named():
 
 
 def test_run_checks_reports_the_autoscaling_range(moto_aws):
-    from modelops.preflight import run_checks
+    from modelops.rollout.preflight import run_checks
 
     pin = "/modelops/modelops-dev/breast-cancer/champion"
     boto3.client("ssm").put_parameter(Name=pin, Value="none", Type="String")

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import user_models
-from modelops.artifact import TRAINING_DATA_FILE, Manifest, load_from_dir
-from modelops.dataset import read_csv
-from modelops.errors import ModelOpsError
+from modelops.core.errors import ModelOpsError
+from modelops.model.artifact import TRAINING_DATA_FILE, Manifest, load_from_dir
+from modelops.model.dataset import read_csv
+from modelops.model.signature import model_input, to_matrix
+from modelops.model.training import evaluate
 from modelops.registry import CHAMPION, DEFAULT_LOCAL_REGISTRY, Registry
 from modelops.serving.body import read_json
-from modelops.signature import model_input, to_matrix
-from modelops.training import evaluate
 
 BUILDERS = {
     "titanic-ct": user_models.column_transformer_model,
@@ -311,7 +311,7 @@ def test_manifests_of_trained_models_load_and_serialise_unchanged(classifier_dir
 def test_import_modelops_stays_cheap():
     code = (
         "import sys, modelops; heavy = [m for m in ('sklearn', 'numpy', 'pandas', 'scipy') if m in sys.modules]; "
-        "assert not heavy, heavy; assert callable(modelops.register); assert 'modelops.registration' in sys.modules"
+        "assert not heavy, heavy; assert callable(modelops.register); assert 'modelops.registry.registration' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

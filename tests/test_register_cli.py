@@ -9,10 +9,10 @@ import sys
 import joblib
 import pytest
 import user_models
-from modelops.artifact import load_from_dir
+from modelops.model.artifact import load_from_dir
+from modelops.model.signature import model_input
+from modelops.model.training import evaluate
 from modelops.registry import CHAMPION, Registry
-from modelops.signature import model_input
-from modelops.training import evaluate
 from support.cli import one_line_error, run
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import user_models
 from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, Notes
-from modelops.artifact import TRAINING_DATA_FILE
-from modelops.feedback import LabelledRow
+from modelops.capture.feedback import LabelledRow
+from modelops.model.artifact import TRAINING_DATA_FILE
+from modelops.model.signature import instances, model_input, to_matrix
+from modelops.model.trusted import rows_csv
 from modelops.registry import CANDIDATE, CHAMPION, PENDING, Registry
-from modelops.retrain import RetrainConfig, Retrainer
-from modelops.signature import instances, model_input, to_matrix
-from modelops.trusted import rows_csv
+from modelops.retrain.run import RetrainConfig, Retrainer
 
 NAME = "titanic"
 

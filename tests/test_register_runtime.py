@@ -1,5 +1,5 @@
 """Registration refuses what the runtime cannot serve: the artifact's golden set is scored in a fresh interpreter that
-sees only the runtime layers' packages (modelops.runtimecheck), before anything is written to the registry."""
+sees only the runtime layers' packages (modelops.model.runtimecheck), before anything is written to the registry."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from pathlib import Path
 import modelops
 import pytest
 import user_models
-from modelops.errors import ModelOpsError
-from modelops.registry import Registry
-from modelops.runtimecheck import (
+from modelops.core.errors import ModelOpsError
+from modelops.model.runtimecheck import (
     LAYER_PATH_ENV,
     RuntimeCheckError,
     check_serves,
     pinned_versions,
     runtime_environment,
 )
+from modelops.registry import Registry
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,7 @@ def test_the_check_scores_the_golden_set_through_the_predict_api(tmp_path):
 
     golden = json.loads((artifact / "golden.json").read_text())
     golden["predictions"][0] = "not-a-species"
-    from modelops.artifact import sha256_bytes
+    from modelops.model.artifact import sha256_bytes
 
     body = json.dumps(golden).encode()
     (artifact / "golden.json").write_bytes(body)
@@ -118,7 +118,7 @@ def test_built_layers_can_be_named(monkeypatch, tmp_path):
 
 
 def test_a_model_saved_by_another_scikit_learn_than_the_layers_pin_is_refused(tmp_path, monkeypatch):
-    from modelops import runtimecheck
+    from modelops.model import runtimecheck
 
     monkeypatch.setattr(runtimecheck, "pinned_versions", lambda: {"scikit-learn": "1.2.2"})
     model, X, y = user_models.multiclass_model()

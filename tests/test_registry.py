@@ -4,7 +4,7 @@ import threading
 
 import numpy as np
 import pytest
-from modelops.errors import ConflictError, ModelOpsError, NotFoundError
+from modelops.core.errors import ConflictError, ModelOpsError, NotFoundError
 from modelops.registry import Registry
 
 
@@ -50,7 +50,7 @@ def test_a_registered_version_is_never_overwritten(registry, s3, classifier_dir)
 
 
 def test_tampered_object_in_registry_is_refused(registry, s3, classifier_dir):
-    from modelops.errors import ArtifactIntegrityError
+    from modelops.core.errors import ArtifactIntegrityError
 
     m = registry.register(classifier_dir)
     s3.put_object(Bucket="modelops-test", Key=f"registry/models/breast-cancer/{m.version}/model.joblib", Body=b"evil")

@@ -9,16 +9,16 @@ import json
 
 import pytest
 from lifecycle_fakes import NOW, TRUSTED_URI, Clock, FakeDeployer, ListLabelled, Notes, put_trusted_rows
-from modelops import approval, labelshift
-from modelops.artifact import EVALUATION_FILE
-from modelops.cli import main
-from modelops.dataset import load_builtin
-from modelops.errors import ConflictError, NotFoundError
-from modelops.feedback import FeedbackRecord
+from modelops.capture.feedback import FeedbackRecord
+from modelops.core.errors import ConflictError, NotFoundError
+from modelops.model.artifact import EVALUATION_FILE
+from modelops.model.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION, PENDING
-from modelops.retrain import RetrainConfig, Retrainer, decide_trusted
+from modelops.retrain import approval, labelshift
+from modelops.retrain.run import RetrainConfig, Retrainer, decide_trusted
 
 from devtools.lifecycle_sim import labelled_traffic
+from modelops_cli import main
 
 NAME = "breast-cancer"
 REG = "s3://modelops-test/registry"
@@ -238,7 +238,7 @@ def test_cli_approve_and_reject_give_one_line_errors(registry, champion, dataset
 
 
 def test_cli_approve_rolls_out_through_the_deployer(registry, champion, dataset, capsys, monkeypatch):
-    from modelops import lifecycle
+    from modelops.wiring import retrain as lifecycle
 
     deployer = FakeDeployer()
     monkeypatch.setattr(lifecycle, "deployer_from_env", lambda env=None: deployer)
@@ -292,7 +292,7 @@ def test_champion_without_a_trusted_set_still_loads_and_a_winner_needs_approval(
 
 # ---- the sign test on the trusted set ---------------------------------------------------------------------------------
 def test_sign_test_is_the_exact_one_sided_binomial():
-    from modelops.retrain import sign_test
+    from modelops.retrain.run import sign_test
 
     assert sign_test(0, 0) == 1.0  # nothing tells the models apart
     assert sign_test(2, 0) == 0.25  # two rows: as likely as two coin flips

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, Notes
-from modelops import lifecycle
-from modelops.dataset import load_builtin
-from modelops.feedback import LabelledRow
+from modelops.capture.feedback import LabelledRow
+from modelops.model.dataset import load_builtin
+from modelops.model.trusted import rows_csv
 from modelops.registry import CHAMPION
-from modelops.retrain import Retrainer, floors_for
-from modelops.trusted import rows_csv
+from modelops.retrain.run import Retrainer, floors_for
+from modelops.wiring import retrain as lifecycle
 
 from devtools import diagram
 

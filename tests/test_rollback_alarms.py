@@ -1,6 +1,6 @@
 """The canary's rollback alarms watch whichever version is being rolled out, a retrain's included.
 
-A retrain rollout is an update of the stack (modelops.deploy), so CloudFormation sets the alarms' version dimension in
+A retrain rollout is an update of the stack (modelops.rollout.deploy), so CloudFormation sets the alarms' version dimension in
 the same update that publishes the version: the alias's FunctionVersion and every alarm's ExecutedVersion /
 FunctionVersion are the same `PredictFunction.Version.Version`. The alarms are then evaluated on the new version's
 metrics: the predict function's own EMF lines (modelops.serving.metrics, as it prints them) and the per-version
@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from cfnlint.decode import decode
-from modelops.deploy import ROLLOUT_RESOURCES
+from modelops.rollout.deploy import ROLLOUT_RESOURCES
 from modelops.serving.metrics import RequestMetrics
 from template_support import conditions_of, decide
 

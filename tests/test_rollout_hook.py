@@ -15,9 +15,9 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import Stubber
-from modelops import hook
-from modelops.artifact import load_from_dir
-from modelops.errors import InputError, ModelOpsError
+from modelops.core.errors import InputError, ModelOpsError
+from modelops.model.artifact import load_from_dir
+from modelops.rollout import hook
 from support.context import LambdaContext
 from support.events import load_event
 from support.handlers import load_handler
@@ -331,7 +331,7 @@ def test_appspec_comes_from_the_application_revision_when_get_deployment_has_onl
 
 
 def test_rollout_status_reads_the_appspec_the_same_way(codedeploy):
-    from modelops import appspec
+    from modelops.rollout import appspec
 
     client, stub = codedeploy
     revision = {"revisionType": "AppSpecContent", "appSpecContent": {"sha256": APPSPEC_SHA}}
@@ -380,7 +380,7 @@ def test_allowed_models_are_the_registry_champion_and_candidate(registry, classi
 
 
 def test_a_stack_resolving_another_stacks_pin_fails_the_hook(registry, classifier_dir, codedeploy):
-    from modelops.deploy import PinNames, require_own_pin
+    from modelops.rollout.deploy import PinNames, require_own_pin
 
     client, stub = codedeploy
     registry.register(classifier_dir)

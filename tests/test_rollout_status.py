@@ -10,11 +10,11 @@ import json
 import boto3
 import pytest
 from botocore.stub import Stubber
-from modelops.cli import main
-from modelops.errors import ModelOpsError
-from modelops.rollout import ACTIVE_STATUSES, Rollouts, Target
+from modelops.core.errors import ModelOpsError
+from modelops.rollout.status import ACTIVE_STATUSES, Rollouts, Target
 
 from devtools.stand_in_function import create_stand_in_function
+from modelops_cli import main
 
 FN = "stack-PredictFunction-abc"
 TARGET = Target(FN, "stack-ServerlessDeploymentApplication-x", "stack-PredictFunctionDeploymentGroup-y")
@@ -85,7 +85,7 @@ def test_status_shows_traffic_split_models_and_deployment(lam):
 def test_rollback_stops_the_deployment_and_leaves_the_alias_to_codedeploy(lam):
     """StopDeployment with auto-rollback makes CodeDeploy send the traffic back and CloudFormation roll the stack update
     back. The alias itself is not touched here: CloudFormation must stay the only writer of `live`, or its next
-    deployment fails CodeDeploy's CurrentVersion check (see modelops.deploy)."""
+    deployment fails CodeDeploy's CurrentVersion check (see modelops.rollout.deploy)."""
     client, v1, v2 = lam
     cd = boto3.client("codedeploy")
     with Stubber(cd) as stub:
@@ -134,7 +134,7 @@ def test_cli_status_prints_split(lam, monkeypatch, capsys):
     stub = Stubber(cd)
     stub.add_response("list_deployments", {"deployments": []}, group_kwargs())
     stub.activate()
-    import modelops.rollout as rollout
+    import modelops.rollout.status as rollout
 
     monkeypatch.setattr(rollout, "client", lambda service: cd if service == "codedeploy" else client)
     assert (

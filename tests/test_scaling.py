@@ -12,9 +12,9 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.stub import Stubber
-from modelops import lifecycle
-from modelops.errors import ModelOpsError
-from modelops.scaling import AliasScaling, reconcile_quietly
+from modelops.core.errors import ModelOpsError
+from modelops.rollout.scaling import AliasScaling, reconcile_quietly
+from modelops.wiring import retrain as lifecycle
 from support.scaling import FN, expect_put, lambda_stub, register
 
 

@@ -2,8 +2,8 @@ import math
 
 import numpy as np
 import pytest
-from modelops.errors import InputError
-from modelops.schema import CATEGORY, NUMBER, Feature, FeatureSchema
+from modelops.core.errors import InputError
+from modelops.model.schema import CATEGORY, NUMBER, Feature, FeatureSchema
 
 NUM = FeatureSchema((Feature("a", NUMBER, 0, 10), Feature("b", NUMBER, -1, 1)))
 MIXED = FeatureSchema((Feature("a", NUMBER, 0, 10, nullable=True), Feature("plan", CATEGORY, allowed=("basic", "pro"))))

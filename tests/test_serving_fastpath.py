@@ -1,4 +1,4 @@
-"""The predict path calls the model with scikit-learn's input checks off (modelops.inference): the feature
+"""The predict path calls the model with scikit-learn's input checks off (modelops.model.inference): the feature
 schema refuses every value those checks would, before the model runs, and the answers are the same bytes
 as the plain predict_proba's, for numpy pipelines, HistGradientBoosting and a DataFrame pipeline whose
 nullable columns carry nulls."""
@@ -14,8 +14,8 @@ import sklearn
 import user_models
 from api_support import invoke, proxy_event, serve_model
 from frame_artifacts import json_rows, write_frame_artifact
-from modelops.artifact import load_from_dir
-from modelops.inference import ModelRunner
+from modelops.model.artifact import load_from_dir
+from modelops.model.inference import ModelRunner
 
 TOKEN = re.compile(r',"label_token":"[^"]*"')
 XML_TOKEN = re.compile(r"<label_token>[^<]*</label_token>")
@@ -222,8 +222,8 @@ def test_the_columnar_form_builds_the_same_matrix_as_instances_in_any_column_ord
 
 
 def test_the_fast_matrix_paths_leave_typed_and_one_feature_schemas_to_the_per_value_checks():
-    from modelops.errors import InputError
-    from modelops.schema import Feature, FeatureSchema
+    from modelops.core.errors import InputError
+    from modelops.model.schema import Feature, FeatureSchema
 
     typed = FeatureSchema(
         (Feature("n", "number", 0, 9, pandas_dtype="int64"), Feature("b", "number", 0, 1, pandas_dtype="bool"))

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shadow_models
-from modelops import shadow
-from modelops.cli import main
-from modelops.feedback import PredictionLog
-from modelops.objectstore import open_location
+from modelops.adapters.objectstore import open_location
+from modelops.capture.feedback import PredictionLog
+from modelops.experiments import shadow
 from support.aws import BUCKET
 from support.shadow import DATA, MODEL, REGISTRY, serve_and_capture
+
+from modelops_cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,7 +176,7 @@ def test_the_predict_function_never_imports_shadow():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     modules = result.stdout.split()
-    assert "modelops.serving.gateway" in modules or any(m.startswith("modelops.serving") for m in modules)
+    assert "modelops.serving.fastpath" in modules or any(m.startswith("modelops.serving") for m in modules)
     assert not [m for m in modules if "shadow" in m]
     for name in modules:
         spec = sys.modules.get(name)

@@ -1,4 +1,4 @@
-"""modelops.step_kernels: fitted StandardScaler, LogisticRegression and HistGradientBoostingClassifier steps
+"""modelops.model.step_kernels: fitted StandardScaler, LogisticRegression and HistGradientBoostingClassifier steps
 called without scikit-learn's input validation give the same bytes as the steps' own methods, are used only
 when verified, and never for a subclass, a step that outputs DataFrames or a method replaced on the step."""
 
@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
-from modelops.artifact import load_from_dir
-from modelops.inference import ModelRunner, PipelineCall
-from modelops.step_kernels import final_kernel, proba_kernel, transform_kernel, verified
+from modelops.model.artifact import load_from_dir
+from modelops.model.inference import ModelRunner, PipelineCall
+from modelops.model.step_kernels import final_kernel, proba_kernel, transform_kernel, verified
 from sklearn.datasets import load_iris
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression

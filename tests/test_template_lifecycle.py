@@ -14,7 +14,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from modelops import monitoring
+from modelops.monitoring import quality as monitoring
 from modelops.serving import capture
 from samtranslator.yaml_helper import yaml_parse
 from template_support import flatten
@@ -137,7 +137,7 @@ def _delivered(pattern, event) -> bool:
 def test_stack_update_rule_only_covers_this_stack(translated):
     """The event shape is CloudFormation's "Stack Status Change" event (CloudFormation user guide, events detail
     reference): detail.stack-id and detail.status-details.status."""
-    from modelops.lifecycle import FAILED_STATES, SUCCEEDED_STATES
+    from modelops.wiring.retrain import FAILED_STATES, SUCCEEDED_STATES
 
     pattern = _rule(translated, "StackUpdateFinished")["EventPattern"]
     assert pattern["source"] == ["aws.cloudformation"]
@@ -161,7 +161,7 @@ def test_retrain_function_environment_wires_the_rollout_path(raw):
     assert env["MODELOPS_RETRAIN_TOPIC"] == {"Ref": "LifecycleTopic"}
     assert env["MODELOPS_RETRAIN_MARGIN"] == {"Ref": "RetrainMargin"}
     assert not any(var.startswith("MODELOPS_CODEDEPLOY_") for var in env)  # it never starts deployments itself
-    from modelops.lifecycle import FLOOR_VARS
+    from modelops.wiring.retrain import FLOOR_VARS
 
     for var in env:
         if var.startswith("MODELOPS_RETRAIN_") and var not in ("MODELOPS_RETRAIN_TOPIC",):
@@ -263,7 +263,7 @@ def test_capture_pipeline_is_switchable_and_filters_the_capture_lines(raw):
         assert r[name]["Condition"] == "CaptureOn", name
     assert r["CaptureSubscriptionFilter"]["Properties"]["FilterPattern"] == f"{{ $.{capture.MARKER} IS TRUE }}"
     prefix = r["CaptureDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]["Prefix"]
-    from modelops.feedback import CAPTURE_DIR
+    from modelops.capture.feedback import CAPTURE_DIR
 
     assert f"/{CAPTURE_DIR}/date=!{{timestamp:yyyy-MM-dd}}/" in json.dumps(prefix)  # where PredictionLog reads
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from modelops import experiment
+from modelops.experiments import assignment as experiment
 from samtranslator.yaml_helper import yaml_parse
 from template_support import conditions_of, decide, flatten
 
@@ -217,7 +217,7 @@ def test_feedback_route_on_the_feedback_api(translated, raw):
 
 
 def test_outputs_for_the_rollout_and_ab_commands(raw):
-    from modelops.rollout import STACK_OUTPUTS
+    from modelops.rollout.status import STACK_OUTPUTS
 
     for name in STACK_OUTPUTS.values():
         assert name in raw["Outputs"], name

@@ -13,8 +13,8 @@ import boto3
 import pytest
 import shadow_models
 from iam_enforcement import enforce, role_policy
-from modelops import shadow
-from modelops.objectstore import open_location
+from modelops.adapters.objectstore import open_location
+from modelops.experiments import shadow
 from modelops.registry import Registry
 from samtranslator.yaml_helper import yaml_parse
 from support.aws import BUCKET

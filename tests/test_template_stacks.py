@@ -10,7 +10,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from modelops.deploy import PinNames
+from modelops.rollout.deploy import PinNames
 from template_support import flatten
 
 from devtools.template import LocalContext, Template

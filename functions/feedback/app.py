@@ -1,9 +1,9 @@
 """POST /feedback: store the true label or value for a served prediction, append-only in S3
-(see modelops.feedback for the layout and the join to predictions).
+(see modelops.capture.feedback for the layout and the join to predictions).
 
 Served on a front door of its own (template ApiType): a REST API with its own API key (FeedbackApi), or an HTTP
 API or function URL with IAM auth (payload format 2.0 events, answered in their shape: modelops.serving.events),
-so a caller of the prediction API cannot write labels. Every label needs the `label_token` of the predict answer it labels (modelops.labeltoken): it binds
+so a caller of the prediction API cannot write labels. Every label needs the `label_token` of the predict answer it labels (modelops.capture.labeltoken): it binds
 the label to that served request, its rows and its entity, for MODELOPS_LABEL_WINDOW_HOURS. Each stored
 record names its writer: the API key id (or IAM caller) API Gateway saw.
 
@@ -21,10 +21,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
-from modelops import feedback, labelsecret, labeltoken
+from modelops.adapters.objectstore import open_location
+from modelops.capture import feedback, labelsecret, labeltoken
 from modelops.core import env as settings
-from modelops.errors import InputError, ModelOpsError
-from modelops.objectstore import open_location
+from modelops.core.errors import InputError, ModelOpsError
 from modelops.serving import events
 from modelops.serving.body import Limits, read_json
 from modelops.serving.errors import ApiError
@@ -55,7 +55,7 @@ def label_rule() -> tuple[list | None, bool]:
     global _label_rule
     if _label_rule is None:
         try:
-            from modelops.artifact import REGRESSION
+            from modelops.model.artifact import REGRESSION
             from modelops.registry import Registry
 
             registry = Registry(settings.required("MODELOPS_REGISTRY"))

@@ -1,7 +1,7 @@
 """Monitor function (scheduled): drift of captured online requests and quality from labelled predictions
 over a sliding window, per model version, published as CloudWatch metrics (EMF). On {"action": "shadow"}
 (the ShadowTest schedule) it compares the shadow candidate with the champion on the window's captured
-requests instead (modelops.shadow) and stores the report under the data prefix's shadow/."""
+requests instead (modelops.experiments.shadow) and stores the report under the data prefix's shadow/."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import time
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from modelops import feedback, monitoring, shadow
+from modelops.adapters.objectstore import open_location
+from modelops.capture import feedback
 from modelops.core import env as settings
-from modelops.objectstore import open_location
+from modelops.experiments import shadow
+from modelops.monitoring import quality as monitoring
 from modelops.registry import CHAMPION, Registry
 
 logger = Logger()

@@ -1,14 +1,14 @@
 """CodeDeploy PreTraffic hook for the predict function: replay the model's golden requests against the
-new version and report Succeeded or Failed to CodeDeploy (on every path, see modelops.hook)."""
+new version and report Succeeded or Failed to CodeDeploy (on every path, see modelops.rollout.hook)."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
-from modelops import hook
-from modelops.aws import client
+from modelops.adapters.aws import client
 from modelops.core import env as settings
-from modelops.deploy import PinNames, require_own_pin
 from modelops.registry import Registry
+from modelops.rollout import hook
+from modelops.rollout.deploy import PinNames, require_own_pin
 
 logger = Logger()
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from modelops import lifecycle
 from modelops.core import env as settings
-from modelops.errors import ModelOpsError
-from modelops.retrain import finalize
-from modelops.scaling import reconcile_quietly
+from modelops.core.errors import ModelOpsError
+from modelops.retrain.run import finalize
+from modelops.rollout.scaling import reconcile_quietly
+from modelops.wiring import retrain as lifecycle
 
 logger = Logger()
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import boto3
 import pytest
-from modelops import feedback as fb
-from modelops import labelsecret, labeltoken
-from modelops.serving import gateway as gw
+from modelops.capture import feedback as fb
+from modelops.capture import labelsecret, labeltoken
+from modelops.serving import fastpath as gw
 from support.aws import BUCKET
 from support.events import feedback_event_with_body
 from support.feedback import FEEDBACK_CONTEXT

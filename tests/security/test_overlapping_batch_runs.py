@@ -17,7 +17,8 @@ from batch_helpers import config as batch_config
 from modelops.batch.lease import DateLease, LeaseBusy, LeaseLost
 from modelops.batch.run import BatchRunner, scheduled_step
 from modelops.batch.store import Store
-from modelops.cli import main as cli_main
+
+from modelops_cli import main as cli_main
 
 OUT = f"batch/output/{DATE}/"
 LEASE = 600

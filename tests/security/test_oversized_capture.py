@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 from api_support import invoke, proxy_event, serve_model
-from modelops import feedback
+from modelops.capture import feedback
 from modelops.serving.capture import DEFAULT_MAX_LINE_BYTES
 
 CLOUDWATCH_EVENT_LIMIT = 262_144 - 26

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from api_support import invoke, proxy_event, serve_model
 from lifecycle_fakes import FakeDeployer
-from modelops import feedback, lifecycle
-from modelops.dataset import load_builtin
+from modelops.capture import feedback
+from modelops.model.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION, PENDING
+from modelops.wiring import retrain as lifecycle
 from support.context import LambdaContext
 from support.events import load_event
 from support.handlers import load_handler
@@ -80,7 +81,7 @@ def serve(loop, capsys, rows: np.ndarray, names: list[str]) -> list[dict]:
 
 
 def label(loop, lines: list[dict], labels, writers) -> None:
-    # Written with modelops.feedback.FeedbackStore directly, as the /feedback handler does once it has checked the
+    # Written with modelops.capture.feedback.FeedbackStore directly, as the /feedback handler does once it has checked the
     # caller; its credential rules are changing separately and are not what this test is about.
     store = feedback.FeedbackStore("modelops-test", "data", loop.registry.s3)
     for i, (line, value) in enumerate(zip(lines, labels, strict=True)):

@@ -9,11 +9,12 @@ from types import SimpleNamespace
 import boto3
 import pytest
 from lifecycle_fakes import TRUSTED_URI, put_trusted_rows
-from modelops import feedback, lifecycle
-from modelops.artifact import load_from_dir
-from modelops.dataset import load_builtin
-from modelops.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+from modelops.capture import feedback
+from modelops.model.artifact import load_from_dir
+from modelops.model.dataset import load_builtin
 from modelops.registry import CHAMPION
+from modelops.rollout.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+from modelops.wiring import retrain as lifecycle
 from stack_fake import FakeStack, ReadOnlyLambda
 
 from devtools.lifecycle_sim import drifted_rows

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import shadow_models
-from modelops.serving import gateway as gw
+from modelops.serving import fastpath as gw
 
 from support.aws import BUCKET
 

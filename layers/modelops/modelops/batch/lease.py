@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..adapters.objectstore import ObjectStore, read_state, swap_state
 from ..core import env as settings
-from ..errors import ConflictError
-from ..lock import iso
-from ..objectstore import ObjectStore, read_state, swap_state
+from ..core.errors import ConflictError
+from ..retrain.lock import iso
 
 RENEW_TRIES = 5  # parts of one run renew side by side; a lost If-Match race is read again and retried
 # A lease with at least this share of its time left was just renewed (by a sibling part, most often): it is

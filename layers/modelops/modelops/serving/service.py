@@ -11,10 +11,10 @@ Answer:
      "warnings": [[{"feature", "code", "message"}, ...], ...]   (only when a row has a value the model
                                                                   never saw in training: one list per row),
      "request_id": "...",
-     "label_token": "..."   (added by the gateway: what POST /feedback requires; modelops.labeltoken)}
+     "label_token": "..."   (added by the gateway: what POST /feedback requires; modelops.capture.labeltoken)}
 
 Classifier labels are the argmax of predict_proba, so one pass over the model gives both. Which failures of
-the model are the client's and which are the server's is decided in modelops.inference.
+the model are the client's and which are the server's is decided in modelops.model.inference.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..inference import Refusal
+from ..core.errors import InputError
+from ..model.inference import Refusal
 from .body import Limits
 from .errors import ApiError, from_input_error
 from .model_holder import ServedModel

@@ -34,7 +34,7 @@ import orjson
 from ..core import env as settings
 
 if TYPE_CHECKING:
-    from .gateway import Gateway
+    from .fastpath import Gateway
 
 WARM_UP_REQUEST_ID = "snapstart-warm-up"
 logger = logging.getLogger(__name__)
@@ -116,11 +116,11 @@ def _warm_challenger(gateway: Gateway, event: dict[str, Any]) -> None:
 def _preimport_clients() -> None:
     """Import (but do not build) what the label token secret and the A/B flag store are read with: the imports
     are paid in the snapshot; the clients are built after restore, by the first request that needs them."""
-    from .. import labelsecret
+    from ..capture import labelsecret
 
     if settings.text(labelsecret.SECRET_ENV) or settings.text("MODELOPS_CHALLENGER_VERSION"):
         with contextlib.suppress(ImportError):
-            from .. import aws
+            from ..adapters import aws
 
             aws.preimport()
             from aws_lambda_powertools.utilities import parameters  # noqa: F401
@@ -156,7 +156,7 @@ def _renew_clients(gateway: Gateway) -> None:
         from aws_lambda_powertools.utilities.parameters import clear_caches
 
         clear_caches()
-    from .. import aws
+    from ..adapters import aws
 
     aws.forget_default_session()  # the module-level session boto3.client() builds clients from
     # The S3 client a registry load may have been given; the next load (only when the model is missing) builds

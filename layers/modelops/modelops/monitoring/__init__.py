@@ -1,0 +1,1 @@
+"""Quality over a window, and input and prediction drift."""

@@ -1,0 +1,1 @@
+"""The retrain loop: data, the decision, the locked run, approval and finalize."""

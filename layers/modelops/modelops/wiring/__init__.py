@@ -1,0 +1,1 @@
+"""Assembling each function's objects from its environment, with overrides for tests."""

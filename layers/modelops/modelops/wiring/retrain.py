@@ -1,0 +1,177 @@
+"""Assembling the retrain loop from environment variables (the retrain function and `modelops retrain`
+use the same names), and recognising the events that drive it.
+
+Environment:
+    MODELOPS_REGISTRY, MODELOPS_MODEL_NAME         the registry and the model
+    MODELOPS_DATA_URI                              s3://bucket/prefix of captured predictions + feedback
+    MODELOPS_STACK_NAME                            the stack a rollout updates (modelops.rollout.deploy); its pins live
+                                                   under /modelops/<stack>/<model>/ in SSM
+    MODELOPS_PREDICT_FUNCTION, MODELOPS_PREDICT_ALIAS (default live)
+    MODELOPS_PREDICT_SCALING_MODE, MODELOPS_PREDICT_INSTANCE_COUNT   Autoscaled: after each stack update the alias's
+                                                   provisioned concurrency is put back inside its scalable target;
+                                                   Provisioned: back to the count (modelops.rollout.scaling)
+    MODELOPS_RETRAIN_TOPIC                         SNS topic ARN for announcements (optional)
+    MODELOPS_RETRAIN_RECENT_DAYS, _HOLDOUT_FRACTION, _MIN_ROWS, _MARGIN, _METRIC, _COOLDOWN_HOURS,
+    MODELOPS_RETRAIN_MIN_ACCURACY, _MIN_AUC, _MAX_MAE  absolute floors (unset = no floor)
+    MODELOPS_RETRAIN_RECENT_TOLERANCE              how much worse than the champion a candidate may be on the
+                                                   recent-label holdout (the trusted set decides)
+    MODELOPS_RETRAIN_TRUSTED_URI                   curated trusted rows (*.csv), e.g. s3://bucket/training-data/trusted
+    MODELOPS_RETRAIN_MAX_WRITER_SHARE, _MAX_DISAGREEMENT_JUMP   label-shift pauses (modelops.retrain.labelshift)
+    MODELOPS_APPROVAL_MODE                         auto (default) | manual: a winner waits for `models approve`
+    MODELOPS_WINDOW_MAX_RECORDS                    newest captured requests / feedback records read per window
+    MODELOPS_RETRAIN_SIGNIFICANCE                  classifiers: level of the sign test on the trusted set (1 = off)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..adapters.aws import client
+from ..adapters.objectstore import open_location
+from ..capture.feedback import DEFAULT_MAX_RECORDS
+from ..core import env as settings
+from ..registry import Registry
+from ..retrain.run import FeedbackLabelled, Notifier, NullNotifier, RetrainConfig, Retrainer, SnsNotifier
+from ..rollout.deploy import LIVE_ALIAS, Deployer, LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+from ..rollout.scaling import AliasScaling
+
+# Stack statuses that end an update: its rollout succeeded, or CloudFormation rolled it back.
+SUCCEEDED_STATES = ("UPDATE_COMPLETE",)
+FAILED_STATES = ("UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "UPDATE_FAILED")
+
+FLOOR_VARS = {
+    "MODELOPS_RETRAIN_MIN_ACCURACY": "accuracy",
+    "MODELOPS_RETRAIN_MIN_AUC": "roc_auc",
+    "MODELOPS_RETRAIN_MAX_MAE": "mae",
+}
+
+
+def _number(env: Mapping[str, str] | None, name: str, default: float) -> float:
+    return settings.number(name, default, env=env)
+
+
+def config_from_env(env: Mapping[str, str] | None = None) -> RetrainConfig:
+    floors = {metric: _number(env, var, 0.0) for var, metric in FLOOR_VARS.items() if settings.text(var, env=env)}
+    return RetrainConfig(
+        recent_days=_number(env, "MODELOPS_RETRAIN_RECENT_DAYS", 14),
+        holdout_fraction=_number(env, "MODELOPS_RETRAIN_HOLDOUT_FRACTION", 0.3),
+        min_recent_rows=settings.integer("MODELOPS_RETRAIN_MIN_ROWS", 50, env=env),
+        margin=_number(env, "MODELOPS_RETRAIN_MARGIN", 0.01),
+        metric=settings.text("MODELOPS_RETRAIN_METRIC", env=env) or None,
+        cooldown_seconds=_number(env, "MODELOPS_RETRAIN_COOLDOWN_HOURS", 24) * 3600,
+        floors=floors,
+        recent_tolerance=_number(env, "MODELOPS_RETRAIN_RECENT_TOLERANCE", 0.02),
+        trusted_uri=settings.text("MODELOPS_RETRAIN_TRUSTED_URI", env=env),
+        max_writer_share=_number(env, "MODELOPS_RETRAIN_MAX_WRITER_SHARE", 0.5),
+        max_disagreement_jump=_number(env, "MODELOPS_RETRAIN_MAX_DISAGREEMENT_JUMP", 0.2),
+        approval=approval_mode(env),
+        max_records=settings.integer("MODELOPS_WINDOW_MAX_RECORDS", DEFAULT_MAX_RECORDS, minimum=1, env=env),
+        significance=_number(env, "MODELOPS_RETRAIN_SIGNIFICANCE", 0.05),
+    )
+
+
+APPROVAL_MODES = ("auto", "manual")
+
+
+def approval_mode(env: Mapping[str, str] | None = None) -> str:
+    return settings.choice("MODELOPS_APPROVAL_MODE", APPROVAL_MODES, "auto", env=env)
+
+
+def _required(env: Mapping[str, str] | None, name: str) -> str:
+    return settings.required(name, env=env)
+
+
+def pins_from_env(env: Mapping[str, str] | None = None) -> SsmPins:
+    return SsmPins(
+        client("ssm"), PinNames(_required(env, "MODELOPS_STACK_NAME"), _required(env, "MODELOPS_MODEL_NAME"))
+    )
+
+
+def deployer_from_env(env: Mapping[str, str] | None = None) -> StackRolloutDeployer:
+    versions = LambdaVersions(
+        client("lambda"),
+        _required(env, "MODELOPS_PREDICT_FUNCTION"),
+        settings.text("MODELOPS_PREDICT_ALIAS", env=env) or LIVE_ALIAS,
+    )
+    return StackRolloutDeployer(
+        client("cloudformation"), pins_from_env(env), _required(env, "MODELOPS_STACK_NAME"), versions
+    )
+
+
+def scaling_from_env(env: Mapping[str, str] | None = None) -> AliasScaling | None:
+    mode = settings.text("MODELOPS_PREDICT_SCALING_MODE", env=env)
+    if mode not in ("Autoscaled", "Provisioned"):
+        return None
+    function = _required(env, "MODELOPS_PREDICT_FUNCTION")
+    alias = settings.text("MODELOPS_PREDICT_ALIAS", env=env) or LIVE_ALIAS
+    if mode == "Autoscaled":
+        return AliasScaling(client("application-autoscaling"), client("lambda"), function, alias)
+    _required(env, "MODELOPS_PREDICT_INSTANCE_COUNT")
+    count = settings.integer("MODELOPS_PREDICT_INSTANCE_COUNT", 0, minimum=0, env=env)
+    return AliasScaling(None, client("lambda"), function, alias, fixed=count)
+
+
+def notifier_from_env(env: Mapping[str, str] | None = None) -> Notifier:
+    topic = settings.text("MODELOPS_RETRAIN_TOPIC", env=env)
+    return SnsNotifier(client("sns"), topic) if topic else NullNotifier()
+
+
+def registry_from_env(env: Mapping[str, str] | None = None) -> tuple[Registry, str]:
+    return Registry(_required(env, "MODELOPS_REGISTRY")), _required(env, "MODELOPS_MODEL_NAME")
+
+
+def retrainer_from_env(env: Mapping[str, str] | None = None, deployer: Deployer | None = None) -> Retrainer:
+    registry, name = registry_from_env(env)
+    store, prefix = open_location(_required(env, "MODELOPS_DATA_URI"), registry.s3)
+    config = config_from_env(env)
+    return Retrainer(
+        registry,
+        name,
+        labelled=FeedbackLabelled(store, prefix, config.max_records),
+        deployer=deployer or deployer_from_env(env),
+        notifier=notifier_from_env(env),
+        config=config,
+    )
+
+
+def champion_pin_from_env(env: Mapping[str, str] | None = None) -> SsmPins:
+    return pins_from_env(env)
+
+
+# ---- events ------------------------------------------------------------------------------------
+def classify(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """('retrain', trigger) | ('finalize', stack update) | ('ignore', why) for an incoming event."""
+    source, kind = event.get("source"), event.get("detail-type")
+    detail = event.get("detail") or {}
+    if source == "aws.cloudwatch" and kind == "CloudWatch Alarm State Change":
+        state = (detail.get("state") or {}).get("value")
+        trigger = {
+            "type": "alarm",
+            "alarm": detail.get("alarmName"),
+            "state": state,
+            "reason": (detail.get("state") or {}).get("reason"),
+            "time": event.get("time"),
+            "previous": (detail.get("previousState") or {}).get("value"),
+        }
+        if state != "ALARM":
+            return "ignore", {**trigger, "why": f"alarm state is {state}, not ALARM"}
+        return "retrain", trigger
+    if source == "aws.events" and kind == "Scheduled Event":
+        return "retrain", {"type": "schedule", "rule": (event.get("resources") or [None])[0], "time": event.get("time")}
+    if source == "aws.cloudformation" and kind == "CloudFormation Stack Status Change":
+        status = (detail.get("status-details") or {}).get("status")
+        info = {
+            "type": "cloudformation",
+            "stack_id": detail.get("stack-id"),
+            "deployment_id": detail.get("client-request-token") or detail.get("stack-id"),
+            "state": status,
+            "reason": (detail.get("status-details") or {}).get("status-reason"),
+            "time": event.get("time"),
+        }
+        if status in SUCCEEDED_STATES or status in FAILED_STATES:
+            return "finalize", {**info, "succeeded": status in SUCCEEDED_STATES}
+        return "ignore", {**info, "why": f"stack status {status} is not the end of an update"}
+    if event.get("action") == "retrain":
+        return "retrain", {"type": "manual", "by": event.get("by", "invoke"), "dry_run": bool(event.get("dry_run"))}
+    return "ignore", {"why": f"unrecognised event (source {source!r}, detail-type {kind!r})"}
