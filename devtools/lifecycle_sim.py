@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from modelops.capture.feedback import LabelledRow
+from modelops.capture.labelled import LabelledRow
 from modelops.model.dataset import Dataset
 
 SIZE_WORDS = ("radius", "perimeter", "area")

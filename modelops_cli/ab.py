@@ -137,22 +137,25 @@ def promote_cmd(args: argparse.Namespace) -> int:
 def report_cmd(args: argparse.Namespace) -> int:
     from modelops.adapters.objectstore import open_location
     from modelops.capture import feedback
+    from modelops.capture.labelled import join
+    from modelops.capture.partitions import parse_time
+    from modelops.capture.records import PredictionLog
     from modelops.experiments import report as abreport
 
     if not args.data:
         raise ModelOpsError("no data location: pass --data s3://bucket/prefix or set MODELOPS_DATA_URI")
     store, prefix = open_location(args.data)
-    since = feedback.parse_time(args.since) if args.since else None
+    since = parse_time(args.since) if args.since else None
     registry = require_registry(args.registry)
     manifest = registry.manifest(_model(args), CHAMPION)
-    predictions = feedback.PredictionLog(store, prefix).read(since=since)
+    predictions = PredictionLog(store, prefix).read(since=since)
     if not predictions:
         raise ModelOpsError(
             f"no captured predictions under {args.data}/captures"
             + (f" since {args.since}" if args.since else "")
             + ": is capture on (MODELOPS_CAPTURE=on)?"
         )
-    labelled = feedback.join(predictions, feedback.FeedbackStore(store, prefix).read(since=since))
+    labelled = join(predictions, feedback.FeedbackStore(store, prefix).read(since=since))
     positive = manifest.classes[-1] if manifest.classes else None
     report = abreport.build_report(
         abreport.ReportInput(manifest.task, predictions, labelled, positive),

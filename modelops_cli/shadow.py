@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_cmd(args: argparse.Namespace) -> int:
     from modelops.adapters.objectstore import open_location
-    from modelops.capture import feedback
+    from modelops.capture.partitions import parse_time
+    from modelops.capture.records import PredictionLog
     from modelops.experiments import shadow
 
     if not args.model:
@@ -64,14 +65,12 @@ def run_cmd(args: argparse.Namespace) -> int:
         model = registry.load(args.model, args.version)
     except NotFoundError as exc:
         raise UnknownVersion(str(exc)) from None
-    since = feedback.parse_time(args.since, "since")
-    until = feedback.parse_time(args.until, "until") if args.until else time.time()
+    since = parse_time(args.since, "since")
+    until = parse_time(args.until, "until") if args.until else time.time()
     if until < since:
         raise ModelOpsError(f"--until ({args.until}) is before --since ({args.since})")
     store, prefix = open_location(args.data, registry.s3)
-    report = shadow.run(
-        model, feedback.PredictionLog(store, prefix), since=since, until=until, tolerance=args.tolerance
-    )
+    report = shadow.run(model, PredictionLog(store, prefix), since=since, until=until, tolerance=args.tolerance)
     png = shadow.chart_png(report) if shadow.can_chart() else None
     if not args.dry_run:
         report["stored"] = shadow.store_report(store, prefix, report, png)

@@ -10,6 +10,7 @@ import boto3
 import numpy as np
 from botocore.stub import ANY, Stubber
 from modelops.capture import feedback as fb
+from modelops.capture.records import PredictionLog, prediction_record
 from modelops.experiments import assignment as experiment
 from modelops.experiments.control import AppConfigPublisher, AppConfigTarget
 
@@ -98,7 +99,7 @@ def test_report_from_captures_and_feedback(registry, classifier_dir, classifier_
         right = rng.random() < (0.95 if variant == "B" else 0.75)
         pred = actual if right else ("benign" if actual == "malignant" else "malignant")
         records.append(
-            fb.prediction_record(
+            prediction_record(
                 request_id=f"r{i}",
                 model_version=b if variant == "B" else a,
                 variant=variant,
@@ -108,7 +109,7 @@ def test_report_from_captures_and_feedback(registry, classifier_dir, classifier_
             )
         )
         store.append(actual, request_id=f"r{i}")
-    fb.PredictionLog(BUCKET, "data", s3=s3).append(records)
+    PredictionLog(BUCKET, "data", s3=s3).append(records)
     out_dir = tmp_path / "report"
     assert (
         main(

@@ -8,6 +8,9 @@ import time
 
 import pytest
 from modelops.capture import feedback as fb
+from modelops.capture.labelled import labelled_rows
+from modelops.capture.partitions import parse_time
+from modelops.capture.records import PredictionLog, parse_records, prediction_record
 from modelops.core.errors import InputError
 from support.events import feedback_event_with_body
 from support.feedback import EVENT_REQUEST_ID, FEEDBACK_CONTEXT, feedback_event
@@ -25,7 +28,7 @@ def store(s3):
 
 @pytest.fixture
 def log(s3):
-    return fb.PredictionLog(BUCKET, "data", s3=s3)
+    return PredictionLog(BUCKET, "data", s3=s3)
 
 
 def test_feedback_is_append_only_and_partitioned_by_date(store, s3):
@@ -69,7 +72,7 @@ def test_validation_names_the_field():
 def test_join_by_request_id_entity_and_latest_correction(store, log):
     log.append(
         [
-            fb.prediction_record(
+            prediction_record(
                 request_id="r1",
                 model_version="v1",
                 variant="A",
@@ -79,7 +82,7 @@ def test_join_by_request_id_entity_and_latest_correction(store, log):
                 at=T0,
                 instances=[{"x": 1}],
             ),
-            fb.prediction_record(
+            prediction_record(
                 request_id="r2",
                 model_version="v2",
                 variant="B",
@@ -88,10 +91,10 @@ def test_join_by_request_id_entity_and_latest_correction(store, log):
                 scores=[0.9, 0.1],
                 at=T0 + 10,
             ),
-            fb.prediction_record(
+            prediction_record(
                 request_id="r3", model_version="v2", variant="B", entity_id="u2", predictions=["benign"], at=T0 + 20
             ),
-            fb.prediction_record(request_id="r4", model_version="v1", status=400, predictions=[], at=T0 + 30),
+            prediction_record(request_id="r4", model_version="v1", status=400, predictions=[], at=T0 + 30),
         ]
     )
     store.append("malignant", request_id="r1", at=T0 + 100)
@@ -99,7 +102,7 @@ def test_join_by_request_id_entity_and_latest_correction(store, log):
     store.append(["malignant", "malignant"], request_id="r2", at=T0 + 100)
     store.append("malignant", entity_id="u2", at=T0 + 15)  # labels u2's latest prediction before T0+15, i.e. r2 row 0
     store.append("benign", request_id="unknown", at=T0 + 100)
-    rows = fb.labelled_rows(BUCKET, "data", s3=store.s3)
+    rows = labelled_rows(BUCKET, "data", s3=store.s3)
     got = {(r.request_id, r.row): (r.variant, r.prediction, r.actual, r.score) for r in rows}
     assert got == {
         ("r1", 0): ("A", "benign", "benign", 0.2),
@@ -112,7 +115,7 @@ def test_join_by_request_id_entity_and_latest_correction(store, log):
 def test_records_are_read_from_firehose_cloudwatch_envelopes(s3):
     import gzip
 
-    line = json.dumps(fb.prediction_record(request_id="r9", model_version="v1", variant="B", predictions=[3.5], at=T0))
+    line = json.dumps(prediction_record(request_id="r9", model_version="v1", variant="B", predictions=[3.5], at=T0))
     envelope = {
         "messageType": "DATA_MESSAGE",
         "logEvents": [
@@ -120,18 +123,18 @@ def test_records_are_read_from_firehose_cloudwatch_envelopes(s3):
             {"id": "2", "timestamp": 0, "message": "START RequestId"},
         ],
     }
-    records = list(fb.parse_records(gzip.compress(json.dumps(envelope).encode())))
+    records = list(parse_records(gzip.compress(json.dumps(envelope).encode())))
     assert [(r.request_id, r.variant, r.predictions) for r in records] == [("r9", "B", [3.5])]
     nested = json.dumps({"level": "INFO", "message": json.loads(line)}).encode()
-    assert [r.request_id for r in fb.parse_records(nested + b"\nnot json\n")] == ["r9"]
+    assert [r.request_id for r in parse_records(nested + b"\nnot json\n")] == ["r9"]
 
 
 def test_parse_time_forms():
-    assert fb.parse_time("2026-05-28T00:00:00Z") == pytest.approx(1_779_926_400.0)
-    assert fb.parse_time("2026-05-28") == pytest.approx(1_779_926_400.0)
-    assert time.time() - fb.parse_time("2h") == pytest.approx(7200, abs=5)
+    assert parse_time("2026-05-28T00:00:00Z") == pytest.approx(1_779_926_400.0)
+    assert parse_time("2026-05-28") == pytest.approx(1_779_926_400.0)
+    assert time.time() - parse_time("2h") == pytest.approx(7200, abs=5)
     with pytest.raises(InputError) as err:
-        fb.parse_time("yesterday")
+        parse_time("yesterday")
     assert err.value.field == "since"
 
 

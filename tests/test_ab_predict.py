@@ -97,7 +97,7 @@ def test_without_challenger_no_experiment_and_no_flag_lookup(classifier_dir, ver
 
 
 def test_capture_has_latency_and_failed_requests_are_captured(tmp_path, classifier_dir, versions, capsys):
-    from modelops.capture import feedback
+    from modelops.capture.records import parse_records
 
     ok = gw.Gateway.from_env(
         {"MODELOPS_MODEL_DIR": str(classifier_dir), "MODELOPS_MODEL_VERSION": versions[0], "MODELOPS_CAPTURE": "on"}
@@ -111,6 +111,6 @@ def test_capture_has_latency_and_failed_requests_are_captured(tmp_path, classifi
         }
     )
     assert broken.handle(predict_event({"instances": [versions[2]]}, request_id="bad"))["statusCode"] == 503
-    records = {r.request_id: r for r in feedback.parse_records(capsys.readouterr().out.encode())}
+    records = {r.request_id: r for r in parse_records(capsys.readouterr().out.encode())}
     assert records["good"].status == 200 and records["good"].latency_ms > 0
     assert records["bad"].status == 503 and records["bad"].variant == "A" and records["bad"].predictions == []

@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from modelops.capture.feedback import LabelledRow, PredictionRecord
+from modelops.capture.labelled import LabelledRow
+from modelops.capture.records import PredictionRecord
 from modelops.experiments import report as abreport
 
 

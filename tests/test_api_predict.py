@@ -302,7 +302,7 @@ def test_capture_is_off_by_default(clf, golden, capsys):
 
 
 def test_capture_line_holds_rows_and_predictions(serve, classifier_dir, golden, capsys):
-    from modelops.capture.feedback import parse_records
+    from modelops.capture.records import parse_records
 
     app = serve(classifier_dir, MODELOPS_CAPTURE="on")
     capsys.readouterr()
@@ -442,7 +442,7 @@ def test_capture_writes_the_client_array_text_only_when_it_is_the_validated_arra
 
 
 def test_a_capture_with_the_client_text_reads_as_the_serialised_one(serve, classifier_dir, golden, capsys):
-    from modelops.capture.feedback import parse_records
+    from modelops.capture.records import parse_records
 
     app = serve(classifier_dir, MODELOPS_CAPTURE="on")
     rows = [golden["instances"][i % len(golden["instances"])] for i in range(100)]

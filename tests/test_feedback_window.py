@@ -7,7 +7,10 @@ import time
 
 from modelops.adapters.objectstore import open_location
 from modelops.capture import feedback
-from modelops.capture.feedback import FeedbackStore, PredictionLog, newest, prediction_record, read_window
+from modelops.capture.feedback import FeedbackStore
+from modelops.capture.labelled import read_window
+from modelops.capture.partitions import newest
+from modelops.capture.records import PredictionLog, prediction_record
 from modelops.retrain.run import FeedbackLabelled
 
 

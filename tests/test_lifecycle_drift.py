@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from modelops.capture.feedback import PredictionRecord
+from modelops.capture.records import PredictionRecord
 from modelops.model.artifact import Manifest
 from modelops.monitoring import drift
 from modelops.monitoring.quality import drift_report

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from modelops.capture.feedback import LabelledRow
+from modelops.capture.labelled import LabelledRow
 from modelops.core.errors import ModelOpsError
 from modelops.monitoring import quality as monitoring
 from modelops.wiring import retrain as lifecycle
@@ -181,7 +181,7 @@ def test_firehose_objects_from_the_log_subscription_are_read(s3):
     import gzip
     import time
 
-    from modelops.capture.feedback import PredictionLog, prediction_record
+    from modelops.capture.records import PredictionLog, prediction_record
 
     now = time.time()
     envelopes = []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import user_models
 from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, Notes
-from modelops.capture.feedback import LabelledRow
+from modelops.capture.labelled import LabelledRow
 from modelops.model.artifact import TRAINING_DATA_FILE
 from modelops.model.signature import instances, model_input, to_matrix
 from modelops.model.trusted import rows_csv

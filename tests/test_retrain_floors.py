@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from lifecycle_fakes import NOW, Clock, FakeDeployer, ListLabelled, Notes
-from modelops.capture.feedback import LabelledRow
+from modelops.capture.labelled import LabelledRow
 from modelops.model.dataset import load_builtin
 from modelops.model.trusted import rows_csv
 from modelops.registry import CHAMPION

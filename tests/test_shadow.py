@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import shadow_models
 from modelops.adapters.objectstore import open_location
-from modelops.capture.feedback import PredictionLog
+from modelops.capture.records import PredictionLog
 from modelops.experiments import shadow
 from support.aws import BUCKET
 from support.shadow import DATA, MODEL, REGISTRY, serve_and_capture

@@ -263,7 +263,7 @@ def test_capture_pipeline_is_switchable_and_filters_the_capture_lines(raw):
         assert r[name]["Condition"] == "CaptureOn", name
     assert r["CaptureSubscriptionFilter"]["Properties"]["FilterPattern"] == f"{{ $.{capture.MARKER} IS TRUE }}"
     prefix = r["CaptureDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]["Prefix"]
-    from modelops.capture.feedback import CAPTURE_DIR
+    from modelops.capture.records import CAPTURE_DIR
 
     assert f"/{CAPTURE_DIR}/date=!{{timestamp:yyyy-MM-dd}}/" in json.dumps(prefix)  # where PredictionLog reads
 

@@ -10,7 +10,8 @@ import time
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from modelops.adapters.objectstore import open_location
-from modelops.capture import feedback
+from modelops.capture.labelled import read_window
+from modelops.capture.partitions import DEFAULT_MAX_RECORDS
 from modelops.core import env as settings
 from modelops.experiments import shadow
 from modelops.monitoring import quality as monitoring
@@ -27,13 +28,13 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     store, prefix = open_location(settings.required("MODELOPS_DATA_URI"), registry.s3)
     now = time.time()
     since = now - window_seconds
-    limit = settings.integer("MODELOPS_WINDOW_MAX_RECORDS", feedback.DEFAULT_MAX_RECORDS, minimum=1)
+    limit = settings.integer("MODELOPS_WINDOW_MAX_RECORDS", DEFAULT_MAX_RECORDS, minimum=1)
     if isinstance(event, dict) and event.get("action") == shadow.EVENT_ACTION:
         version = settings.text("MODELOPS_SHADOW_VERSION")
         result = shadow.scheduled(registry, name, store, prefix, version, since=since, until=now, max_records=limit)
         logger.info("shadow test", extra=result)
         return result
-    window = feedback.read_window(store, prefix, since=since, until=now, max_records=limit)
+    window = read_window(store, prefix, since=since, until=now, max_records=limit)
     captured, labelled = window.captured, window.labelled
     serving = registry.get_alias(name, CHAMPION).version
     manifests: dict = {}

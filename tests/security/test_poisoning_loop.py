@@ -18,6 +18,7 @@ import pytest
 from api_support import invoke, proxy_event, serve_model
 from lifecycle_fakes import FakeDeployer
 from modelops.capture import feedback
+from modelops.capture.records import PredictionLog
 from modelops.model.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION, PENDING
 from modelops.wiring import retrain as lifecycle
@@ -76,7 +77,7 @@ def serve(loop, capsys, rows: np.ndarray, names: list[str]) -> list[dict]:
         assert status == 200
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"capture"')]
     assert len(lines) == len(rows)
-    feedback.PredictionLog("modelops-test", "data", loop.registry.s3).append(lines)
+    PredictionLog("modelops-test", "data", loop.registry.s3).append(lines)
     return lines
 
 

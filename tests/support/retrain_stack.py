@@ -10,6 +10,7 @@ import boto3
 import pytest
 from lifecycle_fakes import TRUSTED_URI, put_trusted_rows
 from modelops.capture import feedback
+from modelops.capture.records import PredictionLog, prediction_record
 from modelops.model.artifact import load_from_dir
 from modelops.model.dataset import load_builtin
 from modelops.registry import CHAMPION
@@ -73,14 +74,14 @@ def stack(deployed):
     predictions, scores = deployed.estimator.predict(X), deployed.estimator.predict_proba(X)[:, 1]
     now = time.time()
     registry = deployed.registry
-    log = feedback.PredictionLog("modelops-test", "data", registry.s3)
+    log = PredictionLog("modelops-test", "data", registry.s3)
     store = feedback.FeedbackStore("modelops-test", "data", registry.s3)
     records = []
     for r in range(40):
         rows = slice(r * 10, r * 10 + 10)
         at = now - 3600 * 6 + r * 300
         records.append(
-            feedback.prediction_record(
+            prediction_record(
                 request_id=f"r{r}",
                 model_version=deployed.champion.version,
                 at=at,

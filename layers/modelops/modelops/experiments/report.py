@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..capture.feedback import LabelledRow, PredictionRecord
+from ..capture.labelled import LabelledRow
+from ..capture.records import PredictionRecord
 
 VARIANTS = ("A", "B")
 ALPHA = 0.05

@@ -1,7 +1,7 @@
 """Shadow testing: score the requests the champion answered (online capture) with a candidate version, and
 compare the two answers row by row. Nothing is served: the candidate runs offline, through the batch scorer.
 
-The rows are read with the capture reader (modelops.capture.feedback.PredictionLog), keeping the champion's answers
+The rows are read with the capture reader (modelops.capture.records.PredictionLog), keeping the champion's answers
 (variant A, status 200). Each captured row's inputs go through the batch JSON Lines parser and
 modelops.batch.scoring.Scorer, so a row gets exactly the conversions and rejections a batch run would give it.
 
@@ -44,7 +44,8 @@ import orjson
 
 from ..adapters.objectstore import ObjectStore
 from ..batch.config import DEFAULT_MAX_LINE_BYTES
-from ..capture.feedback import DEFAULT_MAX_RECORDS, PredictionLog, PredictionRecord, iso
+from ..capture.partitions import DEFAULT_MAX_RECORDS, iso
+from ..capture.records import PredictionLog, PredictionRecord
 from ..core.errors import ModelOpsError
 from ..model.artifact import CLASSIFICATION, LoadedModel
 from ..monitoring import drift

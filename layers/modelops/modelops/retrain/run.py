@@ -43,7 +43,8 @@ import numpy as np
 
 from ..adapters.aws import aws_errors, parse_s3_uri
 from ..adapters.objectstore import ObjectStore, S3ObjectStore
-from ..capture.feedback import DEFAULT_MAX_RECORDS, LabelledRow, read_window
+from ..capture.labelled import LabelledRow, read_window
+from ..capture.partitions import DEFAULT_MAX_RECORDS
 from ..core.errors import ConflictError, ModelOpsError, NotFoundError
 from ..model import signature, training, trusted
 from ..model.artifact import CLASSIFICATION, REGRESSION, Manifest, write_artifact

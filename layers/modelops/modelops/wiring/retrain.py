@@ -29,7 +29,7 @@ from typing import Any
 
 from ..adapters.aws import client
 from ..adapters.objectstore import open_location
-from ..capture.feedback import DEFAULT_MAX_RECORDS
+from ..capture.partitions import DEFAULT_MAX_RECORDS
 from ..core import env as settings
 from ..registry import Registry
 from ..retrain.run import FeedbackLabelled, Notifier, NullNotifier, RetrainConfig, Retrainer, SnsNotifier
