@@ -252,7 +252,7 @@ class Demo:
 
             # 5 -----------------------------------------------------------------------------------
             self.step(5, "v2 is promoted")
-            from modelops.rollout.deploy import Rollout
+            from modelops.ports import Rollout
 
             target = next(iter(weights))
             deployer.complete(

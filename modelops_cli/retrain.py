@@ -63,8 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from modelops.ports import Deployer
     from modelops.retrain.lock import RetrainLock
-    from modelops.rollout.deploy import Deployer
     from modelops.wiring import retrain as lifecycle
 
     if not args.registry:

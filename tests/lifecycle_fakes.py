@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelops.capture.labelled import LabelledRow
-from modelops.rollout.deploy import Rollout
+from modelops.ports import Rollout
 
 NOW = 1_800_000_000.0
 

@@ -107,7 +107,7 @@ def test_a_repeated_header_column_is_an_error():
 
 def test_a_recipe_reads_the_same_tokens_again(monkeypatch):
     """A retrain re-reads the original training CSV with the tokens the champion was trained with."""
-    import modelops.retrain.run as retrain_module
+    from modelops.retrain.data import load_original
 
     body = csv("a,b,y", *[f"{i},{'?' if i % 5 == 0 else i * 2},{'x' if i % 2 else 'z'}" for i in range(40)])
     trained = train(read_csv(body, "y", missing=["?"]), "tokens")
@@ -120,9 +120,8 @@ def test_a_recipe_reads_the_same_tokens_again(monkeypatch):
         def get(self, key):
             return body, '"etag"'
 
-    monkeypatch.setattr(retrain_module, "S3ObjectStore", OneObject)
     trained.manifest.training_data["uri"] = "s3://bucket/train.csv"
-    again = retrain_module.load_original(trained.manifest)
+    again = load_original(trained.manifest, open_store=OneObject)
     assert np.isnan(again.X[:, 1]).sum() == 8
 
 

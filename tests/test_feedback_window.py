@@ -11,7 +11,7 @@ from modelops.capture.feedback import FeedbackStore
 from modelops.capture.labelled import read_window
 from modelops.capture.partitions import newest
 from modelops.capture.records import PredictionLog, prediction_record
-from modelops.retrain.run import FeedbackLabelled
+from modelops.retrain.data import FeedbackLabelled
 
 
 def seed_window(tmp_path, n: int, start: float):

@@ -216,7 +216,7 @@ SAMCONFIG = {"ModelName": MODEL, "ModelVersion": f"/modelops/{STACK}/{MODEL}/cha
 @pytest.fixture
 def promoted(lam, ssm, pins, registry_for_finalize):
     """v1 served, then a retrain rollout of v2 succeeded and finalize pinned it as the champion."""
-    from modelops.retrain.run import finalize
+    from modelops.retrain.finalize import finalize
 
     pins.put(V1)
     stack = FakeStack(lam, ssm, name=STACK, function=FN, parameters=dict(SAMCONFIG))

@@ -12,6 +12,7 @@ import pytest
 from modelops.capture.labelled import LabelledRow
 from modelops.core.errors import ModelOpsError
 from modelops.monitoring import quality as monitoring
+from modelops.retrain.events import classify
 from modelops.wiring import retrain as lifecycle
 
 
@@ -115,14 +116,14 @@ def test_classify_alarm_schedule_stack_update_and_manual_events():
         "time": "t",
         "detail": {"alarmName": "q", "state": {"value": "ALARM", "reason": "r"}, "previousState": {"value": "OK"}},
     }
-    assert lifecycle.classify(alarm) == (
+    assert classify(alarm) == (
         "retrain",
         {"type": "alarm", "alarm": "q", "state": "ALARM", "reason": "r", "time": "t", "previous": "OK"},
     )
     alarm["detail"]["state"]["value"] = "INSUFFICIENT_DATA"
-    assert lifecycle.classify(alarm)[0] == "ignore"
+    assert classify(alarm)[0] == "ignore"
     schedule = {"source": "aws.events", "detail-type": "Scheduled Event", "resources": ["arn:rule/weekly"], "time": "t"}
-    assert lifecycle.classify(schedule) == ("retrain", {"type": "schedule", "rule": "arn:rule/weekly", "time": "t"})
+    assert classify(schedule) == ("retrain", {"type": "schedule", "rule": "arn:rule/weekly", "time": "t"})
     # CloudFormation's "Stack Status Change" event (CloudFormation user guide, events detail reference)
     update = {
         "source": "aws.cloudformation",
@@ -134,16 +135,16 @@ def test_classify_alarm_schedule_stack_update_and_manual_events():
             "client-request-token": "modelops-rollout-v2",
         },
     }
-    action, info = lifecycle.classify(update)
+    action, info = classify(update)
     assert action == "finalize" and info["succeeded"] is False and info["deployment_id"] == "modelops-rollout-v2"
     update["detail"]["status-details"]["status"] = "UPDATE_COMPLETE"
-    assert lifecycle.classify(update)[1]["succeeded"] is True
+    assert classify(update)[1]["succeeded"] is True
     update["detail"]["status-details"]["status"] = "UPDATE_IN_PROGRESS"
-    assert lifecycle.classify(update)[0] == "ignore"
+    assert classify(update)[0] == "ignore"
     codedeploy = {"source": "aws.codedeploy", "detail-type": "CodeDeploy Deployment State-change Notification"}
-    assert lifecycle.classify(codedeploy)[0] == "ignore"  # the stack update's end is what counts
-    assert lifecycle.classify({"action": "retrain", "dry_run": True})[1]["dry_run"] is True
-    assert lifecycle.classify({"hello": 1})[0] == "ignore"
+    assert classify(codedeploy)[0] == "ignore"  # the stack update's end is what counts
+    assert classify({"action": "retrain", "dry_run": True})[1]["dry_run"] is True
+    assert classify({"hello": 1})[0] == "ignore"
 
 
 def test_config_from_env_reads_floors_and_refuses_non_numbers():
@@ -162,7 +163,7 @@ def test_config_from_env_reads_floors_and_refuses_non_numbers():
 
 def test_sns_announcement_reaches_subscribers(moto_aws):
     """moto SNS with an SQS subscriber stands in for the topic's e-mail or chat subscribers."""
-    from modelops.retrain.run import SnsNotifier
+    from modelops.adapters.notify import SnsNotifier
 
     sns, sqs = boto3.client("sns"), boto3.client("sqs")
     topic = sns.create_topic(Name="lifecycle")["TopicArn"]

@@ -22,7 +22,8 @@ from lifecycle_fakes import (
 from modelops.model import training
 from modelops.model.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION
-from modelops.retrain.run import RetrainConfig, Retrainer, finalize
+from modelops.retrain.finalize import finalize
+from modelops.retrain.run import RetrainConfig, Retrainer
 
 from devtools.lifecycle_sim import labelled_traffic
 

@@ -15,7 +15,8 @@ from modelops.model.artifact import EVALUATION_FILE
 from modelops.model.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION, PENDING
 from modelops.retrain import approval, labelshift
-from modelops.retrain.run import RetrainConfig, Retrainer, decide_trusted
+from modelops.retrain.decision import decide_trusted
+from modelops.retrain.run import RetrainConfig, Retrainer
 
 from devtools.lifecycle_sim import labelled_traffic
 from modelops_cli import main
@@ -292,7 +293,7 @@ def test_champion_without_a_trusted_set_still_loads_and_a_winner_needs_approval(
 
 # ---- the sign test on the trusted set ---------------------------------------------------------------------------------
 def test_sign_test_is_the_exact_one_sided_binomial():
-    from modelops.retrain.run import sign_test
+    from modelops.retrain.decision import sign_test
 
     assert sign_test(0, 0) == 1.0  # nothing tells the models apart
     assert sign_test(2, 0) == 0.25  # two rows: as likely as two coin flips

@@ -11,7 +11,8 @@ from modelops.capture.labelled import LabelledRow
 from modelops.model.dataset import load_builtin
 from modelops.model.trusted import rows_csv
 from modelops.registry import CHAMPION
-from modelops.retrain.run import Retrainer, floors_for
+from modelops.retrain.decision import floors_for
+from modelops.retrain.run import Retrainer
 from modelops.wiring import retrain as lifecycle
 
 from devtools import diagram

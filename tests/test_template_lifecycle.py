@@ -137,7 +137,7 @@ def _delivered(pattern, event) -> bool:
 def test_stack_update_rule_only_covers_this_stack(translated):
     """The event shape is CloudFormation's "Stack Status Change" event (CloudFormation user guide, events detail
     reference): detail.stack-id and detail.status-details.status."""
-    from modelops.wiring.retrain import FAILED_STATES, SUCCEEDED_STATES
+    from modelops.retrain.events import FAILED_STATES, SUCCEEDED_STATES
 
     pattern = _rule(translated, "StackUpdateFinished")["EventPattern"]
     assert pattern["source"] == ["aws.cloudformation"]

@@ -1,6 +1,6 @@
-"""Objects in one bucket (or one local directory), behind one interface: what the registry, batch, feedback and the
-retrain lock need from storage. Two adapters: S3ObjectStore (boto3) and LocalObjectStore (a directory on disk, so
-every command works with no AWS and no emulator).
+"""The object-store adapters: objects in one bucket (or one local directory) behind modelops.ports.ObjectStore,
+what the registry, batch, feedback and the retrain lock need from storage. S3ObjectStore (boto3) and
+LocalObjectStore (a directory on disk, so every command works with no AWS and no emulator).
 
 Both give the same guarantees the callers depend on:
     get / head          a missing key is NotFoundError / None (never "access denied", see aws.s3_get)
@@ -8,8 +8,7 @@ Both give the same guarantees the callers depend on:
                         if_match=<etag>: fails with ConflictError unless the object still has that ETag
     list                keys in lexicographic order, from start_after
     open_range          a byte range of the object as it was (etag), or ConflictError if it changed
-    multipart uploads   nothing is visible at the key until complete_upload publishes the whole object
-"""
+    multipart uploads   nothing is visible at the key until complete_upload publishes the whole object"""
 
 from __future__ import annotations
 
@@ -22,70 +21,16 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from ..core.errors import ConflictError, ModelOpsError, NotFoundError
+from ..ports import ObjectStore, StoredObject
 from .aws import aws_errors, client, parse_s3_uri, s3_get, s3_head
 
 LOCAL_SCHEME = "file://"
 
 
-@dataclass(frozen=True)
-class StoredObject:
-    key: str
-    etag: str
-    size: int
-
-
-class ObjectStore(Protocol):
-    bucket: str  # what messages name (an S3 bucket, or a directory)
-
-    def uri(self, key: str = "") -> str: ...
-
-    def check(self, prefix: str = "") -> None:
-        """NotFoundError unless the bucket or directory exists (checked with a listing under prefix, which a
-        policy that limits listings to some prefixes allows)."""
-
-    def get(self, key: str) -> tuple[bytes, str]: ...
-
-    def head(self, key: str) -> StoredObject | None: ...
-
-    def exists(self, key: str) -> bool: ...
-
-    def list(self, prefix: str, start_after: str | None = None) -> Iterator[StoredObject]: ...
-
-    def folders(self, prefix: str) -> builtins.list[str]:
-        """The next path segment of every key under prefix (S3's common prefixes with delimiter '/')."""
-
-    def put(
-        self,
-        key: str,
-        body: bytes,
-        *,
-        content_type: str = "application/octet-stream",
-        if_none_match: bool = False,
-        if_match: str | None = None,
-    ) -> str: ...
-
-    def delete(self, keys: builtins.list[str]) -> None: ...
-
-    def open_range(self, key: str, etag: str, start: int, end: int | None = None) -> IO[bytes]: ...
-
-    def create_upload(self, key: str, content_type: str) -> str: ...
-
-    def upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> str: ...
-
-    def complete_upload(self, key: str, upload_id: str, parts: builtins.list[dict[str, Any]]) -> None: ...
-
-    def abort_upload(self, key: str, upload_id: str) -> None: ...
-
-    def open_uploads(self, prefix: str) -> builtins.list[tuple[str, str]]:
-        """(key, upload id) of every upload under prefix that is neither completed nor aborted."""
-
-
-# ---- small JSON state objects changed by compare-and-swap (the retrain lock, batch date leases, aliases) ----------
 def read_state(store: ObjectStore, key: str) -> tuple[dict[str, Any], str | None]:
     """The JSON object at key and its ETag; ({}, None) when there is none yet."""
     try:
@@ -123,7 +68,6 @@ def open_bucket(bucket: str, s3: Any = None) -> ObjectStore:
     return S3ObjectStore(bucket, s3)
 
 
-# ---- S3 -------------------------------------------------------------------------------------------------
 class S3ObjectStore:
     def __init__(self, bucket: str, s3: Any = None):
         self.bucket = bucket
@@ -238,7 +182,6 @@ class S3ObjectStore:
         return out
 
 
-# ---- a local directory ----------------------------------------------------------------------------------
 INTERNAL = ".modelops-store"  # uploads, temporary files and the write lock live here, never listed
 
 

@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..adapters.objectstore import ObjectStore, read_state, swap_state
+from ..adapters.objectstore import read_state, swap_state
 from ..core import env as settings
 from ..core.errors import ConflictError
+from ..ports import ObjectStore
 from ..retrain.lock import iso
 
 RENEW_TRIES = 5  # parts of one run renew side by side; a lost If-Match race is read again and retried

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..adapters.objectstore import ObjectStore, S3ObjectStore, open_bucket
-from ..adapters.objectstore import StoredObject as ObjectInfo
+from ..adapters.objectstore import S3ObjectStore, open_bucket
+from ..ports import ObjectStore
+from ..ports import StoredObject as ObjectInfo
 
 __all__ = ["ObjectInfo", "ObjectStore", "Store", "open_store"]
 

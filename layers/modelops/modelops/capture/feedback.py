@@ -27,8 +27,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..adapters.objectstore import ObjectStore
 from ..core.errors import InputError
+from ..ports import ObjectStore
 from .labeltoken import LabelGrant
 from .partitions import data_store, iso, list_partitions, newest, parse_time, partition_key
 from .records import MAX_ROWS

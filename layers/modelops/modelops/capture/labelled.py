@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..adapters.objectstore import ObjectStore
+from ..ports import ObjectStore
 from .feedback import FeedbackRecord, FeedbackStore
 from .partitions import DEFAULT_MAX_RECORDS, data_store
 from .records import PredictionLog, PredictionRecord, merge_parts

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from ..adapters.objectstore import ObjectStore, open_bucket
+from ..adapters.objectstore import open_bucket
 from ..core.errors import InputError
+from ..ports import ObjectStore
 
 
 def utc(ts: float) -> datetime:

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..adapters.objectstore import ObjectStore
 from ..core.errors import InputError
+from ..ports import ObjectStore
 from .partitions import data_store, iso, list_partitions, newest, parse_time, partition_key
 
 CAPTURE_DIR = "captures"

@@ -42,13 +42,13 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..adapters.objectstore import ObjectStore
 from ..batch.config import DEFAULT_MAX_LINE_BYTES
 from ..capture.partitions import DEFAULT_MAX_RECORDS, iso
 from ..capture.records import PredictionLog, PredictionRecord
 from ..core.errors import ModelOpsError
 from ..model.artifact import CLASSIFICATION, LoadedModel
 from ..monitoring import drift
+from ..ports import ObjectStore
 
 SHADOW_DIR = "shadow"
 CHAMPION_VARIANT = "A"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..adapters.objectstore import ObjectStore, open_location, swap_state
+from ..adapters.objectstore import open_location, swap_state
 from ..core.errors import ConflictError, ModelOpsError, NotFoundError
 from ..core.names import check_model_name
 from ..model.artifact import (
@@ -35,6 +35,7 @@ from ..model.artifact import (
     load_from_bytes,
 )
 from ..model.versioning import utc_now_iso
+from ..ports import ObjectStore
 from .signing import SIGNATURE_FILE, KmsSigner, signer_from_env
 
 CHAMPION = "champion"

@@ -14,10 +14,11 @@ import getpass
 import logging
 from typing import Any
 
+from ..adapters.notify import NullNotifier
 from ..core.errors import ConflictError, NotFoundError
+from ..ports import Deployer, Notifier
 from ..registry import CHAMPION, PENDING, Registry
-from ..rollout.deploy import Deployer
-from .run import Notifier, NullNotifier, start_rollout
+from .finalize import start_rollout
 
 log = logging.getLogger(__name__)
 

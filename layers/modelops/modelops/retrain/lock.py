@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..adapters.objectstore import ObjectStore, read_state, swap_state
+from ..adapters.objectstore import read_state, swap_state
 from ..core.errors import ConflictError
+from ..ports import ObjectStore
 
 DEFAULT_TTL_SECONDS = 20 * 60  # longer than the retrain function's 15-minute Lambda maximum
 DEFAULT_COOLDOWN_SECONDS = 24 * 3600

@@ -1,5 +1,6 @@
-"""The retrain decision: assemble data, train a candidate with the champion's recipe, compare both on
-the same recent holdout, and roll the candidate out only when it is clearly better.
+"""The locked retrain run: assemble data, train a candidate with the champion's recipe, compare both on
+the same recent holdout, and roll the candidate out only when it is clearly better (the rules: decision.py; the
+data: data.py; the hand-off to the canary and its end: finalize.py).
 
 Stages (each one that fails leaves the champion alias, the SSM pin and the live Lambda alias untouched):
     lock        one run at a time (lock with expiry) and a cooldown between decisions
@@ -24,40 +25,35 @@ Stages (each one that fails leaves the champion alias, the SSM pin and the live 
 The champion alias and the SSM pin move only in `finalize`, after the stack update succeeds.
 Every run writes one `retrain_decision` (or `retrain_paused` / `retrain_failed` / `retrain_skipped`) event to the registry
 history with the trigger, the data used, the metrics and the decision, and announces it. A dry run decides
-the same way but writes nothing: no lock, no history, no announcement.
-"""
+the same way but writes nothing: no lock, no history, no announcement."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
-from ..adapters.aws import aws_errors, parse_s3_uri
-from ..adapters.objectstore import ObjectStore, S3ObjectStore
-from ..capture.labelled import LabelledRow, read_window
+from ..adapters.notify import NullNotifier
 from ..capture.partitions import DEFAULT_MAX_RECORDS
-from ..core.errors import ConflictError, ModelOpsError, NotFoundError
+from ..core.errors import ModelOpsError
 from ..model import signature, training, trusted
-from ..model.artifact import CLASSIFICATION, REGRESSION, Manifest, write_artifact
-from ..model.dataset import Dataset, load_builtin, read_csv
-from ..registry import CANDIDATE, CHAMPION, PENDING, Registry, registration
-from ..rollout.deploy import MODEL_VERSION_VAR, ChampionPin, Deployer
+from ..model.artifact import CLASSIFICATION, Manifest, write_artifact
+from ..model.dataset import Dataset
+from ..ports import Deployer, Notifier
+from ..registry import CHAMPION, PENDING, Registry, registration
 from . import labelshift
+from .data import LabelledSource, labelled_dataset, load_original, original_data_uri
+from .decision import DEFAULT_METRIC, decide, decide_trusted, floors_for, sign_test
+from .finalize import start_rollout
 from .lock import CooldownActive, LockBusy, RetrainLock, iso
 
 log = logging.getLogger(__name__)
-
-LOWER_IS_BETTER = {"mae", "rmse", "log_loss"}
-DEFAULT_METRIC = {CLASSIFICATION: "accuracy", REGRESSION: "mae"}
 
 
 @dataclass
@@ -98,206 +94,6 @@ class RetrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, {}, [])}
-
-
-class LabelledSource(Protocol):
-    def labelled(self, name: str, since: float, until: float) -> list[LabelledRow]: ...
-
-
-class FeedbackLabelled:
-    """Labelled predictions from the feedback store: captured requests joined to their ground truth, at most
-    max_records of each (the newest; `dropped` says how many older ones were left out of the last read).
-    Rows captured without their features cannot be trained on and are left out."""
-
-    def __init__(self, store: ObjectStore, prefix: str, max_records: int | None = DEFAULT_MAX_RECORDS):
-        self.store, self.prefix, self.max_records = store, prefix, max_records
-        self.dropped: dict[str, int] = {}
-
-    def labelled(self, name: str, since: float, until: float) -> list[LabelledRow]:
-        window = read_window(self.store, self.prefix, since=since, until=until, max_records=self.max_records)
-        counts = window.counts()
-        self.dropped = {k: v for k, v in counts.items() if k.startswith("dropped_")}
-        return [r for r in window.labelled if r.at <= until and r.features]
-
-
-class Notifier(Protocol):
-    def publish(self, subject: str, message: dict[str, Any]) -> None: ...
-
-
-class SnsNotifier:
-    def __init__(self, sns: Any, topic_arn: str):
-        self.sns, self.topic = sns, topic_arn
-
-    def publish(self, subject: str, message: dict[str, Any]) -> None:
-        import json
-
-        with aws_errors(f"publishing to {self.topic}"):
-            self.sns.publish(TopicArn=self.topic, Subject=subject[:100], Message=json.dumps(message, default=str))
-
-
-class NullNotifier:
-    def publish(self, subject: str, message: dict[str, Any]) -> None:
-        log.info("announcement (no topic configured): %s", subject)
-
-
-# ---- data ----------------------------------------------------------------------------------
-def original_data_uri(manifest: Manifest) -> str:
-    return str(manifest.recipe.get("original_data") or manifest.training_data.get("uri") or "")
-
-
-def load_original(manifest: Manifest, s3: Any = None, registry: Registry | None = None) -> Dataset:
-    """The champion's original training set, read the way it was recorded in its manifest."""
-    uri = original_data_uri(manifest)
-    recipe = manifest.recipe
-    stored = recipe.get("training_data")
-    if isinstance(stored, dict) and stored.get("file") and registry is not None:
-        return load_stored(registry, manifest, stored)
-    missing = recipe.get("missing_values") or ()  # read with the tokens it was trained with
-    if not uri:
-        raise NotFoundError(f"{manifest.name}/{manifest.version}: the manifest records no training data location")
-    if uri.startswith("sklearn:"):
-        dataset = load_builtin(uri.split(":", 1)[1])
-    elif uri.startswith("s3://"):
-        bucket, key = parse_s3_uri(uri)
-        body, _ = S3ObjectStore(bucket, s3).get(key)
-        dataset = read_csv(body, recipe["target"], recipe.get("features"), recipe.get("dtypes"), missing=missing)
-        dataset.source = uri
-    else:
-        if not Path(uri).is_file():
-            raise NotFoundError(f"training data {uri} of {manifest.name}/{manifest.version} is not available")
-        dataset = read_csv(uri, recipe["target"], recipe.get("features"), recipe.get("dtypes"), missing=missing)
-    expected = manifest.training_data.get("sha256")
-    if expected and not manifest.recipe.get("original_data") and dataset.sha256 != expected:
-        raise ModelOpsError(
-            f"training data {uri} changed since {manifest.name}/{manifest.version} was trained "
-            f"(sha256 {dataset.sha256[:12]}… != {expected[:12]}…); refusing to retrain on it"
-        )
-    return dataset
-
-
-def load_stored(registry: Registry, manifest: Manifest, stored: dict[str, Any]) -> Dataset:
-    """An imported model's training sample, kept in the registry with the version that recorded it."""
-    key = registry.version_key(manifest.name, str(stored["version"]), str(stored["file"]))
-    where = registry.store.uri(key)
-    try:
-        body, _ = registry.store.get(key)
-    except NotFoundError:
-        raise NotFoundError(f"training data {where} of {manifest.name}/{manifest.version} is not available") from None
-    recipe = manifest.recipe
-    dataset = read_csv(body, recipe["target"], recipe.get("features"), recipe.get("dtypes"))
-    dataset.source = where
-    if stored.get("sha256") and dataset.sha256 != stored["sha256"]:
-        raise ModelOpsError(
-            f"training data {where} changed since {manifest.name}/{manifest.version} was registered "
-            f"(sha256 {dataset.sha256[:12]}… != {str(stored['sha256'])[:12]}…); refusing to retrain on it"
-        )
-    return dataset
-
-
-def labelled_dataset(manifest: Manifest, records: list[LabelledRow], source: str) -> Dataset:
-    from ..model.artifact import sha256_bytes
-
-    names = list(manifest.recipe.get("features") or [f["name"] for f in manifest.features])
-    dtypes = list(manifest.recipe.get("dtypes") or [f["dtype"] for f in manifest.features])
-    numeric = all(d == "number" for d in dtypes)
-    X = np.empty((len(records), len(names)), dtype=np.float64 if numeric else object)
-    for i, r in enumerate(records):
-        for j, (n, d) in enumerate(zip(names, dtypes, strict=True)):
-            v = (r.features or {}).get(n)
-            X[i, j] = (np.nan if v is None else float(v)) if d == "number" else (np.nan if v is None else v)
-    task = manifest.task
-    y = np.asarray(
-        [float(r.actual) for r in records] if task != CLASSIFICATION else [r.actual for r in records],
-        dtype=np.float64 if task != CLASSIFICATION else object,
-    )
-    digest = (
-        sha256_bytes(X.tobytes() + "\n".join(map(str, y)).encode()) if numeric else sha256_bytes(repr((X, y)).encode())
-    )
-    return Dataset(names, dtypes, X, y, manifest.target, source, digest)
-
-
-# ---- decision ------------------------------------------------------------------------------
-def better_by(metric: str, candidate: float, champion: float) -> float:
-    """How much better the candidate is (positive = better), whatever the metric's direction."""
-    return champion - candidate if metric in LOWER_IS_BETTER else candidate - champion
-
-
-# The task each metric belongs to: a floor on another task's metric does not apply (the template sets an
-# accuracy floor by default, which a regressor has no accuracy to meet).
-METRIC_TASK = {
-    **dict.fromkeys(("accuracy", "roc_auc", "f1_macro", "log_loss"), CLASSIFICATION),
-    **dict.fromkeys(("mae", "rmse", "r2"), REGRESSION),
-}
-
-
-def floors_for(task: str, floors: dict[str, float]) -> dict[str, float]:
-    return {m: bound for m, bound in floors.items() if METRIC_TASK.get(m, task) == task}
-
-
-def floor_failures(floors: dict[str, float], metrics: dict[str, float]) -> list[str]:
-    failures = []
-    for metric, bound in sorted(floors.items()):
-        value = metrics.get(metric)
-        if value is None:
-            failures.append(f"{metric} not available")
-        elif metric in LOWER_IS_BETTER and value > bound:
-            failures.append(f"{metric} {value:.4f} above the limit {bound}")
-        elif metric not in LOWER_IS_BETTER and value < bound:
-            failures.append(f"{metric} {value:.4f} below the floor {bound}")
-    return failures
-
-
-def decide_trusted(
-    metric: str,
-    margin: float,
-    tolerance: float,
-    floors: dict[str, float],
-    trusted_scores: tuple[dict[str, float], dict[str, float]],
-    recent_scores: tuple[dict[str, float], dict[str, float]],
-) -> tuple[bool, str]:
-    """(candidate, champion) metrics on the trusted set and on the recent-label holdout. The trusted set decides
-    (margin, floors); the recent holdout, whose labels clients wrote, can only veto (tolerance)."""
-    accept, reason = decide(metric, margin, floors, *trusted_scores, where="trusted set")
-    reason = f"trusted set: {reason}"
-    if not accept:
-        return False, reason
-    candidate, champion = recent_scores
-    if metric not in candidate or metric not in champion:
-        return False, f"{reason}; metric '{metric}' is not available on the recent holdout"
-    gain = better_by(metric, candidate[metric], champion[metric])
-    recent = f"recent holdout {metric}: candidate {candidate[metric]:.4f} vs champion {champion[metric]:.4f} (gain {gain:+.4f}, tolerance {tolerance})"
-    if gain < -tolerance:
-        return False, f"candidate loses on the recent holdout by more than the tolerance; {recent}; {reason}"
-    return True, f"{reason}; {recent}"
-
-
-def sign_test(wins: int, losses: int) -> float:
-    """One-sided exact sign (McNemar) test: the chance of at least `wins` of the wins + losses discordant rows
-    going the candidate's way if both models were equally good. 1.0 when no row tells them apart."""
-    n = wins + losses
-    if n == 0:
-        return 1.0
-    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n
-
-
-def decide(
-    metric: str,
-    margin: float,
-    floors: dict[str, float],
-    candidate: dict[str, float],
-    champion: dict[str, float],
-    where: str = "holdout",
-) -> tuple[bool, str]:
-    if metric not in candidate or metric not in champion:
-        return False, f"metric '{metric}' is not available on the {where}"
-    gain = better_by(metric, candidate[metric], champion[metric])
-    failures = floor_failures(floors, candidate)
-    summary = f"{metric}: candidate {candidate[metric]:.4f} vs champion {champion[metric]:.4f} (gain {gain:+.4f}, margin {margin})"
-    if failures:
-        return False, f"candidate fails the floors ({'; '.join(failures)}); {summary}"
-    if gain < margin:
-        return False, f"candidate does not beat the champion by the margin; {summary}"
-    return True, f"candidate beats the champion; {summary}"
 
 
 class Retrainer:
@@ -633,28 +429,6 @@ class Retrainer:
             log.exception("could not announce the retrain outcome")
 
 
-def start_rollout(
-    registry: Registry,
-    name: str,
-    deployer: Deployer,
-    candidate: str,
-    champion: str,
-    *,
-    reason: str,
-    trigger: str,
-    description: str,
-) -> Any:
-    """The one way a candidate goes live, for an automatic decision and an approval alike: the candidate alias names
-    it (the PreTraffic hook lets a deployment serve only the champion or this candidate), then the stack update
-    starts. If it cannot start, the candidate alias names the champion again."""
-    registry.set_alias(name, CANDIDATE, candidate, reason=reason[:200], trigger=trigger)
-    try:
-        return deployer.start(candidate, description)
-    except Exception:
-        reset_candidate(registry, name, champion, "the rollout could not start")
-        raise
-
-
 def _error_rate(metrics: dict[str, Any] | None) -> float | None:
     accuracy = (metrics or {}).get("accuracy")
     return None if accuracy is None else 1.0 - float(accuracy)
@@ -697,68 +471,3 @@ class stage:
             with contextlib.suppress(AttributeError):
                 exc.stage = self.name  # type: ignore[attr-defined]
         return False
-
-
-# ---- finalize after the rollout --------------------------------------------------------------
-def reset_candidate(registry: Registry, name: str, champion: str | None, reason: str) -> None:
-    """No rollout in flight: the candidate alias names the champion again, so the PreTraffic hook accepts nothing
-    but the champion."""
-    if not champion:
-        return
-    try:
-        registry.set_alias(name, CANDIDATE, champion, reason=reason, trigger="rollout-finished")
-    except ModelOpsError:
-        log.exception("could not reset the candidate alias of %s", name)
-
-
-def finalize(
-    registry: Registry,
-    name: str,
-    deployer: Deployer,
-    pin: ChampionPin,
-    notifier: Notifier | None,
-    deployment_id: str,
-    succeeded: bool,
-    trigger: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Called when a stack update of the predict function ends. On success the model the `live` alias now serves
-    becomes the champion: first the SSM pin (what a later `sam deploy` resolves), then the registry alias. On failure
-    CloudFormation and CodeDeploy have already rolled the stack and the traffic back; nothing moves."""
-    notifier = notifier or NullNotifier()
-    champion = registry.get_alias(name, CHAMPION).version
-    candidate = registry.get_alias(name, CANDIDATE).version
-    detail: dict[str, Any] = {"deployment_id": deployment_id, "trigger": trigger or {}, "champion_before": champion}
-    if candidate and candidate != champion:
-        detail["candidate"] = candidate
-    if not succeeded:
-        detail.update(outcome="rolled_back", reason="the rollout did not succeed; the champion keeps serving")
-        reset_candidate(registry, name, champion, f"rollout {deployment_id} rolled back")
-        registry.record(name, "rollout_finished", detail)
-        notifier.publish(f"modelops: {name} rollout {deployment_id} rolled back", detail)
-        return detail
-    live = deployer.live_model_version()
-    if not live:
-        raise ModelOpsError(f"the live alias of {name}'s predict function has no {MODEL_VERSION_VAR} set")
-    pin.put(live)
-    if live != champion:
-        try:
-            registry.set_alias(
-                name,
-                CHAMPION,
-                live,
-                expected=champion,
-                reason=f"rollout {deployment_id} succeeded",
-                trigger=f"rollout:{deployment_id}",
-            )
-        except ConflictError:
-            detail["warning"] = "the champion alias changed during the rollout; the SSM pin follows what is live"
-    reset_candidate(registry, name, live, f"rollout {deployment_id} finished")
-    detail.update(outcome="promoted" if live != champion else "unchanged", champion=live)
-    registry.record(name, "rollout_finished", detail)
-    notifier.publish(
-        f"modelops: {name} {live} is the champion"
-        if live != champion
-        else f"modelops: {name} rollout {deployment_id} finished",
-        detail,
-    )
-    return detail

@@ -16,8 +16,7 @@ moved outside CloudFormation would therefore make every later `sam deploy` fail.
      it, and CodeDeploy shifts `live` through the canary with the PreTraffic hook.
 When the stack update completes, `finalize` (modelops.retrain.run) writes /modelops/<stack>/<model>/champion, the pin that
 `sam deploy` resolves. When it fails, CloudFormation rolls the stack back to the parameter it had before, whose value
-never changed, so nothing has to be restored.
-"""
+never changed, so nothing has to be restored."""
 
 from __future__ import annotations
 
@@ -25,17 +24,21 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Protocol
+from typing import Any
 
 from ..adapters.aws import aws_errors
 from ..core.errors import ConflictError, ModelOpsError, NotFoundError
+from ..ports import Rollout
 
 MODEL_VERSION_VAR = "MODELOPS_MODEL_VERSION"
+
 MODEL_VERSION_PARAMETER = "ModelVersion"  # the template parameter naming the SSM pin the stack resolves
+
 LIVE_ALIAS = "live"
+
 CHANGE_SET_PREFIX = "modelops-rollout-"
+
 # Resources a change of ModelVersion alone changes (tests/test_template_rollout.py derives the same set from the
 # translated template): the predict function's environment, its published version (replaced: a new version), the live
 # alias (moved by CodeDeploy), the rollback alarms watching that version, and the feedback function's environment.
@@ -46,6 +49,7 @@ ROLLOUT_RESOURCES = (
     "PredictNewVersion*Alarm",
     "FeedbackFunction",
 )
+
 STABLE_SUFFIXES = ("_COMPLETE",)
 
 
@@ -65,37 +69,6 @@ class PinNames:
 
     def owns(self, name: str) -> bool:
         return name.startswith(self.root + "/")
-
-
-@dataclass
-class Rollout:
-    deployment_id: str
-    model_version: str
-    mechanism: str
-    previous_version: str | None = None  # Lambda version `live` pointed at when the rollout started
-    function_version: str | None = None  # the new Lambda version, when the mechanism knows it at start
-
-
-class Deployer(Protocol):
-    mechanism: str
-
-    def in_flight(self) -> str | None:
-        """Id of a rollout still running on the function, if any."""
-
-    def check(self) -> None:
-        """Raise ModelOpsError when a rollout could not be started (checked before a candidate is trained)."""
-
-    def start(self, model_version: str, description: str) -> Rollout:
-        """Start moving the `live` alias to a Lambda version pinned to model_version."""
-
-    def live_model_version(self) -> str | None:
-        """The model version the `live` alias serves (its primary version)."""
-
-
-class ChampionPin(Protocol):
-    def get(self) -> str | None: ...
-
-    def put(self, version: str) -> None: ...
 
 
 class SsmPins:

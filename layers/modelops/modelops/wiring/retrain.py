@@ -1,5 +1,5 @@
 """Assembling the retrain loop from environment variables (the retrain function and `modelops retrain`
-use the same names), and recognising the events that drive it.
+use the same names); the events that drive it are read by modelops.retrain.events.
 
 Environment:
     MODELOPS_REGISTRY, MODELOPS_MODEL_NAME         the registry and the model
@@ -19,26 +19,23 @@ Environment:
     MODELOPS_RETRAIN_MAX_WRITER_SHARE, _MAX_DISAGREEMENT_JUMP   label-shift pauses (modelops.retrain.labelshift)
     MODELOPS_APPROVAL_MODE                         auto (default) | manual: a winner waits for `models approve`
     MODELOPS_WINDOW_MAX_RECORDS                    newest captured requests / feedback records read per window
-    MODELOPS_RETRAIN_SIGNIFICANCE                  classifiers: level of the sign test on the trusted set (1 = off)
-"""
+    MODELOPS_RETRAIN_SIGNIFICANCE                  classifiers: level of the sign test on the trusted set (1 = off)"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from ..adapters.aws import client
+from ..adapters.notify import NullNotifier, SnsNotifier
 from ..adapters.objectstore import open_location
 from ..capture.partitions import DEFAULT_MAX_RECORDS
 from ..core import env as settings
+from ..ports import Deployer, Notifier
 from ..registry import Registry
-from ..retrain.run import FeedbackLabelled, Notifier, NullNotifier, RetrainConfig, Retrainer, SnsNotifier
-from ..rollout.deploy import LIVE_ALIAS, Deployer, LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+from ..retrain.data import FeedbackLabelled
+from ..retrain.run import RetrainConfig, Retrainer
+from ..rollout.deploy import LIVE_ALIAS, LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
 from ..rollout.scaling import AliasScaling
-
-# Stack statuses that end an update: its rollout succeeded, or CloudFormation rolled it back.
-SUCCEEDED_STATES = ("UPDATE_COMPLETE",)
-FAILED_STATES = ("UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "UPDATE_FAILED")
 
 FLOOR_VARS = {
     "MODELOPS_RETRAIN_MIN_ACCURACY": "accuracy",
@@ -137,41 +134,3 @@ def retrainer_from_env(env: Mapping[str, str] | None = None, deployer: Deployer 
 
 def champion_pin_from_env(env: Mapping[str, str] | None = None) -> SsmPins:
     return pins_from_env(env)
-
-
-# ---- events ------------------------------------------------------------------------------------
-def classify(event: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """('retrain', trigger) | ('finalize', stack update) | ('ignore', why) for an incoming event."""
-    source, kind = event.get("source"), event.get("detail-type")
-    detail = event.get("detail") or {}
-    if source == "aws.cloudwatch" and kind == "CloudWatch Alarm State Change":
-        state = (detail.get("state") or {}).get("value")
-        trigger = {
-            "type": "alarm",
-            "alarm": detail.get("alarmName"),
-            "state": state,
-            "reason": (detail.get("state") or {}).get("reason"),
-            "time": event.get("time"),
-            "previous": (detail.get("previousState") or {}).get("value"),
-        }
-        if state != "ALARM":
-            return "ignore", {**trigger, "why": f"alarm state is {state}, not ALARM"}
-        return "retrain", trigger
-    if source == "aws.events" and kind == "Scheduled Event":
-        return "retrain", {"type": "schedule", "rule": (event.get("resources") or [None])[0], "time": event.get("time")}
-    if source == "aws.cloudformation" and kind == "CloudFormation Stack Status Change":
-        status = (detail.get("status-details") or {}).get("status")
-        info = {
-            "type": "cloudformation",
-            "stack_id": detail.get("stack-id"),
-            "deployment_id": detail.get("client-request-token") or detail.get("stack-id"),
-            "state": status,
-            "reason": (detail.get("status-details") or {}).get("status-reason"),
-            "time": event.get("time"),
-        }
-        if status in SUCCEEDED_STATES or status in FAILED_STATES:
-            return "finalize", {**info, "succeeded": status in SUCCEEDED_STATES}
-        return "ignore", {**info, "why": f"stack status {status} is not the end of an update"}
-    if event.get("action") == "retrain":
-        return "retrain", {"type": "manual", "by": event.get("by", "invoke"), "dry_run": bool(event.get("dry_run"))}
-    return "ignore", {"why": f"unrecognised event (source {source!r}, detail-type {kind!r})"}
