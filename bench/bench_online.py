@@ -226,7 +226,7 @@ def paired(model_dir: Path, which: str) -> Timing:
 
     def first() -> None:
         if which == "capture":
-            gateway.capture = True  # read per request, as Gateway.from_env sets it from MODELOPS_CAPTURE
+            gateway.capture = True  # read per request, as modelops.wiring.predict.build sets it from MODELOPS_CAPTURE
             app.lambda_handler(plain, None)
             gateway.capture = False
         else:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from modelops.experiments import assignment as experiment
-from modelops.serving import fastpath as gw
+from modelops.wiring.predict import build as build_gateway
 
 
 def predict_event(body: dict, headers: dict | None = None, request_id: str = "req-1") -> dict:
@@ -43,7 +43,7 @@ def build(tmp_path, classifier_dir, classifier_v2_dir, versions, percent, captur
         "MODELOPS_AB_CONFIG_FILE": str(flags),
         "MODELOPS_CAPTURE": "on" if capture else "off",
     }
-    return gw.Gateway.from_env(env)
+    return build_gateway(env)
 
 
 def test_variant_b_served_by_challenger_and_sticky(tmp_path, classifier_dir, classifier_v2_dir, versions, capsys):
@@ -90,7 +90,7 @@ def test_without_challenger_no_experiment_and_no_flag_lookup(classifier_dir, ver
         raise AssertionError("feature flags must not be evaluated without a challenger")
 
     monkeypatch.setattr(experiment.Experiment, "assign", refuse)
-    g = gw.Gateway.from_env({"MODELOPS_MODEL_DIR": str(classifier_dir), "MODELOPS_MODEL_VERSION": versions[0]})
+    g = build_gateway({"MODELOPS_MODEL_DIR": str(classifier_dir), "MODELOPS_MODEL_VERSION": versions[0]})
     assert g.experiment is None and g.challenger is None
     out = g.handle(predict_event({"instances": [versions[2]], "entity_id": "u"}))
     assert out["statusCode"] == 200 and json.loads(out["body"])["variant"] == "A"
@@ -99,11 +99,11 @@ def test_without_challenger_no_experiment_and_no_flag_lookup(classifier_dir, ver
 def test_capture_has_latency_and_failed_requests_are_captured(tmp_path, classifier_dir, versions, capsys):
     from modelops.capture.records import parse_records
 
-    ok = gw.Gateway.from_env(
+    ok = build_gateway(
         {"MODELOPS_MODEL_DIR": str(classifier_dir), "MODELOPS_MODEL_VERSION": versions[0], "MODELOPS_CAPTURE": "on"}
     )
     ok.handle(predict_event({"instances": [versions[2]]}, request_id="good"))
-    broken = gw.Gateway.from_env(
+    broken = build_gateway(
         {
             "MODELOPS_MODEL_DIR": str(tmp_path / "missing"),
             "MODELOPS_MODEL_VERSION": versions[0],

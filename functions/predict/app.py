@@ -12,8 +12,9 @@ from typing import Any
 
 from modelops.serving import snapstart
 from modelops.serving.fastpath import Gateway
+from modelops.wiring import predict as wiring
 
-gateway = Gateway.from_env()
+gateway = wiring.build()
 snapstart.register(lambda: gateway)  # the hooks act on the gateway in use when they run (see reset)
 
 
@@ -24,5 +25,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def reset() -> Gateway:
     """Rebuild from the current environment (reloads the model); for local tools and tests."""
     global gateway
-    gateway = Gateway.from_env()
+    gateway = wiring.build()
     return gateway

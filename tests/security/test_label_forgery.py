@@ -19,7 +19,7 @@ import boto3
 import pytest
 from modelops.capture import feedback as fb
 from modelops.capture import labelsecret, labeltoken
-from modelops.serving import fastpath as gw
+from modelops.wiring.predict import build as build_gateway
 from support.aws import BUCKET
 from support.events import feedback_event_with_body
 from support.feedback import FEEDBACK_CONTEXT
@@ -97,7 +97,7 @@ def stack(s3, registry, classifier_dir, monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("MODELOPS_MODEL_DIR")
     instance = json.loads((classifier_dir / "golden.json").read_text())["instances"][0]
-    return gw.Gateway.from_env(env), load_handler("feedback"), instance
+    return build_gateway(env), load_handler("feedback"), instance
 
 
 def predict(gateway, instance, entity: str, request_id: str) -> dict:

@@ -7,7 +7,7 @@ pinned Swagger UI assets from a CDN); both answer with Cache-Control and an ETag
 Security is declared per operation, as the front door enforces it (template.yaml's ApiType, see front_door.py):
 with the REST API, POST /predict and GET /model need the API key; GET /health, /openapi.json and /docs are open.
 
-Built on the first request that is not POST /predict (see gateway.py), and rebuilt if the model
+Built on the first request that is not POST /predict (see fastpath.py), and rebuilt if the model
 becomes available later, so the document always describes the model being served.
 """
 
@@ -20,9 +20,9 @@ from ..model.schema import MAX_STRING_LENGTH, NUMBER
 from .docs_page import DOCS_MAX_AGE, DOCUMENT_MAX_AGE, cache_headers, etag, not_modified, swagger_page
 from .errors import ApiError
 from .negotiation import JSON, XML, choose_format, header, render
+from .service import Backend, Reply
 
 if TYPE_CHECKING:
-    from .fastpath import Gateway, Reply
     from .model_holder import ServedModel
 
 OPENAPI_PATH = "/openapi.json"
@@ -36,7 +36,7 @@ XML_NOTE = (
 )
 
 
-def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
+def build_resolver(gateway: Backend, model: "ServedModel | None") -> Any:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
     from aws_lambda_powertools.event_handler.exceptions import NotFoundError
     from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -50,7 +50,7 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
     if gateway.docs_enabled:
         allowed.update({OPENAPI_PATH: "GET", DOCS_PATH: "GET"})
 
-    def reply_response(reply: "Reply") -> Response:
+    def reply_response(reply: Reply) -> Response:
         return Response(
             status_code=reply.status, content_type=reply.content_type, body=reply.body, headers=reply.headers or None
         )
@@ -107,7 +107,7 @@ def build_resolver(gateway: "Gateway", model: "ServedModel | None") -> Any:
         fmt = negotiated()
         served = gateway.holder.get()
         if served is None:
-            raise gateway._unavailable()
+            raise gateway.unavailable()
         summary = {**served.manifest.summary(), "max_rows": gateway.limits.max_rows}
         return Response(200, fmt, render(summary, fmt))
 

@@ -4,23 +4,10 @@ function URL events, payload format 2.0, are answered the same way in their own 
 POST /predict takes a direct path (header checks, orjson, the feature schema's fast path, one
 predict_proba, orjson) that calls the same `service.handle_predict` as the documented Powertools
 route. Every other request (GET /model, GET /health, /openapi.json, /docs, unknown paths and
-methods) goes to a Powertools APIGatewayRestResolver that is imported and built on first use, so a
-cold start pays only for what predictions need.
+methods) goes to the documented routes (modelops.serving.api), a Powertools APIGatewayRestResolver that is
+imported and built on first use, so a cold start pays only for what predictions need.
 
-Environment (besides the model's, see model_holder):
-    MODELOPS_MAX_ROWS, MODELOPS_MAX_BODY_BYTES   request limits (default 1000 rows, 1 MiB)
-    MODELOPS_DOCS          on|off: serve /openapi.json and the Swagger UI at /docs (default on)
-    MODELOPS_CAPTURE       on|off: capture lines for every answered request (see capture.py)
-    MODELOPS_CAPTURE_MAX_BYTES  largest capture line in bytes (default 200,000); larger captures are split
-    MODELOPS_CORS_ORIGIN   when set, responses carry Access-Control-Allow-Origin with this value
-    MODELOPS_CHALLENGER_VERSION  A/B: a second pinned model version served as variant B to the share of
-                           requests that modelops.experiments.assignment assigns to it (MODELOPS_CHALLENGER_DIR for a
-                           local artifact directory); unset = no experiment and no per-request flag lookup
-    MODELOPS_LABEL_TOKEN_SECRET  the secret that signs each answer's `label_token` (see modelops.capture.labelsecret),
-                           which POST /feedback requires; MODELOPS_AB_ID_HEADER / MODELOPS_AB_ID_FIELD name the
-                           entity id the token is bound to (with or without an experiment)
-    MODELOPS_API_TYPE, MODELOPS_API_AUTH  the front door and its authentication, for the OpenAPI document
-                           (front_door.py)
+Built from the environment by modelops.wiring.predict, which also injects the documented routes.
 """
 
 from __future__ import annotations
@@ -29,7 +16,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..capture import labelsecret, labeltoken
@@ -38,33 +24,17 @@ from ..core.errors import ModelFault
 from ..experiments.assignment import DEFAULT_ID_FIELD, DEFAULT_ID_HEADER, entity_id_from
 from . import events
 from .body import Limits, read_json
-from .capture import DEFAULT_MAX_LINE_BYTES, CaptureStats, capture_enabled, emit_capture, emit_failure, max_line_bytes
+from .capture import DEFAULT_MAX_LINE_BYTES, CaptureStats, emit_capture, emit_failure
 from .errors import ApiError, model_unavailable
 from .front_door import FrontDoor
 from .metrics import RequestMetrics
 from .model_holder import ModelHolder
 from .negotiation import JSON, XML, check_json_body, choose_format, header, render
-from .service import CHALLENGER_VARIANT, CHAMPION_VARIANT, handle_predict
+from .service import CHALLENGER_VARIANT, CHAMPION_VARIANT, DocsRoutes, Reply, handle_predict
 
 PREDICT_PATH = "/predict"
 HEALTH_PATH = "/health"
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Reply:
-    status: int
-    body: str
-    content_type: str = JSON
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def proxy(self, extra_headers: Mapping[str, str]) -> dict[str, Any]:
-        return {
-            "statusCode": self.status,
-            "headers": {"Content-Type": self.content_type, **self.headers, **extra_headers},
-            "body": self.body,
-            "isBase64Encoded": False,
-        }
 
 
 def running_in_aws(env: Mapping[str, str]) -> bool:
@@ -97,8 +67,10 @@ class Gateway:
         id_header: str = DEFAULT_ID_HEADER,
         id_field: str = DEFAULT_ID_FIELD,
         front_door: FrontDoor | None = None,
+        docs_routes: DocsRoutes | None = None,
     ):
         self.holder = holder
+        self.docs_routes = docs_routes  # builds the documented routes (modelops.serving.api); None: only POST /predict
         self.front_door = front_door or FrontDoor()  # what the OpenAPI document says about authentication
         self.label_secret = label_secret or labelsecret.secret
         self.id_header, self.id_field = id_header, id_field
@@ -121,45 +93,6 @@ class Gateway:
         )
         self._resolver: Any = None
         self._resolver_model: Any = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Gateway:
-        """Configure from the environment and load the pinned model now (the function's init phase)."""
-        env = settings.mapping(env)
-        try:
-            limits, docs, capture = (
-                Limits.from_env(env),
-                settings.flag("MODELOPS_DOCS", True, env=env),
-                capture_enabled(env),
-            )
-            capture_max_bytes = max_line_bytes(env)
-        except settings.ConfigError as exc:  # like a missing model setting: 503 on every request, the reason logged
-            logger.error("predict function misconfigured: %s", exc)
-            limits, docs, capture, capture_max_bytes = Limits(), False, False, DEFAULT_MAX_LINE_BYTES
-            holder = ModelHolder(None, config_error=str(exc))
-        else:
-            holder = ModelHolder.from_env(env)
-        holder.load()
-        experiment, challenger = _experiment_from_env(env)
-        gateway = cls(
-            holder,
-            limits,
-            docs_enabled=docs,
-            capture=capture,
-            capture_max_bytes=capture_max_bytes,
-            cors_origin=settings.text("MODELOPS_CORS_ORIGIN", env=env) or None,
-            model_name=settings.text("MODELOPS_MODEL_NAME", env=env),
-            pinned_version=settings.text("MODELOPS_MODEL_VERSION", env=env),
-            experiment=experiment,
-            challenger=challenger,
-            label_secret=lambda: labelsecret.secret(env),
-            id_header=settings.text("MODELOPS_AB_ID_HEADER", env=env) or DEFAULT_ID_HEADER,
-            id_field=settings.text("MODELOPS_AB_ID_FIELD", env=env) or DEFAULT_ID_FIELD,
-            front_door=FrontDoor.from_env(env),
-        )
-        if running_in_aws(env):
-            gateway.handle = _traced(gateway.handle)  # type: ignore[method-assign]
-        return gateway
 
     # ---- entry point ---------------------------------------------------------------------------
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
@@ -213,7 +146,7 @@ class Gateway:
             fmt = choose_format(header(headers, "accept"))
             model = self.holder.get()
             if model is None:
-                raise self._unavailable()
+                raise self.unavailable()
             return Reply(200, render({"status": "ok", "model": model.model_ref}, fmt), fmt)
         except ApiError as exc:
             return self.error_reply(exc, fmt, request_id)
@@ -234,7 +167,7 @@ class Gateway:
             if self.experiment is not None:
                 model, variant, entity_id, metrics = self._assign(headers, payload, model, metrics)
             if model is None:
-                raise self._unavailable()
+                raise self.unavailable()
             document, prediction = handle_predict(model, payload, request_id, self.limits, variant)
             rows, score, warned = len(prediction.predictions), prediction.score(), prediction.warning_count()
             if self.experiment is None:
@@ -325,7 +258,7 @@ class Gateway:
             body["request_id"] = request_id
         return Reply(exc.status, render(body, fmt if fmt in (JSON, XML) else JSON), fmt, dict(exc.headers))
 
-    def _unavailable(self) -> ApiError:
+    def unavailable(self) -> ApiError:
         self.log.error("model unavailable", extra={"reason": self.holder.error})
         return model_unavailable(self.holder.retry_after())
 
@@ -341,34 +274,11 @@ class Gateway:
     def resolver(self) -> Any:
         model = self.holder.get()
         if self._resolver is None or self._resolver_model is not model:  # the document describes the loaded model
-            from .api import build_resolver
-
-            self._resolver = build_resolver(self, model)
+            if self.docs_routes is None:
+                raise LookupError("this gateway was built without documented routes (modelops.wiring.predict)")
+            self._resolver = self.docs_routes(self, model)
             self._resolver_model = model
         return self._resolver
-
-
-def _experiment_from_env(env: Mapping[str, str]) -> tuple[Any, ModelHolder | None]:
-    """The A/B experiment and the challenger's model holder, or (None, None) without a challenger."""
-    challenger_version = settings.text("MODELOPS_CHALLENGER_VERSION", env=env)
-    if not challenger_version:
-        return None, None
-    from ..experiments.assignment import Experiment
-
-    try:
-        experiment = Experiment.from_env(env)
-    except Exception as exc:  # a broken experiment setup must not take the champion down
-        logger.error("A/B experiment disabled: %s", exc)
-        return None, None
-    holder = ModelHolder.from_env(
-        {
-            **env,
-            "MODELOPS_MODEL_VERSION": challenger_version,
-            "MODELOPS_MODEL_DIR": settings.text("MODELOPS_CHALLENGER_DIR", env=env),
-        }
-    )
-    holder.load()
-    return experiment, holder
 
 
 class _NoContext:
@@ -384,9 +294,3 @@ def _powertools_logger() -> Any:
     from aws_lambda_powertools import Logger
 
     return Logger(service=settings.raw("POWERTOOLS_SERVICE_NAME") or "modelops")
-
-
-def _traced(handler: Callable[..., Any]) -> Callable[..., Any]:
-    from aws_lambda_powertools import Tracer
-
-    return Tracer().capture_lambda_handler(handler)
