@@ -138,8 +138,8 @@ def report_cmd(args: argparse.Namespace) -> int:
     from modelops.adapters.objectstore import open_location
     from modelops.capture import feedback
     from modelops.capture.labelled import join
-    from modelops.capture.partitions import parse_time
     from modelops.capture.records import PredictionLog
+    from modelops.core.clock import parse_time
     from modelops.experiments import report as abreport
 
     if not args.data:

@@ -50,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_cmd(args: argparse.Namespace) -> int:
     from modelops.adapters.objectstore import open_location
-    from modelops.capture.partitions import parse_time
     from modelops.capture.records import PredictionLog
+    from modelops.core.clock import parse_time
     from modelops.experiments import shadow
 
     if not args.model:

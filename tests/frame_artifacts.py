@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from modelops.model.artifact import CLASSIFICATION, REGRESSION, Manifest, runtime_versions, write_artifact
+from modelops.model.baseline import baseline_for, numeric_baseline
 from modelops.model.schema import CATEGORY, NUMBER, Feature
 from modelops.model.versioning import new_version, utc_now_iso
-from modelops.monitoring import drift
 
 
 def feature_of(column: pd.Series) -> Feature:
@@ -64,11 +64,11 @@ def write_frame_artifact(
         values = X[f.name].astype(object).to_numpy()
         if f.dtype == NUMBER:
             values = np.array([np.nan if v is None or v != v else float(v) for v in values])
-        baseline[f.name] = drift.baseline_for(values, f.dtype)
+        baseline[f.name] = baseline_for(values, f.dtype)
     if task == CLASSIFICATION:
-        baseline["__prediction__"] = drift.numeric_baseline(estimator.predict_proba(X)[:, -1])
+        baseline["__prediction__"] = numeric_baseline(estimator.predict_proba(X)[:, -1])
     else:
-        baseline["__prediction__"] = drift.numeric_baseline(estimator.predict(X))
+        baseline["__prediction__"] = numeric_baseline(estimator.predict(X))
     head = X.head(golden_rows)
     golden: dict[str, Any] = {
         "instances": json_rows(head),

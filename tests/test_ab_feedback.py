@@ -9,8 +9,8 @@ import time
 import pytest
 from modelops.capture import feedback as fb
 from modelops.capture.labelled import labelled_rows
-from modelops.capture.partitions import parse_time
 from modelops.capture.records import PredictionLog, parse_records, prediction_record
+from modelops.core.clock import parse_time
 from modelops.core.errors import InputError
 from support.events import feedback_event_with_body
 from support.feedback import EVENT_REQUEST_ID, FEEDBACK_CONTEXT, feedback_event

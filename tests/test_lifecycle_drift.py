@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from modelops.capture.records import PredictionRecord
 from modelops.model.artifact import Manifest
+from modelops.model.baseline import categorical_baseline, numeric_baseline, numeric_counts
 from modelops.monitoring import drift
 from modelops.monitoring.quality import drift_report
 
@@ -47,14 +48,14 @@ def test_psi_rejects_mismatched_bins():
 
 
 def test_numeric_bins_put_edge_values_in_the_lower_bin():
-    counts = drift.numeric_counts(np.array([0.0, 1.0, 1.5, 2.0, 9.0, np.nan]), [1.0, 2.0])
+    counts = numeric_counts(np.array([0.0, 1.0, 1.5, 2.0, 9.0, np.nan]), [1.0, 2.0])
     assert counts.tolist() == [2, 2, 1]  # (-inf,1] (1,2] (2,inf); NaN not counted
 
 
 def test_accumulator_uniform_vs_shifted_known_psi():
     rng = np.random.default_rng(0)
     train = rng.uniform(0, 1, 100_000)
-    base = drift.numeric_baseline(train, bins=10)
+    base = numeric_baseline(train, bins=10)
     assert len(base["edges"]) == 9 and base["edges"][0] == pytest.approx(0.1, abs=0.01)
     acc = drift.DriftAccumulator({"x": base}, ["x"])
     # same distribution, fed in two chunks: PSI near 0
@@ -73,7 +74,7 @@ def test_accumulator_uniform_vs_shifted_known_psi():
 
 
 def test_accumulator_categorical_counts_unseen_categories_as_other():
-    base = drift.categorical_baseline(np.array(["a", "a", "b", "b"], dtype=object))
+    base = categorical_baseline(np.array(["a", "a", "b", "b"], dtype=object))
     acc = drift.DriftAccumulator({"c": base}, ["c"])
     acc.add(np.array([["a"], ["b"], ["z"], ["z"]], dtype=object))
     assert acc.counts["c"].tolist() == [1, 1, 2]
@@ -84,7 +85,7 @@ def test_accumulator_categorical_counts_unseen_categories_as_other():
 
 def test_accumulator_merge_equals_single_pass():
     rng = np.random.default_rng(1)
-    base = drift.numeric_baseline(rng.normal(size=5000))
+    base = numeric_baseline(rng.normal(size=5000))
     data = rng.normal(0.3, 1, 3000)
     one = drift.DriftAccumulator({"x": base}, ["x"])
     one.add(data[:, None])
@@ -101,7 +102,7 @@ def test_accumulator_bins_many_features_at_once_like_one_column_at_a_time():
     rng = np.random.default_rng(2)
     train = np.column_stack([rng.normal(size=4000), rng.integers(0, 3, 4000), rng.exponential(size=4000)])
     names = ["normal", "three_values", "skewed"]
-    baseline = {n: drift.numeric_baseline(train[:, j]) for j, n in enumerate(names)}
+    baseline = {n: numeric_baseline(train[:, j]) for j, n in enumerate(names)}
     assert len(baseline["three_values"]["edges"]) < len(baseline["normal"]["edges"])  # padded edge rows
     data = np.column_stack([rng.normal(0.2, 1, 5000), rng.integers(0, 4, 5000), rng.exponential(2, 5000)])
     data[:50, 0] = baseline["normal"]["edges"][3]  # values exactly on an edge go to the lower bin
@@ -109,29 +110,29 @@ def test_accumulator_bins_many_features_at_once_like_one_column_at_a_time():
     acc.add(data[:1234])
     acc.add(data[1234:])
     for j, name in enumerate(names):
-        assert acc.counts[name].tolist() == drift.numeric_counts(data[:, j], baseline[name]["edges"]).tolist()
+        assert acc.counts[name].tolist() == numeric_counts(data[:, j], baseline[name]["edges"]).tolist()
     # a chunk of more rows than one block of binning (about 2 MB of values), the last block a partial one
     big = np.column_stack([rng.normal(0.2, 1, 200_001), rng.integers(0, 4, 200_001), rng.exponential(2, 200_001)])
     counts = drift.DriftAccumulator(baseline, names).bin_counts(big)
     for j, name in enumerate(names):
-        assert counts[name].tolist() == drift.numeric_counts(big[:, j], baseline[name]["edges"]).tolist()
+        assert counts[name].tolist() == numeric_counts(big[:, j], baseline[name]["edges"]).tolist()
     # a chunk with non-finite values takes the per-column path, which leaves them out
     data[0, 0], data[1, 2] = np.nan, np.inf
     other = drift.DriftAccumulator(baseline, names)
     other.add(data)
     assert other.counts["normal"].sum() == 4999 and other.counts["three_values"].sum() == 5000
-    assert other.counts["skewed"].tolist() == drift.numeric_counts(data[:, 2], baseline["skewed"]["edges"]).tolist()
+    assert other.counts["skewed"].tolist() == numeric_counts(data[:, 2], baseline["skewed"]["edges"]).tolist()
 
 
 def test_accumulator_mixed_numeric_and_categorical_columns():
     base = {
-        "x": drift.numeric_baseline(np.arange(100.0)),
-        "c": drift.categorical_baseline(np.array(["a", "b"] * 50, dtype=object)),
+        "x": numeric_baseline(np.arange(100.0)),
+        "c": categorical_baseline(np.array(["a", "b"] * 50, dtype=object)),
     }
     acc = drift.DriftAccumulator(base, ["c", "x"])
     acc.add(np.array([["a", 5.0], ["z", 95.0], ["b", 50.0]], dtype=object))
     assert acc.counts["c"].tolist() == [1, 1, 1]
-    assert acc.counts["x"].tolist() == drift.numeric_counts(np.array([5.0, 95.0, 50.0]), base["x"]["edges"]).tolist()
+    assert acc.counts["x"].tolist() == numeric_counts(np.array([5.0, 95.0, 50.0]), base["x"]["edges"]).tolist()
 
 
 def test_drift_report_from_captured_requests_flags_the_shifted_feature(classifier_dir):

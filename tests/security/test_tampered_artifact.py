@@ -15,9 +15,9 @@ import joblib
 import pytest
 from botocore.stub import Stubber
 from modelops.core.errors import ArtifactIntegrityError
-from modelops.model.artifact import MANIFEST_FILE, MODEL_FILE, Manifest, sha256_bytes
+from modelops.model.artifact import MANIFEST_FILE, MODEL_FILE, SIGNATURE_FILE, Manifest, sha256_bytes
 from modelops.registry import Registry
-from modelops.registry.signing import SIGNATURE_FILE, KmsSigner
+from modelops.registry.signing import KmsSigner
 
 PWNED = "modelops-pwned-marker"
 

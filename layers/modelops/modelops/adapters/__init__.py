@@ -1,1 +1,1 @@
-"""Adapters: the only code that talks to AWS or the disk (boto3, botocore, local directories)."""
+"""Adapters: the only code that imports boto3 or botocore, and the local-directory stand-ins for AWS storage."""

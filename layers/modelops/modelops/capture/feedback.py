@@ -27,10 +27,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..core.clock import iso, parse_time
 from ..core.errors import InputError
 from ..ports import ObjectStore
 from .labeltoken import LabelGrant
-from .partitions import data_store, iso, list_partitions, newest, parse_time, partition_key
+from .partitions import data_store, list_partitions, newest, partition_key
 from .records import MAX_ROWS
 
 FEEDBACK_DIR = "feedback"

@@ -26,9 +26,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.clock import iso, parse_time
 from ..core.errors import InputError
 from ..ports import ObjectStore
-from .partitions import data_store, iso, list_partitions, newest, parse_time, partition_key
+from .partitions import data_store, list_partitions, newest, partition_key
 
 CAPTURE_DIR = "captures"
 

@@ -43,10 +43,12 @@ import numpy as np
 import orjson
 
 from ..batch.config import DEFAULT_MAX_LINE_BYTES
-from ..capture.partitions import DEFAULT_MAX_RECORDS, iso
+from ..capture.partitions import DEFAULT_MAX_RECORDS
 from ..capture.records import PredictionLog, PredictionRecord
+from ..core.clock import iso
 from ..core.errors import ModelOpsError
 from ..model.artifact import CLASSIFICATION, LoadedModel
+from ..model.baseline import categorical_counts, numeric_baseline, numeric_counts
 from ..monitoring import drift
 from ..ports import ObjectStore
 
@@ -240,9 +242,9 @@ def feature_contrast(
         entry: dict[str, Any] = {"feature": f.name}
         if f.dtype == "number":
             values = _numbers(column)
-            edges = base["edges"] if base and base.get("kind") == "numeric" else drift.numeric_baseline(values)["edges"]
-            agree_counts = drift.numeric_counts(values[~disagree], edges)
-            disagree_counts = drift.numeric_counts(values[disagree], edges)
+            edges = base["edges"] if base and base.get("kind") == "numeric" else numeric_baseline(values)["edges"]
+            agree_counts = numeric_counts(values[~disagree], edges)
+            disagree_counts = numeric_counts(values[disagree], edges)
             a, d = values[~disagree], values[disagree]
             entry["agree_mean"] = float(np.nanmean(a)) if np.isfinite(a).any() else None
             entry["disagree_mean"] = float(np.nanmean(d)) if np.isfinite(d).any() else None
@@ -252,8 +254,8 @@ def feature_contrast(
                 if base and base.get("kind") == "categorical"
                 else sorted({str(v) for v in column.tolist() if v is not None and v == v})
             )
-            agree_counts = drift.categorical_counts(column[~disagree], categories)
-            disagree_counts = drift.categorical_counts(column[disagree], categories)
+            agree_counts = categorical_counts(column[~disagree], categories)
+            disagree_counts = categorical_counts(column[disagree], categories)
         if agree_counts.sum() == 0 or disagree_counts.sum() == 0:
             continue  # every value missing on one side: nothing to contrast
         entry["psi"] = drift.psi(agree_counts, disagree_counts)

@@ -1,1 +1,1 @@
-"""The model itself: artifacts, schema, data, training and calling it (the only numpy/sklearn importers)."""
+"""The model itself: artifacts, schema, data, baselines, training, and calling it. It imports no other context."""

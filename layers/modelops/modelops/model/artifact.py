@@ -27,6 +27,7 @@ MANIFEST_FILE = "manifest.json"
 GOLDEN_FILE = "golden.json"
 TRAINING_DATA_FILE = "training.csv"  # an imported model's training sample, kept with its version for retraining
 EVALUATION_FILE = "evaluation.csv"  # the trusted evaluation set a retrain decides on (modelops.model.trusted)
+SIGNATURE_FILE = "signature.json"  # a KMS signature of the artifact (modelops.registry.signing)
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
@@ -238,8 +239,6 @@ def load_from_dir(directory: str | Path, signer: Any = None) -> LoadedModel:
             f"model directory {directory} is incomplete: {os.path.basename(exc.filename)} is missing"
         ) from exc
     if signer is not None:
-        from ..registry.signing import SIGNATURE_FILE
-
         signature = directory / SIGNATURE_FILE
         signer.verify(manifest_bytes, signature.read_bytes() if signature.exists() else None, f"model in {directory}")
     golden_path = directory / GOLDEN_FILE

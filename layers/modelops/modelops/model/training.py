@@ -11,8 +11,8 @@ import numpy as np
 
 from ..core.errors import ModelOpsError
 from ..core.names import check_model_name
-from ..monitoring import drift
 from .artifact import CLASSIFICATION, REGRESSION, Manifest, runtime_versions
+from .baseline import baseline_for, numeric_baseline
 from .dataset import Dataset, coerce_target, infer_task
 from .schema import NUMBER, Feature, FeatureSchema
 from .versioning import new_version, utc_now_iso
@@ -220,14 +220,14 @@ def train(
         raise ModelOpsError(f"cannot train {kind} on {dataset.rows} rows: {first}") from None
     schema = feature_schema(dataset, X_train)
     baseline = {
-        n: drift.baseline_for(X_train[:, j], d)
+        n: baseline_for(X_train[:, j], d)
         for j, (n, d) in enumerate(zip(dataset.feature_names, dataset.dtypes, strict=True))
     }
     if task == CLASSIFICATION:
         proba = estimator.predict_proba(X_train)
-        baseline["__prediction__"] = drift.numeric_baseline(proba[:, -1])
+        baseline["__prediction__"] = numeric_baseline(proba[:, -1])
     else:
-        baseline["__prediction__"] = drift.numeric_baseline(estimator.predict(X_train))
+        baseline["__prediction__"] = numeric_baseline(estimator.predict(X_train))
     manifest = Manifest(
         name=name,
         version=new_version(),

@@ -1,1 +1,1 @@
-"""Quality over a window, and input and prediction drift."""
+"""Monitoring: quality over a window from ground truth, and input and prediction drift."""

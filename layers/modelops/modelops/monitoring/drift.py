@@ -1,14 +1,12 @@
-"""Baseline feature statistics and the Population Stability Index (PSI).
+"""Drift: the Population Stability Index (PSI) of a sample against a model's baseline statistics.
 
-At training time each numeric feature is cut into quantile bins (edges from the training
-data); each categorical feature keeps its category counts. Later, any sample can be binned
-the same way and compared: PSI = sum((a - e) * ln(a / e)) over bins, with a small floor on
+The baseline (modelops.model.baseline) holds each numeric feature's quantile bins and each categorical
+feature's category counts from training. A later sample is binned the same way and compared: PSI = sum((a - e) * ln(a / e)) over bins, with a small floor on
 proportions so that an empty bin does not produce an infinite value.
 Rules of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 significant shift.
 
 A feature whose drift cannot be measured (no baseline, or no values on one side) gets no PSI at all, and
-a reason (DriftAccumulator.not_measured), never a PSI of 0.0, which would read as "no drift".
-"""
+a reason (DriftAccumulator.not_measured), never a PSI of 0.0, which would read as "no drift"."""
 
 from __future__ import annotations
 
@@ -16,45 +14,17 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_BINS = 10
+from ..model.baseline import categorical_counts, numeric_counts
+
 PROPORTION_FLOOR = 1e-4
-OTHER = "__other__"
+
 NO_BASELINE = "the model's manifest has no baseline for this feature"
+
 NO_VALUES = "no values to compare: every value was missing"
+
 _BLOCK_BYTES = 1 << 21  # rows binned at a time: about 2 MB of values, which stay in cache
+
 EMPTY_BASELINE = "the baseline holds no values (the feature was always missing in training)"
-
-
-def numeric_baseline(values: np.ndarray, bins: int = DEFAULT_BINS) -> dict[str, Any]:
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    inner = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])) if values.size else np.array([])
-    counts = numeric_counts(values, inner)
-    return {"kind": "numeric", "edges": inner.tolist(), "counts": counts.tolist()}
-
-
-def numeric_counts(values: np.ndarray, edges: np.ndarray | list[float]) -> np.ndarray:
-    """Counts per bin; bin i holds edges[i-1] < x <= edges[i], with open outer bins."""
-    edges = np.asarray(edges, dtype=np.float64)
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    index = np.searchsorted(edges, values, side="left")
-    return np.bincount(index, minlength=edges.size + 1)
-
-
-def categorical_baseline(values: np.ndarray) -> dict[str, Any]:
-    cats, counts = np.unique(np.asarray([str(v) for v in values if v == v and v is not None]), return_counts=True)
-    return {"kind": "categorical", "categories": cats.tolist(), "counts": counts.tolist()}
-
-
-def categorical_counts(values: np.ndarray, categories: list[str]) -> np.ndarray:
-    index = {c: i for i, c in enumerate(categories)}
-    counts = np.zeros(len(categories) + 1, dtype=np.int64)
-    for v in values:
-        if v is None or v != v:
-            continue
-        counts[index.get(str(v), len(categories))] += 1
-    return counts
 
 
 def psi(expected_counts: np.ndarray | list[float], actual_counts: np.ndarray | list[float]) -> float:
@@ -67,10 +37,6 @@ def psi(expected_counts: np.ndarray | list[float], actual_counts: np.ndarray | l
     e = np.maximum(expected / expected.sum(), PROPORTION_FLOOR)
     a = np.maximum(actual / actual.sum(), PROPORTION_FLOOR)
     return float(np.sum((a - e) * np.log(a / e)))
-
-
-def baseline_for(values: np.ndarray, dtype: str) -> dict[str, Any]:
-    return numeric_baseline(values) if dtype == "number" else categorical_baseline(values)
 
 
 class DriftAccumulator:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..core import env as settings
 from ..model.artifact import CLASSIFICATION, Manifest
+from ..model.baseline import numeric_counts
 from . import drift
 
 DRIFT_PSI = "FeaturePSI"  # the name batch runs use too
@@ -122,7 +123,7 @@ def drift_report(manifest: Manifest, captured: Iterable[Any]) -> dict[str, Any]:
         out["not_measured"] = acc.not_measured()
     base = manifest.baseline.get(PREDICTION_KEY)
     if base and scores:
-        out["prediction_psi"] = drift.psi(base["counts"], drift.numeric_counts(np.asarray(scores), base["edges"]))
+        out["prediction_psi"] = drift.psi(base["counts"], numeric_counts(np.asarray(scores), base["edges"]))
     return out
 
 

@@ -29,6 +29,7 @@ from ..model.artifact import (
     GOLDEN_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
+    SIGNATURE_FILE,
     TRAINING_DATA_FILE,
     LoadedModel,
     Manifest,
@@ -36,7 +37,7 @@ from ..model.artifact import (
 )
 from ..model.versioning import utc_now_iso
 from ..ports import ObjectStore
-from .signing import SIGNATURE_FILE, KmsSigner, signer_from_env
+from .signing import KmsSigner, signer_from_env
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

@@ -51,9 +51,9 @@ from ..model.artifact import (
     sha256_bytes,
     write_artifact,
 )
+from ..model.baseline import baseline_for, numeric_baseline
 from ..model.schema import NUMBER
 from ..model.versioning import new_version, utc_now_iso
-from ..monitoring import drift
 
 if TYPE_CHECKING:
     from ..model.dataset import Dataset
@@ -353,8 +353,8 @@ def describe(
         metrics = training.evaluate(task, estimator, sample.model_X, labels) if labels is not None else {}
     except (ValueError, TypeError) as exc:
         raise ModelOpsError(f"cannot compute the model's metrics on the sample: {exc}") from None
-    baseline = {f["name"]: drift.baseline_for(sample.matrix[:, j], f["dtype"]) for j, f in enumerate(sample.features)}
-    baseline["__prediction__"] = drift.numeric_baseline(
+    baseline = {f["name"]: baseline_for(sample.matrix[:, j], f["dtype"]) for j, f in enumerate(sample.features)}
+    baseline["__prediction__"] = numeric_baseline(
         scores[:, -1] if task == CLASSIFICATION else np.asarray(scores, dtype=np.float64)
     )
     runtime = runtime_versions()

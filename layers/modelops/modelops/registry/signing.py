@@ -23,8 +23,8 @@ from typing import Any
 from ..adapters.aws import aws_errors, client
 from ..core import env as settings
 from ..core.errors import ArtifactIntegrityError
+from ..model.artifact import SIGNATURE_FILE
 
-SIGNATURE_FILE = "signature.json"
 ALGORITHM = "ECDSA_SHA_256"
 KEY_VAR = "MODELOPS_SIGNING_KEY"
 

@@ -1,1 +1,1 @@
-"""The retrain loop: data, the decision, the locked run, approval and finalize."""
+"""The retrain loop: its events, data, decision rules, the locked run, approval and finalize."""

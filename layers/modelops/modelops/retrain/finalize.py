@@ -10,7 +10,7 @@ from ..adapters.notify import NullNotifier
 from ..core.errors import ConflictError, ModelOpsError
 from ..ports import ChampionPin, Deployer, Notifier
 from ..registry import CANDIDATE, CHAMPION, Registry
-from ..rollout.deploy import MODEL_VERSION_VAR
+from ..rollout.deploy import MODEL_VERSION_VAR, reset_candidate
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +35,6 @@ def start_rollout(
     except Exception:
         reset_candidate(registry, name, champion, "the rollout could not start")
         raise
-
-
-def reset_candidate(registry: Registry, name: str, champion: str | None, reason: str) -> None:
-    """No rollout in flight: the candidate alias names the champion again, so the PreTraffic hook accepts nothing
-    but the champion."""
-    if not champion:
-        return
-    try:
-        registry.set_alias(name, CANDIDATE, champion, reason=reason, trigger="rollout-finished")
-    except ModelOpsError:
-        log.exception("could not reset the candidate alias of %s", name)
 
 
 def finalize(

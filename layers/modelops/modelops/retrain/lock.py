@@ -23,10 +23,10 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from ..adapters.objectstore import read_state, swap_state
+from ..core.clock import iso_seconds
 from ..core.errors import ConflictError
 from ..ports import ObjectStore
 
@@ -40,10 +40,6 @@ class LockBusy(ConflictError):
 
 class CooldownActive(ConflictError):
     """The previous retrain decided too recently."""
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -91,15 +87,15 @@ class RetrainLock:
         if holder:
             if now < float(state.get("expires_at", 0)):
                 raise LockBusy(
-                    f"a retrain is already running (holder {holder}, since {iso(state['acquired_at'])}, "
-                    f"lock expires {iso(state['expires_at'])})"
+                    f"a retrain is already running (holder {holder}, since {iso_seconds(state['acquired_at'])}, "
+                    f"lock expires {iso_seconds(state['expires_at'])})"
                 )
             took_over = holder  # the previous run died without releasing
         last = state.get("last_decided_at")
         if last is not None and not ignore_cooldown and now < float(last) + self.cooldown:
             raise CooldownActive(
-                f"the last retrain decided at {iso(last)} ({state.get('last_outcome')}); "
-                f"cooldown lasts until {iso(float(last) + self.cooldown)}"
+                f"the last retrain decided at {iso_seconds(last)} ({state.get('last_outcome')}); "
+                f"cooldown lasts until {iso_seconds(float(last) + self.cooldown)}"
             )
         lease = Lease(
             holder=f"{int(now)}-{secrets.token_hex(4)}", acquired_at=now, expires_at=now + self.ttl, took_over=took_over
@@ -127,13 +123,13 @@ class RetrainLock:
         now = self.clock()
         out: dict[str, Any] = {"locked": bool(state.get("holder")) and now < float(state.get("expires_at", 0))}
         if state.get("holder"):
-            out.update(holder=state["holder"], expires_at=iso(state["expires_at"]))
+            out.update(holder=state["holder"], expires_at=iso_seconds(state["expires_at"]))
         if state.get("last_decided_at") is not None:
             until = float(state["last_decided_at"]) + self.cooldown
             out.update(
-                last_decided_at=iso(state["last_decided_at"]),
+                last_decided_at=iso_seconds(state["last_decided_at"]),
                 last_outcome=state.get("last_outcome"),
-                cooldown_until=iso(until),
+                cooldown_until=iso_seconds(until),
                 in_cooldown=now < until,
             )
         return out

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..adapters.notify import NullNotifier
 from ..capture.partitions import DEFAULT_MAX_RECORDS
+from ..core.clock import iso_seconds
 from ..core.errors import ModelOpsError
 from ..model import signature, training, trusted
 from ..model.artifact import CLASSIFICATION, Manifest, write_artifact
@@ -51,7 +52,7 @@ from . import labelshift
 from .data import LabelledSource, labelled_dataset, load_original, original_data_uri
 from .decision import DEFAULT_METRIC, decide, decide_trusted, floors_for, sign_test
 from .finalize import start_rollout
-from .lock import CooldownActive, LockBusy, RetrainLock, iso
+from .lock import CooldownActive, LockBusy, RetrainLock
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class Retrainer:
                 if not self.lock.release(lease, outcome=result.outcome if decided and result else None):
                     log.warning("retrain lock was lost (expired and taken over) before release")
             except Exception:  # an unreleased lock expires by itself
-                log.exception("could not release the retrain lock; it expires at %s", iso(lease.expires_at))
+                log.exception("could not release the retrain lock; it expires at %s", iso_seconds(lease.expires_at))
         event = {
             "promoted": "retrain_decision",
             "pending": "retrain_decision",
@@ -204,7 +205,7 @@ class Retrainer:
             since = now - cfg.recent_days * 86400
             records = sorted(self.labelled.labelled(self.name, since, now), key=lambda r: r.at)
             data: dict[str, Any] = {
-                "recent_window": {"since": iso(since), "until": iso(now)},
+                "recent_window": {"since": iso_seconds(since), "until": iso_seconds(now)},
                 "recent_rows": len(records),
                 "trusted": trusted_info,
                 **(getattr(self.labelled, "dropped", None) or {}),
@@ -248,9 +249,13 @@ class Retrainer:
                 )
             recent_train, holdout = records[:-n_holdout], records[-n_holdout:]
             recent_ds = labelled_dataset(
-                manifest, recent_train, f"labelled:{iso(recent_train[0].at)}..{iso(recent_train[-1].at)}"
+                manifest,
+                recent_train,
+                f"labelled:{iso_seconds(recent_train[0].at)}..{iso_seconds(recent_train[-1].at)}",
             )
-            holdout_ds = labelled_dataset(manifest, holdout, f"labelled:{iso(holdout[0].at)}..{iso(holdout[-1].at)}")
+            holdout_ds = labelled_dataset(
+                manifest, holdout, f"labelled:{iso_seconds(holdout[0].at)}..{iso_seconds(holdout[-1].at)}"
+            )
             judged_on = trusted.row_keys(trusted_ds) if trusted_ds is not None else set()
             recent_ds, excluded = trusted.without_rows(recent_ds, judged_on)
             if cfg.include_original:
@@ -267,7 +272,7 @@ class Retrainer:
                 train_rows=train_ds.rows,
                 recent_train_rows=recent_ds.rows,
                 holdout_rows=holdout_ds.rows,
-                holdout_window={"since": iso(holdout[0].at), "until": iso(holdout[-1].at)},
+                holdout_window={"since": iso_seconds(holdout[0].at), "until": iso_seconds(holdout[-1].at)},
             )
             if excluded:
                 data["trusted_rows_not_trained_on"] = excluded

@@ -21,6 +21,7 @@ never changed, so nothing has to be restored."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,9 @@ from typing import Any
 from ..adapters.aws import aws_errors
 from ..core.errors import ConflictError, ModelOpsError, NotFoundError
 from ..ports import Rollout
+from ..registry import CANDIDATE, Registry
+
+log = logging.getLogger(__name__)
 
 MODEL_VERSION_VAR = "MODELOPS_MODEL_VERSION"
 
@@ -398,3 +402,14 @@ class AliasShiftDeployer:
 
     def live_model_version(self) -> str | None:
         return self.versions.live_model_version()
+
+
+def reset_candidate(registry: Registry, name: str, champion: str | None, reason: str) -> None:
+    """No rollout in flight: the candidate alias names the champion again, so the PreTraffic hook accepts nothing
+    but the champion."""
+    if not champion:
+        return
+    try:
+        registry.set_alias(name, CANDIDATE, champion, reason=reason, trigger="rollout-finished")
+    except ModelOpsError:
+        log.exception("could not reset the candidate alias of %s", name)

@@ -156,8 +156,7 @@ def start_stack_rollout(stack: str, model_version: str, cloudformation: Any = No
     """Roll a registered model version out by updating the stack (modelops.rollout.deploy), as the retrain loop does: the
     candidate alias names it first, so the PreTraffic hook lets the new Lambda version serve it."""
     from ..registry import CANDIDATE, CHAMPION, Registry
-    from ..retrain.finalize import reset_candidate
-    from .deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+    from .deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer, reset_candidate
 
     cfn = cloudformation or client("cloudformation")
     with aws_errors(f"reading stack {stack}"):
