@@ -16,7 +16,7 @@ from support.aws import BUCKET, REGION
 
 # Session fixtures of the local stack (moto server, Runtime Interface Emulator, local API); `lam`, moto Lambda with a
 # stand-in predict function; `template` and `translated`, template.yaml decoded and translated.
-pytest_plugins = ["local_fixtures", "support.predict_function", "template_support"]
+pytest_plugins = ["support.local_fixtures", "support.predict_function", "support.template"]
 
 
 @pytest.fixture(autouse=True)

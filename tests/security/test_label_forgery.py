@@ -24,7 +24,7 @@ from support.aws import BUCKET
 from support.events import feedback_event_with_body
 from support.feedback import FEEDBACK_CONTEXT
 from support.handlers import load_handler
-from template_support import load_template, sam_translate
+from support.template import load_template, sam_translate
 
 FORBIDDEN = 403
 

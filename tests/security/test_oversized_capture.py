@@ -11,11 +11,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from api_support import invoke, proxy_event, serve_model
 from modelops.capture import feedback
 from modelops.capture.labelled import join, labelled_rows
 from modelops.capture.records import PredictionLog, merge_parts, parse_records
 from modelops.serving.capture import DEFAULT_MAX_LINE_BYTES
+from support.api import invoke, proxy_event, serve_model
 
 CLOUDWATCH_EVENT_LIMIT = 262_144 - 26
 BUCKET = "modelops-test"

@@ -15,16 +15,16 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from api_support import invoke, proxy_event, serve_model
-from lifecycle_fakes import FakeDeployer
 from modelops.capture import feedback
 from modelops.capture.records import PredictionLog
 from modelops.model.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION, PENDING
 from modelops.wiring import retrain as lifecycle
+from support.api import invoke, proxy_event, serve_model
 from support.context import LambdaContext
 from support.events import load_event
 from support.handlers import load_handler
+from support.lifecycle import FakeDeployer
 
 NAME = "breast-cancer"
 TRIGGER = ("worst_symmetry", 0.6)  # inside the schema's range, so the request is valid

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from lifecycle_fakes import TRUSTED_URI, put_trusted_rows
 from modelops.capture import feedback
 from modelops.capture.records import PredictionLog, prediction_record
 from modelops.model.artifact import load_from_dir
@@ -16,10 +15,11 @@ from modelops.model.dataset import load_builtin
 from modelops.registry import CHAMPION
 from modelops.rollout.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
 from modelops.wiring import retrain as lifecycle
-from stack_fake import FakeStack, ReadOnlyLambda
 
 from devtools.lifecycle_sim import drifted_rows
+from support.lifecycle import TRUSTED_URI, put_trusted_rows
 from support.predict_function import FN
+from support.stack_fake import FakeStack, ReadOnlyLambda
 
 STACK = "modelops-dev"
 

@@ -7,9 +7,9 @@ import json
 import time
 
 import numpy as np
-import shadow_models
 from modelops.wiring.predict import build as build_gateway
 
+from support import shadow_models
 from support.aws import BUCKET
 
 MODEL = "shadow-demo"
