@@ -1,7 +1,7 @@
 """Online prediction benchmark: the predict handler against the bare model, side by side.
 
 Measures, for a StandardScaler+LogisticRegression pipeline and a HistGradientBoosting model (array input),
-and for a model fitted on a pandas DataFrame (the ColumnTransformer-by-name pipeline of tests/user_models.py,
+and for a model fitted on a pandas DataFrame (the ColumnTransformer-by-name pipeline of tests/support/user_models.py,
 whose raw predict_proba gets the DataFrame as the user has it, and the handler builds one from the JSON rows):
   * warm latency: median CPU time of lambda_handler on a real-shaped POST /predict proxy event (JSON in,
     JSON out, EMF metrics line written) divided by the median of raw predict_proba on the same rows,

@@ -290,7 +290,7 @@ def apply_runtime_patches() -> None:
 # refuse every LocalStack rollout.
 # What it does: the check accepts any resource here.
 # Why it hides no template bug: the check is tested against change sets shaped as CloudFormation reports them
-# (tests/test_lifecycle_deploy.py); what deploy-local checks is the rest: the change set on the stack's own
+# (tests/unit/rollout/test_lifecycle_deploy.py); what deploy-local checks is the rest: the change set on the stack's own
 # template, the new ModelVersion, its execution, and the version `live` then serves.
 LOCALSTACK_ROLLOUT_CHANGES = ("*",)
 

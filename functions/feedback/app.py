@@ -1,5 +1,5 @@
 """POST /feedback: store the true label or value for a served prediction, append-only in S3
-(see modelops.capture.feedback for the layout and the join to predictions).
+(see modelops.capture.feedback for the layout, modelops.capture.labelled for the join to predictions).
 
 Served on a front door of its own (template ApiType): a REST API with its own API key (FeedbackApi), or an HTTP
 API or function URL with IAM auth (payload format 2.0 events, answered in their shape: modelops.serving.events),

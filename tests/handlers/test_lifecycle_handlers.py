@@ -63,7 +63,7 @@ def test_rolled_back_update_keeps_the_champion_and_clears_the_candidate(stack):
 def test_end_of_a_rolled_back_update_restores_the_autoscaled_minimum(stack, monkeypatch):
     """Autoscaled stacks: a scheduled minimum raised while the canary weighted the alias is applied at the end of the
     update, whatever its outcome (Application Auto Scaling is moto, Lambda's provisioned concurrency API a Stubber:
-    see tests/test_scaling.py)."""
+    see tests/unit/rollout/test_scaling.py)."""
     from modelops.rollout.scaling import AliasScaling
     from support.scaling import FN as SCALED_FN
     from support.scaling import expect_put, lambda_stub, register

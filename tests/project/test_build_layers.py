@@ -20,11 +20,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support.paths import ROOT
 
 from devtools import package_size
 from devtools.layer_smoke import find_python312
 
-from support.paths import ROOT
 TEMPLATE = ROOT / "template.yaml"
 
 

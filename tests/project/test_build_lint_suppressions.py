@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import yaml
+from support.paths import ROOT
 
 from devtools import package_size
 
-from support.paths import ROOT
 TEMPLATE = ROOT / "template.yaml"
 MIN_REASON = 20  # characters: long enough to say why, not just "n/a"
 

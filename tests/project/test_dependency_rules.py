@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support.paths import ROOT
+
 PACKAGE = ROOT / "layers" / "modelops" / "modelops"
 
 # What each part may import (besides itself). A new edge is a design decision: add it here and to the code map.

@@ -6,12 +6,11 @@ from __future__ import annotations
 import re
 import shlex
 import tomllib
-from pathlib import Path
 
 import pytest
 import yaml
-
 from support.paths import ROOT
+
 WORKFLOW = ROOT / ".github" / "workflows" / "pipeline.yml"
 MAKEFILE = ROOT / "Makefile"
 SAMCONFIG = ROOT / "samconfig.toml"

@@ -1,5 +1,5 @@
 """Runs one function's handler in a process where the ML runtime layer's packages cannot be imported, as the
-functions without that layer run on Lambda. Driven by tests/test_lean_functions.py:
+functions without that layer run on Lambda. Driven by tests/handlers/test_lean_functions.py:
 
     python tests/support/numpy_free_runner.py SPEC.json
 

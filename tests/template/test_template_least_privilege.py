@@ -1,6 +1,6 @@
 """Every function role may touch only the parts of the bucket its code uses, and the bucket itself keeps registered
 versions and the audit history write-once. Checked on the translated template (the IAM evaluation of the same
-policies against the code's real calls is tests/test_iam_s3_semantics.py)."""
+policies against the code's real calls is tests/template/test_iam_s3_semantics.py)."""
 
 from __future__ import annotations
 

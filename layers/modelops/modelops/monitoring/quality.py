@@ -40,7 +40,7 @@ PREDICTION_KEY = "__prediction__"
 
 # ---- quality -------------------------------------------------------------------------------
 class Labelled(Protocol):
-    """A served prediction joined to its ground truth (modelops.capture.feedback.LabelledRow has this shape)."""
+    """A served prediction joined to its ground truth (modelops.capture.labelled.LabelledRow has this shape)."""
 
     at: float
     model_version: str
@@ -87,7 +87,7 @@ def quality_by_version(
 
 
 # ---- drift of captured online requests --------------------------------------------------------
-# Capture lines are parsed by modelops.capture.feedback (parse_records / PredictionLog); any record with
+# Capture lines are parsed by modelops.capture.records (parse_records / PredictionLog); any record with
 # instances, predictions and scores works here.
 
 

@@ -3,7 +3,7 @@
 For Lambda deployments, GetDeployment's `revision.appSpecContent` may carry only the content's sha256, without the
 content itself; GetApplicationRevision, called with that revision, returns the content. Public production hooks read
 it that way, some from `revision.string.content` and some from `revision.appSpecContent.content`, so both are read
-(tests/test_rollout_hook.py uses both documented response shapes).
+(tests/handlers/test_rollout_hook.py uses both documented response shapes).
 """
 
 from __future__ import annotations

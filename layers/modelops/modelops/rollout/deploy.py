@@ -43,7 +43,7 @@ LIVE_ALIAS = "live"
 
 CHANGE_SET_PREFIX = "modelops-rollout-"
 
-# Resources a change of ModelVersion alone changes (tests/test_template_rollout.py derives the same set from the
+# Resources a change of ModelVersion alone changes (tests/template/test_template_rollout.py derives the same set from the
 # translated template): the predict function's environment, its published version (replaced: a new version), the live
 # alias (moved by CodeDeploy), the rollback alarms watching that version, and the feedback function's environment.
 ROLLOUT_RESOURCES = (
