@@ -8,7 +8,7 @@ from typing import Any
 
 from modelops.registry import ANY, require_registry
 
-from .output import emit_json, key_values, table
+from .output import emit_json, key_values, registered, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -237,12 +237,7 @@ def import_cmd(args: argparse.Namespace) -> int:
         "uri": f"{registry.uri}/models/{manifest.name}/{manifest.version}/",
         "metrics": manifest.metrics,
     }
-    if args.json:
-        emit_json(result)
-    else:
-        key_values({k: v for k, v in result.items() if k != "metrics"})
-        key_values({f"metric.{k}": v for k, v in manifest.metrics.items()})
-    return 0
+    return registered(result, manifest.metrics, args.json)
 
 
 def _approval_deployer(stack: str | None) -> Any:

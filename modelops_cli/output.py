@@ -31,6 +31,17 @@ def key_values(pairs: dict[str, Any]) -> None:
         print(f"{k.ljust(width)}  {_fmt(v)}")
 
 
+def registered(result: dict[str, Any], metrics: dict[str, Any], as_json: bool) -> int:
+    """What `train` and `models import` print for the version they registered: JSON, or its fields then
+    one line per metric."""
+    if as_json:
+        emit_json(result)
+    else:
+        key_values({k: v for k, v in result.items() if k != "metrics"})
+        key_values({f"metric.{k}": v for k, v in metrics.items()})
+    return 0
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"

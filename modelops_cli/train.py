@@ -14,7 +14,7 @@ from modelops.model.missing import parse_tokens
 from modelops.model.training import train
 from modelops.registry import require_registry
 
-from .output import emit_json, key_values, progress
+from .output import progress, registered
 
 DEFAULT_NAMES = {CLASSIFICATION: "breast-cancer", REGRESSION: "diabetes"}
 
@@ -96,9 +96,4 @@ def run(args: argparse.Namespace) -> int:
         "alias": args.alias,
         "uri": f"{registry.uri}/models/{manifest.name}/{manifest.version}/",
     }
-    if args.json:
-        emit_json(result)
-    else:
-        key_values({k: v for k, v in result.items() if k != "metrics"})
-        key_values({f"metric.{k}": v for k, v in manifest.metrics.items()})
-    return 0
+    return registered(result, manifest.metrics, args.json)

@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "monitoring": {"core", "model"},
     "registry": {"core", "ports", "adapters", "model"},
     "capture": {"core", "ports", "adapters"},
-    "rollout": {"core", "ports", "adapters", "model", "registry"},
+    "rollout": {"core", "ports", "adapters", "model", "registry", "serving"},
     "batch": {"core", "ports", "adapters", "model", "monitoring", "registry"},
     "retrain": {"core", "ports", "adapters", "model", "monitoring", "registry", "capture", "rollout"},
     "experiments": {"core", "ports", "adapters", "model", "monitoring", "registry", "capture", "batch"},

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import InputError, ModelOpsError
+from ..serving.events import rest_predict_event
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -103,33 +104,7 @@ def compare_with_golden(
 
 def predict_event(instances: list[dict[str, Any]], request_id: str) -> dict[str, Any]:
     """An API Gateway REST proxy event for POST /predict, as the alias would receive it."""
-    body = json.dumps({"instances": instances})
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        "User-Agent": "modelops-pretraffic-hook",
-    }
-    return {
-        "resource": "/predict",
-        "path": "/predict",
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "requestId": request_id,
-            "stage": "live",
-            "resourcePath": "/predict",
-            "httpMethod": "POST",
-            "path": "/live/predict",
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": "modelops-pretraffic-hook"},
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
+    return rest_predict_event(json.dumps({"instances": instances}), request_id, user_agent="modelops-pretraffic-hook")
 
 
 # ---- AWS-facing steps -----------------------------------------------------------------------------

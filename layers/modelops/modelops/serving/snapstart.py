@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..core import env as settings
+from .events import rest_predict_event
 
 if TYPE_CHECKING:
     from .fastpath import Gateway
@@ -54,17 +55,8 @@ def register(current: Callable[[], Gateway]) -> bool:
 # ---- before the snapshot ------------------------------------------------------------------------------------
 def warm_up_event(instance: dict[str, Any]) -> dict[str, Any]:
     """A REST API proxy event for POST /predict with one row."""
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    return {
-        "resource": "/predict",
-        "path": "/predict",
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "body": orjson.dumps({"instances": [instance]}).decode(),
-        "isBase64Encoded": False,
-        "requestContext": {"requestId": WARM_UP_REQUEST_ID, "httpMethod": "POST", "resourcePath": "/predict"},
-    }
+    body = orjson.dumps({"instances": [instance]}).decode()
+    return rest_predict_event(body, WARM_UP_REQUEST_ID, user_agent="modelops-snapstart-warm-up")
 
 
 def warm_up(gateway: Gateway) -> int | None:
