@@ -9,29 +9,26 @@ import time
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from modelops.adapters.objectstore import open_location
 from modelops.capture.labelled import read_window
-from modelops.capture.partitions import DEFAULT_MAX_RECORDS
-from modelops.core import env as settings
 from modelops.experiments import shadow
 from modelops.monitoring import quality as monitoring
-from modelops.registry import CHAMPION, Registry
+from modelops.registry import CHAMPION
+from modelops.wiring import monitor as monitor_wiring
 
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    registry = Registry(settings.required("MODELOPS_REGISTRY"))
-    name = settings.required("MODELOPS_MODEL_NAME")
-    window_seconds = settings.number("MODELOPS_MONITOR_WINDOW_HOURS", 24.0) * 3600
-    store, prefix = open_location(settings.required("MODELOPS_DATA_URI"), registry.s3)
+    parts = monitor_wiring.build()
+    registry, name, store, prefix = parts.registry, parts.name, parts.store, parts.prefix
+    window_seconds, limit = parts.window_seconds, parts.max_records
     now = time.time()
     since = now - window_seconds
-    limit = settings.integer("MODELOPS_WINDOW_MAX_RECORDS", DEFAULT_MAX_RECORDS, minimum=1)
     if isinstance(event, dict) and event.get("action") == shadow.EVENT_ACTION:
-        version = settings.text("MODELOPS_SHADOW_VERSION")
-        result = shadow.scheduled(registry, name, store, prefix, version, since=since, until=now, max_records=limit)
+        result = shadow.scheduled(
+            registry, name, store, prefix, parts.shadow_version, since=since, until=now, max_records=limit
+        )
         logger.info("shadow test", extra=result)
         return result
     window = read_window(store, prefix, since=since, until=now, max_records=limit)

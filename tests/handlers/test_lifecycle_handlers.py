@@ -72,8 +72,8 @@ def test_end_of_a_rolled_back_update_restores_the_autoscaled_minimum(stack, monk
     register(autoscaling, 4, 10)
     stub_lam, stub = lambda_stub(requested=1)
     expect_put(stub, 4)
-    monkeypatch.setattr(
-        lifecycle, "scaling_from_env", lambda env=None: AliasScaling(autoscaling, stub_lam, SCALED_FN, "live")
+    monkeypatch.setitem(
+        lifecycle.dependency_overrides, "scaling", AliasScaling(autoscaling, stub_lam, SCALED_FN, "live")
     )
     stack.cloudformation.canary = lambda version: "PreTraffic hook: golden predictions differ"
     load_handler("retrain").lambda_handler(alarm_event(), CONTEXT)

@@ -18,6 +18,7 @@ from botocore.stub import Stubber
 from modelops.core.errors import InputError, ModelOpsError
 from modelops.model.artifact import load_from_dir
 from modelops.rollout import hook
+from modelops.wiring import hook as hook_wiring
 from support.context import LambdaContext
 from support.events import load_event
 from support.handlers import load_handler
@@ -227,7 +228,10 @@ def test_handler_reports_through_codedeploy(monkeypatch, codedeploy):
     """The Lambda handler itself: a missing environment is the hook's own crash and is still reported."""
     client, stub = codedeploy
     app = load_handler("pretraffic_hook")
-    monkeypatch.setattr(app, "client", lambda service: client if service == "codedeploy" else boto3.client(service))
+    clients = {"codedeploy": client}
+    monkeypatch.setattr(
+        app, "wiring", hook_wiring.build(clients=lambda service: clients.get(service) or boto3.client(service))
+    )
     monkeypatch.setenv("MODELOPS_PREDICT_FUNCTION", "stack-PredictFunction-x")
     monkeypatch.setenv("MODELOPS_REGISTRY", "s3://modelops-test/registry")
     monkeypatch.setenv("MODELOPS_MODEL_NAME", "breast-cancer")

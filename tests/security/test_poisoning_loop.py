@@ -62,7 +62,7 @@ def loop(registry, classifier_dir, tmp_path, monkeypatch):
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(lifecycle, "deployer_from_env", lambda env=None: deployer)
+    monkeypatch.setitem(lifecycle.dependency_overrides, "deployer", deployer)
     return SimpleNamespace(registry=registry, champion=champion, app=app, deployer=deployer)
 
 

@@ -110,7 +110,7 @@ def run_pretraffic_hook(app: Any, spec: dict[str, Any]) -> dict[str, Any]:
     )
     predict = FakePredictVersion(spec["pinned"], spec["answer"])
     clients = {"codedeploy": codedeploy, "lambda": predict}
-    app.client = lambda service: clients.get(service) or boto3.client(service)
+    app.wiring = app.hook_wiring.build(clients=lambda service: clients.get(service) or boto3.client(service))
     with stub:
         result = app.lambda_handler(event, Ctx())
         stub.assert_no_pending_responses()

@@ -242,7 +242,7 @@ def test_cli_approve_rolls_out_through_the_deployer(registry, champion, dataset,
     from modelops.wiring import retrain as lifecycle
 
     deployer = FakeDeployer()
-    monkeypatch.setattr(lifecycle, "deployer_from_env", lambda env=None: deployer)
+    monkeypatch.setitem(lifecycle.dependency_overrides, "deployer", deployer)
     monkeypatch.setattr(approval, "caller_identity", lambda sts=None: "local:tester")
     monkeypatch.setenv("MODELOPS_STACK_NAME", "modelops-test")
     monkeypatch.setenv("MODELOPS_PREDICT_FUNCTION", "fn")

@@ -41,6 +41,10 @@ MAX_ID_LENGTH = 256
 TOKEN_MISMATCH = "label_token_mismatch"  # the body names another request or entity than its label_token
 
 
+class LabelsUnavailable(Exception):
+    """The served model's classes could not be read: labels cannot be checked now (answer: retry later)."""
+
+
 @dataclass
 class FeedbackRecord:
     at: float

@@ -24,6 +24,7 @@ Environment:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ..adapters.aws import client
 from ..adapters.notify import NullNotifier, SnsNotifier
@@ -36,6 +37,10 @@ from ..retrain.data import FeedbackLabelled
 from ..retrain.run import RetrainConfig, Retrainer
 from ..rollout.deploy import LIVE_ALIAS, LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
 from ..rollout.scaling import AliasScaling
+
+# Objects that replace what the environment would build, by name ("deployer", "notifier", "pins", "scaling"),
+# as Powertools' dependency_overrides: tests and local tools set them instead of patching these functions.
+dependency_overrides: dict[str, Any] = {}
 
 FLOOR_VARS = {
     "MODELOPS_RETRAIN_MIN_ACCURACY": "accuracy",
@@ -80,12 +85,16 @@ def _required(env: Mapping[str, str] | None, name: str) -> str:
 
 
 def pins_from_env(env: Mapping[str, str] | None = None) -> SsmPins:
+    if "pins" in dependency_overrides:
+        return dependency_overrides["pins"]
     return SsmPins(
         client("ssm"), PinNames(_required(env, "MODELOPS_STACK_NAME"), _required(env, "MODELOPS_MODEL_NAME"))
     )
 
 
-def deployer_from_env(env: Mapping[str, str] | None = None) -> StackRolloutDeployer:
+def deployer_from_env(env: Mapping[str, str] | None = None) -> Deployer:
+    if "deployer" in dependency_overrides:
+        return dependency_overrides["deployer"]
     versions = LambdaVersions(
         client("lambda"),
         _required(env, "MODELOPS_PREDICT_FUNCTION"),
@@ -97,6 +106,8 @@ def deployer_from_env(env: Mapping[str, str] | None = None) -> StackRolloutDeplo
 
 
 def scaling_from_env(env: Mapping[str, str] | None = None) -> AliasScaling | None:
+    if "scaling" in dependency_overrides:
+        return dependency_overrides["scaling"]
     mode = settings.text("MODELOPS_PREDICT_SCALING_MODE", env=env)
     if mode not in ("Autoscaled", "Provisioned"):
         return None
@@ -110,6 +121,8 @@ def scaling_from_env(env: Mapping[str, str] | None = None) -> AliasScaling | Non
 
 
 def notifier_from_env(env: Mapping[str, str] | None = None) -> Notifier:
+    if "notifier" in dependency_overrides:
+        return dependency_overrides["notifier"]
     topic = settings.text("MODELOPS_RETRAIN_TOPIC", env=env)
     return SnsNotifier(client("sns"), topic) if topic else NullNotifier()
 
