@@ -53,7 +53,7 @@ layer-smoke: venv  ## build the layers for x86_64 and run every function on them
 # checkov and pip-audit conflict with requirements-dev.txt's pins, so they get their own virtualenv.
 LINT_VENV  := .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed-stamp
-PY_SOURCES := layers functions devtools tests bench
+PY_SOURCES := layers modelops_cli functions devtools tests bench
 PINNED_REQUIREMENTS := layers/mlruntime/requirements.txt layers/mlruntime/requirements-dataframe.txt \
 	layers/parquet/requirements.txt \
 	layers/modelops/requirements.txt \

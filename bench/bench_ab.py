@@ -29,11 +29,11 @@ ROUNDS, BUDGET_S = 3000, 15.0
 
 
 def main() -> int:
-    from modelops import experiment
-    from modelops.artifact import write_artifact
-    from modelops.dataset import load_builtin
-    from modelops.serving.gateway import Gateway
-    from modelops.training import train
+    from modelops.experiments import assignment as experiment
+    from modelops.model.artifact import write_artifact
+    from modelops.model.dataset import load_builtin
+    from modelops.model.training import train
+    from modelops.wiring.predict import build as build_gateway
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ab-"))
     dataset = load_builtin("breast_cancer")
@@ -44,8 +44,8 @@ def main() -> int:
     flags = tmp / "flags.json"
     flags.write_text(json.dumps(experiment.flag_document(10)))
     base = {"MODELOPS_MODEL_DIR": str(tmp / "a"), "MODELOPS_MODEL_VERSION": a.manifest.version}
-    off = Gateway.from_env(base)
-    on = Gateway.from_env(
+    off = build_gateway(base)
+    on = build_gateway(
         {
             **base,
             "MODELOPS_CHALLENGER_VERSION": b.manifest.version,

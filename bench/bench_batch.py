@@ -78,7 +78,7 @@ def input_file(rows: int) -> Path:
     path = RESULTS / f"batch-input-{rows}.csv.tmp"
     if path.exists():
         return path
-    from modelops.dataset import load_builtin
+    from modelops.model.dataset import load_builtin
 
     data = load_builtin("breast_cancer")
     base = np.asarray(data.X, dtype=np.float64)
@@ -132,7 +132,7 @@ def case_modelops(model: str, rows: int) -> dict:
 
 def case_pandas(model: str, rows: int) -> dict:
     import pandas as pd
-    from modelops.aws import client
+    from modelops.adapters.aws import client
     from modelops.registry import Registry
 
     _preload()
@@ -287,11 +287,11 @@ def _start_moto(env: dict) -> subprocess.Popen:
 
 def _setup(sizes: list[int]) -> None:
     from boto3.s3.transfer import TransferConfig
-    from modelops.artifact import write_artifact
-    from modelops.aws import client
-    from modelops.dataset import load_builtin
+    from modelops.adapters.aws import client
+    from modelops.model.artifact import write_artifact
+    from modelops.model.dataset import load_builtin
+    from modelops.model.training import train
     from modelops.registry import Registry
-    from modelops.training import train
 
     s3 = client("s3")
     s3.create_bucket(Bucket=BUCKET)

@@ -5,7 +5,7 @@ Lambda runtime's own packages on the path (as `make layer-smoke` runs them), unt
   * an array model (the LR pipeline): pandas must stay unimported, so its cold start is what it was;
   * the same model with pandas importable (extracted on the path): what every array model would pay if the
     layer put pandas on sys.path (scikit-learn imports it whenever it can);
-  * a model fitted on a DataFrame (the ColumnTransformer-by-name pipeline of tests/user_models.py), first
+  * a model fitted on a DataFrame (the ColumnTransformer-by-name pipeline of tests/support/user_models.py), first
     with the archive extracted in the process (a cold start), then with the extracted copy already there.
 Time is measured inside the process (interpreter start-up excluded), medians of interleaved runs: wall time,
 and CPU time, which other load on a shared machine disturbs far less (cold init is CPU-bound).
@@ -51,9 +51,9 @@ def _python312() -> str:
 def _models(tmp: Path) -> dict[str, Path]:
     import user_models
     from frame_artifacts import write_frame_artifact
-    from modelops.artifact import write_artifact
-    from modelops.dataset import load_builtin
-    from modelops.training import train
+    from modelops.model.artifact import write_artifact
+    from modelops.model.dataset import load_builtin
+    from modelops.model.training import train
 
     trained = train(load_builtin("breast_cancer"), "breast-cancer")
     write_artifact(tmp / "lr", trained.estimator, trained.manifest, trained.golden)

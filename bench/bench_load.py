@@ -135,7 +135,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=HERE / "results" / "load.json")
     args = p.parse_args(argv)
 
-    from modelops.artifact import load_from_dir
+    from modelops.model.artifact import load_from_dir
 
     from devtools.local_stack import MODEL_CACHE
 

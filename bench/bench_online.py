@@ -1,7 +1,7 @@
 """Online prediction benchmark: the predict handler against the bare model, side by side.
 
 Measures, for a StandardScaler+LogisticRegression pipeline and a HistGradientBoosting model (array input),
-and for a model fitted on a pandas DataFrame (the ColumnTransformer-by-name pipeline of tests/user_models.py,
+and for a model fitted on a pandas DataFrame (the ColumnTransformer-by-name pipeline of tests/support/user_models.py,
 whose raw predict_proba gets the DataFrame as the user has it, and the handler builds one from the JSON rows):
   * warm latency: median CPU time of lambda_handler on a real-shaped POST /predict proxy event (JSON in,
     JSON out, EMF metrics line written) divided by the median of raw predict_proba on the same rows,
@@ -77,9 +77,9 @@ print(time.process_time() - c0, time.perf_counter() - t0)
 def train_models(tmp: Path) -> dict[str, Path]:
     import user_models
     from frame_artifacts import write_frame_artifact
-    from modelops.artifact import write_artifact
-    from modelops.dataset import load_builtin
-    from modelops.training import train
+    from modelops.model.artifact import write_artifact
+    from modelops.model.dataset import load_builtin
+    from modelops.model.training import train
 
     dataset = load_builtin("breast_cancer")
     out = {}
@@ -226,7 +226,7 @@ def paired(model_dir: Path, which: str) -> Timing:
 
     def first() -> None:
         if which == "capture":
-            gateway.capture = True  # read per request, as Gateway.from_env sets it from MODELOPS_CAPTURE
+            gateway.capture = True  # read per request, as modelops.wiring.predict.build sets it from MODELOPS_CAPTURE
             app.lambda_handler(plain, None)
             gateway.capture = False
         else:

@@ -260,7 +260,7 @@ def render(inputs: Inputs) -> str:
         "snapstart     = lambda + versions × memory_GB × 730 h × 3600 × cache_GB_s + restores × memory_GB × restore",
         "```",
         "",
-        f"Worked case (tests/test_costs.py checks it): 1M requests, {mem} MB, billed 1 ms, function URL: "
+        f"Worked case (tests/project/test_costs.py checks it): 1M requests, {mem} MB, billed 1 ms, function URL: "
         f"1e6 × $0.0000002 + 1e6 × {mem / 1024:g} × 0.001 × $0.0000133334 = "
         f"{usd(modelops_usd(1e6, 'url', mem, 1))}.",
         "",

@@ -16,12 +16,17 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from modelops import abcontrol, abreport, feedback
-from modelops.artifact import write_artifact
-from modelops.cli.ab import print_report
-from modelops.dataset import load_builtin
+from modelops.capture import feedback
+from modelops.capture.labelled import join
+from modelops.capture.records import PredictionLog, parse_records
+from modelops.experiments import control as abcontrol
+from modelops.experiments import report as abreport
+from modelops.model.artifact import write_artifact
+from modelops.model.dataset import load_builtin
+from modelops.model.training import train
 from modelops.registry import Registry
-from modelops.training import train
+
+from modelops_cli.ab import print_report
 
 from .demo import Demo
 from .emulator import EmulatorPool
@@ -100,12 +105,12 @@ def run(demo: Demo) -> None:
     delivered = 0
     for log in sorted(log_dir.glob("*.log")):  # what the subscription filter + Firehose deliver
         body = log.read_bytes()
-        delivered += sum(1 for _ in feedback.parse_records(body))
+        delivered += sum(1 for _ in parse_records(body))
         s3.put_object(Bucket=bucket, Key=f"{prefix}/captures/date={day}/demo-{log.stem}.log", Body=body)
     demo.out(f"delivered {delivered} capture lines to {data_uri}/captures/")
 
-    predictions = feedback.PredictionLog(bucket, prefix, s3).read()
-    labelled = feedback.join(predictions, feedback.FeedbackStore(bucket, prefix, s3).read())
+    predictions = PredictionLog(bucket, prefix, s3).read()
+    labelled = join(predictions, feedback.FeedbackStore(bucket, prefix, s3).read())
     manifest = registry.manifest(model, champion)
     report = abreport.build_report(abreport.ReportInput(manifest.task, predictions, labelled, manifest.classes[-1]))
     out_dir = work / "report"

@@ -122,13 +122,13 @@ class Demo:
     def run(self) -> int:
         import boto3
         import numpy as np
-        from modelops import lifecycle
-        from modelops.artifact import write_artifact
-        from modelops.dataset import load_builtin
-        from modelops.deploy import AliasShiftDeployer, LambdaVersions, PinNames, SsmPins
-        from modelops.feedback import FeedbackStore
+        from modelops.capture.feedback import FeedbackStore
+        from modelops.model.artifact import write_artifact
+        from modelops.model.dataset import load_builtin
+        from modelops.model.training import train
         from modelops.registry import CHAMPION, Registry
-        from modelops.training import train
+        from modelops.rollout.deploy import AliasShiftDeployer, LambdaVersions, PinNames, SsmPins
+        from modelops.wiring import retrain as lifecycle
 
         from devtools.lifecycle_sim import WRITERS, drifted_rows, trusted_rows_csv
         from devtools.stand_in_function import create_stand_in_function
@@ -252,7 +252,7 @@ class Demo:
 
             # 5 -----------------------------------------------------------------------------------
             self.step(5, "v2 is promoted")
-            from modelops.deploy import Rollout
+            from modelops.ports import Rollout
 
             target = next(iter(weights))
             deployer.complete(

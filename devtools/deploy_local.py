@@ -166,7 +166,7 @@ def deployed_stack(
 
 def rollout(ls: LocalStack, client_env: dict[str, str], stack: str, timeout: float = 300) -> list[str]:
     """A rollout as the retrain loop makes one, against LocalStack's CloudFormation: a model is trained into the
-    stack's registry, and modelops.deploy's StackRolloutDeployer creates a change set on the stack's own template
+    stack's registry, and modelops.rollout.deploy's StackRolloutDeployer creates a change set on the stack's own template
     that points ModelVersion at the version's immutable pin, checks its changes and executes it. Returns what went
     wrong."""
     cfn = ls.client("cloudformation")
@@ -179,8 +179,8 @@ def rollout(ls: LocalStack, client_env: dict[str, str], stack: str, timeout: flo
     if trained.returncode != 0:
         return [f"rollout {stack}: modelops train: {trained.stderr.strip()[-300:]}"]
     version = json.loads(trained.stdout)["version"]
-    from modelops.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
-    from modelops.errors import ModelOpsError
+    from modelops.core.errors import ModelOpsError
+    from modelops.rollout.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
 
     model = {
         p["ParameterKey"]: p["ParameterValue"] for p in cfn.describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]

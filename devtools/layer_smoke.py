@@ -10,7 +10,7 @@ answer is printed (answers that need AWS are 5xx here, since AWS is unreachable)
 
 pandas stays out of every process serving the (array) default model: scikit-learn would import it at cold start
 if it could, so the layer ships it as an archive. The predict function is then run once more with a model fitted
-on a pandas DataFrame (tests/user_models.py), which extracts and imports it, and must answer 200.
+on a pandas DataFrame (tests/support/user_models.py), which extracts and imports it, and must answer 200.
 
     python -m devtools.layer_smoke [--work-dir .aws-sam/smoke] [--python3.12 PATH]
 
@@ -165,9 +165,9 @@ def runtime_dir(work: Path) -> Path:
 
 def train_model(directory: Path) -> str:
     """Train and write the default model; returns its version."""
-    from modelops.artifact import write_artifact
-    from modelops.dataset import load_builtin
-    from modelops.training import train
+    from modelops.model.artifact import write_artifact
+    from modelops.model.dataset import load_builtin
+    from modelops.model.training import train
 
     trained = train(load_builtin("breast_cancer"), "breast-cancer")
     return write_artifact(directory, trained.estimator, trained.manifest, trained.golden).version

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from modelops.dataset import Dataset
-from modelops.feedback import LabelledRow
+from modelops.capture.labelled import LabelledRow
+from modelops.model.dataset import Dataset
 
 SIZE_WORDS = ("radius", "perimeter", "area")
 WRITERS = ("clinic-a", "clinic-b", "clinic-c")  # the API keys that send ground truth, each a third
@@ -16,8 +16,8 @@ WRITERS = ("clinic-a", "clinic-b", "clinic-c")  # the API keys that send ground 
 
 def trusted_rows_csv(dataset: Dataset, n: int, factor: float, seed: int = 11) -> bytes:
     """n rows from the new device with diagnoses confirmed by the data owners: curated trusted rows
-    (modelops.trusted), as a CSV for <training prefix>/trusted/."""
-    from modelops.trusted import rows_csv
+    (modelops.model.trusted), as a CSV for <training prefix>/trusted/."""
+    from modelops.model.trusted import rows_csv
 
     X, y = drifted_rows(dataset, n, factor, seed)
     return rows_csv(dataset.feature_names, dataset.dtypes, X, y, dataset.target)

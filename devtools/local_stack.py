@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelops.deploy import MODEL_VERSION_PARAMETER, PinNames
+from modelops.rollout.deploy import MODEL_VERSION_PARAMETER, PinNames
 
 from .emulator import Emulator, EmulatorPool
 from .gateway import Gateway
@@ -40,8 +40,8 @@ class OwnModel:
 
     def resolve(self) -> tuple[str, str]:
         """(model name, exact version) to serve; ModelOpsError when there is none."""
-        from modelops.artifact import load_from_dir
-        from modelops.errors import ModelOpsError
+        from modelops.core.errors import ModelOpsError
+        from modelops.model.artifact import load_from_dir
         from modelops.registry import CHAMPION, Registry
 
         if self.directory is not None:

@@ -181,7 +181,7 @@ def patch_change_set_use_previous_template() -> None:
     LocalStack lacks: its CreateChangeSet (the engine deploy-local runs) requires TemplateBody or TemplateURL and
     answers "Specify exactly one of 'TemplateBody' or 'TemplateUrl'" to UsePreviousTemplate=true, which the
     CloudFormation API reference documents ("Whether to reuse the template that's associated with the stack to
-    create the change set"). A rollout (modelops.deploy) is exactly such a change set.
+    create the change set"). A rollout (modelops.rollout.deploy) is exactly such a change set.
     What it does: for such a request, puts the stack's current template into TemplateBody before LocalStack's
     handler runs, which is what UsePreviousTemplate means (from its parsed form when LocalStack kept no body,
     as for a stack created from TemplateURL).
@@ -283,14 +283,14 @@ def apply_runtime_patches() -> None:
 
 
 # The resources a rollout's change set may change, as deploy-local's rollout check passes them to
-# modelops.deploy.StackRolloutDeployer.
+# modelops.rollout.deploy.StackRolloutDeployer.
 # LocalStack lacks: CloudFormation's change computation. Its change sets list every resource whose properties
 # hold an intrinsic function as "Modify", without ResourceChange.Details, so the rollout's check of what may change
-# (modelops.deploy.unexpected_changes: details caused by ModelVersion, or else the known rollout resources) would
+# (modelops.rollout.deploy.unexpected_changes: details caused by ModelVersion, or else the known rollout resources) would
 # refuse every LocalStack rollout.
 # What it does: the check accepts any resource here.
 # Why it hides no template bug: the check is tested against change sets shaped as CloudFormation reports them
-# (tests/test_lifecycle_deploy.py); what deploy-local checks is the rest: the change set on the stack's own
+# (tests/unit/rollout/test_lifecycle_deploy.py); what deploy-local checks is the rest: the change set on the stack's own
 # template, the new ModelVersion, its execution, and the version `live` then serves.
 LOCALSTACK_ROLLOUT_CHANGES = ("*",)
 

@@ -8,11 +8,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from modelops.artifact import load_from_dir, write_artifact
-from modelops.dataset import load_builtin
-from modelops.errors import ConflictError, ModelOpsError
+from modelops.core.errors import ConflictError, ModelOpsError
+from modelops.model.artifact import load_from_dir, write_artifact
+from modelops.model.dataset import load_builtin
+from modelops.model.training import train
 from modelops.registry import CHAMPION, Registry
-from modelops.training import train
 
 BUILTIN_DATASETS = {"breast-cancer": "breast_cancer", "diabetes": "diabetes"}
 

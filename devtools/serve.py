@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from modelops.errors import ModelOpsError
+from modelops.core.errors import ModelOpsError
 
 from . import processes
 from .local_stack import MODEL_CACHE, REPO, LocalStack, OwnModel
@@ -88,7 +88,7 @@ def example_request(stack: LocalStack) -> Path | None:
         return None
     params = stack._template().parameters()
     if stack.own is not None and stack.own.directory is not None:
-        from modelops.artifact import load_from_dir
+        from modelops.model.artifact import load_from_dir
 
         manifest = load_from_dir(stack.own.directory).manifest
     else:

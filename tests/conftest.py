@@ -7,16 +7,16 @@ from pathlib import Path
 
 import boto3
 import pytest
-from modelops.artifact import write_artifact
-from modelops.dataset import load_builtin
+from modelops.model.artifact import write_artifact
+from modelops.model.dataset import load_builtin
+from modelops.model.training import train
 from modelops.registry import Registry
-from modelops.training import train
 from moto import mock_aws
 from support.aws import BUCKET, REGION
 
 # Session fixtures of the local stack (moto server, Runtime Interface Emulator, local API); `lam`, moto Lambda with a
 # stand-in predict function; `template` and `translated`, template.yaml decoded and translated.
-pytest_plugins = ["local_fixtures", "support.predict_function", "template_support"]
+pytest_plugins = ["support.local_fixtures", "support.predict_function", "support.template"]
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from modelops.batch import metrics
 from modelops.batch.config import BatchConfig
 from modelops.batch.run import BatchRunner
-from modelops.errors import InputError
+from modelops.core.errors import InputError
 
 logger = Logger()
 

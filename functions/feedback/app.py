@@ -1,9 +1,9 @@
 """POST /feedback: store the true label or value for a served prediction, append-only in S3
-(see modelops.feedback for the layout and the join to predictions).
+(see modelops.capture.feedback for the layout, modelops.capture.labelled for the join to predictions).
 
 Served on a front door of its own (template ApiType): a REST API with its own API key (FeedbackApi), or an HTTP
 API or function URL with IAM auth (payload format 2.0 events, answered in their shape: modelops.serving.events),
-so a caller of the prediction API cannot write labels. Every label needs the `label_token` of the predict answer it labels (modelops.labeltoken): it binds
+so a caller of the prediction API cannot write labels. Every label needs the `label_token` of the predict answer it labels (modelops.capture.labeltoken): it binds
 the label to that served request, its rows and its entity, for MODELOPS_LABEL_WINDOW_HOURS. Each stored
 record names its writer: the API key id (or IAM caller) API Gateway saw.
 
@@ -21,56 +21,18 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
-from modelops import feedback, labelsecret, labeltoken
-from modelops.core import env as settings
-from modelops.errors import InputError, ModelOpsError
-from modelops.objectstore import open_location
+from modelops.capture import feedback, labelsecret, labeltoken
+from modelops.core.errors import InputError, ModelOpsError
 from modelops.serving import events
 from modelops.serving.body import Limits, read_json
 from modelops.serving.errors import ApiError
+from modelops.wiring import feedback as feedback_wiring
 
 logger = Logger()
 app = APIGatewayRestResolver()
-_store: feedback.FeedbackStore | None = None
-_label_rule: tuple[list | None, bool] | None = None  # (classes, regression); only a successful read is kept
+wiring = feedback_wiring.build()  # the store and the label rule, built on first use
 FORBIDDEN_CODES = {labeltoken.INVALID, feedback.TOKEN_MISMATCH}
 RETRY_AFTER_SECONDS = "5"
-
-
-class LabelsUnavailable(Exception):
-    """The served model's classes could not be read: labels cannot be checked now."""
-
-
-def store() -> feedback.FeedbackStore:
-    global _store
-    if _store is None:
-        store, prefix = open_location(settings.required("MODELOPS_DATA_URI"))
-        _store = feedback.FeedbackStore(store, prefix)
-    return _store
-
-
-def label_rule() -> tuple[list | None, bool]:
-    """The served models' classes (so a typo in a label is refused rather than stored) and whether they are
-    regressors (so only finite numbers are labels). A failed read is not kept: the next request tries again."""
-    global _label_rule
-    if _label_rule is None:
-        try:
-            from modelops.artifact import REGRESSION
-            from modelops.registry import Registry
-
-            registry = Registry(settings.required("MODELOPS_REGISTRY"))
-            classes: set = set()
-            tasks: set = set()
-            for version in filter(
-                None, (settings.text("MODELOPS_MODEL_VERSION"), settings.text("MODELOPS_CHALLENGER_VERSION"))
-            ):
-                manifest = registry.manifest(settings.required("MODELOPS_MODEL_NAME"), version)
-                classes.update(manifest.classes or [])
-                tasks.add(manifest.task)
-        except (KeyError, ModelOpsError) as exc:
-            raise LabelsUnavailable(str(exc)) from exc
-        _label_rule = (sorted(classes, key=str) or None, bool(tasks) and tasks == {REGRESSION})
-    return _label_rule
 
 
 def writer_of(event: Any) -> str | None:
@@ -120,11 +82,11 @@ def post_feedback() -> Response:
             grant = labeltoken.verify(
                 body.get(labeltoken.FIELD), labelsecret.secret(), window_seconds=labelsecret.window_seconds()
             )
-        classes, regression = label_rule()
+        classes, regression = wiring.label_rule()
         fields = feedback.validate_feedback(body, classes, regression=regression, grant=grant)
     except InputError as exc:
         return error(403 if exc.code in FORBIDDEN_CODES else 400, exc.code, str(exc), exc.field)
-    except (LabelsUnavailable, labelsecret.LabelSecretUnavailable):
+    except (feedback.LabelsUnavailable, labelsecret.LabelSecretUnavailable):
         logger.exception("labels cannot be checked now")
         return error(
             503,
@@ -133,7 +95,7 @@ def post_feedback() -> Response:
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
     writer = writer_of(event)
-    record = store().append(**fields, writer=writer)
+    record = wiring.store().append(**fields, writer=writer)
     logger.info(
         "feedback stored",
         extra={

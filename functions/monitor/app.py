@@ -1,7 +1,7 @@
 """Monitor function (scheduled): drift of captured online requests and quality from labelled predictions
 over a sliding window, per model version, published as CloudWatch metrics (EMF). On {"action": "shadow"}
 (the ShadowTest schedule) it compares the shadow candidate with the champion on the window's captured
-requests instead (modelops.shadow) and stores the report under the data prefix's shadow/."""
+requests instead (modelops.experiments.shadow) and stores the report under the data prefix's shadow/."""
 
 from __future__ import annotations
 
@@ -9,29 +9,29 @@ import time
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from modelops import feedback, monitoring, shadow
-from modelops.core import env as settings
-from modelops.objectstore import open_location
-from modelops.registry import CHAMPION, Registry
+from modelops.capture.labelled import read_window
+from modelops.experiments import shadow
+from modelops.monitoring import quality as monitoring
+from modelops.registry import CHAMPION
+from modelops.wiring import monitor as monitor_wiring
 
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    registry = Registry(settings.required("MODELOPS_REGISTRY"))
-    name = settings.required("MODELOPS_MODEL_NAME")
-    window_seconds = settings.number("MODELOPS_MONITOR_WINDOW_HOURS", 24.0) * 3600
-    store, prefix = open_location(settings.required("MODELOPS_DATA_URI"), registry.s3)
+    parts = monitor_wiring.build()
+    registry, name, store, prefix = parts.registry, parts.name, parts.store, parts.prefix
+    window_seconds, limit = parts.window_seconds, parts.max_records
     now = time.time()
     since = now - window_seconds
-    limit = settings.integer("MODELOPS_WINDOW_MAX_RECORDS", feedback.DEFAULT_MAX_RECORDS, minimum=1)
     if isinstance(event, dict) and event.get("action") == shadow.EVENT_ACTION:
-        version = settings.text("MODELOPS_SHADOW_VERSION")
-        result = shadow.scheduled(registry, name, store, prefix, version, since=since, until=now, max_records=limit)
+        result = shadow.scheduled(
+            registry, name, store, prefix, parts.shadow_version, since=since, until=now, max_records=limit
+        )
         logger.info("shadow test", extra=result)
         return result
-    window = feedback.read_window(store, prefix, since=since, until=now, max_records=limit)
+    window = read_window(store, prefix, since=since, until=now, max_records=limit)
     captured, labelled = window.captured, window.labelled
     serving = registry.get_alias(name, CHAMPION).version
     manifests: dict = {}

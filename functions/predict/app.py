@@ -1,7 +1,7 @@
 """Predict function: serves the one model version it is pinned to behind API Gateway.
 
 The model loads during init (module import), so a cold start is import + load; requests then go
-through modelops.serving.gateway (a direct path for POST /predict, Powertools routes for the rest).
+through modelops.serving.fastpath (a direct path for POST /predict, Powertools routes for the rest).
 With SnapStart (PredictScalingMode=SnapStart) the runtime hooks in modelops.serving.snapstart warm the
 model up before the snapshot and renew clients and random state after each restore.
 """
@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from modelops.serving import snapstart
-from modelops.serving.gateway import Gateway
+from modelops.serving.fastpath import Gateway
+from modelops.wiring import predict as wiring
 
-gateway = Gateway.from_env()
+gateway = wiring.build()
 snapstart.register(lambda: gateway)  # the hooks act on the gateway in use when they run (see reset)
 
 
@@ -24,5 +25,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def reset() -> Gateway:
     """Rebuild from the current environment (reloads the model); for local tools and tests."""
     global gateway
-    gateway = Gateway.from_env()
+    gateway = wiring.build()
     return gateway

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from modelops import lifecycle
 from modelops.core import env as settings
-from modelops.errors import ModelOpsError
-from modelops.retrain import finalize
-from modelops.scaling import reconcile_quietly
+from modelops.core.errors import ModelOpsError
+from modelops.retrain.events import classify
+from modelops.retrain.finalize import finalize
+from modelops.rollout.scaling import reconcile_quietly
+from modelops.wiring import retrain as lifecycle
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(log_event=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    action, info = lifecycle.classify(event)
+    action, info = classify(event)
     if action == "ignore":
         logger.info("event ignored", extra=info)
         return {"action": "ignored", **info}

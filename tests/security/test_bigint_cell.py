@@ -11,7 +11,8 @@ import json
 
 import numpy as np
 import pytest
-from batch_helpers import (
+from modelops.batch.bulkcsv import parse_numbers
+from support.batch import (
     DATE,
     csv_bytes,
     features_and_rows,
@@ -22,7 +23,6 @@ from batch_helpers import (
     register_champion,
     runner,
 )
-from modelops.batch.bulkcsv import parse_numbers
 
 BIG = "123456789012345678901234567890"
 OUT = f"batch/output/{DATE}/"

@@ -17,14 +17,14 @@ from typing import Any
 
 import boto3
 import pytest
-from modelops import feedback as fb
-from modelops import labelsecret, labeltoken
-from modelops.serving import gateway as gw
+from modelops.capture import feedback as fb
+from modelops.capture import labelsecret, labeltoken
+from modelops.wiring.predict import build as build_gateway
 from support.aws import BUCKET
 from support.events import feedback_event_with_body
 from support.feedback import FEEDBACK_CONTEXT
 from support.handlers import load_handler
-from template_support import load_template, sam_translate
+from support.template import load_template, sam_translate
 
 FORBIDDEN = 403
 
@@ -97,7 +97,7 @@ def stack(s3, registry, classifier_dir, monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("MODELOPS_MODEL_DIR")
     instance = json.loads((classifier_dir / "golden.json").read_text())["instances"][0]
-    return gw.Gateway.from_env(env), load_handler("feedback"), instance
+    return build_gateway(env), load_handler("feedback"), instance
 
 
 def predict(gateway, instance, entity: str, request_id: str) -> dict:

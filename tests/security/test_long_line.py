@@ -17,10 +17,10 @@ import random
 import tracemalloc
 
 import pytest
-from batch_helpers import DATE, config, csv_bytes, features_and_rows, jsonl_bytes, register_champion
 from modelops.batch.readers import capped_lines
 from modelops.batch.run import BatchRunner
 from modelops.batch.store import open_store
+from support.batch import DATE, config, csv_bytes, features_and_rows, jsonl_bytes, register_champion
 
 LINE_BYTES = 20 * 1024**2
 BOUND = 64 * 1024  # MODELOPS_BATCH_MAX_LINE_BYTES in these runs

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from batch_helpers import BUCKET, DATE, csv_bytes, features_and_rows, keys, put_input, read_csv, register_champion
-from batch_helpers import config as batch_config
 from modelops.batch.lease import DateLease, LeaseBusy, LeaseLost
 from modelops.batch.run import BatchRunner, scheduled_step
 from modelops.batch.store import Store
-from modelops.cli import main as cli_main
+from support.batch import BUCKET, DATE, csv_bytes, features_and_rows, keys, put_input, read_csv, register_champion
+from support.batch import config as batch_config
+
+from modelops_cli import main as cli_main
 
 OUT = f"batch/output/{DATE}/"
 LEASE = 600

@@ -11,9 +11,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from api_support import invoke, proxy_event, serve_model
-from modelops import feedback
+from modelops.capture import feedback
+from modelops.capture.labelled import join, labelled_rows
+from modelops.capture.records import PredictionLog, merge_parts, parse_records
 from modelops.serving.capture import DEFAULT_MAX_LINE_BYTES
+from support.api import invoke, proxy_event, serve_model
 
 CLOUDWATCH_EVENT_LIMIT = 262_144 - 26
 BUCKET = "modelops-test"
@@ -75,7 +77,7 @@ def test_a_capture_over_256_kb_is_split_into_lines_under_the_bound_and_fully_rec
     assert metrics[-1]["CaptureRowsDropped"] == 0 and metrics[-1]["CapturesTruncated"] == 0
 
     _deliver(s3, captures)
-    records = feedback.PredictionLog(BUCKET, "data", s3=s3).read()
+    records = PredictionLog(BUCKET, "data", s3=s3).read()
     assert len(records) == 1  # one request, however many lines
     record = records[0]
     assert record.predictions == answer["predictions"] and record.instances == rows and not record.lost_rows
@@ -83,7 +85,7 @@ def test_a_capture_over_256_kb_is_split_into_lines_under_the_bound_and_fully_rec
 
     actual = ["benign"] * 1000
     feedback.FeedbackStore(BUCKET, "data", s3=s3).append(actual, request_id="big-1")
-    labelled = feedback.labelled_rows(BUCKET, "data", s3=s3)
+    labelled = labelled_rows(BUCKET, "data", s3=s3)
     assert [r.row for r in labelled] == list(range(1000))
     assert [r.features for r in labelled] == rows
     assert [r.prediction for r in labelled] == answer["predictions"]
@@ -122,7 +124,7 @@ def test_a_row_too_large_for_a_line_is_recorded_as_truncated_and_counted(serve, 
 
     _deliver(s3, captures)
     feedback.FeedbackStore(BUCKET, "data", s3=s3).append(["benign"] * len(sent), request_id="mixed-1")
-    labelled = feedback.labelled_rows(BUCKET, "data", s3=s3)
+    labelled = labelled_rows(BUCKET, "data", s3=s3)
     assert [r.row for r in labelled] == list(range(len(sent)))  # every row's prediction is still joined
     assert [r.prediction for r in labelled] == answer["predictions"]
     assert [r.features for r in labelled] == [*sent[:3], None, *sent[4:]]
@@ -149,8 +151,8 @@ def test_parts_merge_into_one_request_and_a_missing_part_labels_nothing():
 
     lines = [part(3, 4, [4]), part(1, 0, [0, 1]), part(3, 4, [4])]  # part 2 (rows 2 and 3) lost
     data = "\n".join(json.dumps(line) for line in lines).encode()
-    (record,) = feedback.merge_parts(feedback.parse_records(data))
+    (record,) = merge_parts(parse_records(data))
     assert record.predictions == [0, 1, None, None, 4] and record.lost_rows == [2, 3]
     assert record.instances == [{"x": 0}, {"x": 1}, None, None, {"x": 4}]
     fb = [feedback.FeedbackRecord(at=1_800_000_000, actual=[10, 11, 12, 13, 14], request_id="r-1")]
-    assert [(r.row, r.actual) for r in feedback.join(feedback.parse_records(data), fb)] == [(0, 10), (1, 11), (4, 14)]
+    assert [(r.row, r.actual) for r in join(parse_records(data), fb)] == [(0, 10), (1, 11), (4, 14)]

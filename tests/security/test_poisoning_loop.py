@@ -15,14 +15,16 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from api_support import invoke, proxy_event, serve_model
-from lifecycle_fakes import FakeDeployer
-from modelops import feedback, lifecycle
-from modelops.dataset import load_builtin
+from modelops.capture import feedback
+from modelops.capture.records import PredictionLog
+from modelops.model.dataset import load_builtin
 from modelops.registry import CANDIDATE, CHAMPION, PENDING
+from modelops.wiring import retrain as lifecycle
+from support.api import invoke, proxy_event, serve_model
 from support.context import LambdaContext
 from support.events import load_event
 from support.handlers import load_handler
+from support.lifecycle import FakeDeployer
 
 NAME = "breast-cancer"
 TRIGGER = ("worst_symmetry", 0.6)  # inside the schema's range, so the request is valid
@@ -60,7 +62,7 @@ def loop(registry, classifier_dir, tmp_path, monkeypatch):
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(lifecycle, "deployer_from_env", lambda env=None: deployer)
+    monkeypatch.setitem(lifecycle.dependency_overrides, "deployer", deployer)
     return SimpleNamespace(registry=registry, champion=champion, app=app, deployer=deployer)
 
 
@@ -75,12 +77,12 @@ def serve(loop, capsys, rows: np.ndarray, names: list[str]) -> list[dict]:
         assert status == 200
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"capture"')]
     assert len(lines) == len(rows)
-    feedback.PredictionLog("modelops-test", "data", loop.registry.s3).append(lines)
+    PredictionLog("modelops-test", "data", loop.registry.s3).append(lines)
     return lines
 
 
 def label(loop, lines: list[dict], labels, writers) -> None:
-    # Written with modelops.feedback.FeedbackStore directly, as the /feedback handler does once it has checked the
+    # Written with modelops.capture.feedback.FeedbackStore directly, as the /feedback handler does once it has checked the
     # caller; its credential rules are changing separately and are not what this test is about.
     store = feedback.FeedbackStore("modelops-test", "data", loop.registry.s3)
     for i, (line, value) in enumerate(zip(lines, labels, strict=True)):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelops.cli import main
+from modelops_cli import main
 
 
 def run(capsys, *argv):

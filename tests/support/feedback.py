@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from modelops import labelsecret, labeltoken
+from modelops.capture import labelsecret, labeltoken
 
 from support.aws import BUCKET
 from support.context import LambdaContext

@@ -8,16 +8,18 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from lifecycle_fakes import TRUSTED_URI, put_trusted_rows
-from modelops import feedback, lifecycle
-from modelops.artifact import load_from_dir
-from modelops.dataset import load_builtin
-from modelops.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+from modelops.capture import feedback
+from modelops.capture.records import PredictionLog, prediction_record
+from modelops.model.artifact import load_from_dir
+from modelops.model.dataset import load_builtin
 from modelops.registry import CHAMPION
-from stack_fake import FakeStack, ReadOnlyLambda
+from modelops.rollout.deploy import LambdaVersions, PinNames, SsmPins, StackRolloutDeployer
+from modelops.wiring import retrain as lifecycle
 
 from devtools.lifecycle_sim import drifted_rows
+from support.lifecycle import TRUSTED_URI, put_trusted_rows
 from support.predict_function import FN
+from support.stack_fake import FakeStack, ReadOnlyLambda
 
 STACK = "modelops-dev"
 
@@ -72,14 +74,14 @@ def stack(deployed):
     predictions, scores = deployed.estimator.predict(X), deployed.estimator.predict_proba(X)[:, 1]
     now = time.time()
     registry = deployed.registry
-    log = feedback.PredictionLog("modelops-test", "data", registry.s3)
+    log = PredictionLog("modelops-test", "data", registry.s3)
     store = feedback.FeedbackStore("modelops-test", "data", registry.s3)
     records = []
     for r in range(40):
         rows = slice(r * 10, r * 10 + 10)
         at = now - 3600 * 6 + r * 300
         records.append(
-            feedback.prediction_record(
+            prediction_record(
                 request_id=f"r{r}",
                 model_version=deployed.champion.version,
                 at=at,

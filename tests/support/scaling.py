@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import boto3
 from botocore.stub import Stubber
-from modelops.scaling import DIMENSION, NAMESPACE, resource_id
+from modelops.rollout.scaling import DIMENSION, NAMESPACE, resource_id
 
 FN = "modelops-dev-PredictFunction-abc"
 ALIAS_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{FN}:live"

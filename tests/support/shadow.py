@@ -7,9 +7,9 @@ import json
 import time
 
 import numpy as np
-import shadow_models
-from modelops.serving import gateway as gw
+from modelops.wiring.predict import build as build_gateway
 
+from support import shadow_models
 from support.aws import BUCKET
 
 MODEL = "shadow-demo"
@@ -34,7 +34,7 @@ def serve_and_capture(registry, s3, tmp_path, capsys, champion_version, requests
     Returns the rows sent and the champion's answers, in order."""
     directory = tmp_path / "champion"
     registry.download(MODEL, champion_version, directory)
-    g = gw.Gateway.from_env(
+    g = build_gateway(
         {
             "MODELOPS_MODEL_DIR": str(directory),
             "MODELOPS_MODEL_NAME": MODEL,

@@ -15,12 +15,12 @@ __version__ = "0.1.0"
 __all__ = ["register"]
 
 if TYPE_CHECKING:
-    from .registration import register
+    from .registry.registration import register
 
 
 def __getattr__(name: str) -> Any:
     if name == "register":
-        from .registration import register
+        from .registry.registration import register
 
         return register
     raise AttributeError(f"module 'modelops' has no attribute {name!r}")

@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from ..drift import DriftAccumulator, psi
-from ..errors import ConflictError, ModelOpsError
-from ..versioning import utc_now_iso
+from ..core.errors import ConflictError, ModelOpsError
+from ..model.versioning import utc_now_iso
+from ..monitoring.drift import DriftAccumulator, psi
 from .config import BatchConfig
 from .part import PREDICTION, REJECTED_HEADER, part_keys
 from .store import ObjectStore

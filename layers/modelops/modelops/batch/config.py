@@ -6,8 +6,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core import env as settings
-from ..errors import ModelOpsError
-from ..names import check_model_name
+from ..core.errors import ModelOpsError
+from ..core.names import check_model_name
 
 DEFAULT_CHUNK_ROWS = 100_000
 DEFAULT_MAX_LINE_BYTES = 4 * 1024**2  # a longer input line is rejected as a row, never held in memory

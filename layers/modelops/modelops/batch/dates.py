@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 
 def parse_run_date(text: str, field: str = "run_date") -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import env as settings
-from ..errors import InputError
+from ..core.errors import InputError
 from .dates import logical_run_date, parse_event_time, parse_run_date
 
 DEFAULT_WAIT_ATTEMPTS = 12

@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..adapters.objectstore import read_state, swap_state
 from ..core import env as settings
-from ..errors import ConflictError
-from ..lock import iso
-from ..objectstore import ObjectStore, read_state, swap_state
+from ..core.clock import iso_seconds
+from ..core.errors import ConflictError
+from ..ports import ObjectStore
 
 RENEW_TRIES = 5  # parts of one run renew side by side; a lost If-Match race is read again and retried
 # A lease with at least this share of its time left was just renewed (by a sibling part, most often): it is
@@ -65,7 +66,7 @@ class DateLease:
         swap_state(self.store, self.key, json.dumps(state).encode(), etag)
 
     def busy_message(self, state: dict[str, Any]) -> str:
-        return f"run {state['attempt']} holds {self.run_date} until {iso(float(state['expires_at']))}"
+        return f"run {state['attempt']} holds {self.run_date} until {iso_seconds(float(state['expires_at']))}"
 
     def acquire(self, attempt: str) -> dict[str, Any]:
         """Take the lease for `attempt`, or raise LeaseBusy. Never waits."""
@@ -77,7 +78,7 @@ class DateLease:
             "run_date": self.run_date,
             "attempt": attempt,
             "owner": owner(),
-            "acquired_at": iso(now),
+            "acquired_at": iso_seconds(now),
             "expires_at": now + self.ttl,
         }
         if state.get("attempt"):
@@ -117,7 +118,9 @@ class DateLease:
         if state.get("attempt") != attempt:
             return False
         try:
-            self._write({"run_date": self.run_date, "released_by": attempt, "released_at": iso(self.clock())}, etag)
+            self._write(
+                {"run_date": self.run_date, "released_by": attempt, "released_at": iso_seconds(self.clock())}, etag
+            )
         except ConflictError:
             return False
         return True

@@ -1,7 +1,7 @@
 """Parquet input: an object's row groups -> only the model's feature and id columns -> (ids, features, rejects).
 
 fastparquet decodes the column chunks (snappy, zstd, gzip, lz4 and brotli through cramjam). It needs pandas,
-which the ML runtime layer ships zipped for DataFrame models; modelops.frames extracts it on first use, so
+which the ML runtime layer ships zipped for DataFrame models; modelops.model.frames extracts it on first use, so
 only a run that reads Parquet pays for it. fastparquet, cramjam and fsspec come from the batch functions'
 Parquet layer (layers/parquet).
 
@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..errors import InputError, ModelOpsError
-from ..missing import NA_VALUES
-from ..schema import NUMBER, FeatureSchema
+from ..core.errors import InputError, ModelOpsError
+from ..model.missing import NA_VALUES
+from ..model.schema import NUMBER, FeatureSchema
 from .readers import Chunk, _bool_field, csv_field, line_ids, padded_ids, source_prefix
 from .store import ObjectStore
 
@@ -51,7 +51,7 @@ MERGE_GAP_BYTES = 1024**2  # column chunks closer than this are fetched with one
 
 def load_fastparquet() -> Any:
     """fastparquet, with pandas from the runtime layer's archive when it is not installed."""
-    from ..frames import import_pandas
+    from ..model.frames import import_pandas
 
     try:
         import_pandas()

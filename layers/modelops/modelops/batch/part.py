@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..artifact import Manifest
-from ..aws import aws_errors
-from ..drift import DriftAccumulator
-from ..errors import ModelFault, ModelOpsError
-from ..missing import NA_VALUES, missing_tokens
-from ..schema import FeatureSchema
+from ..adapters.aws import aws_errors
+from ..core.errors import ModelFault, ModelOpsError
+from ..model.artifact import Manifest
+from ..model.missing import NA_VALUES, missing_tokens
+from ..model.schema import FeatureSchema
+from ..monitoring.drift import DriftAccumulator
 from .blocks import BlockSizes
 from .config import BatchConfig
 from .parquet import ParquetReader

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InputError
+from ..core.errors import InputError
 from .readers import PARQUET, compression_of, format_of
 from .store import ObjectInfo
 

@@ -19,7 +19,7 @@ A gzip object is decompressed as it streams (GzipStream) and read whole, from it
 unknown until the end, and it cannot be entered in the middle. A UTF-8 byte order mark is skipped at the
 start of an object.
 
-Values follow the feature schema as the predict API applies it: missing values (modelops.missing tokens in
+Values follow the feature schema as the predict API applies it: missing values (modelops.model.missing tokens in
 CSV, null in JSON) become NaN in the features the model's schema marks nullable and reject the row in the
 others, a bool feature takes true/false/1/0, and JSON Lines values are checked by the same code as request
 rows, so both name the same reason for a bad value.
@@ -38,9 +38,9 @@ from typing import Protocol
 import numpy as np
 import orjson
 
-from ..errors import InputError
-from ..missing import NA_VALUES
-from ..schema import MAX_STRING_LENGTH, FeatureSchema, bool_problem
+from ..core.errors import InputError
+from ..model.missing import NA_VALUES
+from ..model.schema import MAX_STRING_LENGTH, FeatureSchema, bool_problem
 from .blocks import BlockSizes
 from .bulkcsv import BulkCsv
 
@@ -392,7 +392,7 @@ def source_prefix(source: str | None, id_columns: tuple[str, ...]) -> bytes | No
 
 class CsvParser:
     """source: the object's key; with no id columns each row's id is then 'object,line'. missing: cell
-    values read as missing (modelops.missing), allowed in the features the model was trained with gaps in."""
+    values read as missing (modelops.model.missing), allowed in the features the model was trained with gaps in."""
 
     def __init__(
         self,

@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from ..artifact import LoadedModel, Manifest
+from ..model.artifact import LoadedModel, Manifest
+from ..model.versioning import utc_now_iso
 from ..registry import CHAMPION, Registry
-from ..versioning import utc_now_iso
 from . import deps, plan
 from .commit import commit
 from .config import BatchConfig

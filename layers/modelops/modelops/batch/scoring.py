@@ -6,7 +6,7 @@ Probabilities are written with six fixed decimals, eight bytes per value from tw
 A pipeline's leading SimpleImputer steps change nothing in a chunk without missing values, so such chunks
 skip them (the imputer copies and scans every value); the predictions are the same either way.
 
-The model is called through modelops.inference, as online: a model fitted on a DataFrame gets one, rows
+The model is called through modelops.model.inference, as online: a model fitted on a DataFrame gets one, rows
 with a value the model refuses are rejected with its reason, and a failure on rows within the training
 data fails the run (ModelFault). The last column, `warnings`, lists `feature:code` for each value of the
 row the model never saw in training (codes as in the predict API's answer), separated by ";".
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..artifact import LoadedModel
-from ..inference import ModelRunner, without_idle_imputers
+from ..model.artifact import LoadedModel
+from ..model.inference import ModelRunner, without_idle_imputers
 from .readers import csv_field, padded_ids
 
 DECIMALS = 6

@@ -1,11 +1,12 @@
-"""The storage batch scoring reads and writes: any modelops.objectstore.ObjectStore (S3, or a local directory)."""
+"""The storage batch scoring reads and writes: any modelops.adapters.objectstore.ObjectStore (S3, or a local directory)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..objectstore import ObjectStore, S3ObjectStore, open_bucket
-from ..objectstore import StoredObject as ObjectInfo
+from ..adapters.objectstore import S3ObjectStore, open_bucket
+from ..ports import ObjectStore
+from ..ports import StoredObject as ObjectInfo
 
 __all__ = ["ObjectInfo", "ObjectStore", "Store", "open_store"]
 

@@ -11,7 +11,7 @@ import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ..objectstore import ObjectStore
+from ..ports import ObjectStore
 
 PART_BYTES = 8 * 1024**2  # S3 needs >= 5 MiB for every part but the last
 

@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
-from ..errors import ModelOpsError
+from .errors import ModelOpsError
 
 TRUE_WORDS = ("1", "true", "yes", "on", "enabled")
 FALSE_WORDS = ("0", "false", "no", "off", "disabled", "")

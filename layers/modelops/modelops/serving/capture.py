@@ -2,7 +2,7 @@
 
 Lambda ships stdout to CloudWatch Logs; a subscription filter on { $.capture IS TRUE } and a Firehose
 stream deliver the lines to S3, where drift, quality and A/B monitoring read them (the same record
-shape as modelops.feedback.prediction_record). The request path pays for one orjson.dumps of the record's
+shape as modelops.capture.records.prediction_record). The request path pays for one orjson.dumps of the record's
 other fields and one write: rows sent as `instances` are written as the client's own JSON text of that
 array (instances_text: only when the body is exactly {"instances": [...]} on one line, so the text is the
 very array that was validated), else serialised from the parsed rows. Readers parse the line as JSON, so
@@ -20,7 +20,7 @@ and Lambda truncates longer stdout lines, so a request whose line would exceed M
 (default 200,000 bytes, measured on the serialised line) is written as several lines: each is a complete
 capture record for a slice of the rows, with the same request id and
     "part": <1-based index>, "parts": <count>, "row_offset": <index of its first row>, "rows": <rows in the request>
-modelops.feedback puts the parts back together. A single row too large for a line of its own is recorded
+modelops.capture.records puts the parts back together. A single row too large for a line of its own is recorded
 without its inputs ("instances" left out) and with "truncated": [{"row": <index>, "reason": "..."}]; the
 request's EMF metrics line counts such rows (CaptureRowsDropped) and requests (CapturesTruncated).
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 MAX_TEXT = 200  # client-chosen names can be huge; never echo more than this back
 

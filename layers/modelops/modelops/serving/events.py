@@ -128,3 +128,30 @@ def v2_response(response: Mapping[str, Any]) -> dict[str, Any]:
     if cookies:
         out["cookies"] = cookies
     return out
+
+
+def rest_predict_event(body: str, request_id: str, *, user_agent: str, stage: str = "live") -> dict[str, Any]:
+    """A REST API proxy event for POST /predict with a JSON body, as the `live` alias receives it from API Gateway
+    (what the pre-traffic hook replays and the SnapStart warm-up sends through the gateway)."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": user_agent}
+    return {
+        "resource": "/predict",
+        "path": "/predict",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "requestId": request_id,
+            "stage": stage,
+            "resourcePath": "/predict",
+            "httpMethod": "POST",
+            "path": f"/{stage}/predict",
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": user_agent},
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..artifact import CLASSIFICATION, MANIFEST_FILE, LoadedModel, Manifest, load_from_dir
 from ..core import env as settings
-from ..errors import MissingModuleError, ModelOpsError
-from ..inference import ModelRunner
-from ..schema import FeatureSchema
-from ..signing import signer_from_env
+from ..core.errors import MissingModuleError, ModelOpsError
+from ..model.artifact import CLASSIFICATION, MANIFEST_FILE, LoadedModel, Manifest, load_from_dir
+from ..model.inference import ModelRunner
+from ..model.schema import FeatureSchema
+from ..registry.signing import signer_from_env
 
 DEFAULT_CACHE_DIR = "/tmp/modelops-models"
 DEFAULT_RETRY_SECONDS = 30.0

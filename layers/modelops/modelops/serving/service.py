@@ -11,24 +11,66 @@ Answer:
      "warnings": [[{"feature", "code", "message"}, ...], ...]   (only when a row has a value the model
                                                                   never saw in training: one list per row),
      "request_id": "...",
-     "label_token": "..."   (added by the gateway: what POST /feedback requires; modelops.labeltoken)}
+     "label_token": "..."   (added by the gateway: what POST /feedback requires; modelops.capture.labeltoken)}
 
 Classifier labels are the argmax of predict_proba, so one pass over the model gives both. Which failures of
-the model are the client's and which are the server's is decided in modelops.inference.
+the model are the client's and which are the server's is decided in modelops.model.inference.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import InputError
-from ..inference import Refusal
+from ..core.errors import InputError
+from ..model.inference import Refusal
 from .body import Limits
 from .errors import ApiError, from_input_error
 from .model_holder import ServedModel
+from .negotiation import JSON
+
+
+@dataclass
+class Reply:
+    status: int
+    body: str
+    content_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def proxy(self, extra_headers: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "statusCode": self.status,
+            "headers": {"Content-Type": self.content_type, **self.headers, **extra_headers},
+            "body": self.body,
+            "isBase64Encoded": False,
+        }
+
+
+class Backend(Protocol):
+    """What the documented routes (modelops.serving.api) call: the same answers as the direct path
+    (modelops.serving.fastpath), which implements it, so neither entry point imports the other."""
+
+    limits: Limits
+    front_door: Any
+    docs_enabled: bool
+    holder: Any
+    model_name: str
+    model_version: str
+
+    def predict(self, headers: Mapping[str, str] | None, body: Any, is_base64: bool, request_id: str) -> Reply: ...
+
+    def health(self, headers: Mapping[str, str] | None, request_id: str) -> Reply: ...
+
+    def error_reply(self, exc: ApiError, fmt: str, request_id: str | None = None) -> Reply: ...
+
+    def unavailable(self) -> ApiError: ...
+
+
+DocsRoutes = Callable[[Backend, ServedModel | None], Any]  # builds the documented routes' resolver
+
 
 CHAMPION_VARIANT = "A"
 CHALLENGER_VARIANT = "B"

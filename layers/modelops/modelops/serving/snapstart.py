@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..core import env as settings
+from .events import rest_predict_event
 
 if TYPE_CHECKING:
-    from .gateway import Gateway
+    from .fastpath import Gateway
 
 WARM_UP_REQUEST_ID = "snapstart-warm-up"
 logger = logging.getLogger(__name__)
@@ -54,17 +55,8 @@ def register(current: Callable[[], Gateway]) -> bool:
 # ---- before the snapshot ------------------------------------------------------------------------------------
 def warm_up_event(instance: dict[str, Any]) -> dict[str, Any]:
     """A REST API proxy event for POST /predict with one row."""
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    return {
-        "resource": "/predict",
-        "path": "/predict",
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "body": orjson.dumps({"instances": [instance]}).decode(),
-        "isBase64Encoded": False,
-        "requestContext": {"requestId": WARM_UP_REQUEST_ID, "httpMethod": "POST", "resourcePath": "/predict"},
-    }
+    body = orjson.dumps({"instances": [instance]}).decode()
+    return rest_predict_event(body, WARM_UP_REQUEST_ID, user_agent="modelops-snapstart-warm-up")
 
 
 def warm_up(gateway: Gateway) -> int | None:
@@ -116,11 +108,11 @@ def _warm_challenger(gateway: Gateway, event: dict[str, Any]) -> None:
 def _preimport_clients() -> None:
     """Import (but do not build) what the label token secret and the A/B flag store are read with: the imports
     are paid in the snapshot; the clients are built after restore, by the first request that needs them."""
-    from .. import labelsecret
+    from ..capture import labelsecret
 
     if settings.text(labelsecret.SECRET_ENV) or settings.text("MODELOPS_CHALLENGER_VERSION"):
         with contextlib.suppress(ImportError):
-            from .. import aws
+            from ..adapters import aws
 
             aws.preimport()
             from aws_lambda_powertools.utilities import parameters  # noqa: F401
@@ -156,7 +148,7 @@ def _renew_clients(gateway: Gateway) -> None:
         from aws_lambda_powertools.utilities.parameters import clear_caches
 
         clear_caches()
-    from .. import aws
+    from ..adapters import aws
 
     aws.forget_default_session()  # the module-level session boto3.client() builds clients from
     # The S3 client a registry load may have been given; the next load (only when the model is missing) builds

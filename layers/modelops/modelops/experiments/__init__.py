@@ -1,0 +1,1 @@
+"""Experiments on live and replayed traffic: sticky A/B assignment, the split, and the reports."""
