@@ -120,7 +120,15 @@ def _record(
 ) -> tuple[dict[str, Any], list[str]]:
     """The whole capture record (without "instances" when not `rows`), and the names of its per-row lists."""
     probabilities = prediction.probabilities
-    binary = probabilities is not None and probabilities.shape[1] == 2
+    per_row = ["instances", "predictions"]
+    scores = per_class = classes = None
+    if probabilities is not None:
+        if probabilities.shape[1] == 2:
+            scores = probabilities[:, 1].tolist()
+            per_row.append("scores")
+        else:
+            per_class, classes = probabilities, model.class_keys
+            per_row.append("probabilities")
     record = capture_record(
         request_id=request_id,
         model_version=model.model_ref["version"],
@@ -131,15 +139,10 @@ def _record(
         instances=_instances(model, prediction, payload) if rows else None,
         entity_id=entity_id,
         latency_ms=latency_ms,
-        scores=probabilities[:, 1].tolist() if binary else None,
-        probabilities=probabilities if probabilities is not None and not binary else None,
-        classes=model.class_keys if probabilities is not None and not binary else None,
+        scores=scores,
+        probabilities=per_class,
+        classes=classes,
     )
-    per_row = ["instances", "predictions"]
-    if binary:
-        per_row.append("scores")
-    elif probabilities is not None:
-        per_row.append("probabilities")
     return record, per_row
 
 
