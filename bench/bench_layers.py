@@ -49,8 +49,8 @@ def _python312() -> str:
 
 
 def _models(tmp: Path) -> dict[str, Path]:
-    import user_models
-    from frame_artifacts import write_frame_artifact
+    from support import user_models
+    from support.frame_artifacts import write_frame_artifact
     from modelops.model.artifact import write_artifact
     from modelops.model.dataset import load_builtin
     from modelops.model.training import train

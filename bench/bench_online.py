@@ -75,8 +75,8 @@ print(time.process_time() - c0, time.perf_counter() - t0)
 
 
 def train_models(tmp: Path) -> dict[str, Path]:
-    import user_models
-    from frame_artifacts import write_frame_artifact
+    from support import user_models
+    from support.frame_artifacts import write_frame_artifact
     from modelops.model.artifact import write_artifact
     from modelops.model.dataset import load_builtin
     from modelops.model.training import train
@@ -155,7 +155,7 @@ def warm(
     """Handler and raw predict_proba medians for one request size, with the rows sent as `instances` (or as
     `columns` + `data`); `comparison` names a handler of this module to time instead of the predict function."""
     import numpy as np
-    from api_support import predict_app, proxy_event
+    from support.api import predict_app, proxy_event
 
     os.environ["MODELOPS_MODEL_DIR"] = str(model_dir)
     os.environ["MODELOPS_CAPTURE"] = "on" if capture else "off"
@@ -206,7 +206,7 @@ def paired(model_dir: Path, which: str) -> Timing:
     """One 100-row request two ways, timed alternately in one loop: capture on against off (`which` =
     "capture") or the columnar body against the instances body ("columnar"). Timing's handler side is the
     first of each pair, its raw side the second, so its ratio is on/off or columnar/instances."""
-    from api_support import predict_app, proxy_event
+    from support.api import predict_app, proxy_event
 
     os.environ["MODELOPS_MODEL_DIR"] = str(model_dir)
     os.environ["MODELOPS_CAPTURE"] = "off"

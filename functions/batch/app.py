@@ -11,19 +11,20 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from modelops.batch import metrics
-from modelops.batch.config import BatchConfig
 from modelops.batch.events import run_request
-from modelops.batch.run import BatchRunner, scheduled_step
+from modelops.batch.run import scheduled_step
+from modelops.wiring import batch as batch_wiring
 
 logger = Logger()
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    config = BatchConfig.from_env()
+    runner = batch_wiring.build()
+    config = runner.config
     request = run_request(event, config.timezone)
     result = scheduled_step(
-        BatchRunner(config),
+        runner,
         request.run_date,
         request.force,
         request.attempt,

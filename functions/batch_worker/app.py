@@ -7,9 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from modelops.batch import metrics
-from modelops.batch.config import BatchConfig
-from modelops.batch.run import BatchRunner
 from modelops.core.errors import InputError
+from modelops.wiring import batch as batch_wiring
 
 logger = Logger()
 
@@ -19,7 +18,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     step = event.get("step") if isinstance(event, dict) else None
     if step not in ("score_part", "commit", "release") or not isinstance(event.get("run"), dict):
         raise InputError("event: expected {'step': 'score_part'|'commit'|'release', 'run': {...}}", field="step")
-    runner = BatchRunner(BatchConfig.from_env())
+    runner = batch_wiring.build()
     run = event["run"]
     if step == "score_part":
         if not isinstance(event.get("part"), dict):

@@ -28,7 +28,8 @@ def test_a_lone_surrogate_is_refused_and_its_log_line_written(deployed, classifi
     app = deployed(classifier_dir)
     # stdout as in Lambda: UTF-8 bytes, strict, so a line holding a lone surrogate would fail to be written
     stdout = io.BytesIO()
-    app.logger.registered_handler.setStream(io.TextIOWrapper(stdout, encoding="utf-8", errors="strict"))
+    # assigned, not setStream: that flushes the handler's old stream, which an earlier test's capture may have closed
+    app.logger.registered_handler.stream = io.TextIOWrapper(stdout, encoding="utf-8", errors="strict")
     escaped = b'{"request_id": "\\ud800", "actual": "benign", "label_token": "' + served().encode() + b'"}'
     assert error_of(post(app, escaped, raw=True))[:2] == (400, "malformed_json")
     # a body that is already text holding the surrogate (a JSON event's "\ud800"), from a writer whose id holds one

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.clock import iso, parse_time
+from ..core.clock import parse_time
 from ..core.errors import InputError
 from ..ports import ObjectStore
 from .partitions import data_store, list_partitions, newest, partition_key
@@ -58,6 +58,47 @@ class PredictionRecord:
     lost_rows: list[int] = field(default_factory=list)  # rows of a merged capture whose part never arrived
 
 
+MARKER = "capture"  # the field that makes a log line a capture record (the log subscription filters on it)
+
+
+def capture_record(
+    *,
+    request_id: str,
+    model_version: str,
+    at_ms: int,
+    variant: str = "A",
+    status: int = 200,
+    predictions: Any = (),
+    model_name: str | None = None,
+    instances: Any = None,
+    entity_id: str | None = None,
+    latency_ms: float | None = None,
+    scores: Any = None,
+    probabilities: Any = None,
+    classes: Any = None,
+) -> dict[str, Any]:
+    """The capture record, the one shape every writer uses (the predict function's capture and failure lines,
+    and the tests' and the local demo's logs); parse_records reads it back. Per-row lists may be numpy arrays
+    (the predict function serialises them with orjson). A field given as None is left out, except `instances`:
+    None there means the rows were not captured with the record (they follow in the same line or are split)."""
+    record: dict[str, Any] = {MARKER: True, "at": at_ms, "request_id": request_id}
+    if model_name is not None:
+        record["model_name"] = model_name
+    record.update(model_version=model_version, variant=variant, status=status)
+    if instances is not None:
+        record["instances"] = instances
+    record["predictions"] = predictions
+    if entity_id is not None:  # A/B: lets feedback that names only the entity find this prediction
+        record["entity_id"] = entity_id
+    if latency_ms is not None:  # handler time up to the prediction (A/B latency per variant)
+        record["latency_ms"] = round(float(latency_ms), 3)
+    if scores is not None:
+        record["scores"] = scores
+    if probabilities is not None:
+        record.update(probabilities=probabilities, classes=classes)
+    return record
+
+
 def prediction_record(
     *,
     request_id: str,
@@ -71,25 +112,19 @@ def prediction_record(
     instances: Sequence[dict[str, Any]] | None = None,
     at: float | None = None,
 ) -> dict[str, Any]:
-    """One capture line (a dict ready for JSON) describing a served request."""
-    record: dict[str, Any] = {
-        "capture": True,
-        "request_id": request_id,
-        "at": iso(time.time() if at is None else at),
-        "variant": variant,
-        "model_version": model_version,
-        "status": status,
-        "predictions": list(predictions),
-    }
-    if entity_id is not None:
-        record["entity_id"] = entity_id
-    if latency_ms is not None:
-        record["latency_ms"] = round(float(latency_ms), 3)
-    if scores is not None:
-        record["scores"] = list(scores)
-    if instances is not None:
-        record["instances"] = list(instances)
-    return record
+    """One capture line (a dict ready for JSON) describing a served request at `at` (epoch seconds, default now)."""
+    return capture_record(
+        request_id=request_id,
+        model_version=model_version,
+        at_ms=round((time.time() if at is None else at) * 1000),
+        variant=variant,
+        status=status,
+        predictions=list(predictions),
+        instances=list(instances) if instances is not None else None,
+        entity_id=entity_id,
+        latency_ms=latency_ms,
+        scores=list(scores) if scores is not None else None,
+    )
 
 
 def _record_from(obj: Any, malformed: Callable[[], None] | None = None) -> PredictionRecord | None:

@@ -1,8 +1,8 @@
 """Online data capture: compact JSON lines on stdout for every answered request, when MODELOPS_CAPTURE=on.
 
 Lambda ships stdout to CloudWatch Logs; a subscription filter on { $.capture IS TRUE } and a Firehose
-stream deliver the lines to S3, where drift, quality and A/B monitoring read them (the same record
-shape as modelops.capture.records.prediction_record). The request path pays for one orjson.dumps of the record's
+stream deliver the lines to S3, where drift, quality and A/B monitoring read them (the record is built by
+modelops.capture.records.capture_record, as every capture writer builds it). The request path pays for one orjson.dumps of the record's
 other fields and one write: rows sent as `instances` are written as the client's own JSON text of that
 array (instances_text: only when the body is exactly {"instances": [...]} on one line, so the text is the
 very array that was validated), else serialised from the parsed rows. Readers parse the line as JSON, so
@@ -36,11 +36,11 @@ from typing import IO, Any
 
 import orjson
 
+from ..capture.records import capture_record
 from ..core import env as settings
 from .model_holder import ServedModel
 from .service import Prediction
 
-MARKER = "capture"
 DEFAULT_MAX_LINE_BYTES = 200_000
 MIN_MAX_LINE_BYTES = 1_024  # room for the record's own fields and a row of a few dozen features
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
@@ -119,31 +119,30 @@ def _record(
     rows: bool = True,
 ) -> tuple[dict[str, Any], list[str]]:
     """The whole capture record (without "instances" when not `rows`), and the names of its per-row lists."""
-    record: dict[str, Any] = {
-        MARKER: True,
-        "at": int(time.time() * 1000),
-        "request_id": request_id,
-        "model_name": model.model_ref["name"],
-        "model_version": model.model_ref["version"],
-        "variant": variant,
-        "status": 200,
-        "instances": _instances(model, prediction, payload) if rows else None,
-        "predictions": prediction.predictions,
-    }
-    per_row = ["instances", "predictions"]
-    if entity_id is not None:  # A/B: lets feedback that names only the entity find this prediction
-        record["entity_id"] = entity_id
-    if latency_ms is not None:  # handler time up to the prediction (A/B latency per variant)
-        record["latency_ms"] = round(latency_ms, 3)
     probabilities = prediction.probabilities
+    per_row = ["instances", "predictions"]
+    scores = per_class = classes = None
     if probabilities is not None:
         if probabilities.shape[1] == 2:
-            record["scores"] = probabilities[:, 1].tolist()
+            scores = probabilities[:, 1].tolist()
             per_row.append("scores")
         else:
-            record["probabilities"] = probabilities
-            record["classes"] = model.class_keys
+            per_class, classes = probabilities, model.class_keys
             per_row.append("probabilities")
+    record = capture_record(
+        request_id=request_id,
+        model_version=model.model_ref["version"],
+        at_ms=int(time.time() * 1000),
+        variant=variant,
+        predictions=prediction.predictions,
+        model_name=model.model_ref["name"],
+        instances=_instances(model, prediction, payload) if rows else None,
+        entity_id=entity_id,
+        latency_ms=latency_ms,
+        scores=scores,
+        probabilities=per_class,
+        classes=classes,
+    )
     return record, per_row
 
 
@@ -236,14 +235,13 @@ def emit_failure(
     request_id: str, variant: str, model_version: str, status: int, latency_ms: float, stream: IO[str] | None = None
 ) -> None:
     """A capture line for a request that failed on the server side (no instances: drift monitoring skips it)."""
-    record = {
-        MARKER: True,
-        "at": int(time.time() * 1000),
-        "request_id": request_id,
-        "model_version": model_version,
-        "variant": variant,
-        "status": status,
-        "latency_ms": round(latency_ms, 3),
-        "predictions": [],
-    }
+    record = capture_record(
+        request_id=request_id,
+        model_version=model_version,
+        at_ms=int(time.time() * 1000),
+        variant=variant,
+        status=status,
+        predictions=[],
+        latency_ms=latency_ms,
+    )
     (stream or sys.stdout).write(orjson.dumps(record).decode() + "\n")
