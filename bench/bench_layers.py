@@ -49,11 +49,11 @@ def _python312() -> str:
 
 
 def _models(tmp: Path) -> dict[str, Path]:
-    from support import user_models
-    from support.frame_artifacts import write_frame_artifact
     from modelops.model.artifact import write_artifact
     from modelops.model.dataset import load_builtin
     from modelops.model.training import train
+    from support import user_models
+    from support.frame_artifacts import write_frame_artifact
 
     trained = train(load_builtin("breast_cancer"), "breast-cancer")
     write_artifact(tmp / "lr", trained.estimator, trained.manifest, trained.golden)

@@ -75,11 +75,11 @@ print(time.process_time() - c0, time.perf_counter() - t0)
 
 
 def train_models(tmp: Path) -> dict[str, Path]:
-    from support import user_models
-    from support.frame_artifacts import write_frame_artifact
     from modelops.model.artifact import write_artifact
     from modelops.model.dataset import load_builtin
     from modelops.model.training import train
+    from support import user_models
+    from support.frame_artifacts import write_frame_artifact
 
     dataset = load_builtin("breast_cancer")
     out = {}
