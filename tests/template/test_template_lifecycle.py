@@ -14,8 +14,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from modelops.capture.records import MARKER
 from modelops.monitoring import quality as monitoring
-from modelops.serving import capture
 from samtranslator.yaml_helper import yaml_parse
 from support.paths import ROOT
 from support.template import flatten
@@ -261,7 +261,7 @@ def test_capture_pipeline_is_switchable_and_filters_the_capture_lines(raw):
         "CaptureSubscriptionFilter",
     ):
         assert r[name]["Condition"] == "CaptureOn", name
-    assert r["CaptureSubscriptionFilter"]["Properties"]["FilterPattern"] == f"{{ $.{capture.MARKER} IS TRUE }}"
+    assert r["CaptureSubscriptionFilter"]["Properties"]["FilterPattern"] == f"{{ $.{MARKER} IS TRUE }}"
     prefix = r["CaptureDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]["Prefix"]
     from modelops.capture.records import CAPTURE_DIR
 
