@@ -1,6 +1,6 @@
 """Attack: whoever can write to the registry prefix replaces a registered version's model.joblib with a pickle that
 runs code on load, together with a manifest whose sha256 matches the new file. The sha256 check alone cannot stop
-that; the manifest's signature (modelops.registry.signing, ModelSigning=kms) does, because the attacker has no kms:Sign on
+that; the manifest's signature (modelops.model.signing, ModelSigning=kms) does, because the attacker has no kms:Sign on
 the stack's key. Every load path is tried: the registry, the predict function's cached download, an artifact
 directory. KMS is moto's (it implements Sign and Verify for asymmetric keys); a failed verification is answered the
 way AWS documents it, KMSInvalidSignatureException, through a Stubber."""
@@ -16,8 +16,8 @@ import pytest
 from botocore.stub import Stubber
 from modelops.core.errors import ArtifactIntegrityError
 from modelops.model.artifact import MANIFEST_FILE, MODEL_FILE, SIGNATURE_FILE, Manifest, sha256_bytes
+from modelops.model.signing import KmsSigner
 from modelops.registry import Registry
-from modelops.registry.signing import KmsSigner
 
 PWNED = "modelops-pwned-marker"
 

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 from typing import Any
 
-from ..adapters.objectstore import open_bucket
 from ..core.clock import utc
 from ..ports import ObjectStore
 
@@ -36,7 +35,11 @@ def list_partitions(
 
 def data_store(bucket: str | ObjectStore, s3: Any = None) -> ObjectStore:
     """The store behind a data prefix: an S3 bucket name, a local directory, or a store given as is."""
-    return bucket if not isinstance(bucket, str) else open_bucket(bucket, s3)
+    if not isinstance(bucket, str):
+        return bucket
+    from ..adapters.objectstore import open_bucket  # here: the predict function writes capture records, never reads
+
+    return open_bucket(bucket, s3)
 
 
 def _day_of(rest: str) -> date | None:

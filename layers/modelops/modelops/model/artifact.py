@@ -27,7 +27,7 @@ MANIFEST_FILE = "manifest.json"
 GOLDEN_FILE = "golden.json"
 TRAINING_DATA_FILE = "training.csv"  # an imported model's training sample, kept with its version for retraining
 EVALUATION_FILE = "evaluation.csv"  # the trusted evaluation set a retrain decides on (modelops.model.trusted)
-SIGNATURE_FILE = "signature.json"  # a KMS signature of the artifact (modelops.registry.signing)
+SIGNATURE_FILE = "signature.json"  # a KMS signature of the artifact (modelops.model.signing)
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
@@ -228,7 +228,7 @@ def _unpickle(manifest: Manifest, model_bytes: bytes) -> Any:
 
 
 def load_from_dir(directory: str | Path, signer: Any = None) -> LoadedModel:
-    """Load an artifact directory; with a signer (modelops.registry.signing), its signature.json must be that key's valid
+    """Load an artifact directory; with a signer (modelops.model.signing), its signature.json must be that key's valid
     signature of manifest.json, checked before anything is unpickled."""
     directory = Path(directory)
     try:

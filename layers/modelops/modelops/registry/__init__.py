@@ -35,9 +35,9 @@ from ..model.artifact import (
     Manifest,
     load_from_bytes,
 )
+from ..model.signing import KmsSigner, signer_from_env
 from ..model.versioning import utc_now_iso
 from ..ports import ObjectStore
-from .signing import KmsSigner, signer_from_env
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -79,7 +79,7 @@ class Registry:
     ):
         """uri: s3://bucket/prefix, or a local directory (a path or file:// URI). s3: the boto3 client to use for
         S3; store: an ObjectStore to use instead (its keys are then under the uri's prefix as given). signer: the key
-        that signs registered manifests and must have signed every manifest loaded (modelops.registry.signing); by default
+        that signs registered manifests and must have signed every manifest loaded (modelops.model.signing); by default
         the one MODELOPS_SIGNING_KEY names, or none."""
         self.uri = uri.rstrip("/") or uri
         opened, self.prefix = open_location(self.uri, s3)

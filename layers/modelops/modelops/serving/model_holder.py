@@ -33,7 +33,7 @@ from ..core.errors import MissingModuleError, ModelOpsError
 from ..model.artifact import CLASSIFICATION, MANIFEST_FILE, LoadedModel, Manifest, load_from_dir
 from ..model.inference import ModelRunner
 from ..model.schema import FeatureSchema
-from ..registry.signing import signer_from_env
+from ..model.signing import signer_from_env
 
 DEFAULT_CACHE_DIR = "/tmp/modelops-models"
 DEFAULT_RETRY_SECONDS = 30.0

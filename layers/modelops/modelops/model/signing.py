@@ -23,7 +23,7 @@ from typing import Any
 from ..adapters.aws import aws_errors, client
 from ..core import env as settings
 from ..core.errors import ArtifactIntegrityError
-from ..model.artifact import SIGNATURE_FILE
+from .artifact import SIGNATURE_FILE
 
 ALGORITHM = "ECDSA_SHA_256"
 KEY_VAR = "MODELOPS_SIGNING_KEY"
