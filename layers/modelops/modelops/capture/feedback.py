@@ -35,9 +35,7 @@ from .partitions import data_store, list_partitions, newest, partition_key
 from .records import MAX_ROWS
 
 FEEDBACK_DIR = "feedback"
-
 MAX_ID_LENGTH = 256
-
 TOKEN_MISMATCH = "label_token_mismatch"  # the body names another request or entity than its label_token
 
 

@@ -32,7 +32,6 @@ from ..ports import ObjectStore
 from .partitions import data_store, list_partitions, newest, partition_key
 
 CAPTURE_DIR = "captures"
-
 MAX_ROWS = 10_000
 
 

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 DEFAULT_BINS = 10
-
 OTHER = "__other__"
 
 

@@ -17,13 +17,9 @@ import numpy as np
 from ..model.baseline import categorical_counts, numeric_counts
 
 PROPORTION_FLOOR = 1e-4
-
 NO_BASELINE = "the model's manifest has no baseline for this feature"
-
 NO_VALUES = "no values to compare: every value was missing"
-
 _BLOCK_BYTES = 1 << 21  # rows binned at a time: about 2 MB of values, which stay in cache
-
 EMPTY_BASELINE = "the baseline holds no values (the feature was always missing in training)"
 
 

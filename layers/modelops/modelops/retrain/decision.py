@@ -8,7 +8,6 @@ import math
 from ..model.artifact import CLASSIFICATION, REGRESSION
 
 LOWER_IS_BETTER = {"mae", "rmse", "log_loss"}
-
 DEFAULT_METRIC = {CLASSIFICATION: "accuracy", REGRESSION: "mae"}
 
 

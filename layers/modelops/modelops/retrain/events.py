@@ -8,7 +8,6 @@ from typing import Any
 
 # Stack statuses that end an update: its rollout succeeded, or CloudFormation rolled it back.
 SUCCEEDED_STATES = ("UPDATE_COMPLETE",)
-
 FAILED_STATES = ("UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "UPDATE_FAILED")
 
 

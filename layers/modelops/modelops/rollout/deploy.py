@@ -36,11 +36,8 @@ from ..registry import CANDIDATE, Registry
 log = logging.getLogger(__name__)
 
 MODEL_VERSION_VAR = "MODELOPS_MODEL_VERSION"
-
 MODEL_VERSION_PARAMETER = "ModelVersion"  # the template parameter naming the SSM pin the stack resolves
-
 LIVE_ALIAS = "live"
-
 CHANGE_SET_PREFIX = "modelops-rollout-"
 
 # Resources a change of ModelVersion alone changes (tests/template/test_template_rollout.py derives the same set from the
