@@ -34,11 +34,6 @@ OUT = f"batch/output/{DATE}/"
 BOM = b"\xef\xbb\xbf"
 
 
-@pytest.fixture
-def champion(registry, classifier_dir):
-    return register_champion(registry, classifier_dir)
-
-
 def proba(registry, version, X):
     return registry.load("breast-cancer", version).estimator.predict_proba(X)[:, 1]
 

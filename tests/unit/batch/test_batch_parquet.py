@@ -36,11 +36,6 @@ from support.batch import (
 OUT = f"batch/output/{DATE}/"
 
 
-@pytest.fixture
-def champion(registry, classifier_dir):
-    return register_champion(registry, classifier_dir)
-
-
 def parquet_bytes(frame: pd.DataFrame, tmp_path, compression: str = "SNAPPY", rows_per_group: int = 50) -> bytes:
     path = tmp_path / f"{compression}-{rows_per_group}.parquet"
     fastparquet.write(str(path), frame, compression=compression, row_group_offsets=rows_per_group, write_index=False)

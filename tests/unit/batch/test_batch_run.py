@@ -27,11 +27,6 @@ from support.batch import (
 OUT = f"batch/output/{DATE}/"
 
 
-@pytest.fixture
-def champion(registry, classifier_dir):
-    return register_champion(registry, classifier_dir)
-
-
 def expected_proba(registry, version, X):
     return registry.load("breast-cancer", version).estimator.predict_proba(X)
 
