@@ -13,12 +13,13 @@ import time
 
 import numpy as np
 import pytest
-from modelops.batch import bulkcsv, readers
+from modelops.batch import bulkcsv, readers, workers
 from modelops.batch.readers import CsvParser, JsonLinesParser, Unread, csv_field, line_blocks, read_header
-from modelops.batch.scoring import Scorer, without_idle_imputers
+from modelops.batch.scoring import Scorer
 from modelops.batch.workers import limit_openmp_threads, ordered_map, quick_gil_handoff
 from modelops.core.errors import InputError
 from modelops.model.artifact import load_from_dir
+from modelops.model.inference import without_idle_imputers
 from modelops.model.schema import Feature, FeatureSchema
 
 FEATURES = ["a", "b", "c", "d"]
@@ -294,6 +295,21 @@ def test_openmp_limit_applies_to_the_calling_thread_only():
     assert _openmp_effective_n_threads() == before
 
 
+def test_blas_threads_are_limited_while_the_scoring_pool_runs_and_restored_after():
+    from threadpoolctl import threadpool_info
+
+    def blas() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas()
+    if not before:
+        pytest.skip("no BLAS library loaded")
+    seen = list(ordered_map(lambda _: blas(), range(4), workers=2))
+    expected = max(1, workers.available_cpus() // 2)
+    assert seen == [[expected] * len(before)] * 4
+    assert blas() == before
+
+
 def test_output_lines_for_regressors_and_without_ids(regressor_dir, classifier_dir):
     regressor = Scorer(load_from_dir(regressor_dir))
     names = regressor.manifest.schema.names
@@ -377,14 +393,14 @@ def test_idle_imputers_are_skipped_only_for_complete_rows(classifier_dir, classi
     for model_dir in (classifier_dir, classifier_v2_dir):  # logistic (impute, scale, model) and HGB
         scorer = Scorer(load_from_dir(model_dir))
         pipeline = scorer.estimator
-        assert [type(s).__name__ for s in scorer._complete_rows_estimator] == [
+        assert [type(s).__name__ for s in scorer.runner._complete_rows_estimator] == [
             type(s).__name__ for _, s in pipeline.steps[1:]
         ]
         names = scorer.manifest.schema.names
         X = np.abs(np.random.default_rng(8).normal(size=(50, len(names))))
         ids = readers.padded_ids([b"r%d" % i for i in range(50)])
         full = Scorer(load_from_dir(model_dir))
-        full._complete_rows_estimator = None
+        full.runner.fast = False  # every chunk through the whole pipeline's own predict_proba
         assert scorer.score(ids, X)[0] == full.score(ids, X)[0]  # byte-identical output
         X[3, 2] = np.nan  # a missing value: the whole pipeline runs, imputer included
         body, tracked = scorer.score(ids, X)
@@ -421,6 +437,28 @@ for i in range(20):  # chunk-sized buffers of varying size, a few in flight, as 
         del held[:2]
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
+
+
+def test_complete_chunks_are_scored_through_the_step_kernels(classifier_dir, classifier_v2_dir):
+    """The batch scorer calls the model through the same runner as online, kernels included: a chunk of complete
+    rows reaches the final step's kernel, and a chunk with a missing value reaches the step's own predict_proba."""
+    for model_dir in (classifier_dir, classifier_v2_dir):  # LogisticRegression and HistGradientBoosting kernels
+        scorer = Scorer(load_from_dir(model_dir))
+        steps = scorer.runner._complete_rows_call
+        assert steps is not None and steps.final_kernel is not None
+        kernel_calls: list[int] = []
+        kernel = steps.final_kernel
+        steps.final_kernel = lambda X, kernel=kernel, calls=kernel_calls: calls.append(len(X)) or kernel(X)
+        names = scorer.manifest.schema.names
+        X = np.abs(np.random.default_rng(9).normal(size=(40, len(names))))
+        ids = readers.padded_ids([b"r%d" % i for i in range(40)])
+        expected = scorer.estimator.predict_proba(X)[:, -1]
+        body, tracked = scorer.score(ids, X)
+        assert kernel_calls == [40]
+        np.testing.assert_array_equal(tracked, expected)
+        X[5, 1] = np.nan
+        scorer.score(ids, X)
+        assert kernel_calls == [40]  # the missing value sent the chunk through the imputer and the steps
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc allocator settings")

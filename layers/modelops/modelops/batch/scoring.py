@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..model.artifact import LoadedModel
-from ..model.inference import ModelRunner, without_idle_imputers
+from ..model.inference import ModelRunner
 from .readers import csv_field, padded_ids
 
 DECIMALS = 6
@@ -98,9 +98,8 @@ class Scorer:
         self.schema = self.manifest.schema
         self.estimator = model.estimator
         self.classes = list(self.manifest.classes or []) if self.manifest.task == "classification" else []
+        # the runner skips idle imputers on complete rows and calls the step kernels (modelops.model.inference)
         self.runner = ModelRunner(model.estimator, self.schema, self.manifest.input, proba=bool(self.classes))
-        # a DataFrame model's imputers see named columns: nothing is skipped there
-        self._complete_rows_estimator = None if self.runner.takes_dataframe else without_idle_imputers(model.estimator)
         self.version_field = ("," + csv_field(self.manifest.version)).encode()
         labels = [csv_field(str(c)).encode() for c in self.classes]
         # ",label" after an id, or "label" opening the line when there are no ids; zero-padded per class
@@ -166,11 +165,8 @@ class Scorer:
             matrix, ids = matrix[rows], ids[rows]
         flags = self.schema.warning_mask(matrix)
         warnings = None if flags is None else _Deferred(self.schema.warnings, matrix)
-        estimator = self.estimator
-        if self._complete_rows_estimator is not None and matrix.dtype.kind == "f" and not np.isnan(matrix).any():
-            estimator = self._complete_rows_estimator
         with config_context(assume_finite=True, skip_parameter_validation=True):
-            outcome = self.runner.run(matrix, warnings, estimator)
+            outcome = self.runner.run(matrix, warnings)
         if outcome.refused:
             for r in outcome.refused:
                 where = f"column '{r.feature}': " if r.feature else ""
