@@ -114,13 +114,20 @@ def test_a_step_method_replaced_on_the_step_is_called(classifier_dir):
 
 
 @pytest.mark.parametrize("binary", [True, False])
-@pytest.mark.parametrize("n", [1, 100])
+@pytest.mark.parametrize("n", [1, 100, 3000])
 def test_the_boosting_kernel_gives_predict_probas_bytes(binary, n):
+    """The kernel runs each tree itself (one reused buffer, bitsets built once), so it is compared with
+    predict_proba on one-class and three-class models, and on rows with missing values, which trees route
+    by their learned side."""
     X, y = load_iris(return_X_y=True)
+    X = X.copy()
+    X[::9, 2] = np.nan  # trained with missing values, so the trees have a side for them
     model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y == 0 if binary else y)
     kernel = final_kernel(model)
     assert kernel is not None
     rows = _rows(n, 4) + 4
+    assert kernel(rows.copy()).tobytes() == model.predict_proba(rows).tobytes()
+    rows[::3, 2] = np.nan
     assert kernel(rows.copy()).tobytes() == model.predict_proba(rows).tobytes()
 
 

@@ -71,23 +71,38 @@ def proba_kernel(step: Any) -> Kernel | None:
 
 def boosting_kernel(step: Any) -> Kernel | None:
     """X -> step.predict_proba(X) for a HistGradientBoostingClassifier fitted without categorical features
-    (which would need its own encoder's transform first), else None. Its _raw_predict and predict_proba minus the
-    validation: these are private methods, so `verified` decides whether this scikit-learn still has them."""
+    (which would need its own encoder's transform first), else None. Its _raw_predict, _predict_iterations and
+    predict_proba minus the validation, and minus _predict_iterations' per-call set-up: the category bitsets are
+    built once, and each tree's values go into one reused buffer instead of a new array per tree (at 100 rows
+    that set-up was most of the call). These are private functions, so `verified` decides whether this
+    scikit-learn still has them."""
     if type(step) is not loaded_class("sklearn.ensemble", "HistGradientBoostingClassifier"):
         return None
     if getattr(step, "_preprocessor", True) is not None:
         return None
-    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+    try:
+        from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+    except ImportError:
+        return None
 
     baseline, predictors = getattr(step, "_baseline_prediction", None), getattr(step, "_predictors", None)
     if not isinstance(baseline, np.ndarray) or predictors is None:
         return None
     width = step.n_trees_per_iteration_
+    # _predict_iterations' per-call work done once: the category bitsets, and each tree's arrays
+    known_cat_bitsets, f_idx_map = step._bin_mapper.make_known_categories_bitsets()
+    trees = [(k, tree.nodes, tree.raw_left_cat_bitsets) for iteration in predictors for k, tree in enumerate(iteration)]
 
     def predict_proba(X: np.ndarray) -> np.ndarray:
         raw = np.zeros(shape=(X.shape[0], width), dtype=baseline.dtype, order="F")
         raw += baseline
-        step._predict_iterations(X, predictors, raw, False, _openmp_effective_n_threads(None))
+        columns = [raw[:, k] for k in range(width)]
+        out = np.empty(X.shape[0], dtype=raw.dtype)  # one tree's values, reused for every tree
+        threads = _openmp_effective_n_threads(None)
+        for k, nodes, left_cat_bitsets in trees:  # the same additions in the same order as _predict_iterations
+            _predict_from_raw_data(nodes, X, left_cat_bitsets, known_cat_bitsets, f_idx_map, threads, out)
+            columns[k] += out
         return step._loss.predict_proba(raw)
 
     return predict_proba
