@@ -3,8 +3,9 @@
 Fresh processes import functions/predict/app.py with only the function code, the built layers and the
 Lambda runtime's own packages on the path (as `make layer-smoke` runs them), until the model is loaded:
   * an array model (the LR pipeline): pandas must stay unimported, so its cold start is what it was;
-  * the same model with pandas importable (extracted on the path): what every array model would pay if the
-    layer put pandas on sys.path (scikit-learn imports it whenever it can);
+  * the same model with pandas importable (extracted on the path, as in a virtualenv or a container image):
+    scikit-learn imports pandas whenever it can, so the loader hides it while an array model loads
+    (modelops.model.frames.pandas_hidden); pandas must stay unimported here too, at the same cold start;
   * a model fitted on a DataFrame (the ColumnTransformer-by-name pipeline of tests/support/user_models.py), first
     with the archive extracted in the process (a cold start), then with the extracted copy already there.
 Time is measured inside the process (interpreter start-up excluded), medians of interleaved runs: wall time,
@@ -30,7 +31,7 @@ SMOKE = ROOT / ".aws-sam" / "smoke"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 RUNS = 7
-TARGET_ARRAY = 1.0  # array init ÷ its init with pandas importable: the archive must keep pandas off the path
+TARGET_IMPORTABLE = 1.1  # array init with pandas importable ÷ without: hiding pandas keeps it at the same cost
 
 CHILD = """
 import sys, time
@@ -132,9 +133,11 @@ def main() -> int:
     for name in times:
         row(f"cold init, {name}", "init ms (median)", wall[name] * 1000)
         row(f"cold init, {name}", "init CPU ms (median)", cpu[name] * 1000)
-    row("cold init, array", "pandas imported (1 = yes)", float(imported["array"]), "= 0", not imported["array"])
-    ratio = cpu["array"] / cpu["array, pandas importable"]
-    row("cold init, array", "CPU ÷ with pandas importable", ratio, f"< {TARGET_ARRAY}", ratio < TARGET_ARRAY)
+    for name in ("array", "array, pandas importable"):
+        row(f"cold init, {name}", "pandas imported (1 = yes)", float(imported[name]), "= 0", not imported[name])
+    ratio = cpu["array, pandas importable"] / cpu["array"]
+    target = TARGET_IMPORTABLE
+    row("cold init, array, pandas importable", "CPU ÷ array's", ratio, f"<= {target}", ratio <= target)
     extracted, reused = cpu["dataframe, archive extracted"], cpu["dataframe, extracted copy reused"]
     row("cold init, dataframe", "CPU extracted ÷ copy reused", extracted / reused, "(no target)")
     row("cold init, dataframe", "CPU ÷ array model's", extracted / cpu["array"], "(no target)")

@@ -538,3 +538,69 @@ def test_models_registered_with_register_serve_and_batch_score_alike(monkeypatch
     assert body["predictions"][:12] == (
         pytest.approx(list(expected), rel=1e-12) if isinstance(body["predictions"][0], float) else list(expected)
     )
+
+
+# ---- array models load without pandas, wherever pandas is installed ------------------------------------------
+_LOAD_IN_FRESH_PROCESS = """
+import json, sys, threading
+from modelops.model.artifact import load_from_dir
+from modelops.model import frames
+seen = {}
+if sys.argv[2] == "thread":  # another thread imports pandas while this one is inside the block
+    with frames.pandas_hidden():
+        try:
+            import pandas  # noqa: F401
+        except ModuleNotFoundError as exc:
+            seen["here"] = exc.name
+        worker = threading.Thread(target=lambda: seen.update(there=__import__("pandas").__name__))
+        worker.start()
+        worker.join()
+else:
+    loaded = load_from_dir(sys.argv[1])
+    seen["pandas_imported"] = "pandas" in sys.modules
+    seen["type"] = type(loaded.estimator).__name__
+    import pandas  # importable again after the load
+    seen["after"] = pandas.__name__
+print(json.dumps(seen))
+"""
+
+
+def _fresh(*args: str) -> dict:
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root / "layers" / "modelops")}
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_IN_FRESH_PROCESS, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_an_array_model_loads_without_importing_pandas(classifier_dir):
+    """scikit-learn imports pandas at its first import whenever it can (about 0.3 s of a cold start); an array
+    model is loaded with pandas hidden, as the Lambda layer keeps it off sys.path, and pandas imports after."""
+    seen = _fresh(str(classifier_dir), "load")
+    assert seen == {"pandas_imported": False, "type": "Pipeline", "after": "pandas"}
+
+
+def test_an_array_model_that_pickled_a_pandas_object_still_loads(tmp_path, classifier_dir):
+    """The hidden import fails the first attempt with ModuleNotFoundError('pandas'); the retry imports pandas."""
+    import joblib
+    import pandas as pd
+    from modelops.model.artifact import MODEL_FILE, Manifest, write_artifact
+
+    loaded = load_from_dir(classifier_dir)
+    loaded.estimator.modelops_note = pd.Series([1, 2])  # a pandas object inside an array model's pickle
+    directory = tmp_path / "with-series"
+    write_artifact(directory, loaded.estimator, Manifest.from_json(loaded.manifest.to_json()), loaded.golden)
+    assert "pandas" in (directory / MODEL_FILE).read_bytes().decode("latin-1")
+    assert isinstance(joblib.load(directory / MODEL_FILE).modelops_note, pd.Series)
+    seen = _fresh(str(directory), "load")
+    assert seen["pandas_imported"] is True and seen["type"] == "Pipeline"
+
+
+def test_pandas_is_hidden_from_the_loading_thread_only():
+    """A batch part's Parquet reader imports pandas in its own thread while the model loads."""
+    assert _fresh("-", "thread") == {"here": "pandas", "there": "pandas"}

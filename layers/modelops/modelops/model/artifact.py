@@ -7,6 +7,7 @@ matches the runtime's.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -181,7 +182,8 @@ def verify(manifest: Manifest, model_bytes: bytes) -> None:
 
 def load_from_bytes(manifest_bytes: bytes, model_bytes: bytes, golden_bytes: bytes | None = None) -> LoadedModel:
     manifest = Manifest.from_json(manifest_bytes)
-    verify(manifest, model_bytes)
+    with _without_pandas_for_arrays(manifest):  # verify imports scikit-learn, which imports pandas if it can
+        verify(manifest, model_bytes)
     estimator = _unpickle(manifest, model_bytes)
     golden = None
     if golden_bytes is not None:
@@ -193,9 +195,19 @@ def load_from_bytes(manifest_bytes: bytes, model_bytes: bytes, golden_bytes: byt
     return LoadedModel(manifest=manifest, estimator=estimator, golden=golden)
 
 
+def _without_pandas_for_arrays(manifest: Manifest) -> contextlib.AbstractContextManager[None]:
+    """pandas hidden from this thread (frames.pandas_hidden) for an array model, unless already imported."""
+    from . import frames
+
+    if frames.wants_dataframe(manifest.input) or "pandas" in sys.modules:
+        return contextlib.nullcontext()
+    return frames.pandas_hidden()
+
+
 def _unpickle(manifest: Manifest, model_bytes: bytes) -> Any:
     """joblib.load, with pandas made importable first for DataFrame models (or when the pickle asks for it),
-    and the usual failures of user code told apart: a module the runtime lacks, a class from __main__."""
+    and the usual failures of user code told apart: a module the runtime lacks, a class from __main__.
+    An array model is loaded with pandas hidden (frames.pandas_hidden) unless pandas is already imported."""
     import joblib
 
     from . import frames
@@ -205,7 +217,8 @@ def _unpickle(manifest: Manifest, model_bytes: bytes) -> Any:
     where = f"model {manifest.name}/{manifest.version}"
     for attempt in (1, 2):
         try:
-            return joblib.load(io.BytesIO(model_bytes))
+            with _without_pandas_for_arrays(manifest) if attempt == 1 else contextlib.nullcontext():
+                return joblib.load(io.BytesIO(model_bytes))
         except ModuleNotFoundError as exc:
             top = (exc.name or "").split(".")[0]
             if top == "pandas" and attempt == 1 and "pandas" not in sys.modules:

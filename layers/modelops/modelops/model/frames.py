@@ -17,7 +17,9 @@ normally (a virtualenv), that copy is used.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.abc
 import importlib.util
 import os
 import shutil
@@ -25,7 +27,7 @@ import sys
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,35 @@ def import_pandas(env: Mapping[str, str] | None = None) -> Any:
             sys.path.append(str(site))
             importlib.invalidate_caches()
         return importlib.import_module("pandas")
+
+
+class _PandasHidden(importlib.abc.MetaPathFinder):
+    """Makes `import pandas` fail in one thread: other threads (a batch part's Parquet reader) import it as usual."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if threading.get_ident() == self.thread and name.split(".")[0] == "pandas":
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden while an array model loads)", name=name)
+        return None
+
+
+@contextlib.contextmanager
+def pandas_hidden() -> Iterator[None]:
+    """pandas not importable from the calling thread while the block runs (pandas already imported stays).
+
+    scikit-learn imports pandas whenever it can (sklearn.utils.fixes, at its first import), about 0.3 s of a
+    cold start, and a model fitted on arrays never needs it. On Lambda the layer keeps pandas off sys.path for
+    such models (see the module docstring); this gives the same cold start where pandas is installed normally.
+    A pickle that does need pandas fails with ModuleNotFoundError(name="pandas"), and the loader retries
+    without the block."""
+    finder = _PandasHidden()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def _layer_archive() -> str:
