@@ -8,7 +8,8 @@ whose raw predict_proba gets the DataFrame as the user has it, and the handler b
     for 1-row and 100-row requests; both are timed interleaved in one process so machine noise cancels;
   * cold init: a fresh process importing functions/predict/app.py and loading the model from local disk
     (MODELOPS_MODEL_DIR) until it is ready to answer, divided by a fresh process doing a bare
-    joblib.load of the same model;
+    joblib.load of the same model; for array models also divided by a bare joblib.load with pandas
+    unimportable (see cold());
   * the columnar body (columns + data) against the instances body, and capture on against capture off, at
     100 rows, each pair timed alternately in one loop;
   * two handlers written for comparison (LR pipeline): a plain Powertools APIGatewayRestResolver with
@@ -66,8 +67,10 @@ assert app.gateway.holder.model is not None, app.gateway.holder.error
 print(time.process_time() - c0, time.perf_counter() - t0)
 """
 CHILD_JOBLIB = """
-import time
+import sys, time
 c0, t0 = time.process_time(), time.perf_counter()
+if {without_pandas!r}:
+    sys.modules["pandas"] = None  # scikit-learn's own import of pandas fails, as where pandas is not installed
 import joblib
 joblib.load({path!r})
 print(time.process_time() - c0, time.perf_counter() - t0)
@@ -255,31 +258,43 @@ def paired(model_dir: Path, which: str) -> Timing:
     return Timing(*(statistics.median(t) / 1e9 for t in times))
 
 
-def cold(model_dir: Path) -> Timing:
-    """Medians of fresh-process handler init against fresh-process joblib.load (process CPU and wall time)."""
+def cold(model_dir: Path, array_model: bool) -> tuple[Timing, Timing | None]:
+    """Medians of fresh-process handler init against fresh-process joblib.load (process CPU and wall time); for
+    an array model also against joblib.load with pandas unimportable. Where pandas is installed, scikit-learn
+    imports it at its first import, and the handler hides it while an array model loads
+    (modelops.model.frames.pandas_hidden): the second pair compares the two loads without pandas, as on the
+    Lambda layers, where pandas is not on the path for array models."""
     env = {**os.environ, "MODELOPS_MODEL_DIR": str(model_dir), "PYTHONPATH": str(ROOT / "layers" / "modelops")}
     env.pop("MODELOPS_CAPTURE", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # Lambda layers ship bytecode; let the warm-up run write it here too
     handler_code = CHILD_HANDLER.format(code=str(ROOT / "functions" / "predict"))
-    joblib_code = CHILD_JOBLIB.format(path=str(model_dir / "model.joblib"))
+    joblib_codes = {False: CHILD_JOBLIB.format(path=str(model_dir / "model.joblib"), without_pandas=False)}
+    if array_model:
+        joblib_codes[True] = CHILD_JOBLIB.format(path=str(model_dir / "model.joblib"), without_pandas=True)
 
     def run(code: str) -> tuple[float, float]:
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         cpu_s, wall_s = out.stdout.strip().splitlines()[-1].split()
         return float(cpu_s), float(wall_s)
 
-    run(handler_code), run(joblib_code)  # warm the file cache for both
-    handler_runs, joblib_runs = [], []
-    for _ in range(COLD_RUNS):  # interleaved, so load changes hit both alike
-        joblib_runs.append(run(joblib_code))
+    run(handler_code), [run(code) for code in joblib_codes.values()]  # warm the file cache for all
+    handler_runs: list[tuple[float, float]] = []
+    joblib_runs: dict[bool, list[tuple[float, float]]] = {k: [] for k in joblib_codes}
+    for _ in range(COLD_RUNS):  # interleaved, so load changes hit all alike
+        for without_pandas, code in joblib_codes.items():
+            joblib_runs[without_pandas].append(run(code))
         handler_runs.append(run(handler_code))
     median = statistics.median
-    return Timing(
-        median(c for c, _ in handler_runs),
-        median(c for c, _ in joblib_runs),
-        median(w for _, w in handler_runs),
-        median(w for _, w in joblib_runs),
-    )
+
+    def against(runs: list[tuple[float, float]]) -> Timing:
+        return Timing(
+            median(c for c, _ in handler_runs),
+            median(c for c, _ in runs),
+            median(w for _, w in handler_runs),
+            median(w for _, w in runs),
+        )
+
+    return against(joblib_runs[False]), against(joblib_runs[True]) if array_model else None
 
 
 def main() -> int:
@@ -320,12 +335,16 @@ def main() -> int:
                     for rows in (1, 100):
                         case = f"{label} {rows} row{'s' if rows > 1 else ''}, {what}"
                         timed(case, warm(model_dir, rows, comparison=name))
-            timing = cold(model_dir)
+            timing, without_pandas = cold(model_dir, label != DATAFRAME_MODEL)
             timed(f"{label} cold init", timing, TARGET_INIT, "handler init/bare joblib.load")
             row(f"{label} cold init", "handler init CPU ms (median)", timing.handler_cpu * 1000)
             row(f"{label} cold init", "bare joblib.load CPU ms (median)", timing.raw_cpu * 1000)
             row(f"{label} cold init", "handler init wall ms (median)", timing.handler_wall * 1000)
             row(f"{label} cold init", "bare joblib.load wall ms (median)", timing.raw_wall * 1000)
+            if without_pandas is not None:
+                case = f"{label} cold init, both without pandas"
+                timed(case, without_pandas, None, "handler init/bare joblib.load")
+                row(case, "bare joblib.load CPU ms (median)", without_pandas.raw_cpu * 1000)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "online.json").write_text(json.dumps({"title": "online", "rows": rows_out}, indent=1) + "\n")
     return 0
