@@ -176,8 +176,8 @@ def train_model(directory: Path) -> str:
 def train_dataframe_model(directory: Path, work: Path) -> tuple[str, Path]:
     """A ColumnTransformer-by-name model fitted on a DataFrame, and a POST /predict event with its golden rows."""
     sys.path.insert(0, str(ROOT / "tests"))
-    import user_models
-    from frame_artifacts import write_frame_artifact
+    from support import user_models
+    from support.frame_artifacts import write_frame_artifact
 
     estimator, X, y = user_models.column_transformer_model()
     manifest = write_frame_artifact(directory, estimator, X, y, "titanic")
