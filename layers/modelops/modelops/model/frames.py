@@ -12,7 +12,8 @@ every cold start, so the Lambda layer does not put pandas on sys.path: it ships 
 (MODELOPS_PANDAS_ARCHIVE; by default dataframe/pandas.zip beside the layer's python/ folder on sys.path,
 /opt/dataframe/pandas.zip on Lambda) that is extracted once per execution environment under
 MODELOPS_PANDAS_DIR (default /tmp/modelops-pandas) when a DataFrame model loads. Where pandas is installed
-normally (a virtualenv), that copy is used.
+normally (a virtualenv, a container image), that copy is used, and an array model loads with pandas hidden
+from the loading thread (pandas_hidden), so its cold start skips pandas there too.
 """
 
 from __future__ import annotations
