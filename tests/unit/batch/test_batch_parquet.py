@@ -322,3 +322,40 @@ def test_the_batch_only_parquet_layer_is_not_part_of_the_runtime_models_are_chec
 
 def _etag(s3, name: str) -> str:
     return s3.head_object(Bucket=BUCKET, Key=f"batch/input/{DATE}/{name}")["ETag"]
+
+
+def test_a_parts_row_groups_are_read_through_one_streamed_get(s3, registry, champion, tmp_path):
+    """With every column a feature or the id, the row groups' column chunks lie side by side: after the footer, one
+    streamed GET reads the whole part forward, instead of a GET per row group (each of which a store may answer
+    in time proportional to the object, as moto's server does), and the answers are the same."""
+    names, X = features_and_rows(1000, seed=14)
+    body = parquet_bytes(feature_frame(names, X), tmp_path, "SNAPPY", rows_per_group=100)
+    assert len(fastparquet.ParquetFile(io.BytesIO(body)).row_groups) == 10
+    put_input(s3, "a.parquet", body)
+    key = f"batch/input/{DATE}/a.parquet"
+    store = RecordingStore(BUCKET, s3=s3)
+    BatchRunner(runner(s3).config, store=store).run(DATE)
+    reads = [(start, end) for k, start, end in store.ranges if k == key]
+    footer_start = len(body) - TAIL_READ_BYTES
+    data_reads = [(start, end) for start, end in reads if start < footer_start]
+    assert len(data_reads) == 1, reads  # the planner's footer reads aside, one GET for all ten row groups
+    assert data_reads[0][0] == 4  # the first column chunk, right after the leading PAR1
+    rows = predictions(s3)
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(1000)]
+    np.testing.assert_allclose([float(r["proba_malignant"]) for r in rows], proba(registry, champion, X), atol=1e-6)
+
+
+def test_a_streamed_read_that_ends_early_is_an_input_error():
+    class ShortStore:
+        bucket = "b"
+
+        def uri(self, key):
+            return f"s3://b/{key}"
+
+        def open_range(self, key, etag, start, end=None):
+            return io.BytesIO(b"x" * 10)  # the object is shorter than the run asked for
+
+    file = RangeFile(ShortStore(), "k", "e", 1000)
+    file.stream([(0, 100)])
+    with pytest.raises(InputError, match="ended early"):
+        file.preload([(0, 50)])

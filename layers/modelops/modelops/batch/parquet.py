@@ -26,6 +26,7 @@ with the type named.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
 from collections.abc import Iterator
@@ -47,6 +48,9 @@ MAX_FOOTER_BYTES = 64 * 1024**2
 MAX_ROW_GROUP_BYTES = 1024**3  # selected columns of one row group, decoded to float64
 FILL_BLOCK_ROWS = 4096
 MERGE_GAP_BYTES = 1024**2  # column chunks closer than this are fetched with one GET (the gap is read and dropped)
+# Row groups whose selected spans are closer than this (side by side when every column is selected) are read
+# through one streamed GET per part. Small, so that unused columns between row groups are still not fetched.
+STREAM_GAP_BYTES = 8 * 1024
 
 
 def load_fastparquet() -> Any:
@@ -64,17 +68,33 @@ def load_fastparquet() -> Any:
     return fastparquet
 
 
+def merged_spans(ranges: list[tuple[int, int]], gap: int = MERGE_GAP_BYTES) -> list[tuple[int, int]]:
+    """[start, end) spans, sorted, with those at most `gap` bytes apart joined (the gap is read and dropped)."""
+    merged: list[list[int]] = []
+    for start, end in sorted(ranges):
+        if merged and start - merged[-1][1] <= gap:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
+
+
 class RangeFile:
     """A read-only, seekable view of one object version for fastparquet, served by ranged GETs.
 
     Byte spans fetched with preload (and the footer) are kept until the next preload; a read outside them
-    is one GET of exactly that span."""
+    is one GET of exactly that span. After `stream(runs)`, a preloaded span inside one of those runs is read
+    from one streamed GET of the whole run, opened at its first span and read forward (row group after row
+    group), instead of a GET of its own."""
 
     def __init__(self, store: ObjectStore, key: str, etag: str, size: int):
         self.store, self.key, self.etag, self.size = store, key, etag, size
         self.pos = 0
         self.gets = 0
         self._spans: list[tuple[int, bytes]] = []
+        self._runs: list[tuple[int, int]] = []
+        self._body: Any = None
+        self._body_pos = self._body_end = 0
 
     def _fetch(self, start: int, end: int) -> bytes:
         self.gets += 1
@@ -92,17 +112,50 @@ class RangeFile:
     def keep(self, start: int, data: bytes) -> None:
         self._spans.append((start, data))
 
+    def stream(self, runs: list[tuple[int, int]]) -> None:
+        """The [start, end) runs that later preloads read forward through, one streamed GET per run."""
+        self._runs = sorted(runs)
+
     def preload(self, ranges: list[tuple[int, int]]) -> None:
         """Fetch these [start, end) spans, side-by-side ones in one GET, dropping what was held before."""
         self._spans = []
-        merged: list[list[int]] = []
-        for start, end in sorted(ranges):
-            if merged and start - merged[-1][1] <= MERGE_GAP_BYTES:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        for start, end in merged:
-            self.keep(start, self._fetch(start, end))
+        for start, end in merged_spans(ranges):
+            self.keep(start, self._streamed(start, end) or self._fetch(start, end))
+
+    def _streamed(self, start: int, end: int) -> bytes | None:
+        """The span read from the streamed GET of its run, or None when no run holds it."""
+        if self._body is None or not self._body_pos <= start < end <= self._body_end:
+            run = next(((a, b) for a, b in self._runs if a <= start < end <= b), None)
+            if run is None:
+                return None
+            self._close_body()
+            self.gets += 1
+            self._body = self.store.open_range(self.key, self.etag, run[0], run[1])
+            self._body_pos, self._body_end = run
+        self._read_body(start - self._body_pos)  # the gap before the span: read and dropped
+        return self._read_body(end - start)
+
+    def _read_body(self, n: int) -> bytes:
+        pieces, left = [], n
+        try:
+            while left > 0:
+                piece = self._body.read(left)
+                if not piece:
+                    break
+                pieces.append(piece)
+                left -= len(piece)
+        except (OSError, ValueError) as exc:
+            raise ModelOpsError(f"reading {self.store.uri(self.key)}: {exc}") from None
+        if left:
+            raise InputError(f"{self.store.uri(self.key)}: object ended early at byte {self._body_pos + n - left}")
+        self._body_pos += n
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _close_body(self) -> None:
+        if self._body is not None:
+            body, self._body = self._body, None
+            with contextlib.suppress(Exception):
+                body.close()
 
     def seek(self, offset: int, whence: int = 0) -> int:
         self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self.size + offset
@@ -125,6 +178,7 @@ class RangeFile:
 
     def close(self) -> None:
         self._spans = []
+        self._close_body()
 
 
 def open_parquet(store: ObjectStore, key: str, etag: str, size: int) -> tuple[Any, RangeFile]:
@@ -216,10 +270,13 @@ class ParquetReader:
     def chunks(self) -> Iterator[Chunk]:
         line = 1  # row number within the part
         with_rows = self.columns
+        spans = {g.index: self._spans(g, with_rows) for g in self.groups if g.rows}
+        # the part's row groups side by side: one streamed GET reads through all of them
+        self.file.stream(merged_spans([s for group_spans in spans.values() for s in group_spans], STREAM_GAP_BYTES))
         for group in self.groups:
             if group.rows == 0:
                 continue
-            frame = self._decode(group, with_rows)
+            frame = self._decode(group, with_rows, spans[group.index])
             for start in range(0, group.rows, self.chunk_rows):
                 part = frame.iloc[start : start + self.chunk_rows]
                 yield self._chunk(part, line, group.first_row + start + 1)
@@ -227,7 +284,8 @@ class ParquetReader:
             del frame
         self.file.close()
 
-    def _decode(self, group: RowGroup, columns: list[str]) -> Any:
+    def _spans(self, group: RowGroup, columns: list[str]) -> list[tuple[int, int]]:
+        """The byte spans of the group's selected column chunks, checked against the object and the memory bound."""
         decoded = group.rows * len(columns) * 8
         if decoded > MAX_ROW_GROUP_BYTES:
             raise InputError(
@@ -253,6 +311,10 @@ class ParquetReader:
                 "bytes compressed; write smaller row groups",
                 field="input",
             )
+        return spans
+
+    def _decode(self, group: RowGroup, columns: list[str], spans: list[tuple[int, int]]) -> Any:
+        rg = self.pf.row_groups[group.index]
         self.file.preload(spans)
         try:
             return self.pf.read_row_group_file(rg, columns, {}, index=False, infile=self.file)
