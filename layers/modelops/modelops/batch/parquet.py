@@ -7,7 +7,9 @@ Parquet layer (layers/parquet).
 
 Reads are ranged GETs of the object version that was planned: the footer (one GET for its last 64 KiB, a
 second one only for a larger footer), then per row group one GET per run of selected column chunks that
-lie side by side (RangeFile.preload), so columns the model does not use are never fetched or decoded.
+lie side by side (RangeFile.preload), so columns the model does not use are never fetched or decoded. When
+the selected chunks of the part's row groups follow each other (every column selected, or only small gaps),
+one streamed GET reads them all forward instead (RangeFile.stream).
 A row group is decoded whole, then cut into chunks of MODELOPS_BATCH_CHUNK_ROWS rows: memory holds about
 two row groups' selected columns as float64, and a row group whose selected columns would decode to more
 than MAX_ROW_GROUP_BYTES is refused with a hint rather than risk the function's memory.
