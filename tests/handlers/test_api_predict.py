@@ -455,3 +455,24 @@ def test_a_capture_with_the_client_text_reads_as_the_serialised_one(serve, class
     post(app, {"instances": rows}, request_id="same")
     parsed = list(parse_records(capsys.readouterr().out.encode()))
     assert len(parsed) == 1 and parsed[0].instances == rows
+
+
+def test_capture_of_a_three_class_boosting_model(serve, tmp_path, capsys):
+    """HistGradientBoosting's multi-class predict_proba is a Fortran-ordered array, which orjson refuses to
+    serialise; the capture line must still be written (for the client's array text and for serialised rows)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from support import user_models
+    from support.frame_artifacts import write_frame_artifact
+
+    _, X, y = user_models.multiclass_model()
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y)
+    assert not model.predict_proba(X.head(3)).flags.c_contiguous  # the shape that broke capture
+    write_frame_artifact(tmp_path / "hgb3", model, X, y, "iris-hgb")
+    app = serve(tmp_path / "hgb3", MODELOPS_CAPTURE="on")
+    rows = json.loads((tmp_path / "hgb3" / "golden.json").read_text())["instances"][:3]
+    columns = list(rows[0])
+    for body in ({"instances": rows}, {"columns": columns, "data": [[r[c] for c in columns] for r in rows]}):
+        line = _capture_of(app, capsys, body=body)
+        assert line["classes"] == ["setosa", "versicolor", "virginica"]
+        np.testing.assert_allclose(line["probabilities"], model.predict_proba(X.head(3)), rtol=1e-12)
+        assert line["instances"] == rows

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
+import numpy as np
 import orjson
 
 from ..capture.records import capture_record
@@ -127,7 +128,8 @@ def _record(
             scores = probabilities[:, 1].tolist()
             per_row.append("scores")
         else:
-            per_class, classes = probabilities, model.class_keys
+            # orjson serialises C-ordered arrays only; HistGradientBoosting's multi-class output is Fortran-ordered
+            per_class, classes = np.ascontiguousarray(probabilities), model.class_keys
             per_row.append("probabilities")
     record = capture_record(
         request_id=request_id,
