@@ -148,3 +148,18 @@ def test_the_runner_calls_the_boosting_model_through_its_kernel(classifier_v2_di
     matrix = schema.matrix_from_instances([rows[i % len(rows)] for i in range(100)], 1000)
     for block in (matrix[:1], matrix):
         assert runner.raw(block).tobytes() == loaded.estimator.predict_proba(block).tobytes()
+
+
+def test_a_bare_estimator_gets_its_kernel_too(classifier_dir, classifier_v2_dir):
+    """A model saved without a Pipeline around it (a bare HistGradientBoostingClassifier from a notebook) is called
+    through its kernel, with the same bytes as its predict_proba."""
+    for model_dir in (classifier_dir, classifier_v2_dir):  # LogisticRegression and HistGradientBoosting last steps
+        loaded = load_from_dir(model_dir)
+        schema = loaded.manifest.schema
+        bare = loaded.estimator.steps[-1][1]
+        runner = ModelRunner(bare, schema, loaded.manifest.input, True)
+        assert runner._complete_rows_call is not None and runner._complete_rows_call.final_kernel is not None
+        rows = json.loads(json.dumps(loaded.golden["instances"]))
+        matrix = loaded.estimator[:-1].transform(schema.matrix_from_instances(rows, 1000))
+        for block in (matrix[:1], matrix):
+            assert runner.raw(block).tobytes() == bare.predict_proba(block).tobytes()

@@ -208,9 +208,11 @@ class PipelineCall:
 
     @classmethod
     def of(cls, estimator: Any, proba: bool) -> PipelineCall | None:
-        """None for anything but a Pipeline of fitted steps that ends in an estimator."""
-        if type(estimator) is not loaded_class("sklearn.pipeline", "Pipeline"):  # a subclass may predict otherwise
-            return None
+        """The call of a Pipeline of fitted steps that ends in an estimator; any other estimator (a bare
+        HistGradientBoostingClassifier saved from a notebook, a Pipeline subclass, which may predict otherwise) is
+        the final step of a call with no transforms, so it gets its kernel too. None for a Pipeline without one."""
+        if type(estimator) is not loaded_class("sklearn.pipeline", "Pipeline"):
+            return cls([], estimator, proba)
         final = estimator.steps[-1][1]
         if final is None or isinstance(final, str):
             return None
