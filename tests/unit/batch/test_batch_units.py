@@ -11,7 +11,7 @@ import pytest
 from modelops.batch.blocks import BlockSizes
 from modelops.batch.dates import logical_run_date, parse_run_date
 from modelops.batch.events import run_request
-from modelops.batch.readers import CsvParser, line_blocks
+from modelops.batch.readers import CsvParser, integer_ids, line_blocks, line_ids
 from modelops.batch.scoring import fixed_decimals
 from modelops.core.errors import InputError
 from modelops.model.schema import Feature, FeatureSchema
@@ -114,6 +114,31 @@ def test_parse_when_id_column_is_not_first():
     chunk = _parser(["a", "b"], ["a", "id", "b"]).parse(b'1.5,x1,2\r\n-3,"x,2",4e2\r\n', first_line=2)
     np.testing.assert_array_equal(chunk.matrix, [[1.5, 2.0], [-3.0, 400.0]])
     assert chunk.id_list() == [b"x1", b'"x,2"']
+
+
+def _texts(matrix: np.ndarray) -> list[bytes]:
+    return [bytes(row).replace(b"\0", b"") for row in matrix]  # zero bytes are padding wherever they stand
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.arange(1200),
+        np.array([0, -1, 9, 10, -10, 99, 100, -100, 2**63 - 1, -(2**63)], dtype=np.int64),
+        np.random.default_rng(3).integers(-(2**63), 2**63 - 1, 3000, dtype=np.int64),
+        np.arange(6, dtype=np.uint64) + np.uint64(2**64 - 6),  # beyond int64
+        np.array([-128, 0, 127], dtype=np.int8),
+        np.array([7], dtype=np.uint16),
+        np.array([], dtype=np.int64),
+    ],
+)
+def test_integer_ids_are_the_numbers_decimal_text(values):
+    assert _texts(integer_ids(values)) == [str(int(v)).encode() for v in values]
+
+
+def test_line_ids_are_the_prefix_and_the_line_number():
+    assert _texts(line_ids(b"k.csv,", 98, 4)) == [b"k.csv,98", b"k.csv,99", b"k.csv,100", b"k.csv,101"]
+    assert line_ids(b"k,", 1, 0).shape == (0, 2)
 
 
 def test_fixed_decimals_are_six_place_probabilities():

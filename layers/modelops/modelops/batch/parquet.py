@@ -41,7 +41,7 @@ import orjson
 from ..core.errors import InputError, ModelOpsError
 from ..model.missing import NA_VALUES
 from ..model.schema import NUMBER, FeatureSchema
-from .readers import Chunk, _bool_field, csv_field, line_ids, padded_ids, source_prefix
+from .readers import Chunk, _bool_field, csv_field, integer_ids, line_ids, padded_ids, source_prefix
 from .store import ObjectStore
 
 MAGIC = b"PAR1"
@@ -456,24 +456,23 @@ class ParquetReader:
 
 
 def _plain_ids(column: Any) -> np.ndarray | None:
-    """A single id column of integers, or of text that needs no CSV quoting, without nulls: the byte matrix
-    built by numpy and one join/split; None when a value needs the per-value path."""
+    """A single id column of integers (readers.integer_ids), or of text that needs no CSV quoting (one join and
+    split), without nulls, as a byte matrix; None when a value needs the per-value path."""
     import pandas as pd
 
     if column.isna().any():
         return None
     if pd.api.types.is_integer_dtype(column.dtype):
-        fixed = column.to_numpy(dtype=getattr(column.dtype, "numpy_dtype", column.dtype)).astype(bytes)
-    elif pd.api.types.is_string_dtype(column.dtype) or pd.api.types.is_object_dtype(column.dtype):
-        texts = column.to_numpy(dtype=object)
-        if not all(isinstance(t, str) for t in texts):
-            return None
-        joined = "\n".join(texts)
-        if any(c in joined for c in ',"\r\0') or joined.count("\n") != len(texts) - 1:
-            return None
-        fixed = np.array(joined.encode().split(b"\n"), dtype=bytes)
-    else:
+        return integer_ids(column.to_numpy(dtype=getattr(column.dtype, "numpy_dtype", column.dtype)))
+    if not (pd.api.types.is_string_dtype(column.dtype) or pd.api.types.is_object_dtype(column.dtype)):
         return None
+    texts = column.to_numpy(dtype=object)
+    if not all(isinstance(t, str) for t in texts):
+        return None
+    joined = "\n".join(texts)
+    if any(c in joined for c in ',"\r\0') or joined.count("\n") != len(texts) - 1:
+        return None
+    fixed = np.array(joined.encode().split(b"\n"), dtype=bytes)
     if not len(fixed):
         return np.zeros((0, 0), dtype=np.uint8)
     return fixed.view(np.uint8).reshape(len(fixed), fixed.dtype.itemsize)
