@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
 
 import fastparquet
 import numpy as np
@@ -359,3 +360,40 @@ def test_a_streamed_read_that_ends_early_is_an_input_error():
     file.stream([(0, 100)])
     with pytest.raises(InputError, match="ended early"):
         file.preload([(0, 50)])
+
+
+def test_row_groups_decode_on_the_scoring_workers_with_the_same_answers_as_in_turn(
+    s3, registry, champion, tmp_path, monkeypatch
+):
+    """The reading thread only fetches a row group's bytes; the scoring workers decode it, several row groups at
+    once. The predictions, their order, the rejects and the drift counts are those of decoding in turn."""
+    from modelops.batch import parquet
+
+    names, X = features_and_rows(1200, seed=16)
+    X[[5, 777], 2] = np.nan  # rejected: the feature was trained without gaps
+    frame = feature_frame(names, X)
+    frame["id"] = np.arange(1200, dtype=np.int64) - 600  # integer ids, negative ones too
+    put_input(s3, "a.parquet", parquet_bytes(frame, tmp_path, "ZSTD", rows_per_group=100))
+    put_input(s3, "a.parquet", parquet_bytes(frame, tmp_path, "ZSTD", rows_per_group=100), date="2026-03-15")
+    threads: list[str] = []
+    decoded = parquet.ParquetReader.decoded
+
+    def recording(self, fetched):
+        threads.append(threading.current_thread().name)
+        yield from decoded(self, fetched)
+
+    monkeypatch.setattr(parquet.ParquetReader, "decoded", recording)
+    runner(s3, chunk_rows=40, score_workers=3).run(DATE)
+    assert len(threads) == 12 and all(name.startswith("batch-score") for name in threads)
+    runner(s3, chunk_rows=40, score_workers=1, prefetch=0).run("2026-03-15")  # read, decode and score in turn
+    assert threads[12:] == ["MainThread"] * 12
+
+    side_by_side, in_turn = manifest(s3), manifest(s3, "2026-03-15")
+    assert side_by_side["rows"] == in_turn["rows"] == {"read": 1200, "scored": 1198, "rejected": 2}
+    assert side_by_side["drift"] == in_turn["drift"]
+    rows = predictions(s3)
+    assert rows == predictions(s3, "2026-03-15")
+    assert [r["id"] for r in rows] == [str(i - 600) for i in range(1200) if i not in (5, 777)]
+    rejected = [(r["line"], r["reason"]) for r in read_csv(s3, OUT + "rejected.csv")]
+    assert rejected == [(r["line"], r["reason"]) for r in read_csv(s3, "batch/output/2026-03-15/rejected.csv")]
+    assert rejected == [("6", "column 'mean_perimeter' is null"), ("778", "column 'mean_perimeter' is null")]

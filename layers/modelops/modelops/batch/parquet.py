@@ -10,9 +10,12 @@ second one only for a larger footer), then per row group one GET per run of sele
 lie side by side (RangeFile.preload), so columns the model does not use are never fetched or decoded. When
 the selected chunks of the part's row groups follow each other (every column selected, or only small gaps),
 one streamed GET reads them all forward instead (RangeFile.stream).
-A row group is decoded whole, then cut into chunks of MODELOPS_BATCH_CHUNK_ROWS rows: memory holds about
-two row groups' selected columns as float64, and a row group whose selected columns would decode to more
-than MAX_ROW_GROUP_BYTES is refused with a hint rather than risk the function's memory.
+The reading thread only fetches a row group's selected column chunks (FetchedGroup); the scoring workers
+decode them, one row group each, side by side. A row group is decoded whole, then cut into chunks of
+MODELOPS_BATCH_CHUNK_ROWS rows: memory holds about one row group's selected columns as float64 (twice: the
+decoded columns and the chunks' row matrices) per worker, plus one fetched row group waiting, and a row
+group whose selected columns would decode to more than MAX_ROW_GROUP_BYTES is refused with a hint rather
+than risk the function's memory.
 
 Row numbers stand where CSV has line numbers: row 1 is the file's first row. A part is a range of row
 groups (batch.plan); its rows are numbered from 1 within the part (the commit step adds the rows of the
@@ -120,9 +123,19 @@ class RangeFile:
 
     def preload(self, ranges: list[tuple[int, int]]) -> None:
         """Fetch these [start, end) spans, side-by-side ones in one GET, dropping what was held before."""
-        self._spans = []
-        for start, end in merged_spans(ranges):
-            self.keep(start, self._streamed(start, end) or self._fetch(start, end))
+        self._spans = self.fetch_spans(ranges)
+
+    def fetch_spans(self, ranges: list[tuple[int, int]]) -> list[tuple[int, bytes]]:
+        """(start, bytes) of these [start, end) spans, side-by-side ones joined, each read from the streamed run
+        that holds it or with a GET of its own."""
+        return [(start, self._streamed(start, end) or self._fetch(start, end)) for start, end in merged_spans(ranges)]
+
+    def holding(self, spans: list[tuple[int, bytes]]) -> RangeFile:
+        """A reader of the same object version that serves these fetched spans, with a position of its own, so
+        that row groups can be decoded on several threads at once."""
+        view = RangeFile(self.store, self.key, self.etag, self.size)
+        view._spans = list(spans)
+        return view
 
     def _streamed(self, start: int, end: int) -> bytes | None:
         """The span read from the streamed GET of its run, or None when no run holds it."""
@@ -269,22 +282,36 @@ class ParquetReader:
         span = part.get("row_groups") or [0, len(groups)]
         self.groups = groups[span[0] : span[1]]
 
-    def chunks(self) -> Iterator[Chunk]:
-        line = 1  # row number within the part
-        with_rows = self.columns
-        spans = {g.index: self._spans(g, with_rows) for g in self.groups if g.rows}
+    def fetched(self) -> Iterator[FetchedGroup]:
+        """The part's row groups in order, each with its selected column chunks' bytes, not yet decoded: this is
+        the reading (one streamed GET when the chunks follow each other), and FetchedGroup.chunks() the decoding,
+        which can run on another thread."""
+        spans = {g.index: self._spans(g, self.columns) for g in self.groups if g.rows}
         # the part's row groups side by side: one streamed GET reads through all of them
         self.file.stream(merged_spans([s for group_spans in spans.values() for s in group_spans], STREAM_GAP_BYTES))
-        for group in self.groups:
-            if group.rows == 0:
-                continue
-            frame = self._decode(group, with_rows, spans[group.index])
-            for start in range(0, group.rows, self.chunk_rows):
-                part = frame.iloc[start : start + self.chunk_rows]
-                yield self._chunk(part, line, group.first_row + start + 1)
-                line += len(part)
-            del frame
-        self.file.close()
+        line = 1  # row number within the part
+        try:
+            for group in self.groups:
+                if group.rows == 0:
+                    continue
+                yield FetchedGroup(self, group, line, self.file.fetch_spans(spans[group.index]))
+                line += group.rows
+        finally:
+            self.file.close()
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Every chunk of the part, read and decoded in this thread."""
+        for fetched in self.fetched():
+            yield from fetched.chunks()
+
+    def decoded(self, fetched: FetchedGroup) -> Iterator[Chunk]:
+        """A fetched row group decoded whole, then cut into chunks of chunk_rows rows. Safe to run on several
+        threads at once: each decodes from its own view of the fetched bytes."""
+        group = fetched.group
+        frame = self._decode(group, self.columns, fetched.spans)
+        for start in range(0, group.rows, self.chunk_rows):
+            part = frame.iloc[start : start + self.chunk_rows]
+            yield self._chunk(part, fetched.first_line + start, group.first_row + start + 1)
 
     def _spans(self, group: RowGroup, columns: list[str]) -> list[tuple[int, int]]:
         """The byte spans of the group's selected column chunks, checked against the object and the memory bound."""
@@ -315,11 +342,10 @@ class ParquetReader:
             )
         return spans
 
-    def _decode(self, group: RowGroup, columns: list[str], spans: list[tuple[int, int]]) -> Any:
+    def _decode(self, group: RowGroup, columns: list[str], spans: list[tuple[int, bytes]]) -> Any:
         rg = self.pf.row_groups[group.index]
-        self.file.preload(spans)
         try:
-            return self.pf.read_row_group_file(rg, columns, {}, index=False, infile=self.file)
+            return self.pf.read_row_group_file(rg, columns, {}, index=False, infile=self.file.holding(spans))
         except (InputError, ModelOpsError):
             raise
         except Exception as exc:  # corrupt pages or an unsupported encoding: the object's fault
@@ -453,6 +479,21 @@ class ParquetReader:
                     continue
                 out[i] = number
         return out, problems
+
+
+@dataclass
+class FetchedGroup:
+    """One row group of a part: its selected column chunks' bytes, read in the part's order by the reading
+    thread, and decoded by chunks() wherever that is called (batch.part calls it on a scoring worker, so
+    several row groups decode side by side: cramjam's decompression and numpy's copies release the GIL)."""
+
+    reader: ParquetReader
+    group: RowGroup
+    first_line: int  # the part's row number of the group's first row
+    spans: list[tuple[int, bytes]]
+
+    def chunks(self) -> Iterator[Chunk]:
+        return self.reader.decoded(self)
 
 
 def _plain_ids(column: Any) -> np.ndarray | None:

@@ -9,7 +9,8 @@ never duplicate rows.
 Chunks are parsed one step ahead in a background thread and scored on one worker thread per CPU.
 Memory: the read buffer, at most MODELOPS_BATCH_MAX_LINE_BYTES of an unfinished line (a longer line is
 rejected, its bytes dropped as they are read), at most (2 + workers) chunks (one parsing, one queued, the rest scoring) and
-two upload parts, whatever the input size.
+two upload parts, whatever the input size. A Parquet part is read a row group at a time instead, and its row
+groups are decoded by the workers (see batch.parquet).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..model.schema import FeatureSchema
 from ..monitoring.drift import DriftAccumulator
 from .blocks import BlockSizes
 from .config import BatchConfig
-from .parquet import ParquetReader
+from .parquet import FetchedGroup, ParquetReader
 from .prefetch import prefetched
 from .readers import (
     PARQUET,
@@ -213,9 +214,9 @@ def score_part(
     missing = missing_tokens(manifest.recipe.get("missing_values") or ())  # the tokens it was trained with
     empty: list[bool] = []
 
-    def parsed() -> Iterator[Chunk]:
-        if part["format"] == PARQUET:
-            yield from ParquetReader(store, part, schema, config.id_columns, config.chunk_rows, missing).chunks()
+    def parsed() -> Iterator[Chunk | FetchedGroup]:
+        if part["format"] == PARQUET:  # row groups are read here and decoded by the scoring workers
+            yield from ParquetReader(store, part, schema, config.id_columns, config.chunk_rows, missing).fetched()
             return
         with contextlib.ExitStack() as inputs:
             source = open_input(inputs, store, part, schema, config.id_columns, missing)
@@ -269,12 +270,17 @@ def score_part(
                 result.warnings,
             )
 
-        results = stack.enter_context(contextlib.closing(ordered_map(score_chunk, parsed_chunks, workers)))
+        def score_item(item: Chunk | FetchedGroup) -> list[ScoredChunk]:
+            """A parsed chunk, or a fetched Parquet row group, decoded here first so that row groups decode side
+            by side on the workers rather than in turn on the reading thread."""
+            return [score_chunk(chunk) for chunk in ([item] if isinstance(item, Chunk) else item.chunks())]
+
+        results = stack.enter_context(contextlib.closing(ordered_map(score_item, parsed_chunks, workers)))
         out = stack.enter_context(MultipartWriter(store, keys["predictions"], deferred=True))
         bad = stack.enter_context(MultipartWriter(store, keys["rejected"]))
         out.write(scorer.header(config.id_columns or SOURCE_COLUMNS))
         bad.write(REJECTED_HEADER)
-        for result in results:
+        for result in (scored for item_results in results for scored in item_results):
             chunk = result.chunk
             chunks += 1
             peak_rows = max(peak_rows, chunk.lines)

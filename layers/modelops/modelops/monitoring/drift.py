@@ -86,16 +86,23 @@ class DriftAccumulator:
             return {name: numeric_counts(values[row], self._edges[name]) for row, name in enumerate(names)}
         # at_most[k, f] = values of feature f <= its k-th edge; bin counts are the differences. Rows are
         # turned to one feature per row a block at a time, so the block stays in cache for every edge.
+        # Each feature's row of the mask is counted on its own: count_nonzero over a whole contiguous row
+        # is a byte count, while with axis=1 numpy sums bools cast to integers (about twice the time).
         edges = self._edge_grid.shape[1]
-        at_most = np.zeros((edges + 1, len(names)), dtype=np.int64)
+        totals: list[list[Any]] = [[0] * len(names) for _ in range(edges)]
         step = max(256, _BLOCK_BYTES // (8 * len(names)))
         below = np.empty((len(names), step), dtype=bool)
         for start in range(0, len(columns), step):
             block = np.ascontiguousarray(columns[start : start + step].T)  # one feature per row
             mask = below[:, : block.shape[1]]
+            feature_rows = list(mask)
             for k in range(edges):
                 np.less_equal(block, self._edge_grid[:, k, None], out=mask)
-                at_most[k] += np.count_nonzero(mask, axis=1)
+                total = totals[k]
+                for f, row in enumerate(feature_rows):
+                    total[f] += np.count_nonzero(row)
+        at_most = np.zeros((edges + 1, len(names)), dtype=np.int64)
+        at_most[:edges] = totals
         at_most[-1] = len(columns)
         counts = np.diff(at_most, axis=0, prepend=0)
         return {name: counts[: self.counts[name].size, row] for row, name in enumerate(names)}
