@@ -8,7 +8,7 @@ never duplicate rows.
 
 Chunks are parsed one step ahead in a background thread and scored on one worker thread per CPU.
 Memory: the read buffer, at most MODELOPS_BATCH_MAX_LINE_BYTES of an unfinished line (a longer line is
-rejected, its bytes dropped as they are read), at most (2 + workers) chunks (one parsing, one queued, the rest scoring) and
+rejected, its bytes dropped as they are read), at most (3 + workers) chunks (one parsing, one handed over, one waiting for a worker, the rest scoring) and
 two upload parts, whatever the input size. A Parquet part is read a row group at a time instead, and its row
 groups are decoded by the workers (see batch.parquet).
 """

@@ -107,7 +107,9 @@ def quick_gil_handoff(seconds: float = SWITCH_SECONDS) -> Iterator[None]:
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Generator[R, None, None]:
-    """fn over items on `workers` threads; results in input order, at most `workers` items in flight.
+    """fn over items on `workers` threads; results in input order, at most `workers` items running and one
+    more waiting in the pool's queue: a worker that finishes while the consumer is busy with a result (an
+    upload part to hand over, say) goes on with the waiting item instead of idling until the next one comes.
 
     workers <= 1 runs fn in the calling thread. A failure is raised at its item's turn; the items not
     started yet are dropped, the running ones finish first.
@@ -131,7 +133,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Gener
         try:
             for item in items:
                 pending.append(pool.submit(run, item))
-                if len(pending) >= workers:
+                if len(pending) > workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
