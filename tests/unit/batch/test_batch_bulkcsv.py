@@ -262,6 +262,17 @@ def test_ordered_map_keeps_order_bounds_work_in_flight_and_raises_in_turn():
     assert len(pulled) <= 5
 
 
+def test_ordered_map_runs_the_next_item_while_the_consumer_is_busy_with_a_result():
+    started: list[int] = []
+    results = ordered_map(lambda i: started.append(i) or i, range(10), workers=2)
+    assert next(results) == 0
+    deadline = time.monotonic() + 5  # the consumer asks for nothing more: item 2 was already waiting in the pool
+    while 2 not in started and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert sorted(started) == [0, 1, 2]
+    results.close()
+
+
 def test_the_short_switch_interval_holds_only_while_scoring():
     before = sys.getswitchinterval()
     with quick_gil_handoff(0.0001):

@@ -7,7 +7,7 @@ Parquet layer (layers/parquet).
 
 Reads are ranged GETs of the object version that was planned: the footer (one GET for its last 64 KiB, a
 second one only for a larger footer), then per row group one GET per run of selected column chunks that
-lie side by side (RangeFile.preload), so columns the model does not use are never fetched or decoded. When
+lie side by side (RangeFile.fetch_spans), so columns the model does not use are never fetched or decoded. When
 the selected chunks of the part's row groups follow each other (every column selected, or only small gaps),
 one streamed GET reads them all forward instead (RangeFile.stream).
 The reading thread only fetches a row group's selected column chunks (FetchedGroup); the scoring workers
@@ -88,9 +88,10 @@ class RangeFile:
     """A read-only, seekable view of one object version for fastparquet, served by ranged GETs.
 
     Byte spans fetched with preload (and the footer) are kept until the next preload; a read outside them
-    is one GET of exactly that span. After `stream(runs)`, a preloaded span inside one of those runs is read
+    is one GET of exactly that span. After `stream(runs)`, a span fetched inside one of those runs is read
     from one streamed GET of the whole run, opened at its first span and read forward (row group after row
-    group), instead of a GET of its own."""
+    group), instead of a GET of its own. `holding(spans)` gives a decoder on another thread a view of its own
+    over spans already fetched."""
 
     def __init__(self, store: ObjectStore, key: str, etag: str, size: int):
         self.store, self.key, self.etag, self.size = store, key, etag, size
@@ -298,11 +299,6 @@ class ParquetReader:
                 line += group.rows
         finally:
             self.file.close()
-
-    def chunks(self) -> Iterator[Chunk]:
-        """Every chunk of the part, read and decoded in this thread."""
-        for fetched in self.fetched():
-            yield from fetched.chunks()
 
     def decoded(self, fetched: FetchedGroup) -> Iterator[Chunk]:
         """A fetched row group decoded whole, then cut into chunks of chunk_rows rows. Safe to run on several
