@@ -305,9 +305,16 @@ class ParquetReader:
         threads at once: each decodes from its own view of the fetched bytes."""
         group = fetched.group
         frame = self._decode(group, self.columns, fetched.spans)
-        for start in range(0, group.rows, self.chunk_rows):
-            part = frame.iloc[start : start + self.chunk_rows]
-            yield self._chunk(part, fetched.first_line + start, group.first_row + start + 1)
+        fetched.spans = []  # the compressed bytes are not needed once decoded
+        starts = range(0, group.rows, self.chunk_rows)
+        chunks = [
+            self._chunk(
+                frame.iloc[start : start + self.chunk_rows], fetched.first_line + start, group.first_row + start + 1
+            )
+            for start in starts
+        ]
+        del frame  # freed before the chunks are scored: a scored row group waiting for its turn holds only its chunks
+        yield from chunks
 
     def _spans(self, group: RowGroup, columns: list[str]) -> list[tuple[int, int]]:
         """The byte spans of the group's selected column chunks, checked against the object and the memory bound."""
