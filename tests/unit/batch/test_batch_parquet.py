@@ -383,8 +383,13 @@ def test_row_groups_decode_on_the_scoring_workers_with_the_same_answers_as_in_tu
         yield from decoded(self, fetched)
 
     monkeypatch.setattr(parquet.ParquetReader, "decoded", recording)
-    runner(s3, chunk_rows=40, score_workers=3).run(DATE)
+    side = runner(s3, chunk_rows=40, score_workers=3)
+    handed_back: list[tuple[int, tuple[int, ...]]] = []
+    side.on_chunk = lambda chunk: handed_back.append((len(chunk.ids), chunk.matrix.shape))
+    side.run(DATE)
     assert len(threads) == 12 and all(name.startswith("batch-score") for name in threads)
+    # scored chunks come back with their ids but without their feature matrix (freed once scored)
+    assert sum(n for n, _ in handed_back) == 1198 and {shape for _, shape in handed_back} == {(0, 30)}
     runner(s3, chunk_rows=40, score_workers=1, prefetch=0).run("2026-03-15")  # read, decode and score in turn
     assert threads[12:] == ["MainThread"] * 12
 

@@ -168,7 +168,7 @@ def test_crash_mid_run_then_rerun_is_clean(s3, champion):
     seen = []
 
     def crash_on_third_chunk(chunk):
-        seen.append(len(chunk.matrix))
+        seen.append(len(chunk.ids))
         if len(seen) == 3:
             raise RuntimeError("simulated crash")
 

@@ -313,8 +313,10 @@ class ParquetReader:
             )
             for start in starts
         ]
-        del frame  # freed before the chunks are scored: a scored row group waiting for its turn holds only its chunks
-        yield from chunks
+        del frame  # freed before the chunks are scored
+        chunks.reverse()
+        while chunks:  # handed over one by one, so that each chunk's rows are freed once it is scored
+            yield chunks.pop()
 
     def _spans(self, group: RowGroup, columns: list[str]) -> list[tuple[int, int]]:
         """The byte spans of the group's selected column chunks, checked against the object and the memory bound."""

@@ -16,6 +16,7 @@ groups are decoded by the workers (see batch.parquet).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -93,6 +94,12 @@ class ScoredChunk:
     rejected: list[tuple[int, str]] | None = None  # the chunk's rejects, parsing and scoring together
     warned_rows: int = 0
     warnings: dict[str, int] | None = None
+
+
+def _without_features(chunk: Chunk) -> Chunk:
+    """The chunk as the caller gets it back once scored: ids, rejects and counts, its feature matrix dropped, so
+    that scored chunks waiting for their turn hold only their output."""
+    return dataclasses.replace(chunk, matrix=np.empty((0, *chunk.matrix.shape[1:]), dtype=chunk.matrix.dtype))
 
 
 def _line_span(chunk: Chunk) -> str:
@@ -260,7 +267,7 @@ def score_part(
                 prediction.bin_counts(tracked_values.reshape(-1, 1)) if prediction and len(tracked_values) else None
             )
             return ScoredChunk(
-                chunk,
+                _without_features(chunk),
                 result.body,
                 feature_counts,
                 prediction_counts,

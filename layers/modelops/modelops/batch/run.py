@@ -40,7 +40,9 @@ class BatchRunner:
         self.config = config
         self.store = store or open_store(config.bucket)
         self.registry = registry or Registry(config.registry or "", s3=getattr(self.store, "s3", None))
-        self.on_chunk: Callable[[Chunk], None] | None = None  # optional observer of each parsed chunk (tests, progress)
+        # optional observer of each chunk once scored (tests, progress): its ids and counts; the feature matrix is
+        # dropped by then
+        self.on_chunk: Callable[[Chunk], None] | None = None
         self.clock: Callable[[], float] = time.time  # the lease's clock
 
     def lease(self, run_date: str) -> DateLease:
