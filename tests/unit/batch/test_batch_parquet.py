@@ -302,17 +302,17 @@ def test_a_row_group_too_large_to_decode_is_refused_with_a_hint(s3, champion, tm
         runner(s3).run(DATE)
 
 
-def test_range_file_serves_preloaded_spans_with_one_get_per_adjacent_run(s3):
+def test_range_file_serves_fetched_spans_with_one_get_per_adjacent_run(s3):
     s3.put_object(Bucket=BUCKET, Key="k", Body=bytes(range(256)) * 64)
     store = RecordingStore(BUCKET, s3=s3)
-    f = RangeFile(store, "k", s3.head_object(Bucket=BUCKET, Key="k")["ETag"], 256 * 64)
-    f.preload([(100, 200), (0, 50), (60, 90)])  # gaps well under MERGE_GAP_BYTES: one GET
+    whole = RangeFile(store, "k", s3.head_object(Bucket=BUCKET, Key="k")["ETag"], 256 * 64)
+    f = whole.holding(whole.fetch_spans([(100, 200), (0, 50), (60, 90)]))  # gaps under MERGE_GAP_BYTES: one GET
     assert store.ranges == [("k", 0, 200)]
     f.seek(120)
     assert f.read(5) == bytes(range(120, 125)) and f.tell() == 125
     assert len(store.ranges) == 1
     f.seek(-4, 2)
-    assert f.read() == bytes(range(252, 256))  # outside the preloaded span: one exact GET
+    assert f.read() == bytes(range(252, 256))  # outside the fetched spans: one exact GET
     assert store.ranges[-1] == ("k", 256 * 64 - 4, 256 * 64)
 
 
@@ -359,7 +359,7 @@ def test_a_streamed_read_that_ends_early_is_an_input_error():
     file = RangeFile(ShortStore(), "k", "e", 1000)
     file.stream([(0, 100)])
     with pytest.raises(InputError, match="ended early"):
-        file.preload([(0, 50)])
+        file.fetch_spans([(0, 50)])
 
 
 def test_row_groups_decode_on_the_scoring_workers_with_the_same_answers_as_in_turn(

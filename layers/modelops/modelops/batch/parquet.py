@@ -87,11 +87,11 @@ def merged_spans(ranges: list[tuple[int, int]], gap: int = MERGE_GAP_BYTES) -> l
 class RangeFile:
     """A read-only, seekable view of one object version for fastparquet, served by ranged GETs.
 
-    Byte spans fetched with preload (and the footer) are kept until the next preload; a read outside them
-    is one GET of exactly that span. After `stream(runs)`, a span fetched inside one of those runs is read
-    from one streamed GET of the whole run, opened at its first span and read forward (row group after row
-    group), instead of a GET of its own. `holding(spans)` gives a decoder on another thread a view of its own
-    over spans already fetched."""
+    `fetch_spans(ranges)` reads byte spans (side-by-side ones with one GET); `holding(spans)` is a view of
+    its own over spans already fetched, for a decoder on another thread. A read outside the held spans (the
+    footer is held once read) is one GET of exactly that span. After `stream(runs)`, a span fetched inside one
+    of those runs is read from one streamed GET of the whole run, opened at its first span and read forward
+    (row group after row group), instead of a GET of its own."""
 
     def __init__(self, store: ObjectStore, key: str, etag: str, size: int):
         self.store, self.key, self.etag, self.size = store, key, etag, size
@@ -119,12 +119,8 @@ class RangeFile:
         self._spans.append((start, data))
 
     def stream(self, runs: list[tuple[int, int]]) -> None:
-        """The [start, end) runs that later preloads read forward through, one streamed GET per run."""
+        """The [start, end) runs that later fetches read forward through, one streamed GET per run."""
         self._runs = sorted(runs)
-
-    def preload(self, ranges: list[tuple[int, int]]) -> None:
-        """Fetch these [start, end) spans, side-by-side ones in one GET, dropping what was held before."""
-        self._spans = self.fetch_spans(ranges)
 
     def fetch_spans(self, ranges: list[tuple[int, int]]) -> list[tuple[int, bytes]]:
         """(start, bytes) of these [start, end) spans, side-by-side ones joined, each read from the streamed run

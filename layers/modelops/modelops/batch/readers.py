@@ -109,10 +109,10 @@ def integer_ids(values: np.ndarray) -> np.ndarray:
         return np.zeros((0, 0), dtype=np.uint8)
     negative = None
     if values.dtype.kind == "u":
-        magnitude = values.astype(np.uint64)  # a copy: divided in place below
+        magnitude = values.astype(np.uint64)
     else:
-        signed = values.astype(np.int64)
-        magnitude = signed.view(np.uint64).copy()
+        signed = values.astype(np.int64)  # a copy (astype copies): negated in place below
+        magnitude = signed.view(np.uint64)
         if signed.min() < 0:
             negative = signed < 0
             np.negative(magnitude, out=magnitude, where=negative)  # wraps to |v|, int64's minimum included
