@@ -153,6 +153,16 @@ def test_fixed_decimals_are_six_place_probabilities():
     assert np.abs(back - q).max() <= 5e-7 + 1e-12
 
 
+def test_fixed_decimals_of_a_fortran_ordered_array_as_of_a_c_ordered_one():
+    """A multi-class HistGradientBoosting model's predict_proba is Fortran-ordered; every batch run of such a
+    model failed in the byte view of fixed_decimals."""
+    p = np.random.default_rng(5).dirichlet(np.ones(3), size=50)
+    fortran = np.asfortranarray(p)
+    assert not fortran.flags.c_contiguous
+    assert fixed_decimals(fortran).tobytes() == fixed_decimals(np.ascontiguousarray(p)).tobytes()
+    assert np.array_equal(fortran, p)  # the caller's array is left as it was
+
+
 def test_fixed_decimals_match_integer_formatting_of_the_rounded_millionths():
     """Byte for byte what integer formatting writes for round-half-even(p * 10^6), p clipped to [0, 1]: a million
     random values, every millionth, the ties between them, and values just around the edges."""

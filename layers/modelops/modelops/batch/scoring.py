@@ -44,7 +44,9 @@ _LOW = _digit_bytes(1000, 5).astype("<u8")
 
 def fixed_decimals(values: np.ndarray) -> np.ndarray:
     """Values in [0, 1] as '0.123456' byte strings: an (n, k) array -> n rows of k comma-led fields."""
-    scaled = np.clip(values, 0.0, 1.0)
+    # into a C-ordered array: a multi-class HistGradientBoosting model's predict_proba is Fortran-ordered, and
+    # the byte view below needs each row's values side by side
+    scaled = np.clip(values, 0.0, 1.0, out=np.empty(values.shape))
     np.multiply(scaled, _SCALE, out=scaled)
     q = np.rint(scaled, out=scaled).astype(np.int32)
     n, k = q.shape
